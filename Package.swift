@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+// Quiver: an embedded vector database engine. The dependency direction is the one of
+// docs/architecture.md: Core at the bottom, Storage/Index/Encoder/Text above it, the
+// `Quiver` facade above those, and the CLI, benchmarks and example on top of the facade only.
+import PackageDescription
+
+// The hot numeric targets are optimized even in debug builds, so that the test suite (which
+// builds HNSW graphs and runs the encoder on real data) stays within its time budget.
+let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
+let package = Package(
+    name: "Quiver",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Quiver", targets: ["Quiver"]),
+        .executable(name: "quiver", targets: ["QuiverCLI"]),
+    ],
+    targets: [
+        // C libraries from Debian, through system-library targets.
+        .systemLibrary(name: "CLMDB", providers: [.apt(["liblmdb-dev"])]),
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+
+        // libm: Swift's squareRoot() lowers to sqrtf, which Linux keeps in libm.
+        .target(name: "QuiverCore", swiftSettings: optimizedEvenInDebug, linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "QuiverStorage", dependencies: ["QuiverCore", "CLMDB", "CZstd"]),
+        .target(name: "QuiverIndex", dependencies: ["QuiverCore"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "QuiverText", dependencies: ["QuiverCore"]),
+        .target(name: "Quiver", dependencies: ["QuiverCore", "QuiverStorage", "QuiverIndex", "QuiverEncoder", "QuiverText"]),
+        .executableTarget(name: "QuiverCLI", dependencies: ["Quiver"]),
+        // The host-app example of docs/library.md, compiled and run by the test suite.
+        .executableTarget(name: "QuiverExample", dependencies: ["Quiver"]),
+        // A child process for the kill -9 recovery harness (Tests/QuiverTests/CrashRecoveryTests.swift).
+        .executableTarget(name: "QuiverCrashWriter", dependencies: ["Quiver"], path: "Tests/QuiverCrashWriter"),
+
+        .executableTarget(name: "WriteBench", dependencies: ["Quiver"], path: "Benchmarks/WriteBench"),
+        .executableTarget(name: "EncoderBench", dependencies: ["QuiverEncoder"], path: "Benchmarks/EncoderBench"),
+        .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex"], path: "Benchmarks/HNSWBench"),
+
+        .testTarget(name: "QuiverCoreTests", dependencies: ["QuiverCore"]),
+        .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage"]),
+        .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex"]),
+        .testTarget(name: "QuiverEncoderTests", dependencies: ["QuiverEncoder"]),
+        .testTarget(name: "QuiverTextTests", dependencies: ["QuiverText"]),
+        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverCLI", "QuiverExample", "QuiverCrashWriter"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// The Quiver module; see docs/architecture.md.

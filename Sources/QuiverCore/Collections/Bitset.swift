@@ -1,0 +1,31 @@
+/// A fixed-size set of non-negative integers below `capacity`, one bit each: the allow-filter that
+/// the planner hands to an index (bit i set = internal id i may be returned).
+public struct Bitset: Sendable, Equatable {
+    public private(set) var words: [UInt64]
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        precondition(capacity >= 0)
+        self.capacity = capacity
+        words = [UInt64](repeating: 0, count: (capacity + 63) / 64)
+    }
+
+    @inlinable
+    public func contains(_ i: Int) -> Bool {
+        guard i >= 0 && i < capacity else { return false }
+        return words[i >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+
+    public mutating func insert(_ i: Int) {
+        precondition(i >= 0 && i < capacity, "bit \(i) outside a set of capacity \(capacity)")
+        words[i >> 6] |= 1 << UInt64(i & 63)
+    }
+
+    public mutating func remove(_ i: Int) {
+        guard i >= 0 && i < capacity else { return }
+        words[i >> 6] &= ~(1 << UInt64(i & 63))
+    }
+
+    /// The number of members.
+    public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
+}

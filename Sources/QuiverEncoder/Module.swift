@@ -1,0 +1,1 @@
+// The QuiverEncoder module; see docs/architecture.md.

@@ -1,0 +1,1 @@
+// The QuiverIndex module; see docs/architecture.md.

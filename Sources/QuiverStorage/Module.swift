@@ -1,0 +1,1 @@
+// The QuiverStorage module; see docs/architecture.md.

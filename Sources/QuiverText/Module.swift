@@ -1,0 +1,1 @@
+// The QuiverText module; see docs/architecture.md.
