@@ -1,0 +1,227 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The single system-call layer of Quiver: every open, read, write, fsync, rename and truncate of
+/// the WAL and of segment files goes through here. Calls retry `EINTR`, read `errno` at once, and
+/// turn failures into `StorageError` values that name the file.
+public final class FileHandle: @unchecked Sendable {
+    // @unchecked: the descriptor is immutable after init; pread/pwrite/fsync on one descriptor are
+    // safe from several threads, and callers serialize appends themselves.
+    public let path: String
+    public let descriptor: Int32
+    private var closed = false
+
+    /// How to open a file.
+    public enum Mode: Sendable {
+        case readOnly
+        case readWrite
+        /// Read-write, created (mode 0644) when missing.
+        case createReadWrite
+        /// Read-write, created; an existing file is an error.
+        case createNew
+    }
+
+    public init(path: String, mode: Mode) throws {
+        self.path = path
+        var flags: Int32 = O_CLOEXEC
+        switch mode {
+        case .readOnly: flags |= O_RDONLY
+        case .readWrite: flags |= O_RDWR
+        case .createReadWrite: flags |= O_RDWR | O_CREAT
+        case .createNew: flags |= O_RDWR | O_CREAT | O_EXCL
+        }
+        let fd = try Syscall.retrying("open", path) { open(path, flags, 0o644) }
+        descriptor = fd
+    }
+
+    deinit { if !closed { _ = Glibc.close(descriptor) } }
+
+    /// Closes the descriptor; later calls on this handle fail with EBADF.
+    public func close() {
+        if !closed {
+            closed = true
+            _ = Glibc.close(descriptor)
+        }
+    }
+
+    /// The file's size in bytes.
+    public func size() throws -> Int {
+        var st = stat()
+        _ = try Syscall.retrying("fstat", path) { fstat(descriptor, &st) }
+        return Int(st.st_size)
+    }
+
+    /// Writes all of `bytes` at `offset` (looping over short writes).
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = try Syscall.retrying("pwrite", path) {
+                pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            }
+            done += n
+        }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    public func write(_ bytes: [UInt8], at offset: Int) throws {
+        try bytes.withUnsafeBytes { try write($0, at: offset) }
+    }
+
+    /// Reads up to `count` bytes at `offset`; fewer only at end of file.
+    public func read(count: Int, at offset: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        try out.withUnsafeMutableBytes { buf in
+            while done < count {
+                let n = try Syscall.retrying("pread", path) {
+                    pread(descriptor, buf.baseAddress! + done, count - done, off_t(offset + done))
+                }
+                if n == 0 { break }
+                done += n
+            }
+        }
+        if done < count { out.removeLast(count - done) }
+        return out
+    }
+
+    /// Reads the whole file.
+    public func readAll() throws -> [UInt8] { try read(count: size(), at: 0) }
+
+    /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
+    public func sync() throws {
+        _ = try Syscall.retrying("fdatasync", path) { fdatasync(descriptor) }
+    }
+
+    /// Cuts the file to `length` bytes.
+    public func truncate(to length: Int) throws {
+        _ = try Syscall.retrying("ftruncate", path) { ftruncate(descriptor, off_t(length)) }
+    }
+
+    /// Takes an exclusive advisory lock (flock) without waiting; false when another process holds it.
+    public func tryLockExclusive() throws -> Bool {
+        while true {
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EWOULDBLOCK { return false }
+            throw Syscall.error("flock", path, e)
+        }
+    }
+}
+
+/// Free functions over paths, with the same error conventions as `FileHandle`.
+public enum FileSystem {
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Creates `path` and missing parents (mode 0755); an existing directory is fine.
+    public static func createDirectory(_ path: String) throws {
+        if isDirectory(path) { return }
+        let parent = parentDirectory(of: path)
+        if parent != path && !parent.isEmpty && !isDirectory(parent) { try createDirectory(parent) }
+        if mkdir(path, 0o755) != 0 {
+            let e = errno
+            if e == EEXIST && isDirectory(path) { return }
+            throw Syscall.error("mkdir", path, e)
+        }
+    }
+
+    /// The names in a directory (without `.` and `..`), sorted.
+    public static func list(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw Syscall.error("opendir", path, errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public static func remove(_ path: String) throws {
+        if unlink(path) != 0 {
+            let e = errno
+            if e != ENOENT { throw Syscall.error("unlink", path, e) }
+        }
+    }
+
+    /// Removes a directory tree (no symlinks are followed: a link is removed, not entered).
+    public static func removeTree(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in try list(path) { try removeTree(path + "/" + name) }
+            if rmdir(path) != 0 { throw Syscall.error("rmdir", path, errno) }
+        } else {
+            try remove(path)
+        }
+    }
+
+    public static func rename(_ from: String, _ to: String) throws {
+        _ = try Syscall.retrying("rename", from + " -> " + to) { Glibc.rename(from, to) }
+    }
+
+    /// fsyncs a directory so that creations, renames and removals in it are durable.
+    public static func syncDirectory(_ path: String) throws {
+        let fd = try Syscall.retrying("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { _ = Glibc.close(fd) }
+        _ = try Syscall.retrying("fsync", path) { fsync(fd) }
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
+    /// directory. A crash leaves either the old file or the new one, never a mix.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let tmp = path + ".tmp"
+        try remove(tmp)
+        let file = try FileHandle(path: tmp, mode: .createNew)
+        try file.write(bytes, at: 0)
+        try file.sync()
+        file.close()
+        try rename(tmp, path)
+        try syncDirectory(parentDirectory(of: path))
+    }
+
+    public static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The total size in bytes of the regular files under `path`.
+    public static func diskUsage(_ path: String) -> Int {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return 0 }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            return ((try? list(path)) ?? []).reduce(0) { $0 + diskUsage(path + "/" + $1) }
+        }
+        return (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0
+    }
+}
+
+/// EINTR-retrying wrappers that read errno at once.
+enum Syscall {
+    static func retrying<T: BinaryInteger>(_ name: String, _ path: String, _ call: () -> T) throws -> T {
+        while true {
+            let r = call()
+            if r >= 0 { return r }
+            let e = errno
+            if e == EINTR { continue }
+            throw error(name, path, e)
+        }
+    }
+
+    static func error(_ name: String, _ path: String, _ e: Int32) -> StorageError {
+        StorageError(.io, "\(name) failed on \(path): \(String(cString: strerror(e))) (errno \(e))", code: e)
+    }
+}

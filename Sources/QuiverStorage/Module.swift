@@ -1,1 +1,0 @@
-// The QuiverStorage module; see docs/architecture.md.

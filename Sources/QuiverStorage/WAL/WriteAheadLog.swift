@@ -1,0 +1,351 @@
+import Foundation
+import QuiverCore
+
+/// When an appended record reaches stable storage.
+public enum Durability: Sendable, Equatable {
+    /// A write returns only after its record is fsynced. Concurrent writers share fsyncs (group commit).
+    case full
+    /// Records are fsynced by a background timer every `milliseconds`; a write returns once its
+    /// record is written to the OS. A process crash loses nothing; an OS crash or power loss may lose
+    /// the writes of the last interval.
+    case relaxed(milliseconds: Int)
+}
+
+/// The write-ahead log: ordered, checksummed, group-committed records in append-only files.
+/// The byte format and the recovery rules are in `WALFormat.swift` and `docs/file-formats.md`.
+///
+/// Thread-safety: every method may be called from any thread. `append` calls are serialized;
+/// `waitUntilDurable` lets one caller fsync on behalf of every record appended so far while the
+/// others wait (group commit). After a failed write or fsync the log is fail-stopped: every later
+/// `append` and `waitUntilDurable` throws `StorageError(.failStopped)` until the log is reopened,
+/// because after a failed fsync the state of the file's dirty pages is unknown.
+public final class WriteAheadLog: @unchecked Sendable {
+    // @unchecked: all mutable state is guarded by `condition`.
+    public let directory: String
+    public let durability: Durability
+    public let maxFileSize: Int
+
+    private struct LogFile {
+        let path: String
+        let firstSequence: UInt64
+        var lastSequence: UInt64  // firstSequence - 1 while empty
+        var size: Int
+    }
+
+    private let condition = NSCondition()
+    private var files: [LogFile] = []
+    private var active: FileHandle
+    private var lastSequence: UInt64
+    private var syncedSequence: UInt64
+    private var syncInProgress = false
+    private var failure: StorageError?
+    private var timer: DispatchSourceTimer?
+    private var closed = false
+
+    /// What recovery found and did at open.
+    public struct RecoveryReport: Sendable, Equatable {
+        /// Bytes cut from the end of the last file (a torn append).
+        public var truncatedBytes = 0
+        /// The file that was truncated, if any.
+        public var truncatedFile: String?
+        /// Valid records found.
+        public var records = 0
+        /// An incomplete file (shorter than its header) that was removed.
+        public var removedIncompleteFile: String?
+    }
+
+    public private(set) var recovery = RecoveryReport()
+
+    /// Opens the log in `directory` (created when missing), recovering as the format describes.
+    /// - Parameter minimumNextSequence: the least sequence number the next record may take (the
+    ///   caller's last applied number + 1), used when the log holds no records.
+    public init(directory: String, durability: Durability = .full, maxFileSize: Int = 64 << 20, minimumNextSequence: UInt64 = 1) throws {
+        self.directory = directory
+        self.durability = durability
+        self.maxFileSize = max(maxFileSize, WALFormat.fileHeaderSize + WALFormat.recordHeaderSize + 1)
+        try FileSystem.createDirectory(directory)
+        var report = RecoveryReport()
+        var found: [LogFile] = []
+        let names = try FileSystem.list(directory).filter { WALFormat.firstSequence(fromFileName: $0) != nil }
+        for (index, name) in names.enumerated() {
+            let path = directory + "/" + name
+            let isLast = index == names.count - 1
+            let handle = try FileHandle(path: path, mode: .readWrite)
+            defer { handle.close() }
+            let bytes = try handle.readAll()
+            guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
+                if isLast && bytes.count < WALFormat.fileHeaderSize {
+                    try FileSystem.remove(path)
+                    try FileSystem.syncDirectory(directory)
+                    report.removedIncompleteFile = path
+                    continue
+                }
+                throw StorageError(.corrupt, "write-ahead log file \(path) has a damaged header; the log cannot be trusted (run `quiver repair` to drop the damaged part)")
+            }
+            guard first == WALFormat.firstSequence(fromFileName: name) else {
+                throw StorageError(.corrupt, "write-ahead log file \(path) starts at sequence \(first), not the number in its name")
+            }
+            if let previous = found.last, previous.lastSequence + 1 != first {
+                throw StorageError(.corrupt, "write-ahead log file \(path) starts at sequence \(first) but the previous file ends at \(previous.lastSequence): records are missing")
+            }
+            var offset = WALFormat.fileHeaderSize
+            var expected = first
+            while offset < bytes.count {
+                if let (record, size) = WALFormat.decodeRecord(bytes, at: offset), record.sequence == expected {
+                    offset += size
+                    expected += 1
+                    report.records += 1
+                    continue
+                }
+                if !isLast {
+                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file; open refused to avoid losing acknowledged writes")
+                }
+                if let later = WriteAheadLog.findValidRecord(in: bytes, after: offset, minimumSequence: expected) {
+                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later); open refused to avoid losing acknowledged writes")
+                }
+                report.truncatedBytes = bytes.count - offset
+                report.truncatedFile = path
+                try handle.truncate(to: offset)
+                try handle.sync()
+                break
+            }
+            found.append(LogFile(path: path, firstSequence: first, lastSequence: expected - 1, size: offset))
+        }
+        let last = found.last?.lastSequence ?? 0
+        let next = max(last + 1, minimumNextSequence)
+        if let tail = found.last, tail.lastSequence + 1 == next, tail.size < self.maxFileSize {
+            active = try FileHandle(path: tail.path, mode: .readWrite)
+        } else {
+            let file = try WriteAheadLog.createFile(directory: directory, firstSequence: next)
+            active = file.0
+            found.append(file.1)
+        }
+        files = found
+        lastSequence = next - 1
+        syncedSequence = next - 1
+        recovery = report
+        if case .relaxed(let ms) = durability {
+            let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "quiver.wal.sync"))
+            t.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms))
+            t.setEventHandler { [weak self] in try? self?.syncNow() }
+            t.resume()
+            timer = t
+        }
+    }
+
+    deinit { close() }
+
+    /// Stops the background sync timer and fsyncs what was appended. Later calls throw.
+    public func close() {
+        condition.lock()
+        let alreadyClosed = closed
+        closed = true
+        let t = timer
+        timer = nil
+        condition.unlock()
+        if alreadyClosed { return }
+        t?.cancel()
+        try? syncNow()
+        condition.lock()
+        active.close()
+        condition.unlock()
+    }
+
+    private static func createFile(directory: String, firstSequence: UInt64) throws -> (FileHandle, LogFile) {
+        let path = directory + "/" + WALFormat.fileName(firstSequence: firstSequence)
+        let handle = try FileHandle(path: path, mode: .createReadWrite)
+        try handle.truncate(to: 0)
+        try handle.write(WALFormat.encodeFileHeader(firstSequence: firstSequence), at: 0)
+        try handle.sync()
+        try FileSystem.syncDirectory(directory)
+        return (handle, LogFile(path: path, firstSequence: firstSequence, lastSequence: firstSequence - 1, size: WALFormat.fileHeaderSize))
+    }
+
+    /// The offset of a record with a valid checksum and a plausible sequence number after `offset`.
+    private static func findValidRecord(in bytes: [UInt8], after offset: Int, minimumSequence: UInt64) -> Int? {
+        var o = offset + 1
+        while o + WALFormat.recordHeaderSize <= bytes.count {
+            let seq = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[o + 8 + $1]) << (8 * $1) }
+            if seq >= minimumSequence && seq - minimumSequence < (1 << 32),
+               let (record, _) = WALFormat.decodeRecord(bytes, at: o), record.sequence == seq {
+                return o
+            }
+            o += 1
+        }
+        return nil
+    }
+
+    /// The sequence number of the last appended record (0 when none ever was).
+    public var lastAppendedSequence: UInt64 {
+        condition.lock(); defer { condition.unlock() }
+        return lastSequence
+    }
+
+    /// The sequence number up to which every record is known to be fsynced.
+    public var durableSequence: UInt64 {
+        condition.lock(); defer { condition.unlock() }
+        return syncedSequence
+    }
+
+    /// The bytes the log occupies on disk.
+    public var diskSize: Int {
+        condition.lock(); defer { condition.unlock() }
+        return files.reduce(0) { $0 + $1.size }
+    }
+
+    /// The number of log files.
+    public var fileCount: Int {
+        condition.lock(); defer { condition.unlock() }
+        return files.count
+    }
+
+    /// Appends one record and returns its sequence number. The record is written to the OS but not
+    /// necessarily durable: call `waitUntilDurable` (or use `commit`) before acknowledging it.
+    public func append(type: UInt8, payload: [UInt8]) throws -> UInt64 {
+        guard payload.count <= WALFormat.maxPayload else {
+            throw StorageError(.invalidArgument, "a write of \(payload.count) bytes exceeds the log's record limit of \(WALFormat.maxPayload) bytes; split it into smaller batches")
+        }
+        condition.lock()
+        defer { condition.unlock() }
+        try checkUsable()
+        do {
+            let tail = files[files.count - 1]
+            if tail.size + WALFormat.recordHeaderSize + payload.count > maxFileSize && tail.lastSequence >= tail.firstSequence {
+                try rollOver()
+            }
+        } catch let error as StorageError {
+            failure = StorageError(.failStopped, "the write-ahead log stopped accepting writes after a failed roll-over: \(error.message)", code: error.code)
+            throw failure!
+        }
+        // Computed after the roll-over, which may wait (and let other appenders in).
+        let seq = lastSequence + 1
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(WALFormat.recordHeaderSize + payload.count)
+        WALFormat.encodeRecord(sequence: seq, type: type, payload: payload, into: &bytes)
+        do {
+            try active.write(bytes, at: files[files.count - 1].size)
+        } catch let error as StorageError {
+            failure = StorageError(.failStopped, "the write-ahead log stopped accepting writes after a failed write: \(error.message)", code: error.code)
+            throw failure!
+        }
+        files[files.count - 1].size += bytes.count
+        files[files.count - 1].lastSequence = seq
+        lastSequence = seq
+        return seq
+    }
+
+    /// Appends a record and, with `full` durability, waits until it is fsynced.
+    @discardableResult
+    public func commit(type: UInt8, payload: [UInt8]) throws -> UInt64 {
+        let seq = try append(type: type, payload: payload)
+        if durability == .full { try waitUntilDurable(seq) }
+        return seq
+    }
+
+    /// Returns once record `sequence` is fsynced. One waiting caller fsyncs everything appended so
+    /// far; the callers that arrive meanwhile are covered by that fsync or by the next one.
+    public func waitUntilDurable(_ sequence: UInt64) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let f = failure { throw f }
+            if syncedSequence >= sequence { return }
+            if syncInProgress {
+                condition.wait()
+                continue
+            }
+            try leadSync()
+        }
+    }
+
+    /// Fsyncs every appended record now.
+    public func syncNow() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while syncInProgress { condition.wait() }
+        if let f = failure { throw f }
+        if syncedSequence < lastSequence { try leadSync() }
+    }
+
+    /// Called with the lock held and no sync in progress: fsyncs outside the lock, then wakes waiters.
+    private func leadSync() throws {
+        syncInProgress = true
+        let target = lastSequence
+        let file = active
+        condition.unlock()
+        var syncError: StorageError?
+        do { try file.sync() } catch let e as StorageError { syncError = e } catch {}
+        condition.lock()
+        syncInProgress = false
+        if let e = syncError {
+            failure = StorageError(.failStopped, "the write-ahead log stopped accepting writes after a failed fsync: \(e.message)", code: e.code)
+        } else if target > syncedSequence {
+            syncedSequence = target
+        }
+        condition.broadcast()
+        if let f = failure { throw f }
+    }
+
+    private func checkUsable() throws {
+        if let f = failure { throw f }
+        if closed { throw StorageError(.invalidArgument, "the write-ahead log in \(directory) is closed") }
+    }
+
+    /// With the lock held: fsyncs the active file and starts a new one at the next sequence number.
+    /// It may wait for a sync in progress, so other appenders can run meanwhile; a roll-over that
+    /// another caller already did is not repeated.
+    private func rollOver() throws {
+        let before = files.count
+        while syncInProgress { condition.wait() }
+        let tail = files[files.count - 1]
+        if files.count != before && tail.lastSequence < tail.firstSequence { return }
+        try active.sync()
+        syncedSequence = max(syncedSequence, lastSequence)
+        let (handle, file) = try WriteAheadLog.createFile(directory: directory, firstSequence: lastSequence + 1)
+        active.close()
+        active = handle
+        files.append(file)
+    }
+
+    /// Removes every log file all of whose records have sequence numbers <= `sequence`. The caller
+    /// guarantees that those records are durable elsewhere (LMDB synced, segments written).
+    public func truncate(upTo sequence: UInt64) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        try checkUsable()
+        let tail = files[files.count - 1]
+        if tail.lastSequence >= tail.firstSequence && tail.lastSequence <= sequence {
+            do { try rollOver() } catch let e as StorageError {
+                failure = StorageError(.failStopped, "the write-ahead log stopped accepting writes after a failed roll-over: \(e.message)", code: e.code)
+                throw failure!
+            }
+        }
+        var removed = false
+        while files.count > 1 && files[0].lastSequence <= sequence {
+            try FileSystem.remove(files[0].path)
+            files.removeFirst()
+            removed = true
+        }
+        if removed { try FileSystem.syncDirectory(directory) }
+    }
+
+    /// Visits, in order, every record with a sequence number greater than `sequence`.
+    public func forEachRecord(after sequence: UInt64, _ body: (WALRecord) throws -> Void) throws {
+        condition.lock()
+        let snapshot = files
+        condition.unlock()
+        for file in snapshot where file.lastSequence > sequence {
+            let handle = try FileHandle(path: file.path, mode: .readOnly)
+            defer { handle.close() }
+            let bytes = try handle.read(count: file.size, at: 0)
+            var offset = WALFormat.fileHeaderSize
+            while offset < bytes.count {
+                guard let (record, size) = WALFormat.decodeRecord(bytes, at: offset) else {
+                    throw StorageError(.corrupt, "write-ahead log file \(file.path) changed under the reader at byte \(offset)")
+                }
+                if record.sequence > sequence { try body(record) }
+                offset += size
+            }
+        }
+    }
+}
