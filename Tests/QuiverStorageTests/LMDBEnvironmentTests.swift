@@ -104,13 +104,13 @@ struct FileSystemTests {
         let path = dir.path + "/f"
         try FileSystem.writeAtomically([1, 2, 3], to: path)
         try FileSystem.writeAtomically([4], to: path)
-        #expect(try FileHandle(path: path, mode: .readOnly).readAll() == [4])
+        #expect(try File(path: path, mode: .readOnly).readAll() == [4])
         #expect(try FileSystem.list(dir.path) == ["f"])
     }
 
     @Test func errorsNameTheFile() {
         do {
-            _ = try FileHandle(path: "/nonexistent-dir/x", mode: .readOnly)
+            _ = try File(path: "/nonexistent-dir/x", mode: .readOnly)
             Issue.record("opened a missing file")
         } catch let e as StorageError {
             #expect(e.kind == .io && e.code == ENOENT && e.message.contains("/nonexistent-dir/x"))

@@ -41,7 +41,7 @@ struct WriteAheadLogTests {
         let full = log.diskSize
         log.close()
         let file = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
-        let original = try FileHandle(path: file, mode: .readOnly).readAll()
+        let original = try File(path: file, mode: .readOnly).readAll()
         #expect(original.count == full)
         for cut in beforeLast..<full {
             try Data(original[0..<cut]).write(to: URL(fileURLWithPath: file))
@@ -64,7 +64,7 @@ struct WriteAheadLogTests {
         let size = log.diskSize
         log.close()
         let file = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
-        let handle = try FileHandle(path: file, mode: .readWrite)
+        let handle = try File(path: file, mode: .readWrite)
         try handle.write([UInt8](repeating: 0xAB, count: 100), at: size)
         handle.close()
         let reopened = try WriteAheadLog(directory: dir.path)
@@ -78,7 +78,7 @@ struct WriteAheadLogTests {
         for i in 1...10 { try log.commit(type: 1, payload: payload(i)) }
         log.close()
         let file = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
-        let handle = try FileHandle(path: file, mode: .readWrite)
+        let handle = try File(path: file, mode: .readWrite)
         let bytes = try handle.readAll()
         // Flip one payload byte of the third record.
         var offset = WALFormat.fileHeaderSize
@@ -102,7 +102,7 @@ struct WriteAheadLogTests {
         #expect(log.fileCount > 2)
         log.close()
         let first = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
-        let handle = try FileHandle(path: first, mode: .readWrite)
+        let handle = try File(path: first, mode: .readWrite)
         try handle.write([0x00], at: 3)
         handle.close()
         #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir.path) }
@@ -141,7 +141,7 @@ struct WriteAheadLogTests {
         for i in 1...3 { try log.commit(type: 1, payload: payload(i)) }
         log.close()
         let stray = dir.path + "/" + WALFormat.fileName(firstSequence: 4)
-        try FileHandle(path: stray, mode: .createNew).write([0x51, 0x55], at: 0)
+        try File(path: stray, mode: .createNew).write([0x51, 0x55], at: 0)
         let reopened = try WriteAheadLog(directory: dir.path)
         #expect(reopened.recovery.removedIncompleteFile == stray)
         #expect(try reopened.commit(type: 1, payload: []) == 4)

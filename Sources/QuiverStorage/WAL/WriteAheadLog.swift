@@ -34,7 +34,7 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var files: [LogFile] = []
-    private var active: FileHandle
+    private var active: File
     private var lastSequence: UInt64
     private var syncedSequence: UInt64
     private var syncInProgress = false
@@ -70,7 +70,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         for (index, name) in names.enumerated() {
             let path = directory + "/" + name
             let isLast = index == names.count - 1
-            let handle = try FileHandle(path: path, mode: .readWrite)
+            let handle = try File(path: path, mode: .readWrite)
             defer { handle.close() }
             let bytes = try handle.readAll()
             guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
@@ -114,7 +114,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         let last = found.last?.lastSequence ?? 0
         let next = max(last + 1, minimumNextSequence)
         if let tail = found.last, tail.lastSequence + 1 == next, tail.size < self.maxFileSize {
-            active = try FileHandle(path: tail.path, mode: .readWrite)
+            active = try File(path: tail.path, mode: .readWrite)
         } else {
             let file = try WriteAheadLog.createFile(directory: directory, firstSequence: next)
             active = file.0
@@ -151,9 +151,9 @@ public final class WriteAheadLog: @unchecked Sendable {
         condition.unlock()
     }
 
-    private static func createFile(directory: String, firstSequence: UInt64) throws -> (FileHandle, LogFile) {
+    private static func createFile(directory: String, firstSequence: UInt64) throws -> (File, LogFile) {
         let path = directory + "/" + WALFormat.fileName(firstSequence: firstSequence)
-        let handle = try FileHandle(path: path, mode: .createReadWrite)
+        let handle = try File(path: path, mode: .createReadWrite)
         try handle.truncate(to: 0)
         try handle.write(WALFormat.encodeFileHeader(firstSequence: firstSequence), at: 0)
         try handle.sync()
@@ -335,7 +335,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         let snapshot = files
         condition.unlock()
         for file in snapshot where file.lastSequence > sequence {
-            let handle = try FileHandle(path: file.path, mode: .readOnly)
+            let handle = try File(path: file.path, mode: .readOnly)
             defer { handle.close() }
             let bytes = try handle.read(count: file.size, at: 0)
             var offset = WALFormat.fileHeaderSize

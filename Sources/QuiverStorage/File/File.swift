@@ -7,7 +7,7 @@ import Darwin
 /// The single system-call layer of Quiver: every open, read, write, fsync, rename and truncate of
 /// the WAL and of segment files goes through here. Calls retry `EINTR`, read `errno` at once, and
 /// turn failures into `StorageError` values that name the file.
-public final class FileHandle: @unchecked Sendable {
+public final class File: @unchecked Sendable {
     // @unchecked: the descriptor is immutable after init; pread/pwrite/fsync on one descriptor are
     // safe from several threads, and callers serialize appends themselves.
     public let path: String
@@ -112,7 +112,7 @@ public final class FileHandle: @unchecked Sendable {
     }
 }
 
-/// Free functions over paths, with the same error conventions as `FileHandle`.
+/// Free functions over paths, with the same error conventions as `File`.
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool {
         var st = stat()
@@ -185,7 +185,7 @@ public enum FileSystem {
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
         let tmp = path + ".tmp"
         try remove(tmp)
-        let file = try FileHandle(path: tmp, mode: .createNew)
+        let file = try File(path: tmp, mode: .createNew)
         try file.write(bytes, at: 0)
         try file.sync()
         file.close()

@@ -1,0 +1,132 @@
+import QuiverCore
+import QuiverStorage
+
+/// A handle on one collection of a `Database`. Cheap to copy and `Sendable`; every call checks
+/// that the collection still exists (a dropped collection gives `QuiverError.unknownCollection`).
+///
+/// Writes are batched: a batch is validated as a whole and then written as one log record and one
+/// LMDB transaction, so a rejected batch writes nothing and an accepted one is all visible at once.
+public struct Collection: Sendable {
+    /// The database this collection lives in.
+    public let database: Database
+    /// The collection's description when this handle was made.
+    public let info: CollectionInfo
+
+    init(database: Database, info: CollectionInfo) {
+        self.database = database
+        self.info = info
+    }
+
+    /// The collection's name.
+    public var name: String { info.name }
+
+    /// Stores `documents`, replacing any stored under the same ids. Returns the number written.
+    @discardableResult
+    public func upsert(_ documents: [Document]) throws -> Int {
+        try write(documents, insert: false)
+    }
+
+    /// Stores `documents`; an id that is already stored (or repeated in the batch) rejects the
+    /// whole batch with `QuiverError.duplicateID`. Returns the number written.
+    @discardableResult
+    public func insert(_ documents: [Document]) throws -> Int {
+        try write(documents, insert: true)
+    }
+
+    /// Stores one document, replacing any stored under its id.
+    public func upsert(_ document: Document) throws { try write([document], insert: false) }
+
+    /// Stores one new document.
+    public func insert(_ document: Document) throws { try write([document], insert: true) }
+
+    @discardableResult
+    private func write(_ documents: [Document], insert: Bool) throws -> Int {
+        if documents.isEmpty { return 0 }
+        // Validation of the documents themselves needs no storage: do it before taking the writer lock.
+        var seen = Set<String>(minimumCapacity: documents.count)
+        for (i, d) in documents.enumerated() {
+            try Validation.document(d, index: i)
+            guard let v = d.vector else { throw QuiverError.missingVector(collection: name, id: d.id, index: i) }
+            try Validation.vector(v, collection: name, dimension: info.dimension, id: d.id, index: i)
+            if !seen.insert(d.id).inserted { throw QuiverError.duplicateID(collection: name, id: d.id, index: i) }
+        }
+        return try database.write { txn in
+            let current = try database.info(name, txn: txn)
+            guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
+            if insert {
+                for (i, d) in documents.enumerated() where try txn.contains(database.tables.documents, Keys.document(info.number, d.id)) {
+                    throw QuiverError.duplicateID(collection: name, id: d.id, index: i)
+                }
+            }
+            return (.write(number: info.number, insert: insert, documents: documents), documents.count)
+        }
+    }
+
+    /// Deletes the documents with these ids; ids that are not stored are ignored. Returns the number deleted.
+    @discardableResult
+    public func delete(ids: [String]) throws -> Int {
+        if ids.isEmpty { return 0 }
+        for (i, id) in ids.enumerated() { try Validation.documentID(id, index: i) }
+        return try database.write { txn in
+            let current = try database.info(name, txn: txn)
+            guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
+            var unique: [String] = []
+            var seen = Set<String>()
+            for id in ids where seen.insert(id).inserted {
+                if try txn.contains(database.tables.documents, Keys.document(info.number, id)) { unique.append(id) }
+            }
+            return (.delete(number: info.number, ids: unique), unique.count)
+        }
+    }
+
+    /// Deletes one document; returns whether it was stored.
+    @discardableResult
+    public func delete(id: String) throws -> Bool { try delete(ids: [id]) == 1 }
+
+    /// The document stored under `id`, with its text, metadata and vector, or nil.
+    public func get(_ id: String) throws -> Document? {
+        try get(ids: [id])[0]
+    }
+
+    /// The documents stored under `ids`, in order (nil where none is stored), from one snapshot.
+    public func get(ids: [String]) throws -> [Document?] {
+        try database.readTransaction { txn in
+            try checkExists(txn)
+            return try ids.map { id in
+                guard let bytes = try txn.get(database.tables.documents, Keys.document(info.number, id)) else { return nil }
+                let record = try DocumentRecord(bytes)
+                let vector = try txn.withValue(database.tables.vectors, Keys.row(info.number, record.row)) { v -> [Float] in
+                    guard let v = v else { throw StorageError(.corrupt, "document '\(id)' in '\(name)' has no stored vector") }
+                    return try VectorCodec.decode(v, dimension: info.dimension)
+                }
+                return Document(id: id, text: record.text, metadata: record.metadata, vector: vector)
+            }
+        }
+    }
+
+    /// The number of documents.
+    public func count() throws -> Int {
+        try database.readTransaction { txn in
+            try checkExists(txn)
+            guard let bytes = try txn.get(database.tables.counters, Keys.collection(info.number)) else { return 0 }
+            return Int(try Counters(bytes).liveDocuments)
+        }
+    }
+
+    /// Every document id, in byte order (for export and verification).
+    public func ids() throws -> [String] {
+        try database.readTransaction { txn in
+            try checkExists(txn)
+            var out: [String] = []
+            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, _ in
+                out.append(String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self))
+                return true
+            }
+            return out
+        }
+    }
+
+    func checkExists(_ txn: LMDBTransaction) throws {
+        guard try database.info(name, txn: txn).number == info.number else { throw QuiverError.unknownCollection(name) }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import QuiverCore
+
+/// A document: a string id unique in its collection, optional text, a metadata object and a vector.
+/// A document written without a vector gets one from its collection's text encoder.
+public struct Document: Sendable, Equatable, Codable {
+    public var id: String
+    public var text: String?
+    public var metadata: Metadata
+    public var vector: [Float]?
+
+    public init(id: String, text: String? = nil, metadata: Metadata = [:], vector: [Float]? = nil) {
+        self.id = id
+        self.text = text
+        self.metadata = metadata
+        self.vector = vector
+    }
+
+    enum CodingKeys: String, CodingKey { case id, text, metadata, vector }
+
+    /// Decodes `{"id": "...", "text": "...", "metadata": {...}, "vector": [...]}`; only `id` is
+    /// required. Metadata that is not an object of supported values is a decoding error that says so.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        text = try c.decodeIfPresent(String.self, forKey: .text)
+        if c.contains(.metadata), try !c.decodeNil(forKey: .metadata) {
+            do {
+                metadata = try c.decode(Metadata.self, forKey: .metadata)
+            } catch {
+                throw DecodingError.dataCorruptedError(forKey: .metadata, in: c, debugDescription:
+                    "metadata must be an object whose values are strings, numbers, booleans, null or lists of strings")
+            }
+        } else {
+            metadata = [:]
+        }
+        vector = try c.decodeIfPresent([Float].self, forKey: .vector)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encodeIfPresent(text, forKey: .text)
+        try c.encode(metadata, forKey: .metadata)
+        try c.encodeIfPresent(vector, forKey: .vector)
+    }
+}
+
+/// One hit of a search: the document's id, its score (cosine similarity, dot product, or
+/// Euclidean distance, per the collection's metric) and its metadata; text and vector when asked.
+public struct SearchResult: Sendable, Equatable, Codable {
+    public var id: String
+    public var score: Float
+    public var metadata: Metadata
+    public var text: String?
+    public var vector: [Float]?
+}
+
+/// The description of a collection, as recorded in the catalog.
+public struct CollectionInfo: Sendable, Equatable, Codable {
+    /// The collection's name.
+    public var name: String
+    /// The dimension of its vectors.
+    public var dimension: Int
+    /// How vectors are compared.
+    public var metric: Metric
+    /// The text encoder that turns text into vectors, if any.
+    public var encoder: EncoderBinding?
+    /// Texts longer than this many UTF-8 bytes are stored zstd-compressed.
+    public var textCompressionThreshold: Int
+    /// When the collection was created.
+    public var createdAt: Date
+    /// The internal number of the collection (never reused, even after a drop).
+    public var number: UInt32
+}
+
+/// What a collection records of its text encoder, so that opening it with another model is an error.
+public struct EncoderBinding: Sendable, Equatable, Codable {
+    /// The registered name of the encoder (`all-MiniLM-L6-v2`).
+    public var name: String
+    /// The encoder's own identifier (model and version).
+    public var identifier: String
+    /// The dimension of its vectors.
+    public var dimension: Int
+    /// A checksum of its weights.
+    public var weightsChecksum: String
+}
+
+/// Options of `Database.createCollection`.
+public struct CollectionOptions: Sendable {
+    /// Texts longer than this many UTF-8 bytes are stored zstd-compressed (default 512).
+    public var textCompressionThreshold: Int = 512
+
+    public init(textCompressionThreshold: Int = 512) {
+        self.textCompressionThreshold = textCompressionThreshold
+    }
+}
+
+/// Options of `Database.open`.
+public struct DatabaseOptions: Sendable {
+    /// When a write is acknowledged: `.full` (fsynced first; the default) or `.relaxed`.
+    public var durability: DurabilitySetting = .full
+    /// Create the database when the directory holds none (default true).
+    public var createIfMissing = true
+    /// The initial LMDB map size in bytes; it doubles on demand (default 256 MiB).
+    public var initialMapSize = 256 << 20
+    /// Write-ahead log files roll over at this size (default 64 MiB).
+    public var walFileSize = 64 << 20
+    /// When the log exceeds this many bytes, LMDB is synced and the log truncated (default 128 MiB).
+    public var checkpointBytes = 128 << 20
+
+    public init(durability: DurabilitySetting = .full, createIfMissing: Bool = true) {
+        self.durability = durability
+        self.createIfMissing = createIfMissing
+    }
+}
+
+/// When writes reach stable storage.
+public enum DurabilitySetting: Sendable, Equatable {
+    /// Every write is fsynced before the call returns; concurrent writers share fsyncs.
+    case full
+    /// Writes are fsynced by a background timer every `milliseconds`; a process crash loses
+    /// nothing, an OS crash or power loss may lose the writes of the last interval.
+    case relaxed(milliseconds: Int)
+}

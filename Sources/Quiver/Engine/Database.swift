@@ -1,0 +1,346 @@
+import Foundation
+import QuiverCore
+import QuiverStorage
+
+/// A Quiver database: one directory holding `lmdb/` (catalog, documents, vectors), `wal/` (the
+/// write-ahead log) and `segments/` (index segment files).
+///
+/// Thread-safety: a `Database` is `Sendable` and meant to be shared. Writes from any number of
+/// threads or tasks are serialized (one writer at a time, as LMDB requires) and share fsyncs
+/// (group commit); reads run in parallel with each other and with writes, each on a consistent
+/// snapshot. Only one process may open a database at a time; a second gets
+/// `QuiverError.databaseLocked`.
+///
+/// Durability: with `.full` (the default) every write returns after its log record is fsynced;
+/// `kill -9` or a power loss at any moment loses no acknowledged write. Every write is applied to
+/// LMDB before it returns, so a read that follows it sees it.
+public final class Database: @unchecked Sendable {
+    // @unchecked: mutable state (`state`) is guarded by `stateLock`; writes are serialized by
+    // `writeLock`; LMDB and the WAL are thread-safe under their own rules.
+
+    /// The database directory.
+    public let path: String
+    /// The options it was opened with.
+    public let options: DatabaseOptions
+
+    let env: LMDBEnvironment
+    let wal: WriteAheadLog
+    let tables: Tables
+    private let lockFile: File
+    private let writeLock = NSLock()
+    private let stateLock = NSLock()
+    private var closed = false
+    private var failure: QuiverError?
+
+    /// What opening the database found and repaired.
+    public struct OpenReport: Sendable, Equatable {
+        /// Log records replayed into LMDB.
+        public var replayedRecords = 0
+        /// Bytes of a torn log tail that were cut.
+        public var truncatedLogBytes = 0
+        /// Stale LMDB reader slots cleared.
+        public var staleReaders = 0
+    }
+
+    /// What opening the database found and repaired.
+    public let openReport: OpenReport
+
+    /// The format version this code writes and reads.
+    public static let formatVersion: UInt32 = 1
+
+    /// Opens the database in directory `path`, creating it when missing (unless
+    /// `options.createIfMissing` is false). Recovers after a crash: a torn log tail is cut and the
+    /// log past LMDB's last applied record is replayed.
+    public init(path: String, options: DatabaseOptions = DatabaseOptions()) throws {
+        self.path = path
+        self.options = options
+        let lmdbPath = path + "/lmdb"
+        let exists = FileSystem.exists(lmdbPath + "/data.mdb")
+        if !exists {
+            if FileSystem.exists(path) && !FileSystem.isDirectory(path) {
+                throw QuiverError.notADatabase(path: path, reason: "it is a file, not a directory")
+            }
+            if !options.createIfMissing {
+                throw QuiverError.notADatabase(path: path, reason: "no database there (create one with `quiver init \(path)`)")
+            }
+            if FileSystem.isDirectory(path), let entries = try? FileSystem.list(path), !entries.isEmpty,
+               !entries.allSatisfy({ ["lmdb", "wal", "segments", "LOCK"].contains($0) }) {
+                throw QuiverError.notADatabase(path: path, reason: "the directory is not empty and holds no database")
+            }
+        }
+        do {
+            try FileSystem.createDirectory(path)
+            let lockFile = try File(path: path + "/LOCK", mode: .createReadWrite)
+            guard try lockFile.tryLockExclusive() else { throw QuiverError.databaseLocked(path: path) }
+            try FileSystem.createDirectory(path + "/segments")
+            let sync: LMDBEnvironment.SyncMode = options.durability == .full ? .dataSync : .noSync
+            let env = try LMDBEnvironment(path: lmdbPath, mapSize: options.initialMapSize, maxTables: 32, syncMode: sync)
+            let tables = try Tables(env)
+            let (format, applied) = try env.write { txn -> (UInt32?, UInt64) in
+                var format = try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() }
+                if format == nil && !exists {
+                    var w = ByteWriter()
+                    w.write(Database.formatVersion)
+                    try txn.put(tables.meta, Array("format".utf8), w.bytes)
+                    format = Database.formatVersion
+                }
+                let applied = try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
+                return (format, applied)
+            }
+            guard let f = format else { throw QuiverError.notADatabase(path: path, reason: "LMDB holds no Quiver format marker") }
+            guard f == Database.formatVersion else {
+                throw QuiverError.notADatabase(path: path, reason: "format version \(f); this Quiver reads version \(Database.formatVersion)")
+            }
+            let durability: Durability
+            switch options.durability {
+            case .full: durability = .full
+            case .relaxed(let ms): durability = .relaxed(milliseconds: max(1, ms))
+            }
+            let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
+            var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes, staleReaders: env.staleReadersCleared)
+            // Replay what LMDB has not applied, one LMDB transaction per record, in order.
+            try wal.forEachRecord(after: applied) { record in
+                try env.write { txn in
+                    let mutation = try LogRecord(record) { number in try Database.info(number: number, txn: txn, tables: tables).dimension }
+                    try Database.apply(mutation, sequence: record.sequence, txn: txn, tables: tables)
+                }
+                report.replayedRecords += 1
+            }
+            self.lockFile = lockFile
+            self.env = env
+            self.tables = tables
+            self.wal = wal
+            openReport = report
+        } catch let e as StorageError {
+            throw QuiverError.storage(e)
+        }
+    }
+
+    deinit { close() }
+
+    /// Flushes and closes the database; later calls throw `QuiverError.unavailable`.
+    /// Closing twice is harmless.
+    public func close() {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        stateLock.lock()
+        let wasClosed = closed
+        closed = true
+        stateLock.unlock()
+        if wasClosed { return }
+        wal.close()
+        try? env.sync()
+        lockFile.close()
+    }
+
+    // MARK: - Collections
+
+    /// Creates a collection of `dimension`-d vectors compared with `metric`.
+    @discardableResult
+    public func createCollection(_ name: String, dimension: Int, metric: Metric = .cosine,
+                                 options: CollectionOptions = CollectionOptions()) throws -> Collection {
+        try Validation.collectionName(name)
+        try Validation.dimension(dimension)
+        guard options.textCompressionThreshold >= 0 else {
+            throw QuiverError.invalidArgument("the text compression threshold must not be negative")
+        }
+        let info: CollectionInfo = try write { txn in
+            if try txn.contains(tables.catalog, Array(name.utf8)) { throw QuiverError.collectionExists(name) }
+            let next = try txn.get(tables.meta, Array("next_collection".utf8)).map { try ByteReader($0).readUInt32Value() } ?? 1
+            let info = CollectionInfo(name: name, dimension: dimension, metric: metric, encoder: nil,
+                                      textCompressionThreshold: options.textCompressionThreshold,
+                                      createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), number: next)
+            return (.createCollection(info), info)
+        }
+        return Collection(database: self, info: info)
+    }
+
+    /// The collection named `name`.
+    public func collection(_ name: String) throws -> Collection {
+        Collection(database: self, info: try describe(name))
+    }
+
+    /// Every collection, sorted by name.
+    public func collections() throws -> [CollectionInfo] {
+        try readTransaction { txn in
+            var out: [CollectionInfo] = []
+            try txn.forEach(tables.catalog) { _, v in
+                out.append(try CollectionInfo(encoded: Array(v)))
+                return true
+            }
+            return out
+        }
+    }
+
+    /// The description of the collection named `name`.
+    public func describe(_ name: String) throws -> CollectionInfo {
+        try readTransaction { txn in try info(name, txn: txn) }
+    }
+
+    /// Drops a collection and everything in it.
+    public func dropCollection(_ name: String) throws {
+        try write { txn in
+            let info = try info(name, txn: txn)
+            return (.dropCollection(number: info.number, name: name), ())
+        }
+    }
+
+    func info(_ name: String, txn: LMDBTransaction) throws -> CollectionInfo {
+        guard let bytes = try txn.get(tables.catalog, Array(name.utf8)) else { throw QuiverError.unknownCollection(name) }
+        return try CollectionInfo(encoded: bytes)
+    }
+
+    /// The catalog entry of collection `number` (log records and row keys name collections by number).
+    static func info(number: UInt32, txn: LMDBTransaction, tables: Tables) throws -> CollectionInfo {
+        var found: CollectionInfo?
+        try txn.forEach(tables.catalog) { _, v in
+            let info = try CollectionInfo(encoded: Array(v))
+            if info.number == number { found = info }
+            return found == nil
+        }
+        guard let info = found else { throw StorageError(.corrupt, "collection number \(number) is named by a log record but not in the catalog") }
+        return info
+    }
+
+    // MARK: - The write path
+
+    /// Runs one write: `prepare` validates against the current state (in a write transaction that
+    /// is then aborted) and returns the mutation; the mutation is logged, applied in one LMDB
+    /// transaction, and made durable per the durability setting before this returns.
+    func write<R>(_ prepare: (LMDBTransaction) throws -> (LogRecord, R)) throws -> R {
+        writeLock.lock()
+        var sequence: UInt64 = 0
+        let result: R
+        do {
+            defer { writeLock.unlock() }
+            try checkWritable()
+            // Validation reads the state under the writer lock, so nothing can change it before apply.
+            let (mutation, r) = try readTransaction { txn in try prepare(txn) }
+            result = r
+            let payload = try mutation.payload()
+            do {
+                sequence = try wal.append(type: mutation.type, payload: payload)
+                let tables = self.tables
+                try env.write { txn in try Database.apply(mutation, sequence: sequence, txn: txn, tables: tables) }
+            } catch {
+                // The log and LMDB may now disagree; stop taking writes. Reopening replays the log.
+                let reason = QuiverError.unavailable("the database at \(path) stopped accepting writes after a storage failure (\(error)); reopen it to recover")
+                stateLock.lock(); failure = reason; stateLock.unlock()
+                if let e = error as? StorageError { throw QuiverError.storage(e) }
+                throw error
+            }
+            try checkpointIfNeeded()
+        }
+        if options.durability == .full {
+            try wrapStorage { try wal.waitUntilDurable(sequence) }
+        }
+        return result
+    }
+
+    private func checkWritable() throws {
+        stateLock.lock(); defer { stateLock.unlock() }
+        if closed { throw QuiverError.unavailable("the database at \(path) is closed") }
+        if let f = failure { throw f }
+    }
+
+    /// Runs `body` in a read snapshot.
+    func readTransaction<R>(_ body: (LMDBTransaction) throws -> R) throws -> R {
+        stateLock.lock()
+        let isClosed = closed
+        stateLock.unlock()
+        if isClosed { throw QuiverError.unavailable("the database at \(path) is closed") }
+        return try wrapStorage { try env.read(body) }
+    }
+
+    /// With the writer lock held: when the log has grown past `checkpointBytes`, flush LMDB and drop
+    /// the log files it covers.
+    private func checkpointIfNeeded() throws {
+        if wal.diskSize > options.checkpointBytes { try checkpointLocked() }
+    }
+
+    private func checkpointLocked() throws {
+        try wrapStorage {
+            try wal.syncNow()
+            try env.sync()
+            let applied = try env.read { txn in
+                try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
+            }
+            try wal.truncate(upTo: applied)
+        }
+    }
+
+    /// Flushes LMDB to disk and removes the log files it makes redundant.
+    public func checkpoint() throws {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        try checkWritable()
+        try checkpointLocked()
+    }
+
+    /// Applies one logged mutation in `txn` and records `sequence` as applied. Deterministic: the
+    /// same record applied to the same state gives the same state, which replay relies on.
+    static func apply(_ mutation: LogRecord, sequence: UInt64, txn: LMDBTransaction, tables: Tables) throws {
+        switch mutation {
+        case .createCollection(let info):
+            try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
+            try txn.put(tables.counters, Keys.collection(info.number), Counters().bytes)
+            var w = ByteWriter()
+            w.write(info.number + 1)
+            try txn.put(tables.meta, Array("next_collection".utf8), w.bytes)
+        case .dropCollection(let number, let name):
+            try txn.delete(tables.catalog, Array(name.utf8))
+            try txn.delete(tables.counters, Keys.collection(number))
+            for table in [tables.documents, tables.vectors, tables.rows] {
+                var keys: [[UInt8]] = []
+                try txn.forEach(table, prefix: Keys.collection(number)) { k, _ in keys.append(Array(k)); return true }
+                for k in keys { try txn.delete(table, k) }
+            }
+        case .write(let number, _, let documents):
+            guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
+                throw StorageError(.corrupt, "log record \(sequence) writes to collection number \(number), which has no counters")
+            }
+            var counters = try Counters(counterBytes)
+            let threshold = try info(number: number, txn: txn, tables: tables).textCompressionThreshold
+            for d in documents {
+                let key = Keys.document(number, d.id)
+                if let old = try txn.get(tables.documents, key) {
+                    let oldRow = try DocumentRecord(old, withText: false).row
+                    try txn.delete(tables.vectors, Keys.row(number, oldRow))
+                    try txn.delete(tables.rows, Keys.row(number, oldRow))
+                } else {
+                    counters.liveDocuments += 1
+                }
+                let row = counters.nextRow
+                counters.nextRow += 1
+                let record = DocumentRecord(row: row, text: d.text, metadata: d.metadata)
+                try txn.put(tables.documents, key, try record.encode(compressionThreshold: threshold))
+                try txn.put(tables.vectors, Keys.row(number, row), VectorCodec.encode(d.vector ?? []))
+                try txn.put(tables.rows, Keys.row(number, row), Array(d.id.utf8))
+            }
+            try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+        case .delete(let number, let ids):
+            guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
+                throw StorageError(.corrupt, "log record \(sequence) deletes from collection number \(number), which has no counters")
+            }
+            var counters = try Counters(counterBytes)
+            for id in ids {
+                let key = Keys.document(number, id)
+                guard let old = try txn.get(tables.documents, key) else { continue }
+                let row = try DocumentRecord(old, withText: false).row
+                try txn.delete(tables.documents, key)
+                try txn.delete(tables.vectors, Keys.row(number, row))
+                try txn.delete(tables.rows, Keys.row(number, row))
+                counters.liveDocuments -= 1
+            }
+            try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+        }
+        var w = ByteWriter()
+        w.write(sequence)
+        try txn.put(tables.meta, Array("applied_seq".utf8), w.bytes)
+    }
+}
+
+extension ByteReader {
+    func readUInt32Value() throws -> UInt32 { var r = self; return try r.readUInt32() }
+    func readUInt64Value() throws -> UInt64 { var r = self; return try r.readUInt64() }
+}

@@ -1,0 +1,98 @@
+import QuiverCore
+import QuiverStorage
+
+/*
+ Write-ahead log payloads of a Quiver database (the record framing is in WALFormat.swift).
+ Every record is self-contained: it carries the vectors already computed (encoded text included), so
+ that replay needs no encoder and yields exactly what the original write applied.
+
+ type 1  create collection   JSON object of CollectionInfo (the collection's number included)
+ type 2  drop collection     u32 LE collection number, then the name (varint length + UTF-8)
+ type 3  write documents     u32 LE collection number, u8 mode (0 upsert, 1 insert), varint count,
+                             then per document: id (varint length + UTF-8), u8 flags (bit 0: has
+                             text), [text (varint length + UTF-8)], metadata (MetadataCodec),
+                             dimension x f32 LE vector
+ type 4  delete documents    u32 LE collection number, varint count, then ids (varint length + UTF-8)
+*/
+
+/// A mutation, as logged and as applied.
+enum LogRecord {
+    case createCollection(CollectionInfo)
+    case dropCollection(number: UInt32, name: String)
+    case write(number: UInt32, insert: Bool, documents: [Document])
+    case delete(number: UInt32, ids: [String])
+
+    var type: UInt8 {
+        switch self {
+        case .createCollection: return 1
+        case .dropCollection: return 2
+        case .write: return 3
+        case .delete: return 4
+        }
+    }
+
+    func payload() throws -> [UInt8] {
+        var w = ByteWriter()
+        switch self {
+        case .createCollection(let info):
+            w.write(raw: try info.encoded())
+        case .dropCollection(let number, let name):
+            w.write(number)
+            w.writeString(name)
+        case .write(let number, let insert, let documents):
+            w.write(number)
+            w.write(UInt8(insert ? 1 : 0))
+            w.writeVarint(UInt64(documents.count))
+            for d in documents {
+                w.writeString(d.id)
+                if let text = d.text {
+                    w.write(UInt8(1))
+                    w.writeString(text)
+                } else {
+                    w.write(UInt8(0))
+                }
+                MetadataCodec.encode(d.metadata, into: &w)
+                w.write(floats: d.vector ?? [])
+            }
+        case .delete(let number, let ids):
+            w.write(number)
+            w.writeVarint(UInt64(ids.count))
+            for id in ids { w.writeString(id) }
+        }
+        return w.bytes
+    }
+
+    /// Decodes a logged record; `dimension(number)` gives a collection's dimension for type 3.
+    init(_ record: WALRecord, dimension: (UInt32) throws -> Int) throws {
+        var r = ByteReader(record.payload)
+        switch record.type {
+        case 1:
+            self = .createCollection(try CollectionInfo(encoded: record.payload))
+        case 2:
+            self = .dropCollection(number: try r.readUInt32(), name: try r.readString())
+        case 3:
+            let number = try r.readUInt32()
+            let insert = try r.readUInt8() == 1
+            let count = try r.readLength()
+            let d = try dimension(number)
+            var docs: [Document] = []
+            docs.reserveCapacity(count)
+            for _ in 0..<count {
+                let id = try r.readString()
+                let text = try r.readUInt8() == 1 ? try r.readString() : nil
+                let metadata = try MetadataCodec.decode(&r)
+                let vector = try r.readFloats(d)
+                docs.append(Document(id: id, text: text, metadata: metadata, vector: vector))
+            }
+            self = .write(number: number, insert: insert, documents: docs)
+        case 4:
+            let number = try r.readUInt32()
+            let count = try r.readLength()
+            var ids: [String] = []
+            for _ in 0..<count { ids.append(try r.readString()) }
+            self = .delete(number: number, ids: ids)
+        default:
+            throw StorageError(.corrupt, "write-ahead log record \(record.sequence) has unknown type \(record.type)")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import QuiverCore
+
+/// The checks every write passes before anything is logged. Each failure names the record.
+enum Validation {
+    static func collectionName(_ name: String) throws {
+        if name.isEmpty { throw QuiverError.invalidCollectionName(name, reason: "it is empty") }
+        if name.utf8.count > Limits.maxCollectionNameBytes {
+            throw QuiverError.invalidCollectionName(name, reason: "it is longer than \(Limits.maxCollectionNameBytes) bytes")
+        }
+        let allowed = name.unicodeScalars.allSatisfy { s in
+            (s >= "a" && s <= "z") || (s >= "A" && s <= "Z") || (s >= "0" && s <= "9") || s == "_" || s == "-" || s == "."
+        }
+        if !allowed || name.hasPrefix(".") {
+            throw QuiverError.invalidCollectionName(name, reason: "use letters, digits, '_', '-' and '.', not starting with '.'")
+        }
+    }
+
+    static func dimension(_ d: Int) throws {
+        if d < 1 || d > Limits.maxDimension { throw QuiverError.invalidDimension(d) }
+    }
+
+    static func documentID(_ id: String, index: Int) throws {
+        if id.isEmpty { throw QuiverError.invalidDocumentID(id: id, index: index, reason: "it is empty") }
+        if id.utf8.count > Limits.maxIDBytes {
+            throw QuiverError.invalidDocumentID(id: id, index: index, reason: "it is \(id.utf8.count) bytes long; the limit is \(Limits.maxIDBytes)")
+        }
+        if id.utf8.contains(0) { throw QuiverError.invalidDocumentID(id: id, index: index, reason: "it contains a NUL character") }
+    }
+
+    static func vector(_ v: [Float], collection: String, dimension: Int, id: String, index: Int) throws {
+        if v.count != dimension {
+            throw QuiverError.dimensionMismatch(collection: collection, id: id, index: index, expected: dimension, actual: v.count)
+        }
+        if let bad = v.firstIndex(where: { !$0.isFinite }) {
+            throw QuiverError.nonFiniteVector(collection: collection, id: id, index: index, component: bad)
+        }
+    }
+
+    static func document(_ d: Document, index: Int) throws {
+        try documentID(d.id, index: index)
+        if let t = d.text, t.utf8.count > Limits.maxTextBytes {
+            throw QuiverError.documentTooLarge(id: d.id, index: index, reason: "its text is \(t.utf8.count) bytes; the limit is \(Limits.maxTextBytes)")
+        }
+        try metadata(d.metadata, id: d.id, index: index)
+    }
+
+    static func metadata(_ m: Metadata, id: String, index: Int) throws {
+        if m.count > Limits.maxMetadataKeys {
+            throw QuiverError.invalidMetadata(id: id, index: index, reason: "\(m.count) keys; the limit is \(Limits.maxMetadataKeys)")
+        }
+        var bytes = 0
+        for (key, value) in m {
+            if key.isEmpty { throw QuiverError.invalidMetadata(id: id, index: index, reason: "an empty key") }
+            bytes += key.utf8.count
+            switch value {
+            case .string(let s): bytes += s.utf8.count
+            case .stringList(let l):
+                if l.count > Limits.maxListItems {
+                    throw QuiverError.invalidMetadata(id: id, index: index, reason: "the list '\(key)' has \(l.count) items; the limit is \(Limits.maxListItems)")
+                }
+                bytes += l.reduce(0) { $0 + $1.utf8.count + 1 }
+            case .double(let d) where !d.isFinite:
+                throw QuiverError.invalidMetadata(id: id, index: index, reason: "the value of '\(key)' is NaN or infinite")
+            default: bytes += 8
+            }
+        }
+        if bytes > Limits.maxMetadataBytes {
+            throw QuiverError.invalidMetadata(id: id, index: index, reason: "about \(bytes) bytes; the limit is \(Limits.maxMetadataBytes)")
+        }
+    }
+}

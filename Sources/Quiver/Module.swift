@@ -1,1 +1,0 @@
-// The Quiver module; see docs/architecture.md.
