@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import Quiver
+@testable import QuiverCrashWriter
+
+/// The path of an executable built beside the test bundle.
+func builtProduct(_ name: String) throws -> String {
+    var candidates: [URL] = []
+    candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+    candidates.append(Bundle.main.bundleURL)
+    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+        candidates.append(bundle.bundleURL.deletingLastPathComponent())
+    }
+    for dir in candidates {
+        let path = dir.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    throw QuiverError.invalidArgument("cannot find the built product \(name) near \(candidates.map(\.path))")
+}
+
+/// The kill -9 harness: a child process writes batches with full durability and records each
+/// acknowledged batch in a side file; the parent kills it with SIGKILL at random moments, reopens
+/// the database, and checks that every acknowledged batch is there, that at most the one batch in
+/// flight is also there, and that no document is torn (every stored document equals one written).
+struct CrashRecoveryTests {
+    static let kills = ProcessInfo.processInfo.environment["QUIVER_SOAK"] != nil ? 500 : 60
+
+    @Test func killNineAtRandomMomentsLosesNoAcknowledgedWrite() throws {
+        let dir = TemporaryDirectory()
+        let dbPath = dir.path + "/db", ackPath = dir.path + "/acks"
+        do {
+            let db = try Database(path: dbPath)
+            try db.createCollection(CrashWorkload.collection, dimension: CrashWorkload.dimension)
+            db.close()
+        }
+        let writer = try builtProduct("QuiverCrashWriter")
+        let seed = UInt64.random(in: 1...1_000_000)
+        let workload = CrashWorkload(seed: seed)
+        var rng = SystemRandomNumberGenerator()
+        var acknowledged = 0  // batches 0..<acknowledged were acknowledged
+        var killsMidWrite = 0
+        for round in 0..<CrashRecoveryTests.kills {
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: writer)
+            child.arguments = [dbPath, ackPath, String(seed), String(acknowledged)]
+            let errors = Pipe()
+            child.standardError = errors
+            try child.run()
+            usleep(UInt32.random(in: 30_000...120_000, using: &rng))
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            if child.terminationReason == .exit {
+                let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                Issue.record("round \(round): the writer exited by itself (\(child.terminationStatus)): \(message)")
+                return
+            }
+            let lines = (try? String(contentsOfFile: ackPath, encoding: .utf8))?.split(separator: "\n") ?? []
+            let last = lines.last.flatMap { Int($0) }.map { $0 + 1 } ?? acknowledged
+            #expect(last >= acknowledged, "round \(round): the ack file went backwards")
+            acknowledged = max(acknowledged, last)
+
+            let db = try Database(path: dbPath)
+            let c = try db.collection(CrashWorkload.collection)
+            var stored: [String: Document] = [:]
+            for id in try c.ids() { stored[id] = try c.get(id) }
+            let expected = workload.state(after: acknowledged)
+            var withInFlight = expected
+            workload.apply(workload.batch(acknowledged), to: &withInFlight)
+            if stored == withInFlight && stored != expected { killsMidWrite += 1 }
+            #expect(stored == expected || stored == withInFlight,
+                    "round \(round): after \(acknowledged) acknowledged batches the database holds \(stored.count) documents that match neither the acknowledged state nor it plus the batch in flight")
+            #expect(try c.count() == stored.count)
+            db.close()
+            if stored != expected && stored != withInFlight { return }
+        }
+        #expect(acknowledged > CrashRecoveryTests.kills, "the writer made too little progress for the test to mean anything")
+        print("kill -9 harness: \(CrashRecoveryTests.kills) kills, \(acknowledged) acknowledged batches, \(killsMidWrite) kills left the batch in flight applied")
+    }
+}
