@@ -1,1 +1,71 @@
-print("not yet")
+// quiver: the command-line tool of the Quiver vector database. It uses only the public `Quiver`
+// API, exactly as a host app would. Exit codes: 0 success, 1 an error while running, 2 a usage error.
+import Foundation
+import Quiver
+
+let commands: [any CLICommand.Type] = [
+    InitCommand.self, CreateCommand.self, CollectionsCommand.self, DropCommand.self, PutCommand.self,
+    GetCommand.self, DeleteCommand.self, SearchCommand.self, StatsCommand.self, DemoCommand.self,
+]
+
+@MainActor func topLevelHelp() -> String {
+    var out = """
+    quiver: an embedded vector database, from the command line.
+
+    USAGE: quiver <command> [arguments] [options]
+
+    COMMANDS:
+
+    """
+    for c in commands { out += pad("  \(c.name)", 16) + c.abstract + "\n" }
+    out += """
+
+    Every command takes --db <dir> (default: $QUIVER_DB, else ./quiver.db), --json and --help.
+    Run 'quiver <command> --help' for a command's options and examples.
+    Exit codes: 0 success, 1 error, 2 usage error.
+
+    """
+    return out
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("quiver: error: \(message)\n".utf8))
+    exit(code)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.isEmpty || ["--help", "-h", "help"].contains(arguments[0]) {
+    if arguments.count >= 2, let c = commands.first(where: { $0.name == arguments[1] }) {
+        print(c.help, terminator: "")
+    } else {
+        print(topLevelHelp(), terminator: "")
+    }
+    exit(0)
+}
+if arguments[0] == "--version" {
+    print("quiver 0.1.0 (database format \(Database.formatVersion))")
+    exit(0)
+}
+let name = arguments.removeFirst()
+guard let command = commands.first(where: { $0.name == name }) else {
+    fail("unknown command '\(name)' (run 'quiver --help' for the list)", code: 2)
+}
+do {
+    let parsed = try command.parse(arguments)
+    if parsed.flag("help") {
+        print(command.help, terminator: "")
+        exit(0)
+    }
+    let dbPath = parsed.value("db") ?? ProcessInfo.processInfo.environment["QUIVER_DB"] ?? "quiver.db"
+    let context = CommandContext(json: parsed.flag("json"), databasePath: dbPath)
+    let instance = try command.init(parsed)
+    try instance.run(context)
+} catch let e as UsageError {
+    fail(e.message, code: 2)
+} catch let e as QuiverError {
+    fail(e.description, code: 1)
+} catch let e as CLIError {
+    fail(e.message, code: 1)
+} catch {
+    fail("\(error)", code: 1)
+}

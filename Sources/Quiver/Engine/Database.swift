@@ -344,3 +344,57 @@ extension ByteReader {
     func readUInt32Value() throws -> UInt32 { var r = self; return try r.readUInt32() }
     func readUInt64Value() throws -> UInt64 { var r = self; return try r.readUInt64() }
 }
+
+/// Sizes and counts of a database and its collections.
+public struct DatabaseStats: Sendable, Codable, Equatable {
+    /// One collection's figures.
+    public struct CollectionStats: Sendable, Codable, Equatable {
+        public var name: String
+        public var dimension: Int
+        public var metric: Metric
+        public var documents: Int
+        /// Bytes of LMDB pages holding this collection's documents, vectors and row map.
+        public var storedBytes: Int
+        public var encoder: String?
+    }
+
+    public var path: String
+    public var collections: [CollectionStats]
+    /// Bytes of LMDB's data file on disk.
+    public var lmdbFileBytes: Int
+    /// The current LMDB map size.
+    public var lmdbMapBytes: Int
+    /// Bytes of write-ahead log files.
+    public var walBytes: Int
+    public var walFiles: Int
+    /// The sequence number of the last logged write.
+    public var lastSequence: UInt64
+    /// Bytes of index segment files.
+    public var segmentBytes: Int
+}
+
+extension Database {
+    /// Sizes and counts, from one snapshot. Per-collection byte counts are estimates: LMDB shares
+    /// pages between collections, so they are the collection's share of the entries' bytes.
+    public func stats() throws -> DatabaseStats {
+        let infos = try collections()
+        var out: [DatabaseStats.CollectionStats] = []
+        try readTransaction { txn in
+            for info in infos {
+                let count = try txn.get(tables.counters, Keys.collection(info.number)).map { try Counters($0).liveDocuments } ?? 0
+                var bytes = 0
+                for table in [tables.documents, tables.vectors, tables.rows] {
+                    try txn.forEach(table, prefix: Keys.collection(info.number)) { k, v in
+                        bytes += k.count + v.count
+                        return true
+                    }
+                }
+                out.append(.init(name: info.name, dimension: info.dimension, metric: info.metric, documents: Int(count),
+                                 storedBytes: bytes, encoder: info.encoder?.name))
+            }
+        }
+        return DatabaseStats(path: path, collections: out, lmdbFileBytes: FileSystem.diskUsage(path + "/lmdb/data.mdb"),
+                             lmdbMapBytes: env.mapSize, walBytes: wal.diskSize, walFiles: wal.fileCount,
+                             lastSequence: wal.lastAppendedSequence, segmentBytes: FileSystem.diskUsage(path + "/segments"))
+    }
+}

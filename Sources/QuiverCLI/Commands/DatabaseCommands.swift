@@ -1,0 +1,135 @@
+import Foundation
+import Quiver
+
+/// An error of a command's own (a file it cannot read, a malformed line), with exit code 1.
+struct CLIError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+struct InitCommand: CLICommand {
+    static let name = "init"
+    static let abstract = "Create an empty database in a directory."
+    static let positionals = [PositionalSpec(name: "dir", help: "The directory (default: --db, $QUIVER_DB or ./quiver.db).", optional: true)]
+    static let options: [OptionSpec] = []
+    static let examples = ["quiver init ./vectors.db", "QUIVER_DB=./vectors.db quiver init"]
+
+    let dir: String?
+    init(_ a: ParsedArguments) { dir = a.positional(0) }
+
+    func run(_ context: CommandContext) throws {
+        let path = dir ?? context.databasePath
+        if FileManager.default.fileExists(atPath: path + "/lmdb/data.mdb") {
+            throw CLIError("a database already exists at \(path)")
+        }
+        let db = try Database(path: path)
+        db.close()
+        if context.json { try context.printJSON(["created": path]) } else { context.line("Created an empty database at \(path)") }
+    }
+}
+
+struct CreateCommand: CLICommand {
+    static let name = "create"
+    static let abstract = "Create a collection of vectors of one dimension and metric."
+    static let positionals = [PositionalSpec(name: "collection", help: "The new collection's name (letters, digits, '_', '-', '.').")]
+    static let options = [
+        OptionSpec(name: "dimension", value: "<n>", help: "The vectors' dimension, 1 to 65536 (required)."),
+        OptionSpec(name: "metric", value: "<metric>", help: "cosine (default), dot or l2."),
+        OptionSpec(name: "compress-above", value: "<bytes>", help: "Store texts longer than this zstd-compressed (default 512)."),
+    ]
+    static let examples = ["quiver create papers --dimension 384", "quiver create sift --dimension 128 --metric l2"]
+
+    let collection: String
+    let dimension: Int
+    let metric: Metric
+    let threshold: Int
+
+    init(_ a: ParsedArguments) throws {
+        collection = a.positional(0)!
+        guard a.value("dimension") != nil else { throw UsageError(message: "--dimension is required", command: Self.name) }
+        dimension = try a.int("dimension", default: 0, range: 1...65_536)
+        guard let m = Metric(rawValue: a.value("metric") ?? "cosine") else {
+            throw UsageError(message: "--metric must be cosine, dot or l2, not '\(a.value("metric")!)'", command: Self.name)
+        }
+        metric = m
+        threshold = try a.int("compress-above", default: 512, range: 0...Int(Int32.max))
+    }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let c = try db.createCollection(collection, dimension: dimension, metric: metric,
+                                        options: CollectionOptions(textCompressionThreshold: threshold))
+        if context.json { try context.printJSON(c.info) } else {
+            context.line("Created collection '\(collection)' (\(dimension)-d, \(metric.rawValue))")
+        }
+    }
+}
+
+struct CollectionsCommand: CLICommand {
+    static let name = "collections"
+    static let abstract = "List the collections with their dimension, metric and size."
+    static let positionals: [PositionalSpec] = []
+    static let options: [OptionSpec] = []
+    static let examples = ["quiver collections --db ./vectors.db", "quiver collections --json"]
+
+    init(_ a: ParsedArguments) {}
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let stats = try db.stats()
+        if context.json { try context.printJSON(stats.collections); return }
+        if stats.collections.isEmpty { context.line("No collections (create one with 'quiver create <name> --dimension <n>')"); return }
+        context.table(["NAME", "DIMENSION", "METRIC", "DOCUMENTS", "ENCODER"], stats.collections.map {
+            [$0.name, String($0.dimension), $0.metric.rawValue, String($0.documents), $0.encoder ?? "-"]
+        })
+    }
+}
+
+struct DropCommand: CLICommand {
+    static let name = "drop"
+    static let abstract = "Delete a collection and all its documents."
+    static let positionals = [PositionalSpec(name: "collection", help: "The collection to drop.")]
+    static let options = [OptionSpec(name: "yes", short: "y", help: "Confirm; without it nothing is dropped.")]
+    static let examples = ["quiver drop old-papers --yes"]
+
+    let collection: String
+    let confirmed: Bool
+    init(_ a: ParsedArguments) { collection = a.positional(0)!; confirmed = a.flag("yes") }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let count = try db.collection(collection).count()
+        guard confirmed else {
+            throw CLIError("dropping '\(collection)' deletes its \(count) documents; add --yes to confirm")
+        }
+        try db.dropCollection(collection)
+        if context.json { try context.printJSON(["dropped": collection]) } else {
+            context.line("Dropped collection '\(collection)' (\(count) documents)")
+        }
+    }
+}
+
+struct StatsCommand: CLICommand {
+    static let name = "stats"
+    static let abstract = "Show sizes and counts: documents, LMDB, write-ahead log, segments."
+    static let positionals: [PositionalSpec] = []
+    static let options: [OptionSpec] = []
+    static let examples = ["quiver stats --db ./vectors.db", "quiver stats --json"]
+
+    init(_ a: ParsedArguments) {}
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let s = try db.stats()
+        if context.json { try context.printJSON(s); return }
+        context.line("Database        \(s.path)")
+        context.line("LMDB            \(formatBytes(s.lmdbFileBytes)) on disk, map \(formatBytes(s.lmdbMapBytes))")
+        context.line("Write-ahead log \(formatBytes(s.walBytes)) in \(s.walFiles) file(s), last sequence \(s.lastSequence)")
+        context.line("Segments        \(formatBytes(s.segmentBytes))")
+        context.line()
+        if s.collections.isEmpty { context.line("No collections"); return }
+        context.table(["COLLECTION", "DOCUMENTS", "DIMENSION", "METRIC", "STORED"], s.collections.map {
+            [$0.name, String($0.documents), String($0.dimension), $0.metric.rawValue, formatBytes($0.storedBytes)]
+        })
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import Quiver
+
+/// Reads documents from JSON Lines (one object per line) or from one JSON array, and reports a
+/// malformed document by its line number.
+func readDocuments(from source: String?) throws -> [Document] {
+    let data: Data
+    let name: String
+    if let path = source, path != "-" {
+        guard let d = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
+        data = d
+        name = path
+    } else {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+        name = "standard input"
+    }
+    let decoder = JSONDecoder()
+    let text = String(decoding: data, as: UTF8.self)
+    if text.drop(while: { $0.isWhitespace }).first == "[" {
+        do { return try decoder.decode([Document].self, from: data) } catch {
+            throw CLIError("\(name): \(describe(error))")
+        }
+    }
+    var documents: [Document] = []
+    for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        if line.allSatisfy({ $0.isWhitespace }) { continue }
+        do { documents.append(try decoder.decode(Document.self, from: Data(line.utf8))) } catch {
+            throw CLIError("\(name), line \(i + 1): \(describe(error))")
+        }
+    }
+    return documents
+}
+
+/// A one-line account of a JSON decoding error.
+func describe(_ error: Error) -> String {
+    guard let e = error as? DecodingError else { return "\(error)" }
+    func at(_ path: [CodingKey]) -> String {
+        let p = path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        return p.isEmpty ? "" : " at \(p.hasPrefix(".") ? String(p.dropFirst()) : p)"
+    }
+    switch e {
+    case .dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON" : "\(c.debugDescription)\(at(c.codingPath))"
+    case .keyNotFound(let k, let c): return "missing field '\(k.stringValue)'\(at(c.codingPath))"
+    case .typeMismatch(let t, let c): return "expected \(t)\(at(c.codingPath))"
+    case .valueNotFound(let t, let c): return "missing \(t)\(at(c.codingPath))"
+    @unknown default: return "\(error)"
+    }
+}
+
+/// Parses a vector given on the command line: `[0.1, 0.2]` or `0.1,0.2`.
+func parseVector(_ s: String) throws -> [Float] {
+    let trimmed = s.trimmingCharacters(in: CharacterSet(charactersIn: "[] \n"))
+    if trimmed.isEmpty { throw UsageError(message: "the vector is empty", command: "search") }
+    return try trimmed.split(separator: ",").map { part in
+        guard let f = Float(part.trimmingCharacters(in: .whitespaces)) else {
+            throw UsageError(message: "'\(part)' in the vector is not a number", command: "search")
+        }
+        return f
+    }
+}
+
+struct PutCommand: CLICommand {
+    static let name = "put"
+    static let abstract = "Write JSON documents (JSON Lines or one JSON array) from a file or standard input."
+    static let positionals = [
+        PositionalSpec(name: "collection", help: "The collection to write to."),
+        PositionalSpec(name: "file", help: "The input file; '-' or nothing reads standard input.", optional: true),
+    ]
+    static let options = [
+        OptionSpec(name: "insert", help: "Fail on an id that already exists (default: replace it)."),
+        OptionSpec(name: "batch-size", value: "<n>", help: "Documents per write (default 1000); each batch is atomic."),
+    ]
+    static let discussion = """
+    Each document is {"id": "...", "text": "...", "metadata": {...}, "vector": [...]}; only id is
+    required, and vector is required unless the collection has a text encoder. Metadata values are
+    strings, numbers, booleans, null or lists of strings. The whole input is checked before anything
+    is written; an error names the line.
+    """
+    static let examples = [
+        #"echo '{"id":"a","vector":[0.1,0.2,0.3]}' | quiver put points"#,
+        "quiver put papers papers.jsonl --batch-size 500",
+    ]
+
+    let collection: String
+    let file: String?
+    let insert: Bool
+    let batchSize: Int
+
+    init(_ a: ParsedArguments) throws {
+        collection = a.positional(0)!
+        file = a.positional(1)
+        insert = a.flag("insert")
+        batchSize = try a.int("batch-size", default: 1000, range: 1...100_000)
+    }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let c = try db.collection(collection)
+        let documents = try readDocuments(from: file)
+        var written = 0
+        var start = 0
+        while start < documents.count {
+            let batch = Array(documents[start..<min(start + batchSize, documents.count)])
+            do {
+                written += insert ? try c.insert(batch) : try c.upsert(batch)
+            } catch let e as QuiverError {
+                throw CLIError("\(e.description.replacingOccurrences(of: "(record ", with: "(input document \(start) + "))")
+            }
+            start += batch.count
+        }
+        if context.json { try context.printJSON(["written": written]) } else {
+            context.line("Wrote \(written) document(s) to '\(collection)'")
+        }
+    }
+}
+
+struct GetCommand: CLICommand {
+    static let name = "get"
+    static let abstract = "Show documents by id."
+    static let positionals = [
+        PositionalSpec(name: "collection", help: "The collection."),
+        PositionalSpec(name: "id", help: "One or more document ids.", repeating: true),
+    ]
+    static let options = [OptionSpec(name: "vector", help: "Also show the vectors (always included with --json).")]
+    static let examples = ["quiver get papers 4983 5836", "quiver get papers 4983 --json"]
+
+    let collection: String
+    let ids: [String]
+    let showVector: Bool
+    init(_ a: ParsedArguments) throws {
+        collection = a.positional(0)!
+        ids = Array(a.positionals.dropFirst())
+        if ids.isEmpty { throw UsageError(message: "missing argument <id>", command: Self.name) }
+        showVector = a.flag("vector")
+    }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let docs = try db.collection(collection).get(ids: ids)
+        let missing = zip(ids, docs).filter { $0.1 == nil }.map(\.0)
+        if context.json {
+            try context.printJSON(docs.compactMap { $0 })
+        } else {
+            for d in docs.compactMap({ $0 }) {
+                context.line("id:       \(d.id)")
+                if let t = d.text { context.line("text:     \(t)") }
+                context.line("metadata: \(formatMetadata(d.metadata))")
+                if showVector, let v = d.vector { context.line("vector:   \(v)") }
+                context.line()
+            }
+        }
+        if !missing.isEmpty { throw CLIError("not found in '\(collection)': \(missing.joined(separator: ", "))") }
+    }
+}
+
+struct DeleteCommand: CLICommand {
+    static let name = "delete"
+    static let abstract = "Delete documents by id."
+    static let positionals = [
+        PositionalSpec(name: "collection", help: "The collection."),
+        PositionalSpec(name: "id", help: "One or more document ids.", repeating: true),
+    ]
+    static let options: [OptionSpec] = []
+    static let examples = ["quiver delete papers 4983 5836"]
+
+    let collection: String
+    let ids: [String]
+    init(_ a: ParsedArguments) throws {
+        collection = a.positional(0)!
+        ids = Array(a.positionals.dropFirst())
+        if ids.isEmpty { throw UsageError(message: "missing argument <id>", command: Self.name) }
+    }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let n = try db.collection(collection).delete(ids: ids)
+        if context.json { try context.printJSON(["deleted": n]) } else { context.line("Deleted \(n) document(s) from '\(collection)'") }
+    }
+}
+
+struct SearchCommand: CLICommand {
+    static let name = "search"
+    static let abstract = "Find the nearest documents to a query vector."
+    static let positionals = [PositionalSpec(name: "collection", help: "The collection to search.")]
+    static let options = [
+        OptionSpec(name: "vector", value: "<floats>", help: "The query vector: '[0.1, 0.2, ...]' or '0.1,0.2,...' (required)."),
+        OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
+        OptionSpec(name: "with-text", help: "Show each hit's text."),
+    ]
+    static let discussion = "Scores are cosine similarity or dot product (higher is closer), or Euclidean distance for l2 (lower is closer)."
+    static let examples = [#"quiver search colors --vector "[0.9, 0.1, 0.1]" -k 3"#, "quiver search points --vector 1,0,0 --json"]
+
+    let collection: String
+    let vector: [Float]
+    let k: Int
+    let withText: Bool
+
+    init(_ a: ParsedArguments) throws {
+        collection = a.positional(0)!
+        guard let v = a.value("vector") else { throw UsageError(message: "--vector is required", command: Self.name) }
+        vector = try parseVector(v)
+        k = try a.int("k", default: 10, range: 1...10_000)
+        withText = a.flag("with-text")
+    }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let hits = try db.collection(collection).search(vector: vector, k: k, options: SearchOptions(includeText: withText || context.json))
+        printHits(hits, context: context, withText: withText)
+    }
+}
+
+func printHits(_ hits: [SearchResult], context: CommandContext, withText: Bool) {
+    if context.json { try? context.printJSON(hits); return }
+    if hits.isEmpty { context.line("No results"); return }
+    var rows: [[String]] = []
+    for (i, h) in hits.enumerated() {
+        var row = [String(i + 1), h.id, String(format: "%.4f", h.score), formatMetadata(h.metadata)]
+        if withText { row.append(String((h.text ?? "").prefix(80))) }
+        rows.append(row)
+    }
+    context.table(withText ? ["#", "ID", "SCORE", "METADATA", "TEXT"] : ["#", "ID", "SCORE", "METADATA"], rows)
+}
+
+func formatMetadata(_ m: Metadata) -> String {
+    m.isEmpty ? "{}" : "{" + m.keys.sorted().map { "\($0): \(m[$0]!)" }.joined(separator: ", ") + "}"
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Quiver
+
+/// What a running command needs: where output goes and which database to open.
+final class CommandContext {
+    let json: Bool
+    let databasePath: String
+    var standardOutput: (String) -> Void = { print($0, terminator: "") }
+
+    init(json: Bool, databasePath: String) {
+        self.json = json
+        self.databasePath = databasePath
+    }
+
+    /// Opens the database, which must exist.
+    func openDatabase() throws -> Database {
+        var options = DatabaseOptions()
+        options.createIfMissing = false
+        return try Database(path: databasePath, options: options)
+    }
+
+    func write(_ s: String) { standardOutput(s) }
+
+    func line(_ s: String = "") { standardOutput(s + "\n") }
+
+    /// Prints `value` as pretty JSON (keys sorted), one document.
+    func printJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        line(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// Prints rows as an aligned table under `headers`.
+    func table(_ headers: [String], _ rows: [[String]]) {
+        var widths = headers.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        func format(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count) }.joined(separator: "  ").trimmingTrailingSpaces()
+        }
+        line(format(headers))
+        line(format(widths.map { String(repeating: "-", count: $0) }))
+        for r in rows { line(format(r)) }
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = self
+        while s.last == " " { s.removeLast() }
+        return s
+    }
+}
+
+/// Formats a byte count for people (`12.3 MiB`).
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+}
