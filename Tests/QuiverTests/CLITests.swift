@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import Quiver
+
+/// Runs the built `quiver` binary as a user would.
+struct CLI {
+    let db: String
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    @discardableResult
+    func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try builtProduct("quiver"))
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["QUIVER_DB"] = db
+        p.environment = env
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        if let s = stdin { input.fileHandleForWriting.write(Data(s.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+struct CLITests {
+    @Test func everyCommandHasHelpWithAnExample() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        let top = try cli.run(["--help"])
+        #expect(top.status == 0)
+        let names = ["init", "create", "collections", "drop", "put", "get", "delete", "search", "stats", "demo"]
+        for name in names {
+            #expect(top.stdout.contains("  \(name) "), "\(name) missing from quiver --help")
+            let r = try cli.run([name, "--help"])
+            #expect(r.status == 0 && r.stdout.contains("USAGE: quiver \(name)") && r.stdout.contains("EXAMPLES:"), "quiver \(name) --help")
+        }
+    }
+
+    @Test func endToEndWithJSONOutput() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["create", "pts", "--dimension", "3", "--metric", "l2"]).status == 0)
+        let input = """
+        {"id": "a", "text": "first", "metadata": {"n": 1, "tags": ["x"]}, "vector": [0, 0, 0]}
+        {"id": "b", "vector": [1, 0, 0]}
+
+        {"id": "c", "vector": [5, 5, 5]}
+        """
+        let put = try cli.run(["put", "pts", "-"], stdin: input)
+        #expect(put.status == 0 && put.stdout.contains("Wrote 3"), "\(put.stderr)")
+        let search = try cli.run(["search", "pts", "--vector", "[0.9, 0, 0]", "-k", "2", "--json"])
+        #expect(search.status == 0)
+        let hits = try JSONDecoder().decode([SearchResult].self, from: Data(search.stdout.utf8))
+        #expect(hits.map(\.id) == ["b", "a"])
+        #expect(abs(hits[0].score - 0.1) < 1e-5)
+        let get = try cli.run(["get", "pts", "a", "--json"])
+        let docs = try JSONDecoder().decode([Document].self, from: Data(get.stdout.utf8))
+        #expect(docs == [Document(id: "a", text: "first", metadata: ["n": 1, "tags": ["x"]], vector: [0, 0, 0])])
+        let collections = try cli.run(["collections"])
+        #expect(collections.stdout.contains("pts") && collections.stdout.contains("3"))
+        #expect(try cli.run(["delete", "pts", "a"]).stdout.contains("Deleted 1"))
+        let stats = try cli.run(["stats", "--json"])
+        let s = try JSONDecoder().decode(DatabaseStats.self, from: Data(stats.stdout.utf8))
+        #expect(s.collections.first?.documents == 2)
+    }
+
+    @Test func errorsAreOneLineWithExitCodes() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        let noDB = try cli.run(["collections"])
+        #expect(noDB.status == 1 && noDB.stderr.hasPrefix("quiver: error: ") && noDB.stderr.split(separator: "\n").count == 1)
+        try cli.run(["init"])
+        try cli.run(["create", "pts", "--dimension", "2"])
+        let badLine = try cli.run(["put", "pts"], stdin: "{\"id\":\"ok\",\"vector\":[1,2]}\n{\"id\":\"bad\",\"vector\":[1,\"x\"]}\n")
+        #expect(badLine.status == 1 && badLine.stderr.contains("line 2"), "\(badLine.stderr)")
+        #expect(try Database(path: dir.path + "/db").collection("pts").count() == 0, "a rejected input wrote documents")
+        let wrongDim = try cli.run(["put", "pts"], stdin: "{\"id\":\"w\",\"vector\":[1,2,3]}\n")
+        #expect(wrongDim.status == 1 && wrongDim.stderr.contains("'w'") && wrongDim.stderr.contains("dimension 2"))
+        #expect(try cli.run(["search", "pts", "--vector", "1,2", "--bogus"]).status == 2)
+        #expect(try cli.run(["search", "pts"]).status == 2)
+        #expect(try cli.run(["create", "x", "--dimension", "0"]).status == 2)
+        #expect(try cli.run(["nonsense"]).status == 2)
+        #expect(try cli.run(["get", "nope", "a"]).stderr.contains("no collection named 'nope'"))
+        let missing = try cli.run(["get", "pts", "ghost"])
+        #expect(missing.status == 1 && missing.stderr.contains("ghost"))
+        #expect(try cli.run(["drop", "pts"]).status == 1)
+        #expect(try cli.run(["drop", "pts", "--yes"]).status == 0)
+    }
+
+    @Test func demoRuns() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/unused")
+        let r = try cli.run(["demo", dir.path + "/demo"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("1  red"))
+        // Running it again replaces the demo collection.
+        #expect(try cli.run(["demo", dir.path + "/demo"]).status == 0)
+    }
+}
