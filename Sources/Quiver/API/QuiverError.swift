@@ -38,6 +38,17 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A failure of the storage layer (I/O, LMDB, a damaged file).
     case storage(StorageError)
 
+    /// The position in its batch of the record this error is about, when it is about one.
+    public var recordIndex: Int? {
+        switch self {
+        case .dimensionMismatch(_, _, let i, _, _), .nonFiniteVector(_, _, let i, _), .invalidDocumentID(_, let i, _),
+             .duplicateID(_, _, let i), .invalidMetadata(_, let i, _), .missingVector(_, _, let i), .documentTooLarge(_, let i, _):
+            return i
+        default:
+            return nil
+        }
+    }
+
     public var description: String {
         switch self {
         case .unknownCollection(let name): return "no collection named '\(name)'"

@@ -1,9 +1,16 @@
 import Foundation
 import Quiver
 
+/// Documents read from an input, each with the line it starts on.
+struct InputDocuments {
+    let name: String
+    var documents: [Document] = []
+    var lines: [Int] = []
+}
+
 /// Reads documents from JSON Lines (one object per line) or from one JSON array, and reports a
 /// malformed document by its line number.
-func readDocuments(from source: String?) throws -> [Document] {
+func readDocuments(from source: String?) throws -> InputDocuments {
     let data: Data
     let name: String
     if let path = source, path != "-" {
@@ -16,19 +23,22 @@ func readDocuments(from source: String?) throws -> [Document] {
     }
     let decoder = JSONDecoder()
     let text = String(decoding: data, as: UTF8.self)
+    var input = InputDocuments(name: name)
     if text.drop(while: { $0.isWhitespace }).first == "[" {
-        do { return try decoder.decode([Document].self, from: data) } catch {
+        do { input.documents = try decoder.decode([Document].self, from: data) } catch {
             throw CLIError("\(name): \(describe(error))")
         }
+        input.lines = Array(repeating: 1, count: input.documents.count)
+        return input
     }
-    var documents: [Document] = []
     for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
         if line.allSatisfy({ $0.isWhitespace }) { continue }
-        do { documents.append(try decoder.decode(Document.self, from: Data(line.utf8))) } catch {
+        do { input.documents.append(try decoder.decode(Document.self, from: Data(line.utf8))) } catch {
             throw CLIError("\(name), line \(i + 1): \(describe(error))")
         }
+        input.lines.append(i + 1)
     }
-    return documents
+    return input
 }
 
 /// A one-line account of a JSON decoding error.
@@ -96,7 +106,8 @@ struct PutCommand: CLICommand {
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase()
         let c = try db.collection(collection)
-        let documents = try readDocuments(from: file)
+        let input = try readDocuments(from: file)
+        let documents = input.documents
         var written = 0
         var start = 0
         while start < documents.count {
@@ -104,7 +115,9 @@ struct PutCommand: CLICommand {
             do {
                 written += insert ? try c.insert(batch) : try c.upsert(batch)
             } catch let e as QuiverError {
-                throw CLIError("\(e.description.replacingOccurrences(of: "(record ", with: "(input document \(start) + "))")
+                guard let i = e.recordIndex else { throw e }
+                let place = input.lines[start + i] > 1 || documents.count == 1 ? "line \(input.lines[start + i])" : "document \(start + i + 1)"
+                throw CLIError("\(input.name), \(place): \(e.description)" + (written > 0 ? " (the \(written) documents before this batch were written)" : ""))
             }
             start += batch.count
         }
