@@ -1,1 +1,0 @@
-// The QuiverEncoder module; see docs/architecture.md.
