@@ -1,0 +1,114 @@
+import Dispatch
+import QuiverCore
+
+/// Exact search by a full scan: the oracle that `HNSWIndex` is tested against, and the index the
+/// planner uses for tiny or very selectively filtered sets.
+///
+/// Thread-safety: as `VectorIndex` states: concurrent searches are safe; `add` and `markDeleted`
+/// are exclusive.
+public final class FlatIndex: VectorIndex, @unchecked Sendable {
+    public let dimension: Int
+    public let metric: Metric
+    // Row-major, `count * dimension` floats; normalized when the metric is cosine.
+    private var vectors: [Float] = []
+    private var ids: [Int64] = []
+    private var deleted: [Bool] = []
+    private var slotOf: [Int64: Int] = [:]
+    private var deletedCount = 0
+
+    /// An empty index of `dimension`-component vectors (`dimension > 0`).
+    public init(dimension: Int, metric: Metric) throws {
+        guard dimension > 0 else { throw IndexError(.invalidParameter, "dimension must be positive, got \(dimension)") }
+        self.dimension = dimension
+        self.metric = metric
+    }
+
+    public var count: Int { ids.count }
+    public var liveCount: Int { ids.count - deletedCount }
+
+    public func add(_ batch: Matrix, ids newIds: [Int64]) throws {
+        guard batch.dimension == dimension else {
+            throw IndexError(.dimensionMismatch, "vectors of \(batch.dimension) components in a \(dimension)-d index")
+        }
+        guard newIds.count == batch.rows else {
+            throw IndexError(.idCountMismatch, "\(newIds.count) ids for \(batch.rows) vectors")
+        }
+        var seen = Set<Int64>(minimumCapacity: newIds.count)
+        for id in newIds where slotOf[id] != nil || !seen.insert(id).inserted {
+            throw IndexError(.duplicateId, "id \(id) is already in the index or repeated in the batch")
+        }
+        let start = vectors.count
+        vectors.append(contentsOf: batch.storage)
+        if metric.normalizes {
+            let d = dimension
+            vectors.withUnsafeMutableBufferPointer { p in
+                for r in 0..<batch.rows { DistanceKernels.normalize(p.baseAddress! + start + r * d, d) }
+            }
+        }
+        for id in newIds {
+            slotOf[id] = ids.count
+            ids.append(id)
+            deleted.append(false)
+        }
+    }
+
+    @discardableResult
+    public func markDeleted(_ id: Int64) -> Bool {
+        guard let s = slotOf[id], !deleted[s] else { return false }
+        deleted[s] = true
+        deletedCount += 1
+        return true
+    }
+
+    public func contains(_ id: Int64) -> Bool {
+        guard let s = slotOf[id] else { return false }
+        return !deleted[s]
+    }
+
+    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
+        guard query.count == dimension else {
+            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
+        }
+        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
+        return scan(query.baseAddress!, k: k, allow: allow)
+    }
+
+    public func search(_ queries: Matrix, k: Int, allow: AllowFilter?) throws -> [[Neighbor]] {
+        guard queries.dimension == dimension else {
+            throw IndexError(.dimensionMismatch, "queries of \(queries.dimension) components in a \(dimension)-d index")
+        }
+        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
+        let n = queries.rows
+        var out = [[Neighbor]](repeating: [], count: n)
+        out.withUnsafeMutableBufferPointer { results in
+            let results = UncheckedSendable(results)
+            queries.storage.withUnsafeBufferPointer { q in
+                let q = UncheckedSendable(q)
+                ParallelFor.run(n) { i in
+                    results.value[i] = self.scan(q.value.baseAddress! + i * self.dimension, k: k, allow: allow)
+                }
+            }
+        }
+        return out
+    }
+
+    private func scan(_ rawQuery: UnsafePointer<Float>, k: Int, allow: AllowFilter?) -> [Neighbor] {
+        let d = dimension
+        var normalized = [Float]()
+        var query = rawQuery
+        if metric.normalizes {
+            normalized = Array(UnsafeBufferPointer(start: rawQuery, count: d)).normalized()
+        }
+        var top = TopK(k: k)
+        normalized.withUnsafeBufferPointer { nq in
+            if metric.normalizes { query = nq.baseAddress! }
+            vectors.withUnsafeBufferPointer { v in
+                for s in 0..<ids.count where !deleted[s] {
+                    if let allow, !allow.allows(ids[s]) { continue }
+                    top.push(id: ids[s], distance: metric.distance(query, v.baseAddress! + s * d, dimension: d))
+                }
+            }
+        }
+        return top.sorted()
+    }
+}

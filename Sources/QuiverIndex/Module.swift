@@ -1,1 +1,0 @@
-// The QuiverIndex module; see docs/architecture.md.
