@@ -39,7 +39,7 @@ struct CLITests {
         let cli = CLI(db: dir.path + "/db")
         let top = try cli.run(["--help"])
         #expect(top.status == 0)
-        let names = ["init", "create", "collections", "drop", "put", "get", "delete", "search", "stats", "demo"]
+        let names = ["init", "create", "collections", "drop", "put", "get", "delete", "search", "embed", "stats", "demo"]
         for name in names {
             #expect(top.stdout.contains("  \(name) "), "\(name) missing from quiver --help")
             let r = try cli.run([name, "--help"])
@@ -99,12 +99,31 @@ struct CLITests {
         #expect(try cli.run(["drop", "pts", "--yes"]).status == 0)
     }
 
+    @Test func textCollectionsEmbedAndSearch() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        try cli.run(["init"])
+        #expect(try cli.run(["create", "notes", "--encoder", "all-MiniLM-L6-v2"]).stdout.contains("384-d"))
+        let put = try cli.run(["put", "notes"], stdin: """
+            {"id": "cat", "text": "The cat sat on the mat."}
+            {"id": "stocks", "text": "Stock markets fell sharply on Monday."}
+            """)
+        #expect(put.status == 0, "\(put.stderr)")
+        let hits = try JSONDecoder().decode([SearchResult].self, from: Data(try cli.run(["search", "notes", "--text", "a kitten", "--json"]).stdout.utf8))
+        #expect(hits.first?.id == "cat" && hits.first?.text == "The cat sat on the mat.")
+        let embedded = try JSONDecoder().decode([Float].self, from: Data(try cli.run(["embed", "hello world", "--json"]).stdout.utf8))
+        #expect(embedded.count == 384 && abs(embedded.map { $0 * $0 }.reduce(0, +) - 1) < 1e-3)
+        #expect(try cli.run(["search", "notes", "--text", "x", "--vector", "1"]).status == 2)
+        #expect(try cli.run(["embed", "x", "--encoder", "nope"]).status == 1)
+    }
+
     @Test func demoRuns() throws {
         let dir = TemporaryDirectory()
         let cli = CLI(db: dir.path + "/unused")
         let r = try cli.run(["demo", dir.path + "/demo"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("1  red"))
+        #expect(r.stdout.contains("texts embedded on write by all-MiniLM-L6-v2"))
         // Running it again replaces the demo collection.
         #expect(try cli.run(["demo", dir.path + "/demo"]).status == 0)
     }

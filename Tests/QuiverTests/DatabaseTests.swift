@@ -161,7 +161,7 @@ struct DatabaseTests {
 
     @Test func notADatabase() throws {
         let dir = TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.path + "/stuff.txt", contents: Data("hi".utf8))
+        #expect(FileManager.default.createFile(atPath: dir.path + "/stuff.txt", contents: Data("hi".utf8)))
         #expect(throws: QuiverError.self) { try Database(path: dir.path) }
         var options = DatabaseOptions()
         options.createIfMissing = false

@@ -40,15 +40,28 @@ public struct Collection: Sendable {
     public func insert(_ document: Document) throws { try write([document], insert: true) }
 
     @discardableResult
-    private func write(_ documents: [Document], insert: Bool) throws -> Int {
-        if documents.isEmpty { return 0 }
-        // Validation of the documents themselves needs no storage: do it before taking the writer lock.
-        var seen = Set<String>(minimumCapacity: documents.count)
-        for (i, d) in documents.enumerated() {
+    private func write(_ given: [Document], insert: Bool) throws -> Int {
+        if given.isEmpty { return 0 }
+        // Validation of the documents themselves, and encoding, need no storage: both happen before
+        // the writer lock is taken, so a slow encoder does not hold up other writers.
+        var seen = Set<String>(minimumCapacity: given.count)
+        var needText: [Int] = []
+        for (i, d) in given.enumerated() {
             try Validation.document(d, index: i)
-            guard let v = d.vector else { throw QuiverError.missingVector(collection: name, id: d.id, index: i) }
-            try Validation.vector(v, collection: name, dimension: info.dimension, id: d.id, index: i)
+            if d.vector == nil {
+                guard info.encoder != nil, d.text != nil else { throw QuiverError.missingVector(collection: name, id: d.id, index: i) }
+                needText.append(i)
+            }
             if !seen.insert(d.id).inserted { throw QuiverError.duplicateID(collection: name, id: d.id, index: i) }
+        }
+        var documents = given
+        if !needText.isEmpty {
+            let encoder = try database.encoder(for: info)
+            let vectors = try encode(needText.map { given[$0].text! }, with: encoder, queries: false)
+            for (row, i) in needText.enumerated() { documents[i].vector = vectors[row: row] }
+        }
+        for (i, d) in documents.enumerated() {
+            try Validation.vector(d.vector!, collection: name, dimension: info.dimension, id: d.id, index: i)
         }
         return try database.write { txn in
             let current = try database.info(name, txn: txn)

@@ -108,6 +108,8 @@ public struct DatabaseOptions: Sendable {
     public var walFileSize = 64 << 20
     /// When the log exceeds this many bytes, LMDB is synced and the log truncated (default 128 MiB).
     public var checkpointBytes = 128 << 20
+    /// Where collections find their text encoders by name (default: the process-wide registry).
+    public var encoders: EncoderRegistry = .shared
 
     public init(durability: DurabilitySetting = .full, createIfMissing: Bool = true) {
         self.durability = durability

@@ -1,4 +1,19 @@
 import QuiverCore
+import QuiverEncoder
 
 /// How vectors are compared: cosine (default), dot product or Euclidean (L2) distance.
 public typealias Metric = QuiverCore.Metric
+
+/// A row-major float32 matrix: what text encoders return.
+public typealias Matrix = QuiverCore.Matrix
+
+/// The text-encoder plugin seam: conform to it and register the encoder by name in an
+/// `EncoderRegistry` to use it in collections.
+public typealias TextEncoder = QuiverEncoder.TextEncoder
+
+/// Encoders by name; the built-in `all-MiniLM-L6-v2` is always registered.
+public typealias EncoderRegistry = QuiverEncoder.EncoderRegistry
+
+/// Where sentence-transformers model folders are found (`$QUIVER_MODELS`, else
+/// `~/.local/share/quiver/models`).
+public typealias ModelStore = QuiverEncoder.ModelStore

@@ -139,15 +139,37 @@ public final class Database: @unchecked Sendable {
     @discardableResult
     public func createCollection(_ name: String, dimension: Int, metric: Metric = .cosine,
                                  options: CollectionOptions = CollectionOptions()) throws -> Collection {
+        try createCollection(name, dimension: dimension, metric: metric, encoder: nil, options: options)
+    }
+
+    /// Creates a collection whose documents may be given as text: `encoder` (a name registered in
+    /// `options.encoders`, e.g. `all-MiniLM-L6-v2`) turns text into vectors on insert, and its query
+    /// tower encodes `search(text:)`. The dimension is the encoder's unless given (and then must
+    /// match). The catalog records the encoder's identifier, dimension and weights checksum.
+    @discardableResult
+    public func createCollection(_ name: String, dimension: Int? = nil, metric: Metric = .cosine, encoder: String?,
+                                 options: CollectionOptions = CollectionOptions()) throws -> Collection {
         try Validation.collectionName(name)
-        try Validation.dimension(dimension)
+        var binding: EncoderBinding?
+        var d = dimension ?? 0
+        if let encoderName = encoder {
+            let (b, _) = try self.binding(forEncoder: encoderName)
+            if let given = dimension, given != b.dimension {
+                throw QuiverError.invalidArgument("encoder '\(encoderName)' makes \(b.dimension)-d vectors, but dimension \(given) was asked for")
+            }
+            d = b.dimension
+            binding = b
+        } else if dimension == nil {
+            throw QuiverError.invalidArgument("a collection without an encoder needs a dimension")
+        }
+        try Validation.dimension(d)
         guard options.textCompressionThreshold >= 0 else {
             throw QuiverError.invalidArgument("the text compression threshold must not be negative")
         }
         let info: CollectionInfo = try write { txn in
             if try txn.contains(tables.catalog, Array(name.utf8)) { throw QuiverError.collectionExists(name) }
             let next = try txn.get(tables.meta, Array("next_collection".utf8)).map { try ByteReader($0).readUInt32Value() } ?? 1
-            let info = CollectionInfo(name: name, dimension: dimension, metric: metric, encoder: nil,
+            let info = CollectionInfo(name: name, dimension: d, metric: metric, encoder: binding,
                                       textCompressionThreshold: options.textCompressionThreshold,
                                       createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), number: next)
             return (.createCollection(info), info)

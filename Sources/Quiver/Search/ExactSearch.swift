@@ -15,6 +15,20 @@ public struct SearchOptions: Sendable {
 }
 
 extension Collection {
+    /// The `k` documents nearest to `text`, which the collection's encoder turns into a vector with
+    /// its query tower. A collection without an encoder gives `QuiverError.encoder`.
+    public func search(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
+        let encoder = try database.encoder(for: info)
+        let vector = try encode([text], with: encoder, queries: true)
+        return try search(vector: vector[row: 0], k: k, options: options)
+    }
+
+    /// The vector the collection's encoder makes of `text`: with the query tower when `query`,
+    /// otherwise with the document tower.
+    public func embed(_ text: String, query: Bool = true) throws -> [Float] {
+        try encode([text], with: try database.encoder(for: info), queries: query)[row: 0]
+    }
+
     /// The `k` documents nearest to `vector` under the collection's metric, best first, by an exact
     /// scan of every stored vector in one snapshot. Ties are broken by insertion order.
     public func search(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {

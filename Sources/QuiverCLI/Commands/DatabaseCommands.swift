@@ -33,21 +33,30 @@ struct CreateCommand: CLICommand {
     static let abstract = "Create a collection of vectors of one dimension and metric."
     static let positionals = [PositionalSpec(name: "collection", help: "The new collection's name (letters, digits, '_', '-', '.').")]
     static let options = [
-        OptionSpec(name: "dimension", value: "<n>", help: "The vectors' dimension, 1 to 65536 (required)."),
+        OptionSpec(name: "dimension", value: "<n>", help: "The vectors' dimension, 1 to 65536 (required without --encoder)."),
+        OptionSpec(name: "encoder", value: "<name>", help: "A text encoder (all-MiniLM-L6-v2) that embeds documents' text on write and queries' text on search."),
         OptionSpec(name: "metric", value: "<metric>", help: "cosine (default), dot or l2."),
         OptionSpec(name: "compress-above", value: "<bytes>", help: "Store texts longer than this zstd-compressed (default 512)."),
     ]
-    static let examples = ["quiver create papers --dimension 384", "quiver create sift --dimension 128 --metric l2"]
+    static let examples = [
+        "quiver create papers --encoder all-MiniLM-L6-v2",
+        "quiver create embeddings --dimension 384",
+        "quiver create sift --dimension 128 --metric l2",
+    ]
 
     let collection: String
-    let dimension: Int
+    let dimension: Int?
+    let encoder: String?
     let metric: Metric
     let threshold: Int
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
-        guard a.value("dimension") != nil else { throw UsageError(message: "--dimension is required", command: Self.name) }
-        dimension = try a.int("dimension", default: 0, range: 1...65_536)
+        encoder = a.value("encoder")
+        guard a.value("dimension") != nil || encoder != nil else {
+            throw UsageError(message: "--dimension is required (or --encoder, which sets it)", command: Self.name)
+        }
+        dimension = a.value("dimension") == nil ? nil : try a.int("dimension", default: 0, range: 1...65_536)
         guard let m = Metric(rawValue: a.value("metric") ?? "cosine") else {
             throw UsageError(message: "--metric must be cosine, dot or l2, not '\(a.value("metric")!)'", command: Self.name)
         }
@@ -57,10 +66,11 @@ struct CreateCommand: CLICommand {
 
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase()
-        let c = try db.createCollection(collection, dimension: dimension, metric: metric,
+        let c = try db.createCollection(collection, dimension: dimension, metric: metric, encoder: encoder,
                                         options: CollectionOptions(textCompressionThreshold: threshold))
         if context.json { try context.printJSON(c.info) } else {
-            context.line("Created collection '\(collection)' (\(dimension)-d, \(metric.rawValue))")
+            let by = encoder.map { ", text encoded by \($0)" } ?? ""
+            context.line("Created collection '\(collection)' (\(c.info.dimension)-d, \(metric.rawValue)\(by))")
         }
     }
 }

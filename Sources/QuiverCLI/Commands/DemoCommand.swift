@@ -7,9 +7,10 @@ struct DemoCommand: CLICommand {
     static let positionals = [PositionalSpec(name: "dir", help: "Where to create the demo database (default ./quiver-demo.db).", optional: true)]
     static let options: [OptionSpec] = []
     static let discussion = """
-    The sample is 40 named colours as RGB vectors (L2 metric) with their colour family as metadata.
-    The demo writes them, reads one back, and runs three nearest-neighbour searches. Running it again
-    replaces the demo collection.
+    Two bundled samples: 40 named colours as RGB vectors (L2 metric) with their colour family as
+    metadata, searched by vector; and 16 short sentences written as text, embedded inside the engine
+    by all-MiniLM-L6-v2 and searched by meaning (this part needs the model: tools/setup installs it).
+    Running the demo again replaces its collections.
     """
     static let examples = ["quiver demo", "quiver demo /tmp/demo.db"]
 
@@ -32,9 +33,12 @@ struct DemoCommand: CLICommand {
             ("a dark blue-green", [0.0, 0.3, 0.35]),
             ("a pale yellow", [1.0, 1.0, 0.75]),
         ]
+        let sentences = try textCollection(db)
+        let textQueries = ["a pet sleeping", "how do plants get energy", "money and markets"]
         if context.json {
             var out: [String: [SearchResult]] = [:]
             for (label, v) in queries { out[label] = try colors.search(vector: v, k: 3) }
+            if let s = sentences { for q in textQueries { out[q] = try s.search(text: q, k: 3) } }
             try context.printJSON(out)
             return
         }
@@ -48,7 +52,31 @@ struct DemoCommand: CLICommand {
             printHits(try colors.search(vector: v, k: 3), context: context, withText: false)
         }
         context.line()
+        if let s = sentences {
+            context.line("Collection 'sentences': \(try s.count()) texts embedded on write by all-MiniLM-L6-v2 (384-d, cosine)")
+            for q in textQueries {
+                context.line()
+                context.line("search --text \"\(q)\", k = 3:")
+                printHits(try s.search(text: q, k: 3, options: SearchOptions(includeText: true)), context: context, withText: true)
+            }
+        } else {
+            context.line("(Skipped the text part: the all-MiniLM-L6-v2 model is not installed; run tools/setup or tools/install-model.)")
+        }
+        context.line()
         context.line("Try: quiver search colors --db \(path) --vector \"[0.5, 0.0, 0.5]\" -k 5")
+        if sentences != nil { context.line("     quiver search sentences --db \(path) --text \"weather\" --with-text") }
+    }
+
+    /// The text sample, written without vectors so that the engine embeds it; nil when the default
+    /// model is not installed.
+    func textCollection(_ db: Database) throws -> Collection? {
+        guard EncoderRegistry.shared.modelStore.isInstalled(EncoderRegistry.defaultEncoderName) else { return nil }
+        if (try? db.describe("sentences")) != nil { try db.dropCollection("sentences") }
+        let c = try db.createCollection("sentences", encoder: EncoderRegistry.defaultEncoderName)
+        try c.upsert(DemoSample.sentences.enumerated().map { i, s in
+            Document(id: "s\(i + 1)", text: s.text, metadata: ["topic": .string(s.topic)])
+        })
+        return c
     }
 }
 
@@ -85,5 +113,24 @@ enum DemoSample {
         Color(name: "magenta", hex: "#FF00FF", family: "pink"), Color(name: "hot pink", hex: "#FF69B4", family: "pink"),
         Color(name: "black", hex: "#000000", family: "gray"), Color(name: "gray", hex: "#808080", family: "gray"),
         Color(name: "silver", hex: "#C0C0C0", family: "gray"), Color(name: "white", hex: "#FFFFFF", family: "gray"),
+    ]
+
+    static let sentences: [(topic: String, text: String)] = [
+        ("animals", "The cat curled up on the warm windowsill and fell asleep."),
+        ("animals", "A dog chased the ball across the park."),
+        ("animals", "Owls hunt at night and sleep during the day."),
+        ("animals", "The puppy napped in its basket after the walk."),
+        ("plants", "Leaves turn sunlight, water and carbon dioxide into sugar."),
+        ("plants", "Photosynthesis happens in the chloroplasts of plant cells."),
+        ("plants", "Cacti store water in their thick stems."),
+        ("plants", "Roots pull minerals and water from the soil."),
+        ("finance", "The central bank raised interest rates by a quarter point."),
+        ("finance", "Stock prices fell after the earnings report."),
+        ("finance", "Bond yields rose as investors sold government debt."),
+        ("finance", "The company paid a dividend to its shareholders."),
+        ("weather", "Heavy rain and strong winds are expected tomorrow."),
+        ("weather", "A heat wave kept temperatures above forty degrees."),
+        ("weather", "Snow closed the mountain pass overnight."),
+        ("weather", "The fog lifted by noon and the sky cleared."),
     ]
 }

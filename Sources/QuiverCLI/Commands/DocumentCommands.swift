@@ -193,33 +193,80 @@ struct DeleteCommand: CLICommand {
 
 struct SearchCommand: CLICommand {
     static let name = "search"
-    static let abstract = "Find the nearest documents to a query vector."
+    static let abstract = "Find the nearest documents to a query vector or text."
     static let positionals = [PositionalSpec(name: "collection", help: "The collection to search.")]
     static let options = [
-        OptionSpec(name: "vector", value: "<floats>", help: "The query vector: '[0.1, 0.2, ...]' or '0.1,0.2,...' (required)."),
+        OptionSpec(name: "vector", value: "<floats>", help: "The query vector: '[0.1, 0.2, ...]' or '0.1,0.2,...'."),
+        OptionSpec(name: "text", value: "<query>", help: "The query text, embedded by the collection's encoder (query tower)."),
         OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
         OptionSpec(name: "with-text", help: "Show each hit's text."),
     ]
     static let discussion = "Scores are cosine similarity or dot product (higher is closer), or Euclidean distance for l2 (lower is closer)."
-    static let examples = [#"quiver search colors --vector "[0.9, 0.1, 0.1]" -k 3"#, "quiver search points --vector 1,0,0 --json"]
+    static let examples = [
+        #"quiver search colors --vector "[0.9, 0.1, 0.1]" -k 3"#,
+        #"quiver search papers --text "vitamin D and bone density" -k 5 --with-text"#,
+        "quiver search points --vector 1,0,0 --json",
+    ]
 
     let collection: String
-    let vector: [Float]
+    let vector: [Float]?
+    let text: String?
     let k: Int
     let withText: Bool
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
-        guard let v = a.value("vector") else { throw UsageError(message: "--vector is required", command: Self.name) }
-        vector = try parseVector(v)
+        text = a.value("text")
+        vector = try a.value("vector").map(parseVector)
+        guard (vector == nil) != (text == nil) else {
+            throw UsageError(message: "give exactly one of --vector and --text", command: Self.name)
+        }
         k = try a.int("k", default: 10, range: 1...10_000)
         withText = a.flag("with-text")
     }
 
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase()
-        let hits = try db.collection(collection).search(vector: vector, k: k, options: SearchOptions(includeText: withText || context.json))
+        let c = try db.collection(collection)
+        let options = SearchOptions(includeText: withText || context.json)
+        let hits = try text.map { try c.search(text: $0, k: k, options: options) } ?? c.search(vector: vector!, k: k, options: options)
         printHits(hits, context: context, withText: withText)
+    }
+}
+
+struct EmbedCommand: CLICommand {
+    static let name = "embed"
+    static let abstract = "Print the vector a text encoder makes of a text."
+    static let positionals = [PositionalSpec(name: "text", help: "The text to embed.")]
+    static let options = [
+        OptionSpec(name: "encoder", value: "<name>", help: "The encoder (default all-MiniLM-L6-v2)."),
+        OptionSpec(name: "document", help: "Use the document tower instead of the query tower."),
+    ]
+    static let discussion = "The model is read from $QUIVER_MODELS (default ~/.local/share/quiver/models); tools/install-model installs the default one. Needs no database."
+    static let examples = [#"quiver embed "some text""#, #"quiver embed "a passage" --document --json"#]
+
+    let text: String
+    let encoder: String
+    let document: Bool
+    init(_ a: ParsedArguments) {
+        text = a.positional(0)!
+        encoder = a.value("encoder") ?? EncoderRegistry.defaultEncoderName
+        document = a.flag("document")
+    }
+
+    func run(_ context: CommandContext) throws {
+        let e: any TextEncoder
+        let m: Matrix
+        do {
+            e = try EncoderRegistry.shared.encoder(named: encoder)
+            m = document ? try e.encode(documents: [text]) : try e.encode(queries: [text])
+        } catch let error as CustomStringConvertible where !(error is QuiverError) {
+            throw CLIError("encoder '\(encoder)': \(error)")
+        }
+        let v = m[row: 0]
+        if context.json { try context.printJSON(v); return }
+        context.line("[" + v.map { String(format: "%.6f", $0) }.joined(separator: ", ") + "]")
+        context.line("(\(v.count)-d, \(e.identifier))")
     }
 }
 
