@@ -72,6 +72,11 @@ public struct CollectionInfo: Sendable, Equatable, Codable {
     public var createdAt: Date
     /// The internal number of the collection (never reused, even after a drop).
     public var number: UInt32
+    /// How vectors are indexed (nil in the catalog means the defaults).
+    public var index: IndexSettings?
+
+    /// The index settings in effect.
+    public var indexSettings: IndexSettings { index ?? IndexSettings() }
 }
 
 /// What a collection records of its text encoder, so that opening it with another model is an error.
@@ -90,9 +95,12 @@ public struct EncoderBinding: Sendable, Equatable, Codable {
 public struct CollectionOptions: Sendable {
     /// Texts longer than this many UTF-8 bytes are stored zstd-compressed (default 512).
     public var textCompressionThreshold: Int = 512
+    /// How vectors are indexed (HNSW parameters, segment sizes).
+    public var index = IndexSettings()
 
-    public init(textCompressionThreshold: Int = 512) {
+    public init(textCompressionThreshold: Int = 512, index: IndexSettings = IndexSettings()) {
         self.textCompressionThreshold = textCompressionThreshold
+        self.index = index
     }
 }
 

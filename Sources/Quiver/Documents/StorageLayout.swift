@@ -31,6 +31,8 @@ struct Tables: Sendable {
     let documents: LMDBTable
     let vectors: LMDBTable
     let rows: LMDBTable
+    let segments: LMDBTable
+    let segmentState: LMDBTable
 
     init(_ env: LMDBEnvironment) throws {
         meta = try env.table("meta")
@@ -39,6 +41,8 @@ struct Tables: Sendable {
         documents = try env.table("documents")
         vectors = try env.table("vectors")
         rows = try env.table("rows")
+        segments = try env.table("segments")
+        segmentState = try env.table("segment_state")
     }
 }
 

@@ -26,6 +26,7 @@ public final class Database: @unchecked Sendable {
     let env: LMDBEnvironment
     let wal: WriteAheadLog
     let tables: Tables
+    let segments: SegmentManager
     private let lockFile: File
     private let writeLock = NSLock()
     private let stateLock = NSLock()
@@ -106,10 +107,19 @@ public final class Database: @unchecked Sendable {
                 }
                 report.replayedRecords += 1
             }
+            // Index segments: mapped from their files, tombstoned from LMDB, mutable ones rebuilt.
+            let segments = SegmentManager(root: path + "/segments", env: env, tables: tables)
+            let infos = try env.read { txn in
+                var out: [CollectionInfo] = []
+                try txn.forEach(tables.catalog) { _, v in out.append(try CollectionInfo(encoded: Array(v))); return true }
+                return out
+            }
+            try segments.load(infos)
             self.lockFile = lockFile
             self.env = env
             self.tables = tables
             self.wal = wal
+            self.segments = segments
             openReport = report
         } catch let e as StorageError {
             throw QuiverError.storage(e)
@@ -128,6 +138,7 @@ public final class Database: @unchecked Sendable {
         closed = true
         stateLock.unlock()
         if wasClosed { return }
+        segments.stop()
         wal.close()
         try? env.sync()
         lockFile.close()
@@ -166,12 +177,14 @@ public final class Database: @unchecked Sendable {
         guard options.textCompressionThreshold >= 0 else {
             throw QuiverError.invalidArgument("the text compression threshold must not be negative")
         }
+        try options.index.validate()
         let info: CollectionInfo = try write { txn in
             if try txn.contains(tables.catalog, Array(name.utf8)) { throw QuiverError.collectionExists(name) }
             let next = try txn.get(tables.meta, Array("next_collection".utf8)).map { try ByteReader($0).readUInt32Value() } ?? 1
             let info = CollectionInfo(name: name, dimension: d, metric: metric, encoder: binding,
                                       textCompressionThreshold: options.textCompressionThreshold,
-                                      createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), number: next)
+                                      createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), number: next,
+                                      index: options.index)
             return (.createCollection(info), info)
         }
         return Collection(database: self, info: info)
@@ -243,7 +256,8 @@ public final class Database: @unchecked Sendable {
             do {
                 sequence = try wal.append(type: mutation.type, payload: payload)
                 let tables = self.tables
-                try env.write { txn in try Database.apply(mutation, sequence: sequence, txn: txn, tables: tables) }
+                let change = try env.write { txn in try Database.apply(mutation, sequence: sequence, txn: txn, tables: tables) }
+                try segments.applied(change)
             } catch {
                 // The log and LMDB may now disagree; stop taking writes. Reopening replays the log.
                 let reason = QuiverError.unavailable("the database at \(path) stopped accepting writes after a storage failure (\(error)); reopen it to recover")
@@ -301,18 +315,24 @@ public final class Database: @unchecked Sendable {
 
     /// Applies one logged mutation in `txn` and records `sequence` as applied. Deterministic: the
     /// same record applied to the same state gives the same state, which replay relies on.
-    static func apply(_ mutation: LogRecord, sequence: UInt64, txn: LMDBTransaction, tables: Tables) throws {
+    /// Returns what changed, for the in-memory segments (updated after the transaction commits).
+    @discardableResult
+    static func apply(_ mutation: LogRecord, sequence: UInt64, txn: LMDBTransaction, tables: Tables) throws -> AppliedChange {
+        let change: AppliedChange
         switch mutation {
         case .createCollection(let info):
+            change = .created(info)
             try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
             try txn.put(tables.counters, Keys.collection(info.number), Counters().bytes)
             var w = ByteWriter()
             w.write(info.number + 1)
             try txn.put(tables.meta, Array("next_collection".utf8), w.bytes)
         case .dropCollection(let number, let name):
+            change = .dropped(number)
             try txn.delete(tables.catalog, Array(name.utf8))
+            try txn.delete(tables.segmentState, Keys.collection(number))
             try txn.delete(tables.counters, Keys.collection(number))
-            for table in [tables.documents, tables.vectors, tables.rows] {
+            for table in [tables.documents, tables.vectors, tables.rows, tables.segments] {
                 var keys: [[UInt8]] = []
                 try txn.forEach(table, prefix: Keys.collection(number)) { k, _ in keys.append(Array(k)); return true }
                 for k in keys { try txn.delete(table, k) }
@@ -322,43 +342,54 @@ public final class Database: @unchecked Sendable {
                 throw StorageError(.corrupt, "log record \(sequence) writes to collection number \(number), which has no counters")
             }
             var counters = try Counters(counterBytes)
-            let threshold = try info(number: number, txn: txn, tables: tables).textCompressionThreshold
+            let info = try info(number: number, txn: txn, tables: tables)
+            var added: [UInt64] = [], removed: [UInt64] = []
+            var vectors = [Float]()
+            vectors.reserveCapacity(documents.count * info.dimension)
             for d in documents {
                 let key = Keys.document(number, d.id)
                 if let old = try txn.get(tables.documents, key) {
                     let oldRow = try DocumentRecord(old, withText: false).row
                     try txn.delete(tables.vectors, Keys.row(number, oldRow))
                     try txn.delete(tables.rows, Keys.row(number, oldRow))
+                    removed.append(oldRow)
                 } else {
                     counters.liveDocuments += 1
                 }
                 let row = counters.nextRow
                 counters.nextRow += 1
+                added.append(row)
+                vectors.append(contentsOf: d.vector ?? [])
                 let record = DocumentRecord(row: row, text: d.text, metadata: d.metadata)
-                try txn.put(tables.documents, key, try record.encode(compressionThreshold: threshold))
+                try txn.put(tables.documents, key, try record.encode(compressionThreshold: info.textCompressionThreshold))
                 try txn.put(tables.vectors, Keys.row(number, row), VectorCodec.encode(d.vector ?? []))
                 try txn.put(tables.rows, Keys.row(number, row), Array(d.id.utf8))
             }
             try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            change = .rows(number: number, added: added, vectors: added.isEmpty ? nil : Matrix(dimension: info.dimension, storage: vectors), removed: removed)
         case .delete(let number, let ids):
             guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
                 throw StorageError(.corrupt, "log record \(sequence) deletes from collection number \(number), which has no counters")
             }
             var counters = try Counters(counterBytes)
+            var removed: [UInt64] = []
             for id in ids {
                 let key = Keys.document(number, id)
                 guard let old = try txn.get(tables.documents, key) else { continue }
                 let row = try DocumentRecord(old, withText: false).row
+                removed.append(row)
                 try txn.delete(tables.documents, key)
                 try txn.delete(tables.vectors, Keys.row(number, row))
                 try txn.delete(tables.rows, Keys.row(number, row))
                 counters.liveDocuments -= 1
             }
             try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            change = .rows(number: number, added: [], vectors: nil, removed: removed)
         }
         var w = ByteWriter()
         w.write(sequence)
         try txn.put(tables.meta, Array("applied_seq".utf8), w.bytes)
+        return change
     }
 }
 
@@ -378,6 +409,8 @@ public struct DatabaseStats: Sendable, Codable, Equatable {
         /// Bytes of LMDB pages holding this collection's documents, vectors and row map.
         public var storedBytes: Int
         public var encoder: String?
+        /// Segments and index memory.
+        public var index: IndexStats?
     }
 
     public var path: String
@@ -411,8 +444,13 @@ extension Database {
                         return true
                     }
                 }
+                var index: IndexStats?
+                if let f = segments.segments(info.number)?.figures() {
+                    index = IndexStats(sealedSegments: f.sealed, sealedVectors: f.sealedVectors, deletedVectors: f.deleted,
+                                       mutableVectors: f.mutable, memoryBytes: f.memory, lastMaintenanceError: segments.lastMaintenanceError)
+                }
                 out.append(.init(name: info.name, dimension: info.dimension, metric: info.metric, documents: Int(count),
-                                 storedBytes: bytes, encoder: info.encoder?.name))
+                                 storedBytes: bytes, encoder: info.encoder?.name, index: index))
             }
         }
         return DatabaseStats(path: path, collections: out, lmdbFileBytes: FileSystem.diskUsage(path + "/lmdb/data.mdb"),

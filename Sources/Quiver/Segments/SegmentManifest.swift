@@ -1,0 +1,108 @@
+import QuiverCore
+import QuiverStorage
+
+/*
+ The segment manifest, in LMDB (format 1; docs/file-formats.md has the same text). Switching the set
+ of live segments of a collection is one LMDB transaction over these two tables.
+
+ table          key                          value
+ segments       C ++ u64 BE segment id       u8 version (1), u8 kind (1 = HNSW), u64 LE vectors in the
+                                             file (tombstoned ones included), u64 LE least row id,
+                                             u64 LE greatest row id, u64 LE file size in bytes
+ segment_state  C                            u64 LE sealed-through row id (every row id <= it is in a
+                                             sealed segment or deleted), u64 LE next segment id
+
+ A segment's file is `segments/<C>/<segment id, 20 digits>.hnsw`: the HNSWCodec layout
+ (Sources/QuiverIndex/HNSW/HNSWCodec.swift). Files that the manifest does not name are removed at
+ open (a crash between writing a file and recording it, or between recording a merge and removing
+ the merged files).
+*/
+
+/// One sealed segment as the manifest records it.
+struct SegmentRecord: Equatable, Sendable {
+    static let hnsw: UInt8 = 1
+
+    var id: UInt64
+    var kind: UInt8 = SegmentRecord.hnsw
+    var vectors: UInt64
+    var minRow: UInt64
+    var maxRow: UInt64
+    var fileBytes: UInt64
+
+    var bytes: [UInt8] {
+        var w = ByteWriter(capacity: 34)
+        w.write(UInt8(1))
+        w.write(kind)
+        w.write(vectors)
+        w.write(minRow)
+        w.write(maxRow)
+        w.write(fileBytes)
+        return w.bytes
+    }
+
+    init(id: UInt64, vectors: UInt64, minRow: UInt64, maxRow: UInt64, fileBytes: UInt64) {
+        self.id = id
+        self.vectors = vectors
+        self.minRow = minRow
+        self.maxRow = maxRow
+        self.fileBytes = fileBytes
+    }
+
+    init(id: UInt64, bytes: UnsafeRawBufferPointer) throws {
+        var r = ByteReader(Array(bytes))
+        let version = try r.readUInt8()
+        guard version == 1 else { throw StorageError(.corrupt, "segment record \(id) has unknown version \(version)") }
+        self.id = id
+        kind = try r.readUInt8()
+        guard kind == SegmentRecord.hnsw else { throw StorageError(.corrupt, "segment record \(id) has unknown kind \(kind)") }
+        vectors = try r.readUInt64()
+        minRow = try r.readUInt64()
+        maxRow = try r.readUInt64()
+        fileBytes = try r.readUInt64()
+    }
+
+    static func fileName(_ id: UInt64) -> String {
+        let digits = String(id)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".hnsw"
+    }
+}
+
+/// Per-collection sealing state.
+struct SegmentState: Equatable, Sendable {
+    var sealedThrough: UInt64 = 0
+    var nextSegment: UInt64 = 1
+
+    var bytes: [UInt8] {
+        var w = ByteWriter(capacity: 16)
+        w.write(sealedThrough)
+        w.write(nextSegment)
+        return w.bytes
+    }
+
+    init() {}
+
+    init(_ bytes: [UInt8]) throws {
+        var r = ByteReader(bytes)
+        sealedThrough = try r.readUInt64()
+        nextSegment = try r.readUInt64()
+    }
+}
+
+extension Keys {
+    static func segment(_ c: UInt32, _ id: UInt64) -> [UInt8] { row(c, id) }
+}
+
+enum Manifest {
+    static func records(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws -> [SegmentRecord] {
+        var out: [SegmentRecord] = []
+        try txn.forEach(tables.segments, prefix: Keys.collection(c)) { k, v in
+            out.append(try SegmentRecord(id: Keys.rowID(of: k), bytes: v))
+            return true
+        }
+        return out
+    }
+
+    static func state(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws -> SegmentState {
+        try txn.get(tables.segmentState, Keys.collection(c)).map { try SegmentState($0) } ?? SegmentState()
+    }
+}
