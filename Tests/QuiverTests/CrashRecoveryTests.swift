@@ -23,14 +23,28 @@ func builtProduct(_ name: String) throws -> String {
 /// the database, and checks that every acknowledged batch is there, that at most the one batch in
 /// flight is also there, and that no document is torn (every stored document equals one written).
 struct CrashRecoveryTests {
-    static let kills = ProcessInfo.processInfo.environment["QUIVER_SOAK"] != nil ? 500 : 60
+    static let soak = ProcessInfo.processInfo.environment["QUIVER_SOAK"] != nil
 
+    /// The plain harness: 60 kills (500 with QUIVER_SOAK=1).
     @Test func killNineAtRandomMomentsLosesNoAcknowledgedWrite() throws {
+        try run(kills: Self.soak ? 500 : 60, segmentSize: nil)
+    }
+
+    /// The same with segments of 16 vectors, so that the writer child seals and compacts all the
+    /// time and kills land during both; after each kill the segment search must also equal the
+    /// exact scan, so no deleted or replaced vector comes back.
+    @Test func killNineDuringSealingAndCompaction() throws {
+        try run(kills: Self.soak ? 300 : 40, segmentSize: 16)
+    }
+
+    func run(kills: Int, segmentSize: Int?) throws {
         let dir = TemporaryDirectory()
         let dbPath = dir.path + "/db", ackPath = dir.path + "/acks"
         do {
             let db = try Database(path: dbPath)
-            try db.createCollection(CrashWorkload.collection, dimension: CrashWorkload.dimension)
+            var options = CollectionOptions()
+            if let s = segmentSize { options.index = IndexSettings(segmentSize: s, rewriteDeletedShare: 0.25) }
+            try db.createCollection(CrashWorkload.collection, dimension: CrashWorkload.dimension, options: options)
             db.close()
         }
         let writer = try builtProduct("QuiverCrashWriter")
@@ -38,8 +52,8 @@ struct CrashRecoveryTests {
         let workload = CrashWorkload(seed: seed)
         var rng = SystemRandomNumberGenerator()
         var acknowledged = 0  // batches 0..<acknowledged were acknowledged
-        var killsMidWrite = 0
-        for round in 0..<CrashRecoveryTests.kills {
+        var killsMidWrite = 0, orphans = 0, sealed = 0
+        for round in 0..<kills {
             let child = Process()
             child.executableURL = URL(fileURLWithPath: writer)
             child.arguments = [dbPath, ackPath, String(seed), String(acknowledged)]
@@ -70,10 +84,20 @@ struct CrashRecoveryTests {
             #expect(stored == expected || stored == withInFlight,
                     "round \(round): after \(acknowledged) acknowledged batches the database holds \(stored.count) documents that match neither the acknowledged state nor it plus the batch in flight")
             #expect(try c.count() == stored.count)
+            orphans += db.openReport.orphanSegmentFiles
+            sealed = max(sealed, try db.stats().collections[0].index?.sealedVectors ?? 0)
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<3 where !stored.isEmpty {
+                let q = (0..<CrashWorkload.dimension).map { _ in Float.random(in: -1...1, using: &rng) }
+                let fast = try c.search(vector: q, k: 10, options: SearchOptions(efSearch: 200))
+                let exact = try c.search(vector: q, k: 10, options: SearchOptions(exact: true))
+                #expect(fast.map(\.id) == exact.map(\.id), "round \(round): segment search differs from the exact scan after recovery")
+            }
             db.close()
             if stored != expected && stored != withInFlight { return }
         }
-        #expect(acknowledged > CrashRecoveryTests.kills, "the writer made too little progress for the test to mean anything")
-        print("kill -9 harness: \(CrashRecoveryTests.kills) kills, \(acknowledged) acknowledged batches, \(killsMidWrite) kills left the batch in flight applied")
+        #expect(acknowledged > kills, "the writer made too little progress for the test to mean anything")
+        if segmentSize != nil { #expect(sealed > 0, "no segment was ever sealed") }
+        print("kill -9 harness (segment size \(segmentSize.map(String.init) ?? "default")): \(kills) kills, \(acknowledged) acknowledged batches, \(killsMidWrite) kills left the batch in flight applied, \(orphans) orphan segment files removed at reopen, up to \(sealed) sealed vectors")
     }
 }

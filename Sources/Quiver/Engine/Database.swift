@@ -41,6 +41,9 @@ public final class Database: @unchecked Sendable {
         public var truncatedLogBytes = 0
         /// Stale LMDB reader slots cleared.
         public var staleReaders = 0
+        /// Segment files (or directories) that no manifest entry named, removed: what a crash during
+        /// sealing or compaction leaves behind.
+        public var orphanSegmentFiles = 0
     }
 
     /// What opening the database found and repaired.
@@ -115,6 +118,7 @@ public final class Database: @unchecked Sendable {
                 return out
             }
             try segments.load(infos)
+            report.orphanSegmentFiles = segments.orphansRemoved
             self.lockFile = lockFile
             self.env = env
             self.tables = tables

@@ -29,6 +29,8 @@ final class SegmentManager: @unchecked Sendable {
     private var stopping = false
     /// The last error of a background seal or compaction (nil when they all succeeded).
     private(set) var lastMaintenanceError: String?
+    /// Files and directories removed at open because the manifest did not name them.
+    private(set) var orphansRemoved = 0
 
     init(root: String, env: LMDBEnvironment, tables: Tables) {
         self.root = root
@@ -53,6 +55,7 @@ final class SegmentManager: @unchecked Sendable {
         let known = Set(infos.map { String($0.number) })
         for entry in try FileSystem.list(root) where !known.contains(entry) {
             try FileSystem.removeTree(root + "/" + entry)
+            orphansRemoved += 1
         }
         for info in infos {
             let segs = try loadCollection(info)
@@ -74,6 +77,7 @@ final class SegmentManager: @unchecked Sendable {
         for file in try FileSystem.list(dir) where !named.contains(file) {
             try FileSystem.remove(dir + "/" + file)
             removed = true
+            orphansRemoved += 1
         }
         if removed { try FileSystem.syncDirectory(dir) }
         let segs = try CollectionSegments(info: info, directory: dir, sealedThrough: state.sealedThrough)
@@ -179,11 +183,17 @@ final class SegmentManager: @unchecked Sendable {
         }
         guard due else { return }
         queue.async { [self] in
-            defer { segs.lock.write { segs.sealPending = false } }
             do {
-                try seal(segs, progress: nil)
+                // Writes that filled the mutable segment again while this seal ran scheduled nothing
+                // (a seal was pending), so keep sealing while it is full.
+                repeat {
+                    try seal(segs, progress: nil)
+                } while !isStopping && segs.lock.read({ segs.mutable.count >= segs.settings.segmentSize })
+                segs.lock.write { segs.sealPending = false }
+                scheduleSealIfFull(segs)
                 try compact(segs, progress: nil)
             } catch {
+                segs.lock.write { segs.sealPending = false }
                 noteMaintenanceError("collection '\(segs.name)': \(error)")
             }
         }

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import QuiverStorage
+@testable import Quiver
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+struct SegmentTests {
+    static let small = CollectionOptions(index: IndexSettings(segmentSize: 40, maxSegmentVectors: 10_000, rewriteDeletedShare: 0.3))
+
+    /// Random interleavings of insert, delete, update, seal and compaction: the segment search
+    /// equals the exact scan over the live documents after every step, and again after reopening.
+    @Test(arguments: [Metric.cosine, .l2, .dot])
+    func searchEqualsTheOracleUnderRandomInterleavings(metric: Metric) throws {
+        let dir = TemporaryDirectory()
+        var rng = SplitMix64(state: 2024)
+        let d = 8
+        var db = try Database(path: dir.path)
+        var c = try db.createCollection("p", dimension: d, metric: metric, options: Self.small)
+        var live = Set<String>()
+        var next = 0
+        func check(_ step: Int) throws {
+            #expect(try c.count() == live.count)
+            for _ in 0..<3 {
+                let q = randomVector(d, &rng)
+                let k = Int.random(in: 1...15, using: &rng)
+                let fast = try c.search(vector: q, k: k, options: SearchOptions(efSearch: 400))
+                let exact = try c.search(vector: q, k: k, options: SearchOptions(exact: true))
+                #expect(fast.map(\.id) == exact.map(\.id), "step \(step): segment search differs from the oracle")
+                #expect(Set(fast.map(\.id)).isSubset(of: live))
+            }
+        }
+        for step in 0..<120 {
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0..<4:
+                let n = Int.random(in: 1...25, using: &rng)
+                try c.insert((0..<n).map { _ in next += 1; return Document(id: "d\(next)", vector: randomVector(d, &rng)) })
+                for i in (next - n + 1)...next { live.insert("d\(i)") }
+            case 4..<6 where !live.isEmpty:
+                let victims = Array(live.shuffled(using: &rng).prefix(Int.random(in: 1...10, using: &rng)))
+                #expect(try c.delete(ids: victims) == victims.count)
+                live.subtract(victims)
+            case 6..<8 where !live.isEmpty:
+                let updated = Array(live.shuffled(using: &rng).prefix(Int.random(in: 1...10, using: &rng)))
+                try c.upsert(updated.map { Document(id: $0, vector: randomVector(d, &rng)) })
+            case 8:
+                try db.compact("p")
+            default:
+                db.waitForMaintenance()
+            }
+            try check(step)
+        }
+        try db.compact("p")
+        try check(1000)
+        let before = try db.stats().collections[0].index!
+        #expect(before.sealedSegments >= 1)
+        db.close()
+        db = try Database(path: dir.path)
+        c = try db.collection("p")
+        let after = try db.stats().collections[0].index!
+        #expect(after.sealedSegments == before.sealedSegments && after.sealedVectors == before.sealedVectors && after.deletedVectors == before.deletedVectors)
+        try check(2000)
+    }
+
+    @Test func sealingHappensInTheBackgroundAndCompactionMerges() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path)
+        let c = try db.createCollection("s", dimension: 4, options: Self.small)
+        var rng = SplitMix64(state: 1)
+        for batch in 0..<10 {
+            try c.insert((0..<40).map { Document(id: "b\(batch)-\($0)", vector: randomVector(4, &rng)) })
+        }
+        db.waitForMaintenance()
+        let stats = try db.stats().collections[0].index!
+        // Background compaction merges what background sealing produced.
+        #expect(stats.sealedSegments == 1 && stats.sealedVectors == 400 && stats.mutableVectors == 0)
+        #expect(try FileSystem.list(dir.path + "/segments/1").count == 1)
+        // Deleting most of the segment makes compaction rewrite it without the deleted vectors.
+        try c.delete(ids: (0..<8).flatMap { b in (0..<40).map { "b\(b)-\($0)" } })
+        try db.compact("s")
+        let after = try db.stats().collections[0].index!
+        #expect(after.sealedVectors == 80 && after.deletedVectors == 0)
+    }
+
+    @Test func orphanSegmentFilesAreRemovedAtOpen() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let db = try Database(path: dir.path)
+            let c = try db.createCollection("s", dimension: 4, options: Self.small)
+            var rng = SplitMix64(state: 3)
+            try c.insert((0..<50).map { Document(id: "\($0)", vector: randomVector(4, &rng)) })
+            try db.compact()
+            db.close()
+        }
+        let segDir = dir.path + "/segments/1"
+        let kept = try FileSystem.list(segDir)
+        #expect(kept.count == 1)
+        try FileSystem.writeAtomically([1, 2, 3], to: segDir + "/" + SegmentRecord.fileName(99))
+        try FileSystem.writeAtomically([1, 2, 3], to: segDir + "/00000000000000000007.hnsw.tmp")
+        try FileSystem.createDirectory(dir.path + "/segments/42")
+        let db = try Database(path: dir.path)
+        #expect(try FileSystem.list(segDir) == kept)
+        #expect(!FileSystem.exists(dir.path + "/segments/42"))
+        #expect(try db.collection("s").search(vector: [1, 0, 0, 0], k: 50).count == 50)
+    }
+
+    @Test func damagedSegmentFileIsAClearErrorAtOpen() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let db = try Database(path: dir.path)
+            let c = try db.createCollection("s", dimension: 4, options: Self.small)
+            var rng = SplitMix64(state: 4)
+            try c.insert((0..<50).map { Document(id: "\($0)", vector: randomVector(4, &rng)) })
+            try db.compact()
+            db.close()
+        }
+        let segDir = dir.path + "/segments/1"
+        let file = segDir + "/" + (try FileSystem.list(segDir))[0]
+        let handle = try File(path: file, mode: .readWrite)
+        let size = try handle.size()
+        try handle.write([0xFF, 0xFF], at: size - 100)
+        handle.close()
+        do {
+            _ = try Database(path: dir.path)
+            Issue.record("opened a database with a damaged segment")
+        } catch let QuiverError.storage(e) {
+            #expect(e.kind == .corrupt && e.message.contains(file))
+        }
+    }
+
+    @Test func droppingACollectionRemovesItsSegments() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path)
+        let c = try db.createCollection("s", dimension: 4, options: Self.small)
+        var rng = SplitMix64(state: 5)
+        try c.insert((0..<50).map { Document(id: "\($0)", vector: randomVector(4, &rng)) })
+        try db.compact()
+        try db.dropCollection("s")
+        #expect(!FileSystem.exists(dir.path + "/segments/1"))
+        let again = try db.createCollection("s", dimension: 4, options: Self.small)
+        #expect(try again.search(vector: [1, 0, 0, 0], k: 5).isEmpty)
+    }
+}
