@@ -37,6 +37,10 @@ struct CreateCommand: CLICommand {
         OptionSpec(name: "encoder", value: "<name>", help: "A text encoder (all-MiniLM-L6-v2) that embeds documents' text on write and queries' text on search."),
         OptionSpec(name: "metric", value: "<metric>", help: "cosine (default), dot or l2."),
         OptionSpec(name: "compress-above", value: "<bytes>", help: "Store texts longer than this zstd-compressed (default 512)."),
+        OptionSpec(name: "m", value: "<n>", help: "HNSW links per node (default 16)."),
+        OptionSpec(name: "ef-construction", value: "<n>", help: "HNSW build candidate list (default 200)."),
+        OptionSpec(name: "ef-search", value: "<n>", help: "HNSW search candidate list (default 64)."),
+        OptionSpec(name: "segment-size", value: "<n>", help: "Vectors in the mutable segment before it is sealed (default 8192)."),
     ]
     static let examples = [
         "quiver create papers --encoder all-MiniLM-L6-v2",
@@ -49,10 +53,16 @@ struct CreateCommand: CLICommand {
     let encoder: String?
     let metric: Metric
     let threshold: Int
+    let index: IndexSettings
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
         encoder = a.value("encoder")
+        let d = IndexSettings()
+        index = IndexSettings(m: try a.int("m", default: d.m, range: 2...255),
+                              efConstruction: try a.int("ef-construction", default: d.efConstruction, range: 1...(1 << 20)),
+                              efSearch: try a.int("ef-search", default: d.efSearch, range: 1...(1 << 20)),
+                              segmentSize: try a.int("segment-size", default: d.segmentSize, range: 1...d.maxSegmentVectors))
         guard a.value("dimension") != nil || encoder != nil else {
             throw UsageError(message: "--dimension is required (or --encoder, which sets it)", command: Self.name)
         }
@@ -67,7 +77,7 @@ struct CreateCommand: CLICommand {
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase()
         let c = try db.createCollection(collection, dimension: dimension, metric: metric, encoder: encoder,
-                                        options: CollectionOptions(textCompressionThreshold: threshold))
+                                        options: CollectionOptions(textCompressionThreshold: threshold, index: index))
         if context.json { try context.printJSON(c.info) } else {
             let by = encoder.map { ", text encoded by \($0)" } ?? ""
             context.line("Created collection '\(collection)' (\(c.info.dimension)-d, \(metric.rawValue)\(by))")
@@ -138,8 +148,46 @@ struct StatsCommand: CLICommand {
         context.line("Segments        \(formatBytes(s.segmentBytes))")
         context.line()
         if s.collections.isEmpty { context.line("No collections"); return }
-        context.table(["COLLECTION", "DOCUMENTS", "DIMENSION", "METRIC", "STORED"], s.collections.map {
-            [$0.name, String($0.documents), String($0.dimension), $0.metric.rawValue, formatBytes($0.storedBytes)]
+        context.table(["COLLECTION", "DOCUMENTS", "DIMENSION", "METRIC", "STORED", "SEGMENTS", "SEALED", "DELETED", "MUTABLE", "INDEX MEMORY"], s.collections.map {
+            let i = $0.index
+            return [$0.name, String($0.documents), String($0.dimension), $0.metric.rawValue, formatBytes($0.storedBytes),
+                    String(i?.sealedSegments ?? 0), String(i?.sealedVectors ?? 0), String(i?.deletedVectors ?? 0),
+                    String(i?.mutableVectors ?? 0), formatBytes(i?.memoryBytes ?? 0)]
         })
+        if let error = s.collections.compactMap({ $0.index?.lastMaintenanceError }).first {
+            context.line()
+            context.line("Last background maintenance error: \(error)")
+        }
+    }
+}
+
+struct CompactCommand: CLICommand {
+    static let name = "compact"
+    static let abstract = "Seal mutable segments into HNSW segments and compact sealed ones now."
+    static let positionals = [PositionalSpec(name: "collection", help: "The collection (default: every collection).", optional: true)]
+    static let options: [OptionSpec] = []
+    static let discussion = """
+    Sealing and compaction also run in the background as data changes; this runs them now and waits.
+    Compaction merges small sealed segments into the largest one and rewrites segments whose share of
+    deleted vectors passes the collection's threshold. Readers and writers keep working meanwhile.
+    """
+    static let examples = ["quiver compact papers", "quiver compact --db ./vectors.db"]
+
+    let collection: String?
+    init(_ a: ParsedArguments) { collection = a.positional(0) }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let started = Date()
+        let json = context.json
+        try db.compact(collection) { p in
+            if !json { FileHandle.standardError.write(Data("[\(String(format: "%6.1fs", Date().timeIntervalSince(started)))] \(p.collection): \(p.message)\n".utf8)) }
+        }
+        let stats = try db.stats().collections.filter { collection == nil || $0.name == collection }
+        if json { try context.printJSON(stats); return }
+        for c in stats {
+            let i = c.index
+            context.line("\(c.name): \(i?.sealedSegments ?? 0) sealed segment(s), \(i?.sealedVectors ?? 0) vectors (\(i?.deletedVectors ?? 0) deleted), \(i?.mutableVectors ?? 0) in the mutable segment")
+        }
     }
 }
