@@ -35,6 +35,7 @@ let package = Package(
         .executableTarget(name: "QuiverCrashWriter", dependencies: ["Quiver"], path: "Tests/QuiverCrashWriter"),
 
         .executableTarget(name: "WriteBench", dependencies: ["Quiver"], path: "Benchmarks/WriteBench"),
+        .executableTarget(name: "OpenBench", dependencies: ["Quiver"], path: "Benchmarks/OpenBench"),
         .executableTarget(name: "EncoderBench", dependencies: ["QuiverEncoder"], path: "Benchmarks/EncoderBench"),
         .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex"], path: "Benchmarks/HNSWBench"),
 

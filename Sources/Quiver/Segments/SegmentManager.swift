@@ -237,7 +237,7 @@ final class SegmentManager: @unchecked Sendable {
             // 3. Write the file, then 4. record it, then 5. swap it in.
             let record = try publish(segs, index: index, minRow: rows.lowerBound, maxRow: rows.upperBound, replacing: [], sealedThrough: rows.upperBound)
             guard let segment = record else { return }
-            try segs.lock.write {
+            segs.lock.write {
                 let frozen = segs.frozen
                 var dead: [Int64] = []
                 segment.index.forEachID { id, deleted in if !deleted && !(frozen?.contains(id) ?? false) { dead.append(id) } }
