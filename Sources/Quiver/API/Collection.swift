@@ -39,9 +39,11 @@ public struct Collection: Sendable {
     /// Stores one new document.
     public func insert(_ document: Document) throws { try write([document], insert: true) }
 
+    /// Validates, encodes and writes a batch; with a checkpoint, an import's resume point is stored
+    /// in the same log record and LMDB transaction (and the batch may be empty).
     @discardableResult
-    private func write(_ given: [Document], insert: Bool) throws -> Int {
-        if given.isEmpty { return 0 }
+    func write(_ given: [Document], insert: Bool, checkpoint: LogRecord.Checkpoint? = nil) throws -> Int {
+        if given.isEmpty && checkpoint == nil { return 0 }
         // Validation of the documents themselves, and encoding, need no storage: both happen before
         // the writer lock is taken, so a slow encoder does not hold up other writers.
         var seen = Set<String>(minimumCapacity: given.count)
@@ -71,7 +73,7 @@ public struct Collection: Sendable {
                     throw QuiverError.duplicateID(collection: name, id: d.id, index: i)
                 }
             }
-            return (.write(number: info.number, insert: insert, documents: documents), documents.count)
+            return (.write(number: info.number, insert: insert, documents: documents, checkpoint: checkpoint), documents.count)
         }
     }
 

@@ -37,6 +37,9 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
     case encoder(String)
     /// A failure of the storage layer (I/O, LMDB, a damaged file).
     case storage(StorageError)
+    /// An input file (import) has a bad row or is damaged: the file, the 1-based line (or the
+    /// vector index for bare vector files) and why.
+    case badInput(file: String, line: Int, reason: String)
 
     /// The position in its batch of the record this error is about, when it is about one.
     public var recordIndex: Int? {
@@ -49,28 +52,34 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    public var description: String { message(withRecord: true) }
+
+    /// The message, with or without the record's position in its batch (an importer names the
+    /// file and line instead).
+    public func message(withRecord: Bool) -> String {
+        func at(_ i: Int) -> String { withRecord ? " (record \(i))" : "" }
         switch self {
         case .unknownCollection(let name): return "no collection named '\(name)'"
         case .collectionExists(let name): return "a collection named '\(name)' already exists"
         case .invalidCollectionName(let name, let reason): return "invalid collection name '\(name)': \(reason)"
         case .invalidDimension(let d): return "invalid dimension \(d): it must be between 1 and \(Limits.maxDimension)"
         case .dimensionMismatch(let c, let id, let i, let expected, let actual):
-            return "document '\(id)' (record \(i)) in '\(c)': vector has \(actual) components, the collection has dimension \(expected)"
+            return "document '\(id)'\(at(i)) in '\(c)': vector has \(actual) components, the collection has dimension \(expected)"
         case .nonFiniteVector(let c, let id, let i, let component):
-            return "document '\(id)' (record \(i)) in '\(c)': vector component \(component) is NaN or infinite"
-        case .invalidDocumentID(let id, let i, let reason): return "record \(i): invalid document id '\(id.prefix(80))': \(reason)"
-        case .duplicateID(let c, let id, let i): return "document '\(id)' (record \(i)) already exists in '\(c)'"
-        case .invalidMetadata(let id, let i, let reason): return "document '\(id)' (record \(i)): invalid metadata: \(reason)"
+            return "document '\(id)'\(at(i)) in '\(c)': vector component \(component) is NaN or infinite"
+        case .invalidDocumentID(let id, let i, let reason): return (withRecord ? "record \(i): " : "") + "invalid document id '\(id.prefix(80))': \(reason)"
+        case .duplicateID(let c, let id, let i): return "document '\(id)'\(at(i)) already exists in '\(c)'"
+        case .invalidMetadata(let id, let i, let reason): return "document '\(id)'\(at(i)): invalid metadata: \(reason)"
         case .missingVector(let c, let id, let i):
-            return "document '\(id)' (record \(i)) in '\(c)' has no vector, and the collection has no text encoder to make one"
-        case .documentTooLarge(let id, let i, let reason): return "document '\(id)' (record \(i)) is too large: \(reason)"
+            return "document '\(id)'\(at(i)) in '\(c)' has no vector, and the collection has no text encoder to make one"
+        case .documentTooLarge(let id, let i, let reason): return "document '\(id)'\(at(i)) is too large: \(reason)"
         case .invalidArgument(let m): return m
         case .notADatabase(let path, let reason): return "\(path) is not a Quiver database: \(reason)"
         case .databaseLocked(let path): return "the database at \(path) is open for writing in another process"
         case .unavailable(let m): return m
         case .encoder(let m): return m
         case .storage(let e): return e.message
+        case .badInput(let file, let line, let reason): return "\(file):\(line): \(reason)"
         }
     }
 }

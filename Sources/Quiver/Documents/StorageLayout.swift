@@ -17,6 +17,7 @@ import QuiverStorage
  documents   C ++ document id (UTF-8)    DocumentRecord (below)
  vectors     C ++ R                      dimension x f32 LE, as written (not normalized)
  rows        C ++ R                      document id (UTF-8)
+ imports     C ++ input path (UTF-8)     JSON object of ImportCheckpoint: the resume point of an import
 
  DocumentRecord: u8 version (1), u64 LE row id, u8 flags (bit 0: has text; bit 1: text is a zstd
  frame), if has text: varint length + bytes (UTF-8, or a zstd frame of UTF-8), then the metadata
@@ -33,6 +34,7 @@ struct Tables: Sendable {
     let rows: LMDBTable
     let segments: LMDBTable
     let segmentState: LMDBTable
+    let imports: LMDBTable
 
     init(_ env: LMDBEnvironment) throws {
         meta = try env.table("meta")
@@ -43,6 +45,7 @@ struct Tables: Sendable {
         rows = try env.table("rows")
         segments = try env.table("segments")
         segmentState = try env.table("segment_state")
+        imports = try env.table("imports")
     }
 }
 

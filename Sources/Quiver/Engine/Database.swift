@@ -336,12 +336,13 @@ public final class Database: @unchecked Sendable {
             try txn.delete(tables.catalog, Array(name.utf8))
             try txn.delete(tables.segmentState, Keys.collection(number))
             try txn.delete(tables.counters, Keys.collection(number))
-            for table in [tables.documents, tables.vectors, tables.rows, tables.segments] {
+            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports] {
                 var keys: [[UInt8]] = []
                 try txn.forEach(table, prefix: Keys.collection(number)) { k, _ in keys.append(Array(k)); return true }
                 for k in keys { try txn.delete(table, k) }
             }
-        case .write(let number, _, let documents):
+        case .write(let number, _, let documents, let checkpoint):
+            if let c = checkpoint { try txn.put(tables.imports, c.key, c.value) }
             guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
                 throw StorageError(.corrupt, "log record \(sequence) writes to collection number \(number), which has no counters")
             }

@@ -13,20 +13,28 @@ import QuiverStorage
                              text), [text (varint length + UTF-8)], metadata (MetadataCodec),
                              dimension x f32 LE vector
  type 4  delete documents    u32 LE collection number, varint count, then ids (varint length + UTF-8)
+ type 5  import batch        a type 3 payload, then the import checkpoint stored in the same LMDB
+                             transaction: key (varint length + bytes), value (varint length + bytes)
 */
 
 /// A mutation, as logged and as applied.
 enum LogRecord {
+    /// An import's resume point, written in the same transaction as the batch it follows.
+    struct Checkpoint: Equatable {
+        var key: [UInt8]
+        var value: [UInt8]
+    }
+
     case createCollection(CollectionInfo)
     case dropCollection(number: UInt32, name: String)
-    case write(number: UInt32, insert: Bool, documents: [Document])
+    case write(number: UInt32, insert: Bool, documents: [Document], checkpoint: Checkpoint? = nil)
     case delete(number: UInt32, ids: [String])
 
     var type: UInt8 {
         switch self {
         case .createCollection: return 1
         case .dropCollection: return 2
-        case .write: return 3
+        case .write(_, _, _, let checkpoint): return checkpoint == nil ? 3 : 5
         case .delete: return 4
         }
     }
@@ -39,7 +47,7 @@ enum LogRecord {
         case .dropCollection(let number, let name):
             w.write(number)
             w.writeString(name)
-        case .write(let number, let insert, let documents):
+        case .write(let number, let insert, let documents, let checkpoint):
             w.write(number)
             w.write(UInt8(insert ? 1 : 0))
             w.writeVarint(UInt64(documents.count))
@@ -53,6 +61,10 @@ enum LogRecord {
                 }
                 MetadataCodec.encode(d.metadata, into: &w)
                 w.write(floats: d.vector ?? [])
+            }
+            if let c = checkpoint {
+                w.writeBlob(c.key)
+                w.writeBlob(c.value)
             }
         case .delete(let number, let ids):
             w.write(number)
@@ -70,7 +82,7 @@ enum LogRecord {
             self = .createCollection(try CollectionInfo(encoded: record.payload))
         case 2:
             self = .dropCollection(number: try r.readUInt32(), name: try r.readString())
-        case 3:
+        case 3, 5:
             let number = try r.readUInt32()
             let insert = try r.readUInt8() == 1
             let count = try r.readLength()
@@ -84,7 +96,8 @@ enum LogRecord {
                 let vector = try r.readFloats(d)
                 docs.append(Document(id: id, text: text, metadata: metadata, vector: vector))
             }
-            self = .write(number: number, insert: insert, documents: docs)
+            let checkpoint = record.type == 5 ? Checkpoint(key: try r.readBlob(), value: try r.readBlob()) : nil
+            self = .write(number: number, insert: insert, documents: docs, checkpoint: checkpoint)
         case 4:
             let number = try r.readUInt32()
             let count = try r.readLength()

@@ -26,7 +26,7 @@ func readDocuments(from source: String?) throws -> InputDocuments {
     var input = InputDocuments(name: name)
     if text.drop(while: { $0.isWhitespace }).first == "[" {
         do { input.documents = try decoder.decode([Document].self, from: data) } catch {
-            throw CLIError("\(name): \(describe(error))")
+            throw CLIError("\(name): \(Document.describeDecodingFailure(error))")
         }
         input.lines = Array(repeating: 1, count: input.documents.count)
         return input
@@ -34,27 +34,11 @@ func readDocuments(from source: String?) throws -> InputDocuments {
     for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
         if line.allSatisfy({ $0.isWhitespace }) { continue }
         do { input.documents.append(try decoder.decode(Document.self, from: Data(line.utf8))) } catch {
-            throw CLIError("\(name), line \(i + 1): \(describe(error))")
+            throw CLIError("\(name), line \(i + 1): \(Document.describeDecodingFailure(error))")
         }
         input.lines.append(i + 1)
     }
     return input
-}
-
-/// A one-line account of a JSON decoding error.
-func describe(_ error: Error) -> String {
-    guard let e = error as? DecodingError else { return "\(error)" }
-    func at(_ path: [CodingKey]) -> String {
-        let p = path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        return p.isEmpty ? "" : " at \(p.hasPrefix(".") ? String(p.dropFirst()) : p)"
-    }
-    switch e {
-    case .dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON" : "\(c.debugDescription)\(at(c.codingPath))"
-    case .keyNotFound(let k, let c): return "missing field '\(k.stringValue)'\(at(c.codingPath))"
-    case .typeMismatch(let t, let c): return "expected \(t)\(at(c.codingPath))"
-    case .valueNotFound(let t, let c): return "missing \(t)\(at(c.codingPath))"
-    @unknown default: return "\(error)"
-    }
 }
 
 /// Parses a vector given on the command line: `[0.1, 0.2]` or `0.1,0.2`.

@@ -1,0 +1,110 @@
+import Foundation
+import QuiverStorage
+
+/// Formats `Collection.export` writes.
+public enum ExportFormat: String, Sendable, CaseIterable {
+    /// One JSON document per line, `{"id", "text", "metadata", "vector"}`: what `importFile` reads back.
+    case jsonl
+    /// A NumPy float32 array of shape (n, d), with the ids in a side file (one per line).
+    case npy
+    /// fvecs (int32 dimension + float32 values per vector), with the ids in a side file.
+    case fvecs
+}
+
+/// Buffered sequential writes to a new file.
+struct FileWriter {
+    let file: File
+    var offset = 0
+    var buffer: [UInt8] = []
+
+    init(path: String) throws {
+        file = try File(path: path, mode: .createNew)
+        buffer.reserveCapacity(1 << 20)
+    }
+
+    mutating func write<C: Swift.Collection>(_ bytes: C) throws where C.Element == UInt8 {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    mutating func flush() throws {
+        try file.write(buffer, at: offset)
+        offset += buffer.count
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes, fsyncs and closes.
+    mutating func finish() throws {
+        try flush()
+        try file.sync()
+        file.close()
+    }
+}
+
+extension Collection {
+    /// Writes every document of one snapshot to `path` (atomically: a temporary file, then a rename).
+    /// For `npy` and `fvecs` the ids go to `idsPath` (default: `path` + `.ids`), one per line, in
+    /// vector order. Returns the number of documents written.
+    @discardableResult
+    public func export(to path: String, format: ExportFormat, idsPath: String? = nil) throws -> Int {
+        let tmp = path + ".tmp-export"
+        let idsFinal = idsPath ?? path + ".ids"
+        let idsTmp = idsFinal + ".tmp-export"
+        try? FileSystem.remove(tmp)
+        try? FileSystem.remove(idsTmp)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let count: Int = try database.readTransaction { txn in
+            try checkExists(txn)
+            let total = Int(try txn.get(database.tables.counters, Keys.collection(info.number)).map { try Counters($0).liveDocuments } ?? 0)
+            var out = try wrapStorage { try FileWriter(path: tmp) }
+            var ids = format == .jsonl ? nil : try wrapStorage { try FileWriter(path: idsTmp) }
+            if format == .npy { try out.write(npyHeader(rows: total, dimension: info.dimension)) }
+            var n = 0
+            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
+                let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
+                let record = try DocumentRecord(Array(v), withText: format == .jsonl)
+                let vector = try txn.withValue(database.tables.vectors, Keys.row(info.number, record.row)) { bytes -> [Float] in
+                    guard let b = bytes else { throw QuiverError.storage(StorageError(.corrupt, "document '\(id)' has no stored vector")) }
+                    return try VectorCodec.decode(b, dimension: info.dimension)
+                }
+                switch format {
+                case .jsonl:
+                    try out.write(try encoder.encode(Document(id: id, text: record.text, metadata: record.metadata, vector: vector)))
+                    try out.write([UInt8(ascii: "\n")])
+                case .npy, .fvecs:
+                    if format == .fvecs { try out.write(withUnsafeBytes(of: Int32(info.dimension).littleEndian) { Array($0) }) }
+                    try out.write(VectorCodec.encode(vector))
+                    try ids!.write(Array(id.utf8) + [UInt8(ascii: "\n")])
+                }
+                n += 1
+                return true
+            }
+            guard n == total else { throw QuiverError.storage(StorageError(.corrupt, "'\(name)' counts \(total) documents but holds \(n)")) }
+            try wrapStorage {
+                try out.finish()
+                try ids?.finish()
+            }
+            return n
+        }
+        try wrapStorage {
+            try FileSystem.rename(tmp, path)
+            if format != .jsonl { try FileSystem.rename(idsTmp, idsFinal) }
+            try FileSystem.syncDirectory(FileSystem.parentDirectory(of: URL(fileURLWithPath: path).standardizedFileURL.path))
+        }
+        return count
+    }
+}
+
+/// A version 1.0 `.npy` header for a little-endian float32 C-order (rows, dimension) array, padded
+/// with spaces so that the data starts at a multiple of 64 bytes.
+func npyHeader(rows: Int, dimension: Int) -> [UInt8] {
+    var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(dimension)), }"
+    let unpadded = 10 + dict.utf8.count + 1
+    dict += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+    var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+    let length = UInt16(dict.utf8.count)
+    out += [UInt8(length & 0xFF), UInt8(length >> 8)]
+    out += Array(dict.utf8)
+    return out
+}

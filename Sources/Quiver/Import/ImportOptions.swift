@@ -1,0 +1,118 @@
+import Foundation
+
+/// How `Collection.importFile` reads a file and what it does with bad rows.
+public struct ImportOptions: Sendable {
+    /// The input formats.
+    public enum Format: String, Sendable, CaseIterable {
+        /// One JSON document per line: `{"id", "text", "metadata", "vector"}`.
+        case jsonl
+        /// Comma-separated values with a header row.
+        case csv
+        /// Bare float32 vectors: per vector, int32 dimension then the floats (little-endian).
+        case fvecs
+        /// Bare uint8 vectors: per vector, int32 dimension then the bytes.
+        case bvecs
+        /// A NumPy `.npy` array of shape (n, d): float32, float16 or uint8, C order.
+        case npy
+
+        /// The format a file name's extension implies.
+        public init?(path: String) {
+            switch (path as NSString).pathExtension.lowercased() {
+            case "jsonl", "ndjson", "json": self = .jsonl
+            case "csv": self = .csv
+            case "fvecs": self = .fvecs
+            case "bvecs": self = .bvecs
+            case "npy": self = .npy
+            default: return nil
+            }
+        }
+    }
+
+    /// What to do with a row that cannot be imported.
+    public enum ErrorPolicy: String, Sendable {
+        /// Stop at the first bad row (rows before it stay imported).
+        case abort
+        /// Report the row (file, line, reason) and go on.
+        case skip
+    }
+
+    /// The value type of a CSV column that becomes metadata.
+    public enum ColumnType: String, Sendable {
+        case string, int, float, bool, list
+    }
+
+    /// The format (default: from the file's extension).
+    public var format: Format?
+    /// Documents per write (each write is atomic and fsynced).
+    public var batchSize = 1_000
+    /// What to do with bad rows.
+    public var onError: ErrorPolicy = .abort
+    /// Replace documents whose id exists (default: a stored id is a bad row, so a repeated import
+    /// never silently overwrites).
+    public var upsert = false
+    /// Continue an interrupted import of the same file from its last committed row.
+    public var resume = false
+    /// CSV: the column holding the id (default `id`).
+    public var idColumn = "id"
+    /// CSV: the column holding the text (default `text`; a missing column means no text).
+    public var textColumn = "text"
+    /// CSV: the column holding the vector as a JSON array or comma/space-separated numbers
+    /// (default `vector`; a missing column means the collection's encoder makes the vectors).
+    public var vectorColumn = "vector"
+    /// CSV: declared types of metadata columns; undeclared ones are inferred per value
+    /// (integer, then float, then true/false, else string; an empty cell is null).
+    public var columnTypes: [String: ColumnType] = [:]
+    /// CSV: the field separator (default `,`).
+    public var delimiter: UInt8 = UInt8(ascii: ",")
+    /// Bare vectors (fvecs, bvecs, npy): a file of ids, one per line, in vector order; without one
+    /// the id of vector i (from 0) is `idPrefix` followed by i.
+    public var idsFile: String?
+    /// Bare vectors: the prefix of positional ids.
+    public var idPrefix = ""
+
+    public init(format: Format? = nil, onError: ErrorPolicy = .abort, resume: Bool = false) {
+        self.format = format
+        self.onError = onError
+        self.resume = resume
+    }
+}
+
+/// A row that was not imported.
+public struct SkippedRow: Sendable, Codable, Equatable {
+    /// The input file.
+    public var file: String
+    /// The 1-based line (JSONL, CSV: the line the record starts on) or the 0-based vector index
+    /// (fvecs, bvecs, npy), as `location` says.
+    public var line: Int
+    /// "line" or "vector".
+    public var location: String
+    /// Why it was not imported.
+    public var reason: String
+}
+
+/// The outcome of an import.
+public struct ImportReport: Sendable, Codable, Equatable {
+    public var file: String
+    public var format: String
+    /// Rows read in this run (after the resume point).
+    public var rowsRead = 0
+    /// Documents written in this run.
+    public var imported = 0
+    /// Rows skipped in this run, each with its reason (all of them; also counted in `skippedCount`).
+    public var skipped: [SkippedRow] = []
+    public var skippedCount = 0
+    /// Rows already imported by the interrupted run this one resumed (0 when not resuming).
+    public var resumedAfterRows = 0
+    public var seconds = 0.0
+}
+
+/// A progress report during an import.
+public struct ImportProgress: Sendable {
+    public var rowsRead: Int
+    public var imported: Int
+    public var skipped: Int
+    /// Bytes of the input consumed so far, and in all (for a rate and an ETA).
+    public var bytesRead: Int
+    public var totalBytes: Int
+    public var elapsed: Double
+}
