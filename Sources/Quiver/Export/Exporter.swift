@@ -52,8 +52,6 @@ extension Collection {
         let idsTmp = idsFinal + ".tmp-export"
         try? FileSystem.remove(tmp)
         try? FileSystem.remove(idsTmp)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let count: Int = try database.readTransaction { txn in
             try checkExists(txn)
             let total = Int(try txn.get(database.tables.counters, Keys.collection(info.number)).map { try Counters($0).liveDocuments } ?? 0)
@@ -70,8 +68,7 @@ extension Collection {
                 }
                 switch format {
                 case .jsonl:
-                    try out.write(try encoder.encode(Document(id: id, text: record.text, metadata: record.metadata, vector: vector)))
-                    try out.write([UInt8(ascii: "\n")])
+                    try out.write(JSONLine.encode(Document(id: id, text: record.text, metadata: record.metadata, vector: vector)))
                 case .npy, .fvecs:
                     if format == .fvecs { try out.write(withUnsafeBytes(of: Int32(info.dimension).littleEndian) { Array($0) }) }
                     try out.write(VectorCodec.encode(vector))

@@ -41,11 +41,12 @@ extension Collection {
         }
         var source: any RowSource
         switch format {
-        case .jsonl: source = try JSONLSource(path: absolute)
-        case .csv: source = try CSVSource(path: absolute, options: options)
-        case .fvecs: source = try VecsSource(path: absolute, bytes: false, options: options)
-        case .bvecs: source = try VecsSource(path: absolute, bytes: true, options: options)
-        case .npy: source = try NPYSource(path: absolute, options: options)
+        // Sources read (and name in errors) the path as given; the checkpoint key uses the absolute one.
+        case .jsonl: source = try JSONLSource(path: path)
+        case .csv: source = try CSVSource(path: path, options: options)
+        case .fvecs: source = try VecsSource(path: path, bytes: false, options: options)
+        case .bvecs: source = try VecsSource(path: path, bytes: true, options: options)
+        case .npy: source = try NPYSource(path: path, options: options)
         }
         var report = ImportReport(file: path, format: format.rawValue)
         let key = Keys.collection(info.number) + Array(absolute.utf8)

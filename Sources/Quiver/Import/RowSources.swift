@@ -39,7 +39,6 @@ struct JSONLSource: RowSource {
     var stream: ByteStream
     var line = 0
     var rows = 0
-    let decoder = JSONDecoder()
     var locationKind: String { "line" }
     var totalBytes: Int { stream.size }
     var position: SourcePosition { SourcePosition(offset: stream.offset, rows: rows, line: line) }
@@ -62,36 +61,12 @@ struct JSONLSource: RowSource {
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
             rows += 1
             do {
-                return .document(try decoder.decode(Document.self, from: Data(bytes)), location: line)
-            } catch {
-                return .bad(location: line, reason: describeDecodingError(error))
+                return .document(try Document(json: Data(bytes)), location: line)
+            } catch let e as QuiverError {
+                return .bad(location: line, reason: e.description)
             }
         }
         return nil
-    }
-}
-
-extension Document {
-    /// A one-line account of why JSON could not be decoded as a document (for reports that name
-    /// the line).
-    public static func describeDecodingFailure(_ error: Error) -> String { describeDecodingError(error) }
-}
-
-/// A one-line account of a JSON decoding error.
-func describeDecodingError(_ error: Error) -> String {
-    guard let e = error as? DecodingError else { return "\(error)" }
-    func at(_ path: [CodingKey]) -> String {
-        let p = path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        return p.isEmpty ? "" : " at \(p.hasPrefix(".") ? String(p.dropFirst()) : p)"
-    }
-    switch e {
-    case .dataCorrupted(let c):
-        // Foundation says no more than this for syntax errors and for numbers that overflow Float.
-        return c.codingPath.isEmpty ? "not valid JSON (or a number outside the float32 range)" : "\(c.debugDescription)\(at(c.codingPath))"
-    case .keyNotFound(let k, let c): return "missing field '\(k.stringValue)'\(at(c.codingPath))"
-    case .typeMismatch(let t, let c): return "expected \(t)\(at(c.codingPath))"
-    case .valueNotFound(let t, let c): return "missing \(t)\(at(c.codingPath))"
-    @unknown default: return "\(error)"
     }
 }
 

@@ -21,20 +21,25 @@ func readDocuments(from source: String?) throws -> InputDocuments {
         data = FileHandle.standardInput.readDataToEndOfFile()
         name = "standard input"
     }
-    let decoder = JSONDecoder()
     let text = String(decoding: data, as: UTF8.self)
     var input = InputDocuments(name: name)
     if text.drop(while: { $0.isWhitespace }).first == "[" {
-        do { input.documents = try decoder.decode([Document].self, from: data) } catch {
-            throw CLIError("\(name): \(Document.describeDecodingFailure(error))")
+        guard let array = try? JSONSerialization.jsonObject(with: data) as? [Any] else { throw CLIError("\(name): not a valid JSON array") }
+        for (i, element) in array.enumerated() {
+            do {
+                let json = try JSONSerialization.data(withJSONObject: element, options: [.fragmentsAllowed])
+                input.documents.append(try Document(json: json))
+            } catch let e as QuiverError {
+                throw CLIError("\(name), document \(i + 1): \(e.description)")
+            }
         }
         input.lines = Array(repeating: 1, count: input.documents.count)
         return input
     }
     for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
         if line.allSatisfy({ $0.isWhitespace }) { continue }
-        do { input.documents.append(try decoder.decode(Document.self, from: Data(line.utf8))) } catch {
-            throw CLIError("\(name), line \(i + 1): \(Document.describeDecodingFailure(error))")
+        do { input.documents.append(try Document(json: Data(line.utf8))) } catch let e as QuiverError {
+            throw CLIError("\(name), line \(i + 1): \(e.description)")
         }
         input.lines.append(i + 1)
     }
