@@ -39,7 +39,7 @@ struct CLITests {
         let cli = CLI(db: dir.path + "/db")
         let top = try cli.run(["--help"])
         #expect(top.status == 0)
-        let names = ["init", "create", "collections", "drop", "put", "get", "delete", "search", "embed", "stats", "compact", "demo"]
+        let names = ["init", "create", "collections", "drop", "put", "get", "delete", "search", "embed", "stats", "compact", "verify", "import", "export", "demo"]
         for name in names {
             #expect(top.stdout.contains("  \(name) "), "\(name) missing from quiver --help")
             let r = try cli.run([name, "--help"])
@@ -73,6 +73,8 @@ struct CLITests {
         let compact = try cli.run(["compact", "pts"])
         #expect(compact.status == 0 && compact.stdout.contains("1 sealed segment(s), 3 vectors") && compact.stderr.contains("sealing 3 vectors"), "\(compact.stdout)\(compact.stderr)")
         #expect(try cli.run(["delete", "pts", "a"]).stdout.contains("Deleted 1"))
+        let verify = try cli.run(["verify"])
+        #expect(verify.status == 0 && verify.stdout.contains("OK"), "\(verify.stdout)")
         let stats = try cli.run(["stats", "--json"])
         let s = try JSONDecoder().decode(DatabaseStats.self, from: Data(stats.stdout.utf8))
         #expect(s.collections.first?.documents == 2)

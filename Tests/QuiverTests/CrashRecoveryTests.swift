@@ -84,6 +84,8 @@ struct CrashRecoveryTests {
             #expect(stored == expected || stored == withInFlight,
                     "round \(round): after \(acknowledged) acknowledged batches the database holds \(stored.count) documents that match neither the acknowledged state nor it plus the batch in flight")
             #expect(try c.count() == stored.count)
+            let verify = try db.verify()
+            #expect(verify.ok, "round \(round): verify after recovery: \(verify.problems)")
             orphans += db.openReport.orphanSegmentFiles
             sealed = max(sealed, try db.stats().collections[0].index?.sealedVectors ?? 0)
             var rng = SystemRandomNumberGenerator()

@@ -69,6 +69,25 @@ struct SegmentTests {
         let after = try db.stats().collections[0].index!
         #expect(after.sealedSegments == before.sealedSegments && after.sealedVectors == before.sealedVectors && after.deletedVectors == before.deletedVectors)
         try check(2000)
+        let verify = try db.verify()
+        #expect(verify.ok, "\(verify.problems)")
+        #expect(verify.segmentFiles == after.sealedSegments)
+    }
+
+    @Test func verifyFindsDamage() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path)
+        let c = try db.createCollection("s", dimension: 4, options: Self.small)
+        var rng = SplitMix64(state: 8)
+        try c.insert((0..<60).map { Document(id: "\($0)", vector: randomVector(4, &rng)) })
+        try db.compact()
+        #expect(try db.verify().ok)
+        // Remove one vector behind the engine's back: verify names the document and changes nothing.
+        let row = try db.readTransaction { txn in try DocumentRecord(txn.get(db.tables.documents, Keys.document(1, "7"))!).row }
+        try db.env.write { txn in _ = try txn.delete(db.tables.vectors, Keys.row(1, row)) }
+        let report = try db.verify()
+        #expect(report.problems.contains { $0.contains("document '7' has no vector") })
+        #expect(try db.verify() == report)
     }
 
     @Test func sealingHappensInTheBackgroundAndCompactionMerges() throws {

@@ -191,3 +191,25 @@ struct CompactCommand: CLICommand {
         }
     }
 }
+
+struct VerifyCommand: CLICommand {
+    static let name = "verify"
+    static let abstract = "Check every checksum and that documents, vectors and index segments agree; change nothing."
+    static let positionals: [PositionalSpec] = []
+    static let options: [OptionSpec] = []
+    static let discussion = "Exit code 0 when the database is sound, 1 when a problem was found (each is printed)."
+    static let examples = ["quiver verify --db ./vectors.db", "quiver verify --json"]
+
+    init(_ a: ParsedArguments) {}
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        let report = try db.verify()
+        if context.json { try context.printJSON(report) } else {
+            context.line("Checked \(report.logRecords) log record(s), \(report.segmentFiles) segment file(s), \(report.documents) document(s)")
+            for p in report.problems { context.line("problem: \(p)") }
+            context.line(report.ok ? "OK" : "\(report.problems.count) problem(s) found")
+        }
+        if !report.ok { throw CLIError("verify found \(report.problems.count) problem(s)") }
+    }
+}
