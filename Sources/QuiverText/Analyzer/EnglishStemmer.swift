@@ -21,7 +21,7 @@ public enum EnglishStemmer {
         s.run()
         w = s.w
         var out = String.UnicodeScalarView()
-        for v in w { out.append(Unicode.Scalar(v)!) }  // every value came from a scalar or is ASCII
+        for v in w { if let u = Unicode.Scalar(v) { out.append(u) } }  // always a scalar: input scalars or ASCII
         return String(out)
     }
 
@@ -149,6 +149,7 @@ private struct Porter2Word {
     }
 
     static let step1bSuffixes = ["eedly", "ingly", "edly", "eed", "ing", "ed"].map(ascii)
+    static let addEAfter = ["at", "bl", "iz"].map(ascii)
     static let doubles = ["bb", "dd", "ff", "gg", "mm", "nn", "pp", "rr", "tt"].map(ascii)
     mutating func step1b() {
         guard let m = longestSuffix(Self.step1bSuffixes) else { return }
@@ -158,7 +159,7 @@ private struct Porter2Word {
         }
         guard containsVowel(0..<m.start) else { return }
         w.removeSubrange(m.start...)
-        if ends(with: Self.ascii("at")) || ends(with: Self.ascii("bl")) || ends(with: Self.ascii("iz")) {
+        if Self.addEAfter.contains(where: { ends(with: $0) }) {
             w.append(Self.c("e"))
         } else if Self.doubles.contains(where: { ends(with: $0) }) {
             // Undouble (hopp -> hop), except a vowel-initial three-letter stem (add, ebb, egg).
@@ -205,9 +206,10 @@ private struct Porter2Word {
 
     static let step4Suffixes = ["ement", "ance", "ence", "able", "ible", "ment", "ant", "ent", "ism", "ate", "iti",
                                 "ous", "ive", "ize", "ion", "al", "er", "ic"].map(ascii)
+    static let step4IonIndex = step4Suffixes.firstIndex(of: ascii("ion")) ?? -1
     mutating func step4() {
         guard let m = longestSuffix(Self.step4Suffixes), m.start >= p2 else { return }
-        if Self.step4Suffixes[m.index] == Self.ascii("ion") {
+        if m.index == Self.step4IonIndex {
             guard m.start >= 1, w[m.start - 1] == Self.c("s") || w[m.start - 1] == Self.c("t") else { return }
         }
         w.removeSubrange(m.start...)
