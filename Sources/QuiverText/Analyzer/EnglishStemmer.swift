@@ -65,9 +65,9 @@ private struct Porter2Word {
 
     /// The longest of `suffixes` that ends the word, with its index in `suffixes`.
     func longestSuffix(_ suffixes: [[UInt32]]) -> (index: Int, start: Int)? {
-        var best: (Int, Int)?
+        var best: (index: Int, start: Int)?
         for (i, s) in suffixes.enumerated() where ends(with: s) {
-            if best == nil || s.count > suffixes[best!.0].count { best = (i, w.count - s.count) }
+            if best.map({ s.count > suffixes[$0.index].count }) ?? true { best = (i, w.count - s.count) }
         }
         return best
     }
