@@ -1,1 +1,0 @@
-// The QuiverText module; see docs/architecture.md.
