@@ -37,6 +37,8 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
     case encoder(String)
     /// A failure of the storage layer (I/O, LMDB, a damaged file).
     case storage(StorageError)
+    /// A filter does not parse or breaks the limits: the error carries the position.
+    case invalidFilter(FilterError)
     /// An input file (import) has a bad row or is damaged: the file, the 1-based line (or the
     /// vector index for bare vector files) and why.
     case badInput(file: String, line: Int, reason: String)
@@ -80,6 +82,7 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
         case .encoder(let m): return m
         case .storage(let e): return e.message
         case .badInput(let file, let line, let reason): return "\(file):\(line): \(reason)"
+        case .invalidFilter(let e): return "invalid filter: \(e.description)"
         }
     }
 }

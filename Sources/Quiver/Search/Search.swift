@@ -17,22 +17,43 @@ public struct SearchOptions: Sendable {
     public var exact = false
     /// HNSW candidate list size for this search (default: the collection's `efSearch`; at least k).
     public var efSearch: Int?
+    /// Only documents whose metadata matches this filter are returned (k of them whenever at least
+    /// k match).
+    public var filter: Filter?
 
-    public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil) {
+    public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil, filter: Filter? = nil) {
         self.includeText = includeText
         self.includeVector = includeVector
         self.exact = exact
         self.efSearch = efSearch
+        self.filter = filter
     }
+}
+
+/// How a search was run: what `Collection.explain` returns.
+public struct SearchPlan: Sendable, Codable, Equatable {
+    /// `exact scan`, `segments`, `exact scan of the allowed rows` or `filtered segments`.
+    public var strategy: String
+    /// Documents in the collection.
+    public var documents: Int
+    /// Documents the filter allows (all of them without a filter).
+    public var allowed: Int
+    /// Why this strategy.
+    public var reason: String
+    /// Results returned.
+    public var returned: Int
 }
 
 extension Collection {
     /// The `k` documents nearest to `text`, which the collection's encoder turns into a vector with
     /// its query tower. A collection without an encoder gives `QuiverError.encoder`.
     public func search(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
-        let encoder = try database.encoder(for: info)
-        let vector = try encode([text], with: encoder, queries: true)
-        return try search(vector: vector[row: 0], k: k, options: options)
+        try explain(text: text, k: k, options: options).results
+    }
+
+    /// `explain(vector:k:options:)` for a text query, embedded by the collection's query tower.
+    public func explain(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
+        try explain(vector: try embed(text, query: true), k: k, options: options)
     }
 
     /// The vector the collection's encoder makes of `text`: with the query tower when `query`,
@@ -45,6 +66,12 @@ extension Collection {
     /// runs over the collection's segments (the exact mutable segment and the HNSW sealed ones);
     /// with `options.exact` it scans every stored vector in one snapshot instead.
     public func search(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
+        try explain(vector: vector, k: k, options: options).results
+    }
+
+    /// Runs a search and says how it ran: the strategy, the filter's count of allowed documents,
+    /// and why.
+    public func explain(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         guard vector.count == info.dimension else {
             throw QuiverError.invalidArgument("the query vector has \(vector.count) components; '\(name)' has dimension \(info.dimension)")
@@ -52,21 +79,79 @@ extension Collection {
         if let bad = vector.firstIndex(where: { !$0.isFinite }) {
             throw QuiverError.invalidArgument("query vector component \(bad) is NaN or infinite")
         }
+        if let f = options.filter {
+            do { try f.validate() } catch { throw QuiverError.invalidFilter(error) }
+        }
         let metric = info.metric
         let dimension = info.dimension
-        if !options.exact {
+        let documents = try count()
+        // The filter's allowed rows, from every document's metadata in one snapshot. (Payload
+        // indexes, which answer this without reading every document, are the next step.)
+        var allowed: Bitset?
+        var allowedCount = documents
+        if let filter = options.filter {
+            let (set, n) = try allowedRows(filter)
+            allowed = set
+            allowedCount = n
+        }
+        if options.exact || allowedCount == 0 {
+            let results = allowedCount == 0 ? [] : try exactSearch(vector, k: k, allowed: allowed, options: options)
+            let strategy = options.filter == nil ? "exact scan" : "exact scan of the allowed rows"
+            return (results, SearchPlan(strategy: strategy, documents: documents, allowed: allowedCount,
+                                        reason: options.exact ? "exact search was asked for" : "no document matches the filter", returned: results.count))
+        }
+        // A selective filter: scanning the allowed rows exactly is cheaper than a graph search
+        // that must skip most of what it visits.
+        if let a = allowed, allowedCount <= Self.exactScanThreshold(k: k) {
+            let results = try exactSearch(vector, k: k, allowed: a, options: options)
+            return (results, SearchPlan(strategy: "exact scan of the allowed rows", documents: documents, allowed: allowedCount,
+                                        reason: "\(allowedCount) allowed documents are at most \(Self.exactScanThreshold(k: k))", returned: results.count))
+        }
+        do {
             guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
+            let allow = allowed.map { AllowFilter.bitset($0) }
             // A few more than k: a row deleted between the index search and the snapshot below is skipped.
-            let hits = try wrapIndex { try segments.search(vector, k: k + 8, efSearch: options.efSearch) }
+            let hits = try wrapIndex { try segments.search(vector, k: k + 8, efSearch: options.efSearch, allow: allow) }
             return try database.readTransaction { txn in
                 try checkExists(txn)
                 var out: [SearchResult] = []
                 for hit in hits where out.count < k {
                     if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
                 }
-                return out
+                let plan = SearchPlan(strategy: allowed == nil ? "segments" : "filtered segments", documents: documents, allowed: allowedCount,
+                                      reason: allowed == nil ? "no filter" : "\(allowedCount) allowed documents are more than \(Self.exactScanThreshold(k: k))",
+                                      returned: out.count)
+                return (out, plan)
             }
         }
+    }
+
+    /// Up to this many allowed documents, a filtered search scans them exactly.
+    static func exactScanThreshold(k: Int) -> Int { max(2_048, 20 * k) }
+
+    /// The rows whose documents match `filter`, and how many.
+    private func allowedRows(_ filter: Filter) throws -> (Bitset, Int) {
+        try database.readTransaction { txn in
+            try checkExists(txn)
+            let capacity = Int(try txn.get(database.tables.counters, Keys.collection(info.number)).map { try Counters($0).nextRow } ?? 1)
+            var set = Bitset(capacity: capacity)
+            var n = 0
+            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { _, v in
+                let record = try DocumentRecord(Array(v), withText: false)
+                if filter.matches(record.metadata) {
+                    set.insert(Int(record.row))
+                    n += 1
+                }
+                return true
+            }
+            return (set, n)
+        }
+    }
+
+    /// The exact answer: a scan of every stored vector (of the allowed rows only, when given).
+    private func exactSearch(_ vector: [Float], k: Int, allowed: Bitset?, options: SearchOptions) throws -> [SearchResult] {
+        let metric = info.metric
+        let dimension = info.dimension
         let query = metric.normalizes ? vector.normalized() : vector
         return try database.readTransaction { txn in
             try checkExists(txn)
@@ -76,6 +161,7 @@ extension Collection {
                 try row.withUnsafeMutableBufferPointer { buf in
                     let r = buf.baseAddress!
                     try txn.forEach(database.tables.vectors, prefix: Keys.collection(info.number)) { key, value in
+                        if let a = allowed, !a.contains(Int(Keys.rowID(of: key))) { return true }
                         try VectorCodec.decode(value, dimension: dimension, into: r)
                         if metric.normalizes { DistanceKernels.normalize(r, dimension) }
                         top.push(id: Int64(Keys.rowID(of: key)), distance: metric.distance(q.baseAddress!, r, dimension: dimension))

@@ -82,19 +82,19 @@ final class CollectionSegments: @unchecked Sendable {
     }
 
     /// The `k` nearest live rows to `query` over every segment, closest first.
-    func search(_ query: [Float], k: Int, efSearch: Int?) throws -> [Neighbor] {
+    func search(_ query: [Float], k: Int, efSearch: Int?, allow: AllowFilter? = nil) throws -> [Neighbor] {
         try lock.read {
             var top = TopK(k: k)
             try query.withUnsafeBufferPointer { q in
-                for n in try mutable.search(q, k: k, allow: nil) { top.push(id: n.id, distance: n.distance) }
+                for n in try mutable.search(q, k: k, allow: allow) { top.push(id: n.id, distance: n.distance) }
                 if let f = frozen {
-                    for n in try f.search(q, k: k, allow: nil) { top.push(id: n.id, distance: n.distance) }
+                    for n in try f.search(q, k: k, allow: allow) { top.push(id: n.id, distance: n.distance) }
                 }
                 let ef = max(efSearch ?? settings.efSearch, k)
                 if !sealed.isEmpty {
                     let m = Matrix(dimension: dimension, storage: query)
                     for s in sealed {
-                        for n in try s.index.search(m, k: k, ef: ef, allow: nil)[0] { top.push(id: n.id, distance: n.distance) }
+                        for n in try s.index.search(m, k: k, ef: ef, allow: allow)[0] { top.push(id: n.id, distance: n.distance) }
                     }
                 }
             }

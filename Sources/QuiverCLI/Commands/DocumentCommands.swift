@@ -187,12 +187,22 @@ struct SearchCommand: CLICommand {
     static let options = [
         OptionSpec(name: "vector", value: "<floats>", help: "The query vector: '[0.1, 0.2, ...]' or '0.1,0.2,...'."),
         OptionSpec(name: "text", value: "<query>", help: "The query text, embedded by the collection's encoder (query tower)."),
+        OptionSpec(name: "filter", value: "<filter>", help: "Only documents whose metadata matches: 'year >= 2020 and tags in (\"a\", \"b\")' or JSON {\"year\": {\"$gte\": 2020}}."),
+        OptionSpec(name: "explain", help: "Also show how the search ran: the strategy, and how many documents the filter allows."),
+        OptionSpec(name: "exact", help: "Scan every vector instead of using the index (slow; the exact answer)."),
+        OptionSpec(name: "ef", value: "<n>", help: "HNSW candidate list size for this search (default: the collection's)."),
         OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
         OptionSpec(name: "with-text", help: "Show each hit's text."),
     ]
-    static let discussion = "Scores are cosine similarity or dot product (higher is closer), or Euclidean distance for l2 (lower is closer)."
+    static let discussion = """
+    Scores are cosine similarity or dot product (higher is closer), or Euclidean distance for l2
+    (lower is closer). A filter returns k results whenever at least k documents match. Text filters:
+    =, !=, <, <=, >, >=, in (...), not in (...), exists(field), and, or, not, parentheses; strings in
+    double quotes. A string-list field matches when any element does.
+    """
     static let examples = [
         #"quiver search colors --vector "[0.9, 0.1, 0.1]" -k 3"#,
+        #"quiver search colors --vector "[0.9, 0.1, 0.1]" --filter 'family = "red" or family = "orange"' --explain"#,
         #"quiver search papers --text "vitamin D and bone density" -k 5 --with-text"#,
         "quiver search points --vector 1,0,0 --json",
     ]
@@ -202,9 +212,21 @@ struct SearchCommand: CLICommand {
     let text: String?
     let k: Int
     let withText: Bool
+    let explain: Bool
+    var options = SearchOptions()
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
+        explain = a.flag("explain")
+        options.exact = a.flag("exact")
+        if a.value("ef") != nil { options.efSearch = try a.int("ef", default: 64, range: 1...(1 << 20)) }
+        if let f = a.value("filter") {
+            do {
+                options.filter = f.trimmingCharacters(in: .whitespaces).hasPrefix("{") ? try Filter(json: f) : try Filter(text: f)
+            } catch {
+                throw UsageError(message: "invalid filter: \(error.description)\n\(error.caretDiagnostic(source: f))", command: Self.name)
+            }
+        }
         text = a.value("text")
         vector = try a.value("vector").map(parseVector)
         guard (vector == nil) != (text == nil) else {
@@ -217,9 +239,19 @@ struct SearchCommand: CLICommand {
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase()
         let c = try db.collection(collection)
-        let options = SearchOptions(includeText: withText || context.json)
-        let hits = try text.map { try c.search(text: $0, k: k, options: options) } ?? c.search(vector: vector!, k: k, options: options)
+        var options = self.options
+        options.includeText = withText || context.json
+        let (hits, plan) = try text.map { try c.explain(text: $0, k: k, options: options) } ?? c.explain(vector: vector!, k: k, options: options)
+        if context.json && explain {
+            struct Output: Encodable { let results: [SearchResult]; let plan: SearchPlan }
+            try context.printJSON(Output(results: hits, plan: plan))
+            return
+        }
         printHits(hits, context: context, withText: withText)
+        if explain {
+            context.line()
+            context.line("plan: \(plan.strategy) (\(plan.reason)); \(plan.allowed) of \(plan.documents) documents allowed; \(plan.returned) returned")
+        }
     }
 }
 
