@@ -39,7 +39,7 @@ struct CLITests {
         let cli = CLI(db: dir.path + "/db")
         let top = try cli.run(["--help"])
         #expect(top.status == 0)
-        let names = ["init", "create", "collections", "drop", "put", "get", "delete", "search", "embed", "stats", "compact", "verify", "backup", "restore", "import", "export", "demo"]
+        let names = ["init", "create", "collections", "drop", "put", "get", "delete", "search", "embed", "stats", "compact", "verify", "backup", "restore", "import", "export", "index", "demo"]
         for name in names {
             #expect(top.stdout.contains("  \(name) "), "\(name) missing from quiver --help")
             let r = try cli.run([name, "--help"])

@@ -141,6 +141,22 @@ public struct Collection: Sendable {
         }
     }
 
+    /// Declares a payload index on metadata `field`, built now over the stored documents and kept
+    /// current by every write. Filtered searches use it to find the matching documents without
+    /// reading every document. Declaring an existing index again is a no-op; another type for the
+    /// same field is an error.
+    public func createPayloadIndex(_ field: String, type: PayloadIndexType) throws {
+        guard !field.isEmpty, field.utf8.count <= 1_024 else { throw QuiverError.invalidArgument("a payload index needs a field name of 1 to 1024 bytes") }
+        try database.write { txn in
+            let current = try database.info(name, txn: txn)
+            guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
+            if let existing = current.payloadIndexes?.first(where: { $0.field == field }), existing.type != type {
+                throw QuiverError.invalidArgument("field '\(field)' of '\(name)' already has a \(existing.type.rawValue) index")
+            }
+            return (.createPayloadIndex(number: info.number, spec: PayloadIndexSpec(field: field, type: type)), ())
+        }
+    }
+
     func checkExists(_ txn: LMDBTransaction) throws {
         guard try database.info(name, txn: txn).number == info.number else { throw QuiverError.unknownCollection(name) }
     }

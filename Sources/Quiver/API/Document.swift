@@ -75,6 +75,9 @@ public struct CollectionInfo: Sendable, Equatable, Codable {
     /// How vectors are indexed (nil in the catalog means the defaults).
     public var index: IndexSettings?
 
+    /// Declared payload indexes (nil in the catalog means none).
+    public var payloadIndexes: [PayloadIndexSpec]?
+
     /// The index settings in effect.
     public var indexSettings: IndexSettings { index ?? IndexSettings() }
 }

@@ -35,6 +35,7 @@ struct Tables: Sendable {
     let segments: LMDBTable
     let segmentState: LMDBTable
     let imports: LMDBTable
+    let payload: LMDBTable
 
     init(_ env: LMDBEnvironment) throws {
         meta = try env.table("meta")
@@ -46,6 +47,7 @@ struct Tables: Sendable {
         segments = try env.table("segments")
         segmentState = try env.table("segment_state")
         imports = try env.table("imports")
+        payload = try env.table("payload")
     }
 }
 

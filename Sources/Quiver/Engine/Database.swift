@@ -336,7 +336,7 @@ public final class Database: @unchecked Sendable {
             try txn.delete(tables.catalog, Array(name.utf8))
             try txn.delete(tables.segmentState, Keys.collection(number))
             try txn.delete(tables.counters, Keys.collection(number))
-            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports] {
+            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload] {
                 var keys: [[UInt8]] = []
                 try txn.forEach(table, prefix: Keys.collection(number)) { k, _ in keys.append(Array(k)); return true }
                 for k in keys { try txn.delete(table, k) }
@@ -351,12 +351,15 @@ public final class Database: @unchecked Sendable {
             var added: [UInt64] = [], removed: [UInt64] = []
             var vectors = [Float]()
             vectors.reserveCapacity(documents.count * info.dimension)
+            let specs = info.payloadIndexes ?? []
             for d in documents {
                 let key = Keys.document(number, d.id)
                 if let old = try txn.get(tables.documents, key) {
-                    let oldRow = try DocumentRecord(old, withText: false).row
+                    let oldRecord = try DocumentRecord(old, withText: false)
+                    let oldRow = oldRecord.row
                     try txn.delete(tables.vectors, Keys.row(number, oldRow))
                     try txn.delete(tables.rows, Keys.row(number, oldRow))
+                    try PayloadIndexing.update(specs, number: number, row: oldRow, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
                     removed.append(oldRow)
                 } else {
                     counters.liveDocuments += 1
@@ -369,6 +372,7 @@ public final class Database: @unchecked Sendable {
                 try txn.put(tables.documents, key, try record.encode(compressionThreshold: info.textCompressionThreshold))
                 try txn.put(tables.vectors, Keys.row(number, row), VectorCodec.encode(d.vector ?? []))
                 try txn.put(tables.rows, Keys.row(number, row), Array(d.id.utf8))
+                try PayloadIndexing.update(specs, number: number, row: row, metadata: d.metadata, remove: false, txn: txn, tables: tables)
             }
             try txn.put(tables.counters, Keys.collection(number), counters.bytes)
             change = .rows(number: number, added: added, vectors: added.isEmpty ? nil : Matrix(dimension: info.dimension, storage: vectors), removed: removed)
@@ -378,10 +382,13 @@ public final class Database: @unchecked Sendable {
             }
             var counters = try Counters(counterBytes)
             var removed: [UInt64] = []
+            let specs = try info(number: number, txn: txn, tables: tables).payloadIndexes ?? []
             for id in ids {
                 let key = Keys.document(number, id)
                 guard let old = try txn.get(tables.documents, key) else { continue }
-                let row = try DocumentRecord(old, withText: false).row
+                let oldRecord = try DocumentRecord(old, withText: false)
+                let row = oldRecord.row
+                try PayloadIndexing.update(specs, number: number, row: row, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
                 removed.append(row)
                 try txn.delete(tables.documents, key)
                 try txn.delete(tables.vectors, Keys.row(number, row))
@@ -390,6 +397,16 @@ public final class Database: @unchecked Sendable {
             }
             try txn.put(tables.counters, Keys.collection(number), counters.bytes)
             change = .rows(number: number, added: [], vectors: nil, removed: removed)
+        case .createPayloadIndex(let number, let spec):
+            var info = try info(number: number, txn: txn, tables: tables)
+            var specs = info.payloadIndexes ?? []
+            if !specs.contains(spec) {
+                specs.append(spec)
+                info.payloadIndexes = specs
+                try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
+                try PayloadIndexing.backfill(spec, number: number, txn: txn, tables: tables)
+            }
+            change = .rows(number: number, added: [], vectors: nil, removed: [])
         }
         var w = ByteWriter()
         w.write(sequence)

@@ -13,6 +13,8 @@ import QuiverStorage
                              text), [text (varint length + UTF-8)], metadata (MetadataCodec),
                              dimension x f32 LE vector
  type 4  delete documents    u32 LE collection number, varint count, then ids (varint length + UTF-8)
+ type 6  payload index       u32 LE collection number, field (varint length + UTF-8), type
+                             (varint length + UTF-8: keyword, integer, float or bool)
  type 5  import batch        a type 3 payload, then the import checkpoint stored in the same LMDB
                              transaction: key (varint length + bytes), value (varint length + bytes)
 */
@@ -29,6 +31,7 @@ enum LogRecord {
     case dropCollection(number: UInt32, name: String)
     case write(number: UInt32, insert: Bool, documents: [Document], checkpoint: Checkpoint? = nil)
     case delete(number: UInt32, ids: [String])
+    case createPayloadIndex(number: UInt32, spec: PayloadIndexSpec)
 
     var type: UInt8 {
         switch self {
@@ -36,6 +39,7 @@ enum LogRecord {
         case .dropCollection: return 2
         case .write(_, _, _, let checkpoint): return checkpoint == nil ? 3 : 5
         case .delete: return 4
+        case .createPayloadIndex: return 6
         }
     }
 
@@ -70,6 +74,10 @@ enum LogRecord {
             w.write(number)
             w.writeVarint(UInt64(ids.count))
             for id in ids { w.writeString(id) }
+        case .createPayloadIndex(let number, let spec):
+            w.write(number)
+            w.writeString(spec.field)
+            w.writeString(spec.type.rawValue)
         }
         return w.bytes
     }
@@ -104,6 +112,14 @@ enum LogRecord {
             var ids: [String] = []
             for _ in 0..<count { ids.append(try r.readString()) }
             self = .delete(number: number, ids: ids)
+        case 6:
+            let number = try r.readUInt32()
+            let field = try r.readString()
+            let typeName = try r.readString()
+            guard let type = PayloadIndexType(rawValue: typeName) else {
+                throw StorageError(.corrupt, "write-ahead log record \(record.sequence) names unknown payload index type '\(typeName)'")
+            }
+            self = .createPayloadIndex(number: number, spec: PayloadIndexSpec(field: field, type: type))
         default:
             throw StorageError(.corrupt, "write-ahead log record \(record.sequence) has unknown type \(record.type)")
         }

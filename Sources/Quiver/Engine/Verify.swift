@@ -43,13 +43,20 @@ extension Database {
         let c = info.number
         let name = info.name
         func problem(_ s: String) { if report.problems.count < 1_000 { report.problems.append("'\(name)': " + s) } }
-        // Documents, rows and vectors agree.
+        // Documents, rows and vectors agree; the payload entries each document should have.
         var live: [UInt64: String] = [:]
+        let specs = info.payloadIndexes ?? []
+        var expectedPayload = Set<[UInt8]>()
         try txn.forEach(tables.documents, prefix: Keys.collection(c)) { k, v in
             let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             report.documents += 1
             do {
                 let record = try DocumentRecord(Array(v))
+                for spec in specs {
+                    guard let value = record.metadata[spec.field] else { continue }
+                    let prefix = PayloadKeys.fieldPrefix(c, spec.field, kind: spec.type.kind)
+                    for encoded in PayloadKeys.values(value, type: spec.type) { expectedPayload.insert(prefix + encoded + PayloadKeys.row(record.row)) }
+                }
                 if let previous = live[record.row] { problem("documents '\(previous)' and '\(id)' share row \(record.row)") }
                 live[record.row] = id
                 let rowID = try txn.get(tables.rows, Keys.row(c, record.row)).map { String(decoding: $0, as: UTF8.self) }
@@ -69,6 +76,13 @@ extension Database {
                 return true
             }
         }
+        var payloadEntries = 0
+        try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
+            payloadEntries += 1
+            if !expectedPayload.contains(Array(k)) { problem("payload index entry for row \(FilterPlanner.row(k)) does not match its document") }
+            return true
+        }
+        if payloadEntries < expectedPayload.count { problem("payload indexes lack \(expectedPayload.count - payloadEntries) entries of the documents' metadata") }
         let counted = try txn.get(tables.counters, Keys.collection(c)).map { try Counters($0) }
         if let counters = counted {
             if counters.liveDocuments != UInt64(live.count) { problem("the counter says \(counters.liveDocuments) documents; \(live.count) are stored") }

@@ -36,12 +36,17 @@ public struct SearchPlan: Sendable, Codable, Equatable {
     public var strategy: String
     /// Documents in the collection.
     public var documents: Int
-    /// Documents the filter allows (all of them without a filter).
+    /// Documents the filter allows (all of them without a filter): the actual count.
     public var allowed: Int
     /// Why this strategy.
     public var reason: String
     /// Results returned.
     public var returned: Int
+    /// The planner's estimate before reading documents: candidates from payload indexes, or every
+    /// document when no index bounds the filter.
+    public var estimate: Int = 0
+    /// The payload indexes that bounded the filter.
+    public var indexesUsed: [String] = []
 }
 
 extension Collection {
@@ -89,23 +94,29 @@ extension Collection {
         // indexes, which answer this without reading every document, are the next step.)
         var allowed: Bitset?
         var allowedCount = documents
+        var estimate = documents
+        var indexesUsed: [String] = []
         if let filter = options.filter {
-            let (set, n) = try allowedRows(filter)
-            allowed = set
-            allowedCount = n
+            let rows = try allowedRows(filter)
+            allowed = rows.set
+            allowedCount = rows.count
+            estimate = rows.candidates
+            indexesUsed = rows.indexes
+        }
+        func plan(_ strategy: String, _ reason: String, _ returned: Int) -> SearchPlan {
+            SearchPlan(strategy: strategy, documents: documents, allowed: allowedCount, reason: reason, returned: returned,
+                       estimate: estimate, indexesUsed: indexesUsed)
         }
         if options.exact || allowedCount == 0 {
             let results = allowedCount == 0 ? [] : try exactSearch(vector, k: k, allowed: allowed, options: options)
             let strategy = options.filter == nil ? "exact scan" : "exact scan of the allowed rows"
-            return (results, SearchPlan(strategy: strategy, documents: documents, allowed: allowedCount,
-                                        reason: options.exact ? "exact search was asked for" : "no document matches the filter", returned: results.count))
+            return (results, plan(strategy, options.exact ? "exact search was asked for" : "no document matches the filter", results.count))
         }
         // A selective filter: scanning the allowed rows exactly is cheaper than a graph search
         // that must skip most of what it visits.
         if let a = allowed, allowedCount <= Self.exactScanThreshold(k: k) {
             let results = try exactSearch(vector, k: k, allowed: a, options: options)
-            return (results, SearchPlan(strategy: "exact scan of the allowed rows", documents: documents, allowed: allowedCount,
-                                        reason: "\(allowedCount) allowed documents are at most \(Self.exactScanThreshold(k: k))", returned: results.count))
+            return (results, plan("exact scan of the allowed rows", "\(allowedCount) allowed documents are at most \(Self.exactScanThreshold(k: k))", results.count))
         }
         do {
             guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
@@ -118,10 +129,8 @@ extension Collection {
                 for hit in hits where out.count < k {
                     if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
                 }
-                let plan = SearchPlan(strategy: allowed == nil ? "segments" : "filtered segments", documents: documents, allowed: allowedCount,
-                                      reason: allowed == nil ? "no filter" : "\(allowedCount) allowed documents are more than \(Self.exactScanThreshold(k: k))",
-                                      returned: out.count)
-                return (out, plan)
+                return (out, plan(allowed == nil ? "segments" : "filtered segments",
+                                  allowed == nil ? "no filter" : "\(allowedCount) allowed documents are more than \(Self.exactScanThreshold(k: k))", out.count))
             }
         }
     }
@@ -129,14 +138,33 @@ extension Collection {
     /// Up to this many allowed documents, a filtered search scans them exactly.
     static func exactScanThreshold(k: Int) -> Int { max(2_048, 20 * k) }
 
-    /// The rows whose documents match `filter`, and how many.
-    private func allowedRows(_ filter: Filter) throws -> (Bitset, Int) {
+    /// The rows whose documents match `filter`: from payload-index candidates re-checked against
+    /// their documents when the indexes bound the filter, otherwise from every document.
+    private func allowedRows(_ filter: Filter) throws -> (set: Bitset, count: Int, candidates: Int, indexes: [String]) {
         try database.readTransaction { txn in
-            try checkExists(txn)
-            let capacity = Int(try txn.get(database.tables.counters, Keys.collection(info.number)).map { try Counters($0).nextRow } ?? 1)
+            let current = try database.info(name, txn: txn)
+            guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
+            let tables = database.tables
+            let capacity = Int(try txn.get(tables.counters, Keys.collection(info.number)).map { try Counters($0).nextRow } ?? 1)
             var set = Bitset(capacity: capacity)
             var n = 0
-            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { _, v in
+            let indexes = Dictionary((current.payloadIndexes ?? []).map { ($0.field, $0.type) }, uniquingKeysWith: { a, _ in a })
+            var used = Set<String>()
+            if !indexes.isEmpty,
+               let candidates = try FilterPlanner(number: info.number, indexes: indexes, txn: txn, tables: tables).candidates(filter, used: &used) {
+                for row in candidates {
+                    guard let id = try txn.get(tables.rows, Keys.row(info.number, row)),
+                          let bytes = try txn.get(tables.documents, Keys.document(info.number, String(decoding: id, as: UTF8.self))) else { continue }
+                    if filter.matches(try DocumentRecord(bytes, withText: false).metadata) {
+                        set.insert(Int(row))
+                        n += 1
+                    }
+                }
+                return (set, n, candidates.count, used.sorted())
+            }
+            var documents = 0
+            try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { _, v in
+                documents += 1
                 let record = try DocumentRecord(Array(v), withText: false)
                 if filter.matches(record.metadata) {
                     set.insert(Int(record.row))
@@ -144,7 +172,7 @@ extension Collection {
                 }
                 return true
             }
-            return (set, n)
+            return (set, n, documents, [])
         }
     }
 

@@ -268,3 +268,34 @@ struct RestoreCommand: CLICommand {
         if !verify.ok { throw CLIError("the restored database has problems") }
     }
 }
+
+struct IndexCommand: CLICommand {
+    static let name = "index"
+    static let abstract = "Declare a payload index on a metadata field, so that filters on it need not read every document."
+    static let positionals = [
+        PositionalSpec(name: "collection", help: "The collection."),
+        PositionalSpec(name: "field", help: "The metadata field."),
+    ]
+    static let options = [OptionSpec(name: "type", value: "<type>", help: "keyword, integer, float or bool (required).")]
+    static let discussion = "The index is built now over the stored documents and kept current by every write."
+    static let examples = ["quiver index papers year --type integer", "quiver index papers tags --type keyword"]
+
+    let collection: String
+    let field: String
+    let type: PayloadIndexType
+
+    init(_ a: ParsedArguments) throws {
+        collection = a.positional(0)!
+        field = a.positional(1)!
+        guard let t = a.value("type").flatMap(PayloadIndexType.init(rawValue:)) else {
+            throw UsageError(message: "--type must be keyword, integer, float or bool", command: Self.name)
+        }
+        type = t
+    }
+
+    func run(_ context: CommandContext) throws {
+        let db = try context.openDatabase()
+        try db.collection(collection).createPayloadIndex(field, type: type)
+        if context.json { try context.printJSON(["indexed": field]) } else { context.line("Indexed '\(field)' of '\(collection)' as \(type.rawValue)") }
+    }
+}

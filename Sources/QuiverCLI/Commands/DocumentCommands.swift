@@ -250,7 +250,8 @@ struct SearchCommand: CLICommand {
         printHits(hits, context: context, withText: withText)
         if explain {
             context.line()
-            context.line("plan: \(plan.strategy) (\(plan.reason)); \(plan.allowed) of \(plan.documents) documents allowed; \(plan.returned) returned")
+            let indexes = plan.indexesUsed.isEmpty ? "no payload index" : "payload indexes " + plan.indexesUsed.joined(separator: ", ")
+            context.line("plan: \(plan.strategy) (\(plan.reason)); estimate \(plan.estimate) from \(indexes); \(plan.allowed) of \(plan.documents) documents allowed; \(plan.returned) returned")
         }
     }
 }

@@ -1,0 +1,110 @@
+import QuiverCore
+import QuiverStorage
+
+/*
+ Payload indexes (format 1; docs/file-formats.md has the same text): per declared metadata field,
+ one LMDB entry per (value, row) in table `payload`, with an empty value:
+
+   key = C (u32 BE) ++ u16 BE field length ++ field (UTF-8) ++ u8 kind ++ encoded value ++ R (u64 BE)
+
+ kind 1 keyword: the string's UTF-8 bytes with 0x00 escaped as 0x00 0xFF, then 0x00 0x01
+                 (so that byte order is string order and no key is a prefix of another);
+                 a list of strings has one entry per distinct element
+ kind 2 number:  the value as a float64, order-preserving: big-endian bits with the sign bit
+                 flipped for positives and all bits flipped for negatives (integers are converted,
+                 so entries are candidates that a search re-checks against the document)
+ kind 3 bool:    0x00 false, 0x01 true
+*/
+
+/// The kinds of payload index a field can have.
+public enum PayloadIndexType: String, Sendable, Codable, CaseIterable {
+    /// Strings and lists of strings: equality and `in`, and string ranges.
+    case keyword
+    /// Integers (and floats stored in the field): equality, `in` and ranges.
+    case integer
+    /// Floats (and integers stored in the field): equality, `in` and ranges.
+    case float
+    /// Booleans: equality.
+    case bool
+
+    var kind: UInt8 {
+        switch self {
+        case .keyword: return 1
+        case .integer, .float: return 2
+        case .bool: return 3
+        }
+    }
+}
+
+/// A declared payload index.
+public struct PayloadIndexSpec: Sendable, Codable, Equatable {
+    public var field: String
+    public var type: PayloadIndexType
+}
+
+enum PayloadKeys {
+    static func fieldPrefix(_ c: UInt32, _ field: String, kind: UInt8) -> [UInt8] {
+        let f = Array(field.utf8)
+        return Keys.collection(c) + [UInt8(f.count >> 8), UInt8(f.count & 0xFF)] + f + [kind]
+    }
+
+    static func keyword(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        for b in s.utf8 {
+            out.append(b)
+            if b == 0 { out.append(0xFF) }
+        }
+        return out + [0x00, 0x01]
+    }
+
+    static func number(_ d: Double) -> [UInt8] {
+        let bits = d == 0 ? 0 : d.bitPattern  // -0.0 and 0.0 are one value
+        let ordered = bits & (1 << 63) != 0 ? ~bits : bits | (1 << 63)
+        return withUnsafeBytes(of: ordered.bigEndian) { Array($0) }
+    }
+
+    static func bool(_ b: Bool) -> [UInt8] { [b ? 1 : 0] }
+
+    /// The encoded values a metadata value contributes to an index of `type` (none when its type
+    /// does not belong in that index).
+    static func values(_ v: MetadataValue, type: PayloadIndexType) -> [[UInt8]] {
+        switch (type, v) {
+        case (.keyword, .string(let s)): return [keyword(s)]
+        case (.keyword, .stringList(let l)): return Array(Set(l)).map(keyword)
+        case (.integer, .int(let i)), (.float, .int(let i)): return [number(Double(i))]
+        case (.integer, .double(let d)), (.float, .double(let d)): return d.isNaN ? [] : [number(d)]
+        case (.bool, .bool(let b)): return [bool(b)]
+        default: return []
+        }
+    }
+
+    static func row(_ r: UInt64) -> [UInt8] { withUnsafeBytes(of: r.bigEndian) { Array($0) } }
+}
+
+enum PayloadIndexing {
+    /// Adds (or, with `remove`, removes) the entries of one document's metadata for every index.
+    static func update(_ specs: [PayloadIndexSpec], number: UInt32, row: UInt64, metadata: Metadata,
+                       remove: Bool, txn: LMDBTransaction, tables: Tables) throws {
+        for spec in specs {
+            guard let value = metadata[spec.field] else { continue }
+            let prefix = PayloadKeys.fieldPrefix(number, spec.field, kind: spec.type.kind)
+            for encoded in PayloadKeys.values(value, type: spec.type) {
+                let key = prefix + encoded + PayloadKeys.row(row)
+                if remove { try txn.delete(tables.payload, key) } else { try txn.put(tables.payload, key, []) }
+            }
+        }
+    }
+
+    /// Builds a new index over every stored document of collection `number`.
+    static func backfill(_ spec: PayloadIndexSpec, number: UInt32, txn: LMDBTransaction, tables: Tables) throws {
+        var entries: [(UInt64, Metadata)] = []
+        try txn.forEach(tables.documents, prefix: Keys.collection(number)) { _, v in
+            let record = try DocumentRecord(Array(v), withText: false)
+            entries.append((record.row, record.metadata))
+            return true
+        }
+        for (row, metadata) in entries {
+            try update([spec], number: number, row: row, metadata: metadata, remove: false, txn: txn, tables: tables)
+        }
+    }
+}
