@@ -77,6 +77,8 @@ public struct CollectionInfo: Sendable, Equatable, Codable {
 
     /// Declared payload indexes (nil in the catalog means none).
     public var payloadIndexes: [PayloadIndexSpec]?
+    /// BM25 full-text indexing of documents' text (nil: none).
+    public var fullText: FullTextSettings?
 
     /// The index settings in effect.
     public var indexSettings: IndexSettings { index ?? IndexSettings() }
@@ -100,10 +102,14 @@ public struct CollectionOptions: Sendable {
     public var textCompressionThreshold: Int = 512
     /// How vectors are indexed (HNSW parameters, segment sizes).
     public var index = IndexSettings()
+    /// BM25 full-text indexing of documents' text, for lexical and hybrid search (default on, with
+    /// `FullTextSettings.standard`; nil turns it off and saves its write cost).
+    public var fullText: FullTextSettings? = .standard
 
-    public init(textCompressionThreshold: Int = 512, index: IndexSettings = IndexSettings()) {
+    public init(textCompressionThreshold: Int = 512, index: IndexSettings = IndexSettings(), fullText: FullTextSettings? = .standard) {
         self.textCompressionThreshold = textCompressionThreshold
         self.index = index
+        self.fullText = fullText
     }
 }
 

@@ -36,6 +36,9 @@ struct Tables: Sendable {
     let segmentState: LMDBTable
     let imports: LMDBTable
     let payload: LMDBTable
+    let terms: LMDBTable
+    let postings: LMDBTable
+    let textStats: LMDBTable
 
     init(_ env: LMDBEnvironment) throws {
         meta = try env.table("meta")
@@ -48,6 +51,9 @@ struct Tables: Sendable {
         segmentState = try env.table("segment_state")
         imports = try env.table("imports")
         payload = try env.table("payload")
+        terms = try env.table("terms")
+        postings = try env.table("postings")
+        textStats = try env.table("text_stats")
     }
 }
 

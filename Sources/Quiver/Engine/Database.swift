@@ -188,7 +188,7 @@ public final class Database: @unchecked Sendable {
             let info = CollectionInfo(name: name, dimension: d, metric: metric, encoder: binding,
                                       textCompressionThreshold: options.textCompressionThreshold,
                                       createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), number: next,
-                                      index: options.index)
+                                      index: options.index, fullText: options.fullText)
             return (.createCollection(info), info)
         }
         return Collection(database: self, info: info)
@@ -335,8 +335,9 @@ public final class Database: @unchecked Sendable {
             change = .dropped(number)
             try txn.delete(tables.catalog, Array(name.utf8))
             try txn.delete(tables.segmentState, Keys.collection(number))
+            try txn.delete(tables.textStats, Keys.collection(number))
             try txn.delete(tables.counters, Keys.collection(number))
-            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload] {
+            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings] {
                 var keys: [[UInt8]] = []
                 try txn.forEach(table, prefix: Keys.collection(number)) { k, _ in keys.append(Array(k)); return true }
                 for k in keys { try txn.delete(table, k) }
@@ -355,11 +356,14 @@ public final class Database: @unchecked Sendable {
             for d in documents {
                 let key = Keys.document(number, d.id)
                 if let old = try txn.get(tables.documents, key) {
-                    let oldRecord = try DocumentRecord(old, withText: false)
+                    let oldRecord = try DocumentRecord(old, withText: info.fullText != nil)
                     let oldRow = oldRecord.row
                     try txn.delete(tables.vectors, Keys.row(number, oldRow))
                     try txn.delete(tables.rows, Keys.row(number, oldRow))
                     try PayloadIndexing.update(specs, number: number, row: oldRow, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
+                    if let ft = info.fullText, let text = oldRecord.text {
+                        try TextIndexStore.update(ft, number: number, row: oldRow, text: text, remove: true, txn: txn, tables: tables)
+                    }
                     removed.append(oldRow)
                 } else {
                     counters.liveDocuments += 1
@@ -373,6 +377,9 @@ public final class Database: @unchecked Sendable {
                 try txn.put(tables.vectors, Keys.row(number, row), VectorCodec.encode(d.vector ?? []))
                 try txn.put(tables.rows, Keys.row(number, row), Array(d.id.utf8))
                 try PayloadIndexing.update(specs, number: number, row: row, metadata: d.metadata, remove: false, txn: txn, tables: tables)
+                if let ft = info.fullText, let text = d.text {
+                    try TextIndexStore.update(ft, number: number, row: row, text: text, remove: false, txn: txn, tables: tables)
+                }
             }
             try txn.put(tables.counters, Keys.collection(number), counters.bytes)
             change = .rows(number: number, added: added, vectors: added.isEmpty ? nil : Matrix(dimension: info.dimension, storage: vectors), removed: removed)
@@ -382,13 +389,17 @@ public final class Database: @unchecked Sendable {
             }
             var counters = try Counters(counterBytes)
             var removed: [UInt64] = []
-            let specs = try info(number: number, txn: txn, tables: tables).payloadIndexes ?? []
+            let info = try info(number: number, txn: txn, tables: tables)
+            let specs = info.payloadIndexes ?? []
             for id in ids {
                 let key = Keys.document(number, id)
                 guard let old = try txn.get(tables.documents, key) else { continue }
-                let oldRecord = try DocumentRecord(old, withText: false)
+                let oldRecord = try DocumentRecord(old, withText: info.fullText != nil)
                 let row = oldRecord.row
                 try PayloadIndexing.update(specs, number: number, row: row, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
+                if let ft = info.fullText, let text = oldRecord.text {
+                    try TextIndexStore.update(ft, number: number, row: row, text: text, remove: true, txn: txn, tables: tables)
+                }
                 removed.append(row)
                 try txn.delete(tables.documents, key)
                 try txn.delete(tables.vectors, Keys.row(number, row))

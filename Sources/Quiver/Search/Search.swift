@@ -84,25 +84,11 @@ extension Collection {
         if let bad = vector.firstIndex(where: { !$0.isFinite }) {
             throw QuiverError.invalidArgument("query vector component \(bad) is NaN or infinite")
         }
-        if let f = options.filter {
-            do { try f.validate() } catch { throw QuiverError.invalidFilter(error) }
-        }
-        let metric = info.metric
-        let dimension = info.dimension
         let documents = try count()
-        // The filter's allowed rows, from every document's metadata in one snapshot. (Payload
-        // indexes, which answer this without reading every document, are the next step.)
-        var allowed: Bitset?
-        var allowedCount = documents
-        var estimate = documents
-        var indexesUsed: [String] = []
-        if let filter = options.filter {
-            let rows = try allowedRows(filter)
-            allowed = rows.set
-            allowedCount = rows.count
-            estimate = rows.candidates
-            indexesUsed = rows.indexes
-        }
+        // The filter's allowed rows: payload-index candidates re-checked, or every document read.
+        let (allowed, allowedCount0, estimate0, indexesUsed) = try allowedSet(options.filter)
+        let allowedCount = allowedCount0 ?? documents
+        let estimate = estimate0 ?? documents
         func plan(_ strategy: String, _ reason: String, _ returned: Int) -> SearchPlan {
             SearchPlan(strategy: strategy, documents: documents, allowed: allowedCount, reason: reason, returned: returned,
                        estimate: estimate, indexesUsed: indexesUsed)
@@ -138,9 +124,17 @@ extension Collection {
     /// Up to this many allowed documents, a filtered search scans them exactly.
     static func exactScanThreshold(k: Int) -> Int { max(2_048, 20 * k) }
 
+    /// The rows whose documents match `filter` (nil without a filter), with the planner's figures.
+    func allowedSet(_ filter: Filter?) throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String]) {
+        guard let f = filter else { return (nil, nil, nil, []) }
+        do { try f.validate() } catch { throw QuiverError.invalidFilter(error) }
+        let rows = try allowedRows(f)
+        return (rows.set, rows.count, rows.candidates, rows.indexes)
+    }
+
     /// The rows whose documents match `filter`: from payload-index candidates re-checked against
     /// their documents when the indexes bound the filter, otherwise from every document.
-    private func allowedRows(_ filter: Filter) throws -> (set: Bitset, count: Int, candidates: Int, indexes: [String]) {
+    func allowedRows(_ filter: Filter) throws -> (set: Bitset, count: Int, candidates: Int, indexes: [String]) {
         try database.readTransaction { txn in
             let current = try database.info(name, txn: txn)
             guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
@@ -203,7 +197,13 @@ extension Collection {
 
     /// The search result of row `hit`; nil for a row no longer stored when `skipMissing`.
     private func result(_ hit: Neighbor, txn: LMDBTransaction, options: SearchOptions, skipMissing: Bool) throws -> SearchResult? {
-        let rowKey = Keys.row(info.number, UInt64(hit.id))
+        try result(row: UInt64(hit.id), score: info.metric.score(fromDistance: hit.distance), txn: txn, options: options, skipMissing: skipMissing)
+    }
+
+    /// The search result of `row` with `score`; nil for a row no longer stored when `skipMissing`.
+    func result(row: UInt64, score: Float, txn: LMDBTransaction, options: SearchOptions, skipMissing: Bool) throws -> SearchResult? {
+        let hit = (id: Int64(row), score: score)
+        let rowKey = Keys.row(info.number, row)
         guard let idBytes = try txn.get(database.tables.rows, rowKey) else {
             if skipMissing { return nil }
             throw QuiverError.storage(StorageError(.corrupt, "row \(hit.id) of '\(name)' has a vector but no document"))
@@ -217,7 +217,7 @@ extension Collection {
         if options.includeVector {
             vectorOut = try txn.withValue(database.tables.vectors, rowKey) { try $0.map { try VectorCodec.decode($0, dimension: info.dimension) } }
         }
-        return SearchResult(id: id, score: info.metric.score(fromDistance: hit.distance), metadata: record.metadata,
+        return SearchResult(id: id, score: hit.score, metadata: record.metadata,
                             text: options.includeText ? record.text : nil, vector: vectorOut)
     }
 }

@@ -188,6 +188,8 @@ struct SearchCommand: CLICommand {
         OptionSpec(name: "vector", value: "<floats>", help: "The query vector: '[0.1, 0.2, ...]' or '0.1,0.2,...'."),
         OptionSpec(name: "text", value: "<query>", help: "The query text, embedded by the collection's encoder (query tower)."),
         OptionSpec(name: "filter", value: "<filter>", help: "Only documents whose metadata matches: 'year >= 2020 and tags in (\"a\", \"b\")' or JSON {\"year\": {\"$gte\": 2020}}."),
+        OptionSpec(name: "mode", value: "<mode>", help: "With --text: dense (default), lexical (BM25) or hybrid (both, fused)."),
+        OptionSpec(name: "fusion", value: "<fusion>", help: "Hybrid: rrf (reciprocal rank, k 60; default) or weighted:<dense weight 0..1>."),
         OptionSpec(name: "explain", help: "Also show how the search ran: the strategy, and how many documents the filter allows."),
         OptionSpec(name: "exact", help: "Scan every vector instead of using the index (slow; the exact answer)."),
         OptionSpec(name: "ef", value: "<n>", help: "HNSW candidate list size for this search (default: the collection's)."),
@@ -204,6 +206,7 @@ struct SearchCommand: CLICommand {
         #"quiver search colors --vector "[0.9, 0.1, 0.1]" -k 3"#,
         #"quiver search colors --vector "[0.9, 0.1, 0.1]" --filter 'family = "red" or family = "orange"' --explain"#,
         #"quiver search papers --text "vitamin D and bone density" -k 5 --with-text"#,
+        #"quiver search papers --text "vitamin D and bone density" --mode hybrid --filter "year >= 2015""#,
         "quiver search points --vector 1,0,0 --json",
     ]
 
@@ -214,10 +217,23 @@ struct SearchCommand: CLICommand {
     let withText: Bool
     let explain: Bool
     var options = SearchOptions()
+    var mode = SearchMode.dense
+    var fusion = Fusion.reciprocalRank(k: 60)
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
         explain = a.flag("explain")
+        if let m = a.value("mode") {
+            guard let mode = SearchMode(rawValue: m) else { throw UsageError(message: "--mode must be dense, lexical or hybrid, not '\(m)'", command: Self.name) }
+            self.mode = mode
+        }
+        if let f = a.value("fusion") {
+            if f == "rrf" { fusion = .reciprocalRank(k: 60) } else if f.hasPrefix("weighted:"), let w = Double(f.dropFirst(9)), (0...1).contains(w) {
+                fusion = .weighted(dense: w)
+            } else {
+                throw UsageError(message: "--fusion must be rrf or weighted:<0..1>, not '\(f)'", command: Self.name)
+            }
+        }
         options.exact = a.flag("exact")
         if a.value("ef") != nil { options.efSearch = try a.int("ef", default: 64, range: 1...(1 << 20)) }
         if let f = a.value("filter") {
@@ -232,6 +248,7 @@ struct SearchCommand: CLICommand {
         guard (vector == nil) != (text == nil) else {
             throw UsageError(message: "give exactly one of --vector and --text", command: Self.name)
         }
+        if mode != .dense && text == nil { throw UsageError(message: "--mode \(mode.rawValue) needs --text", command: Self.name) }
         k = try a.int("k", default: 10, range: 1...10_000)
         withText = a.flag("with-text")
     }
@@ -241,7 +258,8 @@ struct SearchCommand: CLICommand {
         let c = try db.collection(collection)
         var options = self.options
         options.includeText = withText || context.json
-        let (hits, plan) = try text.map { try c.explain(text: $0, k: k, options: options) } ?? c.explain(vector: vector!, k: k, options: options)
+        let (hits, plan) = try text.map { try c.explain(text: $0, k: k, mode: mode, fusion: fusion, options: options) }
+            ?? c.explain(vector: vector!, k: k, options: options)
         if context.json && explain {
             struct Output: Encodable { let results: [SearchResult]; let plan: SearchPlan }
             try context.printJSON(Output(results: hits, plan: plan))

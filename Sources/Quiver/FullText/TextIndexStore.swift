@@ -1,0 +1,133 @@
+import QuiverCore
+import QuiverStorage
+import QuiverText
+
+/*
+ BM25 postings in LMDB (format 1; docs/file-formats.md has the same text), kept current in the same
+ transaction as every write and delete of a document with text:
+
+ table       key                                        value
+ terms       C ++ term (UTF-8)                          u64 LE document frequency
+ postings    C ++ u16 BE term length ++ term ++ R       u32 LE term frequency, u32 LE document length
+ text_stats  C                                          u64 LE documents with text, u64 LE total terms
+
+ Terms come from the collection's analyzer (recorded in the catalog as `fullText.analyzer`).
+*/
+
+/// Full-text settings of a collection.
+public struct FullTextSettings: Sendable, Codable, Equatable {
+    /// The analyzer, by its identity string (`Analyzer.default.identity`).
+    public var analyzer: String
+    /// BM25 term-frequency saturation.
+    public var k1: Double
+    /// BM25 length normalization.
+    public var b: Double
+
+    /// English stop words, Porter2 stemming, k1 1.5, b 0.75: the best of the settings measured on
+    /// SciFact (docs/benchmarks.md).
+    public static let standard = FullTextSettings(analyzer: Analyzer.default.identity, k1: 1.5, b: 0.75)
+
+    var analyzerValue: Analyzer {
+        analyzer == Analyzer.plain.identity ? .plain : .default
+    }
+}
+
+enum TextIndexStore {
+    static func postingPrefix(_ c: UInt32, _ term: String) -> [UInt8] {
+        let t = Array(term.utf8)
+        return Keys.collection(c) + [UInt8(t.count >> 8), UInt8(t.count & 0xFF)] + t
+    }
+
+    /// Adds (or removes) the postings of one document's text.
+    static func update(_ settings: FullTextSettings, number c: UInt32, row: UInt64, text: String, remove: Bool,
+                       txn: LMDBTransaction, tables: Tables) throws {
+        let terms = settings.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }
+        var frequencies: [String: Int] = [:]
+        for t in terms { frequencies[t, default: 0] += 1 }
+        let length = terms.count
+        for (term, tf) in frequencies {
+            let termKey = Keys.collection(c) + Array(term.utf8)
+            var df = try txn.get(tables.terms, termKey).map { try ByteReader($0).readUInt64Value() } ?? 0
+            let postingKey = postingPrefix(c, term) + Keys.row(c, row)[4...]
+            if remove {
+                guard try txn.delete(tables.postings, Array(postingKey)) else { continue }
+                df -= 1
+            } else {
+                var w = ByteWriter(capacity: 8)
+                w.write(UInt32(tf))
+                w.write(UInt32(length))
+                try txn.put(tables.postings, Array(postingKey), w.bytes)
+                df += 1
+            }
+            if df == 0 { try txn.delete(tables.terms, termKey) } else {
+                var w = ByteWriter(capacity: 8)
+                w.write(df)
+                try txn.put(tables.terms, termKey, w.bytes)
+            }
+        }
+        var (documents, total) = try stats(c, txn: txn, tables: tables)
+        if remove {
+            documents -= 1
+            total -= UInt64(length)
+        } else {
+            documents += 1
+            total += UInt64(length)
+        }
+        var w = ByteWriter(capacity: 16)
+        w.write(documents)
+        w.write(total)
+        try txn.put(tables.textStats, Keys.collection(c), w.bytes)
+    }
+
+    static func stats(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws -> (UInt64, UInt64) {
+        guard let bytes = try txn.get(tables.textStats, Keys.collection(c)) else { return (0, 0) }
+        var r = ByteReader(bytes)
+        return (try r.readUInt64(), try r.readUInt64())
+    }
+}
+
+/// BM25 statistics read from one LMDB snapshot. The protocol's calls cannot throw; the first
+/// storage error is kept and rethrown by the caller after scoring.
+final class LMDBTextStatistics: BM25Statistics {
+    let number: UInt32
+    let txn: LMDBTransaction
+    let tables: Tables
+    let documentCount: Int
+    let totalTermCount: Int
+    var failure: Error?
+
+    init(number: UInt32, txn: LMDBTransaction, tables: Tables) throws {
+        self.number = number
+        self.txn = txn
+        self.tables = tables
+        let (n, total) = try TextIndexStore.stats(number, txn: txn, tables: tables)
+        documentCount = Int(n)
+        totalTermCount = Int(total)
+    }
+
+    func documentFrequency(of term: String) -> Int {
+        do {
+            return Int(try txn.get(tables.terms, Keys.collection(number) + Array(term.utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0)
+        } catch {
+            failure = failure ?? error
+            return 0
+        }
+    }
+
+    func forEachPosting(of term: String, _ body: (Int64, Int, Int) -> Void) {
+        let prefix = TextIndexStore.postingPrefix(number, term)
+        do {
+            try txn.forEach(tables.postings, prefix: prefix) { k, v in
+                guard k.count == prefix.count + 8, v.count == 8 else { return true }
+                var row: UInt64 = 0
+                for i in prefix.count..<k.count { row = row << 8 | UInt64(k[i]) }
+                let tf = Int(UInt32(v[0]) | UInt32(v[1]) << 8 | UInt32(v[2]) << 16 | UInt32(v[3]) << 24)
+                let length = Int(UInt32(v[4]) | UInt32(v[5]) << 8 | UInt32(v[6]) << 16 | UInt32(v[7]) << 24)
+                body(Int64(row), tf, length)
+                return true
+            }
+        } catch {
+            failure = failure ?? error
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import QuiverCore
+import QuiverStorage
+import QuiverText
+
+/// Which lists a text search uses.
+public enum SearchMode: String, Sendable, Codable, CaseIterable {
+    /// Nearest vectors to the query's embedding (the collection's encoder).
+    case dense
+    /// BM25 over the documents' text (the collection's full-text index).
+    case lexical
+    /// Both lists, fused.
+    case hybrid
+}
+
+/// How hybrid search merges the dense and lexical lists.
+public enum Fusion: Sendable, Equatable {
+    /// Reciprocal rank fusion: a document scores the sum over the lists of 1 / (k + rank), rank
+    /// from 1 (Cormack et al.; k = 60 by default).
+    case reciprocalRank(k: Int)
+    /// Weighted score fusion: each list's scores are scaled to 0...1 (min-max over the list) and
+    /// summed with weight `dense` for the dense list and 1 - `dense` for the lexical one.
+    case weighted(dense: Double)
+}
+
+extension Collection {
+    /// A text search in `mode`: dense (embedding), lexical (BM25) or hybrid (both, fused with
+    /// `fusion` over the best `depth` of each list). The filter of `options` applies to every list.
+    /// Scores: similarity or distance (dense), BM25 score (lexical), fused score (hybrid).
+    public func search(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
+                       options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
+        try explain(text: text, k: k, mode: mode, fusion: fusion, depth: depth, options: options).results
+    }
+
+    /// `search(text:k:mode:...)` with the plan.
+    public func explain(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
+                        options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
+        guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
+        switch mode {
+        case .dense:
+            return try explain(text: text, k: k, options: options)
+        case .lexical:
+            let (set, count, candidates, indexes) = try allowedSet(options.filter)
+            let hits = try lexical(text, k: k, allowed: set)
+            let results = try resolve(hits, options: options)
+            let documents = try self.count()
+            return (results, SearchPlan(strategy: "bm25", documents: documents, allowed: count ?? documents,
+                                        reason: "lexical mode", returned: results.count, estimate: candidates ?? 0, indexesUsed: indexes))
+        case .hybrid:
+            let n = max(depth, k)
+            let (dense, densePlan) = try explain(text: text, k: n, options: options)
+            let (set, _, _, _) = try allowedSet(options.filter)
+            let lexicalHits = try lexical(text, k: n, allowed: set)
+            let lexicalResults = try resolve(lexicalHits, options: options)
+            let fused = Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k)
+            var plan = densePlan
+            plan.strategy = "hybrid: \(densePlan.strategy) + bm25, \(fusion)"
+            plan.returned = fused.count
+            return (Array(fused), plan)
+        }
+    }
+
+    /// The best `k` rows by BM25 for `text` (restricted to `allowed`), best first, ties to the older row.
+    func lexical(_ text: String, k: Int, allowed: Bitset?) throws -> [(row: UInt64, score: Float)] {
+        guard let settings = info.fullText else {
+            throw QuiverError.invalidArgument("'\(name)' has no full-text index; create it with full-text indexing for lexical or hybrid search")
+        }
+        let terms = settings.analyzerValue.terms(text)
+        return try database.readTransaction { txn in
+            try checkExists(txn)
+            let stats = try LMDBTextStatistics(number: info.number, txn: txn, tables: database.tables)
+            var scores = BM25(k1: settings.k1, b: settings.b).scores(for: terms, in: stats)
+            if let f = stats.failure { throw f }
+            if let a = allowed { scores = scores.filter { a.contains(Int($0.key)) } }
+            return BM25.best(scores, k: k).map { (UInt64($0.documentID), Float($0.score)) }
+        }
+    }
+
+    /// Search results for rows in order, from one snapshot (rows deleted meanwhile are skipped).
+    func resolve(_ hits: [(row: UInt64, score: Float)], options: SearchOptions) throws -> [SearchResult] {
+        try database.readTransaction { txn in
+            try hits.compactMap { try result(row: $0.row, score: $0.score, txn: txn, options: options, skipMissing: true) }
+        }
+    }
+
+    /// Fuses two ranked lists (best first) into one, best first; ties go to the dense list's order.
+    static func fuse(dense: [SearchResult], lexical: [SearchResult], fusion: Fusion, metric: Metric) -> [SearchResult] {
+        var scores: [String: Double] = [:]
+        var byID: [String: SearchResult] = [:]
+        var order: [String: Int] = [:]
+        for (i, r) in (dense + lexical).enumerated() where byID[r.id] == nil {
+            byID[r.id] = r
+            order[r.id] = i
+        }
+        switch fusion {
+        case .reciprocalRank(let k):
+            for list in [dense, lexical] {
+                for (rank, r) in list.enumerated() { scores[r.id, default: 0] += 1 / Double(k + rank + 1) }
+            }
+        case .weighted(let w):
+            func scaled(_ list: [SearchResult], higherIsBetter: Bool) -> [(String, Double)] {
+                guard let lo = list.map(\.score).min(), let hi = list.map(\.score).max() else { return [] }
+                return list.map { r in
+                    let x = hi > lo ? Double(r.score - lo) / Double(hi - lo) : 1
+                    return (r.id, higherIsBetter ? x : 1 - x)
+                }
+            }
+            for (id, x) in scaled(dense, higherIsBetter: metric.higherScoreIsCloser) { scores[id, default: 0] += w * x }
+            for (id, x) in scaled(lexical, higherIsBetter: true) { scores[id, default: 0] += (1 - w) * x }
+        }
+        return scores.sorted { a, b in a.value != b.value ? a.value > b.value : order[a.key]! < order[b.key]! }.map { id, score in
+            var r = byID[id]!
+            r.score = Float(score)
+            return r
+        }
+    }
+}
