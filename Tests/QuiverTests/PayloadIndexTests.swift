@@ -67,6 +67,16 @@ struct PayloadIndexTests {
         #expect(hits.count == 10 && hits.allSatisfy { $0.metadata["group"] == "g7" })
         let range = try c.explain(vector: [5, 1], k: 10, options: SearchOptions(filter: try Filter(text: "n >= 100 and n <= 119.5"))).plan
         #expect(range.estimate == 20 && range.allowed == 20)
+        // Strict bounds are exact too.
+        let strict = try c.explain(vector: [5, 1], k: 10, options: SearchOptions(filter: try Filter(text: "n > 100 and n < 120"))).plan
+        #expect(strict.estimate == 19 && strict.allowed == 19)
+        // Integers beyond 2^53 round in the index: candidates are then re-checked, and answers stay exact.
+        try c.upsert([Document(id: "big1", metadata: ["n": .int(1 << 60)], vector: [1, 1]),
+                      Document(id: "big2", metadata: ["n": .int((1 << 60) + 1)], vector: [1, 1]),
+                      Document(id: "huge", metadata: ["n": .double(1.5e308)], vector: [1, 1])])
+        let big = try c.explain(vector: [1, 1], k: 10, options: SearchOptions(filter: try Filter(text: "n = \((1 << 60) + 1)"))).plan
+        #expect(big.allowed == 1 && big.estimate == 2)
+        #expect(try c.explain(vector: [1, 1], k: 10, options: SearchOptions(filter: try Filter(text: "n > 1e308"))).plan.allowed == 1)
         // verify notices an index entry that disagrees with its document.
         #expect(try db.verify().ok)
         try db.env.write { txn in

@@ -69,11 +69,7 @@ extension Database {
                     textDocuments += 1
                     textTerms += UInt64(terms.count)
                 }
-                for spec in specs {
-                    guard let value = record.metadata[spec.field] else { continue }
-                    let prefix = PayloadKeys.fieldPrefix(c, spec.field, kind: spec.type.kind)
-                    for encoded in PayloadKeys.values(value, type: spec.type) { expectedPayload.insert(prefix + encoded + PayloadKeys.row(record.row)) }
-                }
+                expectedPayload.formUnion(PayloadIndexing.keys(specs, number: c, row: record.row, metadata: record.metadata))
                 if let previous = live[record.row] { problem("documents '\(previous)' and '\(id)' share row \(record.row)") }
                 live[record.row] = id
                 let rowID = try txn.get(tables.rows, Keys.row(c, record.row)).map { String(decoding: $0, as: UTF8.self) }

@@ -3,36 +3,47 @@ import QuiverStorage
 
 /// Turns a filter into candidate rows from payload indexes, without reading documents.
 ///
-/// The candidates are a superset of the matching rows (numbers are compared as float64 in the
-/// index, ranges are taken inclusive), so every candidate is re-checked against its document's
-/// metadata; the re-check reads only the candidates, which is what makes a 1% filter cheap.
+/// The candidates are a superset of the matching rows, and *exact* (the matching rows themselves)
+/// when every condition was answered exactly: keyword and bool equality, `in` and string ranges
+/// always are; numeric conditions are unless the field holds an integer beyond +-2^53 (which the
+/// index stores rounded to a float64). Inexact candidates are re-checked against their documents;
+/// either way only the candidates are read, which is what makes a 1% filter cheap.
 /// A condition the indexes cannot bound (a negation, `exists`, `= null`, an unindexed field) makes
-/// its subtree unbounded: an `and` is bounded when any child is, an `or` only when every child is.
+/// its subtree unbounded: an `and` is bounded when any child is (and exact only when every child is
+/// bounded and exact), an `or` only when every child is.
 struct FilterPlanner {
     let number: UInt32
     let indexes: [String: PayloadIndexType]
     let txn: LMDBTransaction
     let tables: Tables
 
+    /// Candidate rows, and whether they are exactly the matching rows.
+    struct Candidates {
+        var rows: Set<UInt64>
+        var exact: Bool
+    }
+
     /// The candidate rows, or nil when the indexes cannot bound the filter. `used` collects the
     /// indexed fields that contributed.
-    func candidates(_ filter: Filter, used: inout Set<String>) throws -> Set<UInt64>? {
+    func candidates(_ filter: Filter, used: inout Set<String>) throws -> Candidates? {
         switch filter {
         case .and(let children):
-            var result: Set<UInt64>?
-            // Bounded children first, smallest first, so intersections shrink quickly.
+            var result: Candidates?
+            var allBounded = true
             for child in children {
-                guard let c = try candidates(child, used: &used) else { continue }
-                result = result.map { $0.intersection(c) } ?? c
-                if result!.isEmpty { return result }
+                guard let c = try candidates(child, used: &used) else { allBounded = false; continue }
+                result = result.map { Candidates(rows: $0.rows.intersection(c.rows), exact: $0.exact && c.exact) } ?? c
+                if result!.rows.isEmpty { return Candidates(rows: [], exact: true) }
             }
+            if !allBounded { result?.exact = false }
             return result
         case .or(let children):
-            if children.isEmpty { return [] }
-            var result = Set<UInt64>()
+            if children.isEmpty { return Candidates(rows: [], exact: true) }
+            var result = Candidates(rows: [], exact: true)
             for child in children {
                 guard let c = try candidates(child, used: &used) else { return nil }
-                result.formUnion(c)
+                result.rows.formUnion(c.rows)
+                result.exact = result.exact && c.exact
             }
             return result
         case .not:
@@ -40,44 +51,60 @@ struct FilterPlanner {
         case .field(let field, let condition):
             guard let type = indexes[field] else { return nil }
             let prefix = PayloadKeys.fieldPrefix(number, field, kind: type.kind)
-            let rows: Set<UInt64>?
+            // Numeric entries are exact unless some integer of the field was rounded.
+            var exact = true
+            if type.kind == 2 {
+                // Marker keys are one byte shorter than number keys (whose first byte can also be 0xFF).
+                try txn.forEach(tables.payload, prefix: prefix + [PayloadKeys.inexactMarker]) { k, _ in
+                    if k.count == prefix.count + 9 { exact = false; return false }
+                    return true
+                }
+            }
+            var rows: Set<UInt64>?
             switch condition {
             case .equal(let literal):
-                rows = try equal(prefix, literal, type)
+                rows = try equal(prefix, literal, type, exact: &exact)
             case .inList(let literals):
                 var all = Set<UInt64>()
                 for l in literals {
-                    guard let r = try equal(prefix, l, type) else { return nil }
+                    guard let r = try equal(prefix, l, type, exact: &exact) else { return nil }
                     all.formUnion(r)
                 }
                 rows = all
-            case .less(let l), .lessOrEqual(let l):
-                rows = try range(prefix, type, lower: nil, upper: l)
-            case .greater(let l), .greaterOrEqual(let l):
-                rows = try range(prefix, type, lower: l, upper: nil)
+            case .less(let l):
+                rows = try range(prefix, type, lower: nil, upper: (l, false), exact: &exact)
+            case .lessOrEqual(let l):
+                rows = try range(prefix, type, lower: nil, upper: (l, true), exact: &exact)
+            case .greater(let l):
+                rows = try range(prefix, type, lower: (l, false), upper: nil, exact: &exact)
+            case .greaterOrEqual(let l):
+                rows = try range(prefix, type, lower: (l, true), upper: nil, exact: &exact)
             case .notEqual, .notInList, .exists:
                 rows = nil
             }
-            if rows != nil { used.insert(field) }
-            return rows
+            guard let found = rows else { return nil }
+            used.insert(field)
+            return Candidates(rows: found, exact: exact)
         }
     }
 
     /// The encoded form of a literal in an index of `type`, or nil when the literal's type does not
-    /// belong there (then no document of that index can match it... but documents whose value is
-    /// outside the index could, so the condition is unbounded).
-    private func encode(_ literal: FilterLiteral, _ type: PayloadIndexType) -> [UInt8]? {
+    /// belong there (then documents whose value is outside the index could match, so the condition
+    /// is unbounded). `exact` turns false when the literal itself is rounded.
+    private func encode(_ literal: FilterLiteral, _ type: PayloadIndexType, exact: inout Bool) -> [UInt8]? {
         switch (type, literal) {
         case (.keyword, .string(let s)): return PayloadKeys.keyword(s)
-        case (.integer, .int(let i)), (.float, .int(let i)): return PayloadKeys.number(Double(i))
+        case (.integer, .int(let i)), (.float, .int(let i)):
+            if !PayloadKeys.isExact(i) { exact = false }
+            return PayloadKeys.number(Double(i))
         case (.integer, .double(let d)), (.float, .double(let d)): return d.isNaN ? nil : PayloadKeys.number(d)
         case (.bool, .bool(let b)): return PayloadKeys.bool(b)
         default: return nil
         }
     }
 
-    private func equal(_ prefix: [UInt8], _ literal: FilterLiteral, _ type: PayloadIndexType) throws -> Set<UInt64>? {
-        guard let value = encode(literal, type) else { return nil }
+    private func equal(_ prefix: [UInt8], _ literal: FilterLiteral, _ type: PayloadIndexType, exact: inout Bool) throws -> Set<UInt64>? {
+        guard let value = encode(literal, type, exact: &exact) else { return nil }
         var rows = Set<UInt64>()
         let start = prefix + value
         try txn.forEach(tables.payload, prefix: start) { k, _ in
@@ -87,17 +114,28 @@ struct FilterPlanner {
         return rows
     }
 
-    /// Rows whose value lies in [lower, upper] (either end open when nil), inclusive.
-    private func range(_ prefix: [UInt8], _ type: PayloadIndexType, lower: FilterLiteral?, upper: FilterLiteral?) throws -> Set<UInt64>? {
+    /// Rows whose value lies between the bounds (each inclusive or not; open when nil).
+    private func range(_ prefix: [UInt8], _ type: PayloadIndexType, lower: (FilterLiteral, Bool)?, upper: (FilterLiteral, Bool)?,
+                       exact: inout Bool) throws -> Set<UInt64>? {
         guard type != .bool else { return nil }
-        let lo = lower.map { encode($0, type) }, hi = upper.map { encode($0, type) }
-        // A bound of another type than the index's: the condition is not bounded by this index.
-        if lo == .some(nil) || hi == .some(nil) { return nil }
-        let lowKey = lo.flatMap { $0 }, highKey = hi.flatMap { $0 }
+        var lowKey: [UInt8]?, highKey: [UInt8]?
+        if let (l, _) = lower {
+            guard let e = encode(l, type, exact: &exact) else { return nil }
+            lowKey = e
+        }
+        if let (h, _) = upper {
+            guard let e = encode(h, type, exact: &exact) else { return nil }
+            highKey = e
+        }
+        let lowInclusive = lower?.1 ?? true, highInclusive = upper?.1 ?? true
         var rows = Set<UInt64>()
         try txn.forEach(tables.payload, prefix: prefix, from: prefix + (lowKey ?? [])) { k, _ in
+            if type.kind == 2 && k.count == prefix.count + 9 { return true }  // an inexact-integer marker, not a value
             let value = Array(k[prefix.count..<(k.count - 8)])
-            if let h = highKey, h.lexicographicallyPrecedes(value) { return false }
+            if let h = highKey {
+                if h.lexicographicallyPrecedes(value) || (!highInclusive && value == h) { return false }
+            }
+            if let l = lowKey, !lowInclusive, value == l { return true }
             rows.insert(Self.row(k))
             return true
         }

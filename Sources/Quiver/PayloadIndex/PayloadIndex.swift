@@ -11,8 +11,9 @@ import QuiverStorage
                  (so that byte order is string order and no key is a prefix of another);
                  a list of strings has one entry per distinct element
  kind 2 number:  the value as a float64, order-preserving: big-endian bits with the sign bit
-                 flipped for positives and all bits flipped for negatives (integers are converted,
-                 so entries are candidates that a search re-checks against the document)
+                 flipped for positives and all bits flipped for negatives; an integer beyond
+                 +-2^53 (not exact as a float64) also gets the entry  prefix ++ 0xFF ++ R,  which
+                 tells the planner that the field's numeric entries are only candidates
  kind 3 bool:    0x00 false, 0x01 true
 */
 
@@ -79,19 +80,34 @@ enum PayloadKeys {
     }
 
     static func row(_ r: UInt64) -> [UInt8] { withUnsafeBytes(of: r.bigEndian) { Array($0) } }
+
+    /// The marker byte after a numeric field's prefix for integers that float64 rounds.
+    static let inexactMarker: UInt8 = 0xFF
+
+    /// Whether an integer is exactly representable as a float64.
+    static func isExact(_ i: Int64) -> Bool { i.magnitude <= 1 << 53 }
 }
 
 enum PayloadIndexing {
-    /// Adds (or, with `remove`, removes) the entries of one document's metadata for every index.
-    static func update(_ specs: [PayloadIndexSpec], number: UInt32, row: UInt64, metadata: Metadata,
-                       remove: Bool, txn: LMDBTransaction, tables: Tables) throws {
+    /// The `payload` keys of one document's metadata for every index.
+    static func keys(_ specs: [PayloadIndexSpec], number: UInt32, row: UInt64, metadata: Metadata) -> [[UInt8]] {
+        var keys: [[UInt8]] = []
         for spec in specs {
             guard let value = metadata[spec.field] else { continue }
             let prefix = PayloadKeys.fieldPrefix(number, spec.field, kind: spec.type.kind)
-            for encoded in PayloadKeys.values(value, type: spec.type) {
-                let key = prefix + encoded + PayloadKeys.row(row)
-                if remove { try txn.delete(tables.payload, key) } else { try txn.put(tables.payload, key, []) }
+            keys += PayloadKeys.values(value, type: spec.type).map { prefix + $0 + PayloadKeys.row(row) }
+            if spec.type.kind == 2, case .int(let i) = value, !PayloadKeys.isExact(i) {
+                keys.append(prefix + [PayloadKeys.inexactMarker] + PayloadKeys.row(row))
             }
+        }
+        return keys
+    }
+
+    /// Adds (or, with `remove`, removes) the entries of one document's metadata for every index.
+    static func update(_ specs: [PayloadIndexSpec], number: UInt32, row: UInt64, metadata: Metadata,
+                       remove: Bool, txn: LMDBTransaction, tables: Tables) throws {
+        for key in keys(specs, number: number, row: row, metadata: metadata) {
+            if remove { try txn.delete(tables.payload, key) } else { try txn.put(tables.payload, key, []) }
         }
     }
 

@@ -146,7 +146,11 @@ extension Collection {
             var used = Set<String>()
             if !indexes.isEmpty,
                let candidates = try FilterPlanner(number: info.number, indexes: indexes, txn: txn, tables: tables).candidates(filter, used: &used) {
-                for row in candidates {
+                if candidates.exact {
+                    for row in candidates.rows { set.insert(Int(row)) }
+                    return (set, candidates.rows.count, candidates.rows.count, used.sorted())
+                }
+                for row in candidates.rows {
                     guard let id = try txn.get(tables.rows, Keys.row(info.number, row)),
                           let bytes = try txn.get(tables.documents, Keys.document(info.number, String(decoding: id, as: UTF8.self))) else { continue }
                     if filter.matches(try DocumentRecord(bytes, withText: false).metadata) {
@@ -154,7 +158,7 @@ extension Collection {
                         n += 1
                     }
                 }
-                return (set, n, candidates.count, used.sorted())
+                return (set, n, candidates.rows.count, used.sorted())
             }
             var documents = 0
             try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { _, v in
