@@ -73,6 +73,8 @@ struct CLITests {
         let compact = try cli.run(["compact", "pts"])
         #expect(compact.status == 0 && compact.stdout.contains("1 sealed segment(s), 3 vectors") && compact.stderr.contains("sealing 3 vectors"), "\(compact.stdout)\(compact.stderr)")
         #expect(try cli.run(["delete", "pts", "a"]).stdout.contains("Deleted 1"))
+        #expect(try cli.run(["delete", "pts", "--filter", "tags = \"nope\""]).stdout.contains("Deleted 0"))
+        #expect(try cli.run(["delete", "pts"]).status == 2)
         let verify = try cli.run(["verify"])
         #expect(verify.status == 0 && verify.stdout.contains("OK"), "\(verify.stdout)")
         let stats = try cli.run(["stats", "--json"])
@@ -120,6 +122,19 @@ struct CLITests {
         #expect(embedded.count == 384 && abs(embedded.map { $0 * $0 }.reduce(0, +) - 1) < 1e-3)
         #expect(try cli.run(["search", "notes", "--text", "x", "--vector", "1"]).status == 2)
         #expect(try cli.run(["embed", "x", "--encoder", "nope"]).status == 1)
+    }
+
+    @Test func largeDeleteByFilterNeedsConfirmation() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        try cli.run(["init"])
+        try cli.run(["create", "c", "--dimension", "1"])
+        let input = (0..<150).map { "{\"id\":\"d\($0)\",\"metadata\":{\"old\":\($0 < 120)},\"vector\":[1]}" }.joined(separator: "\n")
+        #expect(try cli.run(["put", "c"], stdin: input).status == 0)
+        let refused = try cli.run(["delete", "c", "--filter", "old = true"])
+        #expect(refused.status == 1 && refused.stderr.contains("matches 120 documents"))
+        #expect(try cli.run(["delete", "c", "--filter", "{\"old\": true}", "--yes"]).stdout.contains("Deleted 120"))
+        #expect(try cli.run(["delete", "c", "--filter", "old = false"]).stdout.contains("Deleted 30"))
     }
 
     @Test func demoRuns() throws {

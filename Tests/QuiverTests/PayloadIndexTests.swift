@@ -77,6 +77,10 @@ struct PayloadIndexTests {
         let big = try c.explain(vector: [1, 1], k: 10, options: SearchOptions(filter: try Filter(text: "n = \((1 << 60) + 1)"))).plan
         #expect(big.allowed == 1 && big.estimate == 2)
         #expect(try c.explain(vector: [1, 1], k: 10, options: SearchOptions(filter: try Filter(text: "n > 1e308"))).plan.allowed == 1)
+        // Delete by filter.
+        #expect(try c.ids(matching: try Filter(text: "group = \"g3\"")).count == 20)
+        #expect(try c.delete(matching: try Filter(text: "group = \"g3\"")) == 20)
+        #expect(try c.ids(matching: try Filter(text: "group = \"g3\"")).isEmpty)
         // verify notices an index entry that disagrees with its document.
         #expect(try db.verify().ok)
         try db.env.write { txn in

@@ -94,6 +94,38 @@ public struct Collection: Sendable {
         }
     }
 
+    /// The ids of the documents whose metadata matches `filter` (payload indexes bound the search
+    /// where they can), in byte order.
+    public func ids(matching filter: Filter) throws -> [String] {
+        let (set, _, _, _) = try allowedSet(filter)
+        guard let rows = set else { return try ids() }
+        return try database.readTransaction { txn in
+            var out: [String] = []
+            for (w, word) in rows.words.enumerated() where word != 0 {
+                for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 {
+                    if let id = try txn.get(database.tables.rows, Keys.row(info.number, UInt64(w * 64 + bit))) {
+                        out.append(String(decoding: id, as: UTF8.self))
+                    }
+                }
+            }
+            return out.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        }
+    }
+
+    /// Deletes the documents whose metadata matches `filter`, in batches of 10,000 (each atomic).
+    /// Returns the number deleted.
+    @discardableResult
+    public func delete(matching filter: Filter) throws -> Int {
+        let ids = try ids(matching: filter)
+        var deleted = 0
+        var start = 0
+        while start < ids.count {
+            deleted += try delete(ids: Array(ids[start..<min(start + 10_000, ids.count)]))
+            start += 10_000
+        }
+        return deleted
+    }
+
     /// Deletes one document; returns whether it was stored.
     @discardableResult
     public func delete(id: String) throws -> Bool { try delete(ids: [id]) == 1 }

@@ -157,25 +157,52 @@ struct GetCommand: CLICommand {
 
 struct DeleteCommand: CLICommand {
     static let name = "delete"
-    static let abstract = "Delete documents by id."
+    static let abstract = "Delete documents by id or by filter."
     static let positionals = [
         PositionalSpec(name: "collection", help: "The collection."),
-        PositionalSpec(name: "id", help: "One or more document ids.", repeating: true),
+        PositionalSpec(name: "id", help: "Document ids (or use --filter).", optional: true, repeating: true),
     ]
-    static let options: [OptionSpec] = []
-    static let examples = ["quiver delete papers 4983 5836"]
+    static let options = [
+        OptionSpec(name: "filter", value: "<filter>", help: "Delete every document whose metadata matches (text or JSON form)."),
+        OptionSpec(name: "yes", short: "y", help: "Confirm a delete by filter of more than 100 documents."),
+    ]
+    static let discussion = "A delete by filter first counts what matches; above 100 documents it needs --yes, and prints the count either way."
+    static let examples = ["quiver delete papers 4983 5836", #"quiver delete papers --filter 'year < 2000' --yes"#]
 
     let collection: String
     let ids: [String]
+    let filter: (String, Filter)?
+    let confirmed: Bool
+
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
         ids = Array(a.positionals.dropFirst())
-        if ids.isEmpty { throw UsageError(message: "missing argument <id>", command: Self.name) }
+        confirmed = a.flag("yes")
+        if let f = a.value("filter") {
+            do {
+                filter = (f, f.trimmingCharacters(in: .whitespaces).hasPrefix("{") ? try Filter(json: f) : try Filter(text: f))
+            } catch {
+                throw UsageError(message: "invalid filter: \(error.description)\n\(error.caretDiagnostic(source: f))", command: Self.name)
+            }
+        } else {
+            filter = nil
+        }
+        if ids.isEmpty == (filter == nil) { throw UsageError(message: "give document ids or --filter (not both)", command: Self.name) }
     }
 
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase()
-        let n = try db.collection(collection).delete(ids: ids)
+        let c = try db.collection(collection)
+        let n: Int
+        if let (text, f) = filter {
+            let matching = try c.ids(matching: f)
+            if matching.count > 100 && !confirmed {
+                throw CLIError("the filter \(text) matches \(matching.count) documents of '\(collection)'; add --yes to delete them")
+            }
+            n = try c.delete(ids: matching)
+        } else {
+            n = try c.delete(ids: ids)
+        }
         if context.json { try context.printJSON(["deleted": n]) } else { context.line("Deleted \(n) document(s) from '\(collection)'") }
     }
 }
