@@ -38,6 +38,7 @@ let package = Package(
         .executableTarget(name: "OpenBench", dependencies: ["Quiver"], path: "Benchmarks/OpenBench"),
         .executableTarget(name: "SciFactBench", dependencies: ["Quiver"], path: "Benchmarks/SciFactBench"),
         .executableTarget(name: "FilterBench", dependencies: ["Quiver"], path: "Benchmarks/FilterBench"),
+        .executableTarget(name: "ImportBench", dependencies: ["Quiver"], path: "Benchmarks/ImportBench"),
         .executableTarget(name: "EncoderBench", dependencies: ["QuiverEncoder"], path: "Benchmarks/EncoderBench"),
         .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex"], path: "Benchmarks/HNSWBench"),
         .executableTarget(name: "BM25Bench", dependencies: ["QuiverText"], path: "Benchmarks/BM25Bench"),

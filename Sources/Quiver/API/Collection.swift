@@ -59,7 +59,10 @@ public struct Collection: Sendable {
         var documents = given
         if !needText.isEmpty {
             let encoder = try database.encoder(for: info)
+            let t = monotonicSeconds()
             let vectors = try encode(needText.map { given[$0].text! }, with: encoder, queries: false)
+            let spent = monotonicSeconds() - t
+            database.timingsRecorder.add { $0.encodingSeconds += spent }
             for (row, i) in needText.enumerated() { documents[i].vector = vectors[row: row] }
         }
         for (i, d) in documents.enumerated() {

@@ -27,6 +27,7 @@ public final class Database: @unchecked Sendable {
     let wal: WriteAheadLog
     let tables: Tables
     let segments: SegmentManager
+    let timingsRecorder: TimingsRecorder
     private let lockFile: File
     private let writeLock = NSLock()
     private let stateLock = NSLock()
@@ -111,7 +112,8 @@ public final class Database: @unchecked Sendable {
                 report.replayedRecords += 1
             }
             // Index segments: mapped from their files, tombstoned from LMDB, mutable ones rebuilt.
-            let segments = SegmentManager(root: path + "/segments", env: env, tables: tables)
+            let recorder = TimingsRecorder()
+            let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder)
             let infos = try env.read { txn in
                 var out: [CollectionInfo] = []
                 try txn.forEach(tables.catalog) { _, v in out.append(try CollectionInfo(encoded: Array(v))); return true }
@@ -124,6 +126,7 @@ public final class Database: @unchecked Sendable {
             self.tables = tables
             self.wal = wal
             self.segments = segments
+            self.timingsRecorder = recorder
             openReport = report
         } catch let e as StorageError {
             throw QuiverError.storage(e)
@@ -254,14 +257,24 @@ public final class Database: @unchecked Sendable {
             defer { writeLock.unlock() }
             try checkWritable()
             // Validation reads the state under the writer lock, so nothing can change it before apply.
+            let t0 = monotonicSeconds()
             let (mutation, r) = try readTransaction { txn in try prepare(txn) }
             result = r
             let payload = try mutation.payload()
             do {
                 sequence = try wal.append(type: mutation.type, payload: payload)
+                let t1 = monotonicSeconds()
                 let tables = self.tables
                 let change = try env.write { txn in try Database.apply(mutation, sequence: sequence, txn: txn, tables: tables) }
+                let t2 = monotonicSeconds()
                 try segments.applied(change)
+                let t3 = monotonicSeconds()
+                timingsRecorder.add {
+                    $0.logSeconds += t1 - t0
+                    $0.lmdbSeconds += t2 - t1
+                    $0.indexingSeconds += t3 - t2
+                    $0.batches += 1
+                }
             } catch {
                 // The log and LMDB may now disagree; stop taking writes. Reopening replays the log.
                 let reason = QuiverError.unavailable("the database at \(path) stopped accepting writes after a storage failure (\(error)); reopen it to recover")
@@ -272,7 +285,10 @@ public final class Database: @unchecked Sendable {
             try checkpointIfNeeded()
         }
         if options.durability == .full {
+            let t = monotonicSeconds()
             try wrapStorage { try wal.waitUntilDurable(sequence) }
+            let waited = monotonicSeconds() - t
+            timingsRecorder.add { $0.fsyncSeconds += waited }
         }
         return result
     }

@@ -32,10 +32,13 @@ final class SegmentManager: @unchecked Sendable {
     /// Files and directories removed at open because the manifest did not name them.
     private(set) var orphansRemoved = 0
 
-    init(root: String, env: LMDBEnvironment, tables: Tables) {
+    let timings: TimingsRecorder
+
+    init(root: String, env: LMDBEnvironment, tables: Tables, timings: TimingsRecorder) {
         self.root = root
         self.env = env
         self.tables = tables
+        self.timings = timings
     }
 
     func directory(_ number: UInt32) -> String { root + "/" + String(number) }
@@ -183,6 +186,8 @@ final class SegmentManager: @unchecked Sendable {
         }
         guard due else { return }
         queue.async { [self] in
+            let started = monotonicSeconds()
+            defer { let spent = monotonicSeconds() - started; timings.add { $0.indexingSeconds += spent } }
             do {
                 // Writes that filled the mutable segment again while this seal ran scheduled nothing
                 // (a seal was pending), so keep sealing while it is full.
@@ -394,6 +399,8 @@ final class SegmentManager: @unchecked Sendable {
     func compactNow(_ segs: CollectionSegments, progress: ((CompactionProgress) -> Void)?) throws {
         var failure: Error?
         queue.sync {
+            let started = monotonicSeconds()
+            defer { let spent = monotonicSeconds() - started; timings.add { $0.indexingSeconds += spent } }
             do {
                 try seal(segs, progress: progress)
                 try compact(segs, progress: progress)
