@@ -43,11 +43,13 @@ let package = Package(
         .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex"], path: "Benchmarks/HNSWBench"),
         .executableTarget(name: "BM25Bench", dependencies: ["QuiverText"], path: "Benchmarks/BM25Bench"),
 
+        // Helpers shared by the test targets (temporary directories).
+        .target(name: "QuiverTestSupport", dependencies: ["QuiverStorage"], path: "Tests/QuiverTestSupport"),
         .testTarget(name: "QuiverCoreTests", dependencies: ["QuiverCore"]),
-        .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage"]),
+        .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage", "QuiverTestSupport"]),
         .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex"]),
         .testTarget(name: "QuiverEncoderTests", dependencies: ["QuiverEncoder"]),
-        .testTarget(name: "QuiverTextTests", dependencies: ["QuiverText"]),
-        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverCLI", "QuiverExample", "QuiverCrashWriter"]),
+        .testTarget(name: "QuiverTextTests", dependencies: ["QuiverText", "QuiverCore"]),
+        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverCrashWriter"]),
     ]
 )

@@ -3,23 +3,13 @@
 // Builds the database once (slow: HNSW construction), then times `Database(path:)` five times.
 import Foundation
 import Quiver
+import QuiverCore
 
 let args = CommandLine.arguments
 func option(_ name: String, _ def: Int) -> Int { args.firstIndex(of: name).flatMap { Int(args[$0 + 1]) } ?? def }
 let n = option("--vectors", 200_000)
 let d = option("--dimension", 384)
 let dir = args.firstIndex(of: "--dir").map { args[$0 + 1] } ?? NSTemporaryDirectory() + "/quiver-openbench-\(n)-\(d)"
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t = Date()
@@ -30,7 +20,7 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 if !FileManager.default.fileExists(atPath: dir + "/lmdb/data.mdb") {
     let db = try Database(path: dir, options: DatabaseOptions(durability: .relaxed(milliseconds: 200)))
     let c = try db.createCollection("bench", dimension: d, metric: .cosine, options: CollectionOptions(index: IndexSettings(segmentSize: 50_000)))
-    var rng = SplitMix(state: 11)
+    var rng = SplitMix64(seed: 11)
     let load = try seconds {
         var i = 0
         while i < n {

@@ -3,24 +3,14 @@
 // Prints one line per case and a JSON summary. The figures are in docs/benchmarks.md.
 import Foundation
 import Quiver
+import QuiverCore
 
 let args = CommandLine.arguments
 let quick = args.contains("--quick")
 let scratch = args.firstIndex(of: "--dir").map { args[$0 + 1] } ?? NSTemporaryDirectory() + "/quiver-writebench"
 let dimension = 384
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-func documents(_ start: Int, _ count: Int, _ rng: inout SplitMix) -> [Document] {
+func documents(_ start: Int, _ count: Int, _ rng: inout SplitMix64) -> [Document] {
     (start..<start + count).map { i in
         Document(id: "doc-\(i)", text: "document number \(i) with a short text",
                  metadata: ["i": .int(Int64(i)), "group": .string("g\(i % 10)")],
@@ -38,7 +28,7 @@ for (durabilityName, durability) in [("full", DurabilitySetting.full), ("relaxed
         try? FileManager.default.removeItem(atPath: path)
         let db = try Database(path: path, options: DatabaseOptions(durability: durability))
         let c = try db.createCollection("bench", dimension: dimension)
-        var rng = SplitMix(state: 42)
+        var rng = SplitMix64(seed: 42)
         // Generate first so that only the writes are timed.
         let docs = documents(0, total, &rng)
         let t0 = now()
@@ -61,7 +51,7 @@ for (durabilityName, durability) in [("full", DurabilitySetting.full), ("relaxed
 let db = try Database(path: lastDatabase)
 let c = try db.collection("bench")
 let n = try c.count()
-var rng = SplitMix(state: 7)
+var rng = SplitMix64(seed: 7)
 var latencies: [Double] = []
 let reads = quick ? 2_000 : 20_000
 for _ in 0..<reads {

@@ -1,4 +1,5 @@
 import Quiver
+import QuiverCore
 
 /// The deterministic workload of the kill -9 harness: batch `n` of seed `s` is always the same,
 /// so the test can rebuild what the killed writer acknowledged from the batch numbers alone.
@@ -17,20 +18,8 @@ public struct CrashWorkload: Sendable {
         case delete([String])
     }
 
-    /// SplitMix64: tiny, seedable, and the same on every platform.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     public func batch(_ n: Int) -> Batch {
-        var rng = Generator(state: seed &* 31 &+ UInt64(n))
+        var rng = SplitMix64(seed: seed &* 31 &+ UInt64(n))
         if n % 5 == 4 {
             let count = Int.random(in: 1...3, using: &rng)
             return .delete((0..<count).map { _ in "doc-\(Int.random(in: 0..<CrashWorkload.idPool, using: &rng))" })

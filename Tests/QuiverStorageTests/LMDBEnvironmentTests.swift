@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverTestSupport
 @testable import QuiverStorage
 
 struct LMDBEnvironmentTests {

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import QuiverCore
+import QuiverTestSupport
 import QuiverStorage
 @testable import Quiver
 
@@ -16,8 +18,8 @@ struct BackupTests {
             var rng = SplitMix64(state: 5)
             while !stop.value {
                 // Batch i writes documents b<i>-0..4 and deletes b<i-3>-0.
-                try? c.upsert((0..<5).map { Document(id: "b\(i)-\($0)", metadata: ["batch": .int(Int64(i))], vector: randomVector(4, &rng)) })
-                if i >= 3 { _ = try? c.delete(ids: ["b\(i - 3)-0"]) }
+                _ = try? c.upsert((0..<5).map { Document(id: "b\(i)-\($0)", metadata: ["batch": .int(Int64(i))], vector: randomVector(4, &rng)) }) as Int?
+                if i >= 3 { _ = try? c.delete(ids: ["b\(i - 3)-0"]) as Int? }
                 i += 1
             }
         }

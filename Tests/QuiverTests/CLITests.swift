@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverTestSupport
 @testable import Quiver
 
 /// Runs the built `quiver` binary as a user would.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverTestSupport
 import QuiverCore
 import QuiverStorage
 @testable import Quiver

@@ -1,4 +1,5 @@
 import Testing
+import QuiverCore
 @testable import Quiver
 
 /// The filter language: both forms parse to one AST, the evaluator agrees with an independent

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import QuiverCore
+import QuiverTestSupport
 import QuiverText
 @testable import Quiver
 

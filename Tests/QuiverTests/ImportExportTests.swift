@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import QuiverCore
+import QuiverTestSupport
 import QuiverStorage
 @testable import Quiver
 
@@ -54,7 +56,7 @@ struct ImportExportTests {
         #expect(try c.get("p3")?.text == nil && c.get("p3")?.metadata["note"] == "x,y")
         try c.export(to: dir.path + "/c.jsonl", format: .jsonl)
         let again = try db.createCollection("again", dimension: 2)
-        try again.importFile(dir.path + "/c.jsonl")
+        _ = try again.importFile(dir.path + "/c.jsonl")
         #expect(try all(again) == all(c))
     }
 
@@ -151,7 +153,7 @@ struct ImportExportTests {
         }
         try bvecs.write(to: URL(fileURLWithPath: dir.path + "/b.bvecs"))
         let b = try db.createCollection("b", dimension: 4, metric: .l2)
-        try b.importFile(dir.path + "/b.bvecs")
+        _ = try b.importFile(dir.path + "/b.bvecs")
         #expect(try b.get("2")?.vector == [2, 255, 0, 7])
         // npy float16 and uint8, written by hand.
         func npy(_ descr: String, _ shape: String, _ body: [UInt8]) -> Data {
@@ -167,7 +169,7 @@ struct ImportExportTests {
         #expect(report.skipped.map(\.line) == [1])  // +infinity in float16 is rejected as non-finite
         try npy("|u1", "(1, 4)", [1, 2, 3, 250]).write(to: URL(fileURLWithPath: dir.path + "/u.npy"))
         let u = try db.createCollection("u", dimension: 4, metric: .l2)
-        try u.importFile(dir.path + "/u.npy")
+        _ = try u.importFile(dir.path + "/u.npy")
         #expect(try u.get("0")?.vector == [1, 2, 3, 250])
         // Damaged headers are errors naming the file.
         try npy("<f8", "(1, 4)", [UInt8](repeating: 0, count: 32)).write(to: URL(fileURLWithPath: dir.path + "/bad.npy"))
@@ -187,7 +189,7 @@ struct ImportExportTests {
         let db = try Database(path: dir.path + "/db", options: dbOptions)
         let c = try db.createCollection("t", encoder: "letters")
         try write("{\"id\":\"x\",\"text\":\"aab\"}\n{\"id\":\"y\",\"text\":\"zz\"}\n", dir.path + "/t.jsonl")
-        try c.importFile(dir.path + "/t.jsonl")
+        _ = try c.importFile(dir.path + "/t.jsonl")
         #expect(try c.get("x")?.vector == LetterCountEncoder().vector("aab"))
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverTestSupport
 
 /// docs/library.md shows the example host app; this keeps the doc and the compiled example equal
 /// and runs the example.

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import QuiverCore
+import QuiverTestSupport
 @testable import Quiver
 
 struct PayloadIndexTests {

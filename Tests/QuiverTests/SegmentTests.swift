@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import QuiverCore
+import QuiverTestSupport
 import QuiverStorage
 @testable import Quiver
 
@@ -8,8 +10,8 @@ struct SegmentTests {
 
     /// Random interleavings of insert, delete, update, seal and compaction: the segment search
     /// equals the exact scan over the live documents after every step, and again after reopening.
-    @Test(arguments: [Metric.cosine, .l2, .dot])
-    func searchEqualsTheOracleUnderRandomInterleavings(metric: Metric) throws {
+    @Test(arguments: [QuiverCore.Metric.cosine, .l2, .dot])
+    func searchEqualsTheOracleUnderRandomInterleavings(metric: QuiverCore.Metric) throws {
         let dir = TemporaryDirectory()
         var rng = SplitMix64(state: 2024)
         let d = 8

@@ -1,13 +1,6 @@
-/// A small deterministic generator (SplitMix64), so that property tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(state: UInt64) { self.state = state }
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+import QuiverCore
+
+extension SplitMix64 {
+    /// The tests' older spelling of `init(seed:)`.
+    init(state: UInt64) { self.init(seed: state) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverTestSupport
 @testable import Quiver
 
 /// Every kind of bad input is rejected with its own error, naming the record, and writes nothing.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverCore
 import QuiverText
 
 /// BM25 scores on a corpus small enough to compute by hand, removal, and the statistics seam.
@@ -101,7 +102,7 @@ struct BM25Tests {
                 }
             }
         }
-        var rng = SeededGenerator(state: 42)
+        var rng = SplitMix64(seed: 42)
         let vocabulary = (0..<30).map { "t\($0)" }
         var index = InvertedIndex()
         var scan = Scan()
@@ -128,14 +129,3 @@ struct BM25Tests {
     }
 }
 
-/// A seeded SplitMix64, for reproducible random corpora.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -288,9 +288,7 @@ struct VecsSource: RowSource {
         guard let body = try stream.bytes(d * width) else {
             throw QuiverError.badInput(file: stream.path, line: index, reason: "the file ends inside vector \(index)")
         }
-        let vector: [Float] = bytes ? body.map { Float($0) } : (0..<d).map { i in
-            Float(bitPattern: UInt32(body[4 * i]) | UInt32(body[4 * i + 1]) << 8 | UInt32(body[4 * i + 2]) << 16 | UInt32(body[4 * i + 3]) << 24)
-        }
+        let vector: [Float] = bytes ? body.map { Float($0) } : float32LE(body, count: d)
         defer { index += 1 }
         guard let id = try ids.next(index) else {
             throw QuiverError.badInput(file: ids.path ?? "", line: index + 1, reason: "the ids file has no id for vector \(index)")
@@ -341,7 +339,7 @@ struct NPYSource: RowSource {
         }
         let vector: [Float]
         switch type {
-        case "<f4": vector = (0..<dimension).map { i in Float(bitPattern: UInt32(body[4 * i]) | UInt32(body[4 * i + 1]) << 8 | UInt32(body[4 * i + 2]) << 16 | UInt32(body[4 * i + 3]) << 24) }
+        case "<f4": vector = float32LE(body, count: dimension)
         case "<f2": vector = (0..<dimension).map { i in halfToFloat(UInt16(body[2 * i]) | UInt16(body[2 * i + 1]) << 8) }
         default: vector = body.map { Float($0) }
         }
@@ -350,6 +348,13 @@ struct NPYSource: RowSource {
             throw QuiverError.badInput(file: ids.path ?? "", line: index + 1, reason: "the ids file has no id for vector \(index)")
         }
         return .document(Document(id: id, vector: vector), location: index)
+    }
+}
+
+/// `count` little-endian float32 values from `bytes`.
+func float32LE(_ bytes: [UInt8], count: Int) -> [Float] {
+    (0..<count).map { i in
+        Float(bitPattern: UInt32(bytes[4 * i]) | UInt32(bytes[4 * i + 1]) << 8 | UInt32(bytes[4 * i + 2]) << 16 | UInt32(bytes[4 * i + 3]) << 24)
     }
 }
 

@@ -46,6 +46,16 @@ func readDocuments(from source: String?) throws -> InputDocuments {
     return input
 }
 
+/// Parses a `--filter` value: the JSON form when it starts with `{`, else the text form; an error
+/// shows the position with a caret.
+func parseFilterOption(_ text: String, command: String) throws -> Filter {
+    do {
+        return text.trimmingCharacters(in: .whitespaces).hasPrefix("{") ? try Filter(json: text) : try Filter(text: text)
+    } catch {
+        throw UsageError(message: "invalid filter: \(error.description)\n\(error.caretDiagnostic(source: text))", command: command)
+    }
+}
+
 /// Parses a vector given on the command line: `[0.1, 0.2]` or `0.1,0.2`.
 func parseVector(_ s: String) throws -> [Float] {
     let trimmed = s.trimmingCharacters(in: CharacterSet(charactersIn: "[] \n"))
@@ -178,15 +188,7 @@ struct DeleteCommand: CLICommand {
         collection = a.positional(0)!
         ids = Array(a.positionals.dropFirst())
         confirmed = a.flag("yes")
-        if let f = a.value("filter") {
-            do {
-                filter = (f, f.trimmingCharacters(in: .whitespaces).hasPrefix("{") ? try Filter(json: f) : try Filter(text: f))
-            } catch {
-                throw UsageError(message: "invalid filter: \(error.description)\n\(error.caretDiagnostic(source: f))", command: Self.name)
-            }
-        } else {
-            filter = nil
-        }
+        filter = try a.value("filter").map { ($0, try parseFilterOption($0, command: Self.name)) }
         if ids.isEmpty == (filter == nil) { throw UsageError(message: "give document ids or --filter (not both)", command: Self.name) }
     }
 
@@ -263,13 +265,7 @@ struct SearchCommand: CLICommand {
         }
         options.exact = a.flag("exact")
         if a.value("ef") != nil { options.efSearch = try a.int("ef", default: 64, range: 1...(1 << 20)) }
-        if let f = a.value("filter") {
-            do {
-                options.filter = f.trimmingCharacters(in: .whitespaces).hasPrefix("{") ? try Filter(json: f) : try Filter(text: f)
-            } catch {
-                throw UsageError(message: "invalid filter: \(error.description)\n\(error.caretDiagnostic(source: f))", command: Self.name)
-            }
-        }
+        options.filter = try a.value("filter").map { try parseFilterOption($0, command: Self.name) }
         text = a.value("text")
         vector = try a.value("vector").map(parseVector)
         guard (vector == nil) != (text == nil) else {
