@@ -196,7 +196,7 @@ final class SegmentManager: @unchecked Sendable {
                 } while !isStopping && segs.lock.read({ segs.mutable.count >= segs.settings.segmentSize })
                 segs.lock.write { segs.sealPending = false }
                 scheduleSealIfFull(segs)
-                try compact(segs, progress: nil)
+                try compact(segs, full: false, progress: nil)
             } catch {
                 segs.lock.write { segs.sealPending = false }
                 noteMaintenanceError("collection '\(segs.name)': \(error)")
@@ -335,7 +335,13 @@ final class SegmentManager: @unchecked Sendable {
     /// One compaction pass over `segs`: rewrites each sealed segment whose deleted share passes the
     /// threshold, then merges the smaller sealed segments into the largest one (inserting their
     /// live vectors into a copy of its graph) as far as `maxSegmentVectors` allows.
-    func compact(_ segs: CollectionSegments, progress: ((CompactionProgress) -> Void)?) throws {
+    ///
+    /// In the background (`full` false) a merge waits until the small segments hold a quarter of
+    /// the largest one's vectors, or there are 8 sealed segments: copying the largest graph costs
+    /// its size, so merging after every seal would cost O(n^2 / segmentSize) over a long load;
+    /// waiting for a quarter keeps the total copying within a constant factor of n. An explicit
+    /// compaction (`full`) merges everything it can.
+    func compact(_ segs: CollectionSegments, full: Bool = true, progress: ((CompactionProgress) -> Void)?) throws {
         let s = segs.settings
         while !isStopping {
             let snapshot = segs.lock.read { segs.sealed }
@@ -354,6 +360,8 @@ final class SegmentManager: @unchecked Sendable {
                 total += seg.index.liveCount
             }
             guard !smalls.isEmpty else { return }
+            let smallTotal = total - base.index.liveCount
+            if !full && smallTotal * 4 < base.index.liveCount && snapshot.count < 8 { return }
             progress?(CompactionProgress(collection: segs.name, message: "merging \(smalls.count) segment(s) (\(total - base.index.liveCount) vectors) into segment \(base.record.id) (\(base.index.liveCount) vectors)"))
             try replace([base] + smalls, in: segs, base: base)
         }
