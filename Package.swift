@@ -32,7 +32,7 @@ let package = Package(
         // The host-app example of docs/library.md, compiled and run by the test suite.
         .executableTarget(name: "QuiverExample", dependencies: ["Quiver"]),
         // A child process for the kill -9 recovery harness (Tests/QuiverTests/CrashRecoveryTests.swift).
-        .executableTarget(name: "QuiverCrashWriter", dependencies: ["Quiver"], path: "Tests/QuiverCrashWriter"),
+        .executableTarget(name: "QuiverCrashWriter", dependencies: ["Quiver", "QuiverStorage"], path: "Tests/QuiverCrashWriter"),
 
         .executableTarget(name: "WriteBench", dependencies: ["Quiver"], path: "Benchmarks/WriteBench"),
         .executableTarget(name: "OpenBench", dependencies: ["Quiver"], path: "Benchmarks/OpenBench"),

@@ -49,3 +49,77 @@ public struct CrashWorkload: Sendable {
         }
     }
 }
+
+/// The crash-point sweep's workload: a fixed list of operations that exercises every
+/// durability-relevant step (log appends and fsyncs, LMDB commits, sealing, merging, a payload index,
+/// a checkpoint that truncates the log). Deterministic, with no background maintenance (the segment
+/// size is too large to trigger it; sealing and merging run through `compact`), so that the same
+/// crash-point number always lands on the same step.
+public enum SweepWorkload {
+    public static let collection = "sweep"
+    public static let dimension = 8
+
+    public enum Operation: Sendable {
+        case create
+        case upsert([Document])
+        case delete([String])
+        case compact
+        case index
+        case checkpoint
+    }
+
+    static func docs(_ batch: Int, _ ids: [Int]) -> [Document] {
+        var rng = SplitMix64(seed: UInt64(batch) &* 7919)
+        return ids.map { k in
+            Document(id: "s\(k)", text: "sweep document \(k) of batch \(batch) " + String(repeating: "word\(k % 5) ", count: 40 * (k % 3)),
+                     metadata: ["k": .int(Int64(k)), "batch": .int(Int64(batch))],
+                     vector: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) })
+        }
+    }
+
+    public static let operations: [Operation] = [
+        .create,
+        .upsert(docs(1, Array(0..<6))),
+        .upsert(docs(2, [6, 7, 8])),
+        .compact,
+        .delete(["s1", "s7"]),
+        .upsert(docs(3, [2, 9, 10, 11])),
+        .index,
+        .compact,
+        .upsert(docs(4, [12, 13])),
+        .delete(["s9", "s12", "s0"]),
+        .compact,
+        .checkpoint,
+        .upsert(docs(5, [0, 14])),
+    ]
+
+    /// The documents after the first `count` operations.
+    public static func state(after count: Int) -> [String: Document] {
+        var state: [String: Document] = [:]
+        for op in operations.prefix(count) {
+            switch op {
+            case .upsert(let d): for x in d { state[x.id] = x }
+            case .delete(let ids): for id in ids { state[id] = nil }
+            default: break
+            }
+        }
+        return state
+    }
+
+    /// Runs the workload on `db`, calling `acknowledged(i)` after operation i returns.
+    public static func run(_ db: Database, acknowledged: (Int) -> Void) throws {
+        for (i, op) in operations.enumerated() {
+            switch op {
+            case .create:
+                try db.createCollection(collection, dimension: dimension,
+                                        options: CollectionOptions(index: IndexSettings(segmentSize: 1_000_000)))
+            case .upsert(let d): try db.collection(collection).upsert(d)
+            case .delete(let ids): try db.collection(collection).delete(ids: ids)
+            case .compact: try db.compact(collection)
+            case .index: try db.collection(collection).createPayloadIndex("k", type: .integer)
+            case .checkpoint: try db.checkpoint()
+            }
+            acknowledged(i)
+        }
+    }
+}

@@ -4,8 +4,27 @@
 // its number to the ack file. The parent kills it with SIGKILL at random moments.
 import Foundation
 import Quiver
+import QuiverStorage
 
 let arguments = CommandLine.arguments
+// The crash-point sweep: QuiverCrashWriter --sweep <database> <ack-file>; runs SweepWorkload once
+// and prints the number of crash points it passed (run it with QUIVER_CRASH_AT=0 to count).
+if arguments.count == 4 && arguments[1] == "--sweep" {
+    do {
+        let db = try Database(path: arguments[2], options: DatabaseOptions(durability: .full))
+        let ack = open(arguments[3], O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        try SweepWorkload.run(db) { i in
+            let line = Array("\(i)\n".utf8)
+            _ = line.withUnsafeBytes { write(ack, $0.baseAddress, $0.count) }
+        }
+        db.close()
+        print("STEPS \(CrashPoints.count)")
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("QuiverCrashWriter: \(error)\n".utf8))
+        exit(1)
+    }
+}
 guard arguments.count == 5, let seed = UInt64(arguments[3]), let first = Int(arguments[4]) else {
     FileHandle.standardError.write(Data("usage: QuiverCrashWriter <database> <ack-file> <seed> <first-batch>\n".utf8))
     exit(2)

@@ -83,7 +83,9 @@ public final class Database: @unchecked Sendable {
             let tables = try Tables(env)
             let (format, applied) = try env.write { txn -> (UInt32?, UInt64) in
                 var format = try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() }
-                if format == nil && !exists {
+                // A new database, or one whose creation a crash interrupted before its first commit
+                // (an LMDB file with nothing in it): write the format marker.
+                if format == nil, try !exists || (txn.count(tables.meta) == 0 && txn.count(tables.catalog) == 0) {
                     var w = ByteWriter()
                     w.write(Database.formatVersion)
                     try txn.put(tables.meta, Array("format".utf8), w.bytes)

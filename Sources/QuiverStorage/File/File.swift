@@ -56,6 +56,7 @@ public final class File: @unchecked Sendable {
 
     /// Writes all of `bytes` at `offset` (looping over short writes).
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        CrashPoints.step("file write")
         var done = 0
         while done < bytes.count {
             let n = try Syscall.retrying("pwrite", path) {
@@ -92,11 +93,13 @@ public final class File: @unchecked Sendable {
 
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
     public func sync() throws {
+        CrashPoints.step("file fsync")
         _ = try Syscall.retrying("fdatasync", path) { fdatasync(descriptor) }
     }
 
     /// Cuts the file to `length` bytes.
     public func truncate(to length: Int) throws {
+        CrashPoints.step("file truncate")
         _ = try Syscall.retrying("ftruncate", path) { ftruncate(descriptor, off_t(length)) }
     }
 
@@ -151,6 +154,7 @@ public enum FileSystem {
     }
 
     public static func remove(_ path: String) throws {
+        CrashPoints.step("unlink")
         if unlink(path) != 0 {
             let e = errno
             if e != ENOENT { throw Syscall.error("unlink", path, e) }
@@ -170,11 +174,13 @@ public enum FileSystem {
     }
 
     public static func rename(_ from: String, _ to: String) throws {
+        CrashPoints.step("rename")
         _ = try Syscall.retrying("rename", from + " -> " + to) { Glibc.rename(from, to) }
     }
 
     /// fsyncs a directory so that creations, renames and removals in it are durable.
     public static func syncDirectory(_ path: String) throws {
+        CrashPoints.step("directory fsync")
         let fd = try Syscall.retrying("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { _ = Glibc.close(fd) }
         _ = try Syscall.retrying("fsync", path) { fsync(fd) }

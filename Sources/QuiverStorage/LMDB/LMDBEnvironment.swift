@@ -96,6 +96,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     /// Flushes every committed transaction to disk (`mdb_env_sync(force)`).
     public func sync() throws {
+        CrashPoints.step("LMDB sync")
         try LMDBEnvironment.check(mdb_env_sync(env, 1), "mdb_env_sync", path)
     }
 
@@ -146,7 +147,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
                 let txn = try begin(readOnly: false)
                 do {
                     let result = try body(txn)
+                    CrashPoints.step("LMDB commit (before)")
                     let rc = mdb_txn_commit(txn.txn)
+                    CrashPoints.step("LMDB commit (after)")
                     if rc == MDB_MAP_FULL { needsGrowth = true } else {
                         try LMDBEnvironment.check(rc, "mdb_txn_commit", path)
                         return result
