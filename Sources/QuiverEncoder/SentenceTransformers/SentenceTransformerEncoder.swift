@@ -13,8 +13,8 @@ import QuiverCore
 /// Memory is bounded by `threads` workspaces of `ceil(batchSize / threads) * maxSequenceLength` tokens
 /// (about 55 MB each for MiniLM at batch 32, 2 threads) plus the weights (about 90 MB) and the output.
 ///
-/// OpenBLAS: with `threads > 1` the encoder parallelizes itself and sets OpenBLAS to one thread
-/// (process-wide: `openblas_set_num_threads(1)`), which beats splitting each small product between threads.
+/// OpenBLAS: the encoder parallelizes itself and sets OpenBLAS to one thread (process-wide:
+/// `openblas_set_num_threads(1)`), which beats splitting each small product between threads.
 ///
 /// Thread safety: safe to call from any number of threads at once.
 public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable {
@@ -124,7 +124,8 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
         let sliceSize = max(1, (max(1, options.batchSize) + threads - 1) / threads)
         let sliceCount = (n + sliceSize - 1) / sliceSize
         let workers = min(threads, sliceCount)
-        if workers > 1 { openblas_set_num_threads(1) }
+        // The encoder parallelizes over slices itself; OpenBLAS threads would only contend with it.
+        openblas_set_num_threads(1)
 
         var storage = [Float](repeating: 0, count: n * d)
         let next = SliceCounter()
