@@ -35,6 +35,7 @@ public struct EncoderError: Error, Sendable, Equatable, CustomStringConvertible 
         self.path = path
     }
 
+    /// `code: message (path)`.
     public var description: String {
         if let path { return "\(code.rawValue): \(message) (\(path))" }
         return "\(code.rawValue): \(message)"

@@ -33,6 +33,7 @@ public struct DualTowerEncoder: TextEncoder {
     public let queryEncoder: any TextEncoder
     /// Encodes documents.
     public let documentEncoder: any TextEncoder
+    /// `query=<id>;document=<id>` unless given.
     public let identifier: String
 
     /// Pairs two encoders; their dimensions must agree.
@@ -45,10 +46,14 @@ public struct DualTowerEncoder: TextEncoder {
         self.identifier = identifier ?? "query=\(query.identifier);document=\(document.identifier)"
     }
 
+    /// The shared width of both towers.
     public var dimension: Int { queryEncoder.dimension }
     /// Both towers' checksums: changing either weights file changes it.
     public var weightsChecksum: String { "query:\(queryEncoder.weightsChecksum);document:\(documentEncoder.weightsChecksum)" }
+    /// True when both towers normalize.
     public var producesNormalizedVectors: Bool { queryEncoder.producesNormalizedVectors && documentEncoder.producesNormalizedVectors }
+    /// The document tower's vectors.
     public func encode(documents: [String]) throws -> Matrix { try documentEncoder.encode(documents: documents) }
+    /// The query tower's vectors.
     public func encode(queries: [String]) throws -> Matrix { try queryEncoder.encode(queries: queries) }
 }

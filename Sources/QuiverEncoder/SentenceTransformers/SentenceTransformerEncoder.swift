@@ -13,8 +13,8 @@ import QuiverCore
 /// Memory is bounded by `threads` workspaces of `ceil(batchSize / threads) * maxSequenceLength` tokens
 /// (about 55 MB each for MiniLM at batch 32, 2 threads) plus the weights (about 90 MB) and the output.
 ///
-/// OpenBLAS: with `threads > 1` the encoder parallelizes itself and sets OpenBLAS to one thread
-/// (process-wide: `openblas_set_num_threads(1)`), which beats splitting each small product between threads.
+/// OpenBLAS: the encoder parallelizes itself and sets OpenBLAS to one thread (process-wide:
+/// `openblas_set_num_threads(1)`), which beats splitting each small product between threads.
 ///
 /// Thread safety: safe to call from any number of threads at once.
 public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable {
@@ -35,9 +35,13 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
         public init() {}
     }
 
+    /// The registry name (or the folder's name).
     public let identifier: String
+    /// Pooled width: hidden size times the number of pooling modes (384 for all-MiniLM-L6-v2).
     public let dimension: Int
+    /// sha256 hex of `model.safetensors`, computed once at load.
     public let weightsChecksum: String
+    /// True when the folder's pipeline ends with a `Normalize` module.
     public var producesNormalizedVectors: Bool { folder.normalizes }
     /// The folder's configuration.
     public let folder: SentenceTransformerFolder
@@ -77,13 +81,16 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
             throw EncoderError(.invalidModelFolder, "vocab.txt has ids beyond the model's vocab_size \(folder.config.vocabularySize)", path: folder.vocabularyPath)
         }
         self.model = BertModel(config: folder.config, weights: weights)
+        _ = blasConfigured
         self.pool = WorkspacePool(config: folder.config, limit: max(1, options.threads))
     }
 
+    /// Vectors of documents (with the document prefix, if any).
     public func encode(documents: [String]) throws -> Matrix {
         embed(documentPrefix.isEmpty ? documents : documents.map { documentPrefix + $0 })
     }
 
+    /// Vectors of queries (with the query prefix, if any).
     public func encode(queries: [String]) throws -> Matrix {
         embed(queryPrefix.isEmpty ? queries : queries.map { queryPrefix + $0 })
     }
@@ -115,8 +122,11 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
         let n = sequences.count
         let d = dimension, h = model.config.hiddenSize
         guard n > 0 else { return Matrix(dimension: d) }
+        // The forward pass reads embedding rows by id without bounds checks: validate ids here.
+        let vocabularySize = model.config.vocabularySize
         for s in sequences {
             precondition(!s.isEmpty && s.count <= model.config.maxPositions, "a sequence of \(s.count) tokens")
+            precondition(s.allSatisfy { $0 >= 0 && Int($0) < vocabularySize }, "a token id outside the vocabulary")
         }
         // Longest first: the first slices size the workspaces, and slices hold similar lengths.
         let order = (0..<n).sorted { sequences[$0].count > sequences[$1].count }
@@ -124,7 +134,6 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
         let sliceSize = max(1, (max(1, options.batchSize) + threads - 1) / threads)
         let sliceCount = (n + sliceSize - 1) / sliceSize
         let workers = min(threads, sliceCount)
-        if workers > 1 { openblas_set_num_threads(1) }
 
         var storage = [Float](repeating: 0, count: n * d)
         let next = SliceCounter()
@@ -156,6 +165,11 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
     /// Bytes held by pooled workspaces (for memory accounting).
     public var workspaceBytes: Int { pool.byteCount }
 }
+
+/// The encoder parallelizes over slices itself, so OpenBLAS runs one thread per call (threads of its
+/// own would only contend with the workers). Set once per process, before the first encoder exists,
+/// because changing it while another thread is inside sgemm is not safe.
+private let blasConfigured: Void = openblas_set_num_threads(1)
 
 /// A raw pointer handed to worker threads that write disjoint parts of one buffer.
 struct SendablePointer<T>: @unchecked Sendable {

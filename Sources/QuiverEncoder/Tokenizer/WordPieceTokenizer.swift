@@ -120,7 +120,8 @@ public struct WordPieceTokenizer: Sendable {
         return ids
     }
 
-    /// The pieces of `text` as strings, without `[CLS]`/`[SEP]` and untruncated (for tests and debugging).
+    /// The pieces of `text` as strings, without `[CLS]`/`[SEP]` and untruncated. For tests and debugging:
+    /// it inverts the vocabulary on every call.
     public func tokenize(_ text: String) -> [String] {
         var byID: [Int32: String] = [:]
         for (piece, id) in vocabulary { byID[id] = piece }
