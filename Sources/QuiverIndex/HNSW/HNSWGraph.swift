@@ -209,16 +209,27 @@ struct HNSWGraph {
             if HNSWKey.distance(c) > bound { break }
             let list = locking.read(self, HNSWKey.slot(c), level, buffer)
             let n = Int(list[0])
+            if n > 0 {
+                prefetch(visited + Int(list[1]))
+                prefetch(vector(list[1]))
+            }
             var j = 1
             while j <= n {
                 let nb = list[j]
                 j &+= 1
+                if j <= n {
+                    // The next neighbour's tag and vector load while this one is processed.
+                    prefetch(visited + Int(list[j]))
+                    prefetch(vector(list[j]))
+                }
                 if visited[Int(nb)] == tag { continue }
                 visited[Int(nb)] = tag
                 let d = D.distance(q, vector(nb), dim)
                 if d < bound {
                     let key = HNSWKey.make(d, nb)
                     cand.push(key)
+                    // The best candidate is expanded next: fetch its link list early.
+                    prefetch(links(HNSWKey.slot(cand.min), level))
                     if gate.allows(nb) {
                         if res.count < ef {
                             res.push(~key)
