@@ -301,12 +301,11 @@ public enum HNSWCodec {
         let tombWords = l.lengths[5] / 8
         var deleted = 0
         for w in 0..<tombWords {
-            var word = (base + l.offsets[5]).loadUnaligned(fromByteOffset: 8 * w, as: UInt64.self).littleEndian
+            let word = (base + l.offsets[5]).loadUnaligned(fromByteOffset: 8 * w, as: UInt64.self).littleEndian
             if w == tombWords - 1 && count % 64 != 0 {
                 guard word >> UInt64(count % 64) == 0 else { throw corrupt("tombstone bits beyond the last node", l.offsets[5] + 8 * w) }
             }
             deleted += word.nonzeroBitCount
-            word = 0
         }
         guard deleted == Int(deleted64) else { throw corrupt("\(deleted) tombstone bits for deletedCount \(deleted64)", 72) }
         // Ids: dense (id == slot everywhere) needs no map; otherwise build it, rejecting duplicates.
