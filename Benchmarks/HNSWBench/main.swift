@@ -3,6 +3,8 @@
 //   swift run -c release HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot]
 //       [--m 16] [--ef-construction 200] [--ef 10,16,...] [--k 10] [--min-seconds 0.5] [--skip-parallel]
 //   swift run -c release HNSWBench --open-test 200000 [--dim 384]   (codec save/open times)
+//   --save FILE writes the single-threaded build's index (HNSWCodec); --load FILE maps such a file and
+//   measures only the search curve over it (tools/bench-hnsw alternates these rounds with the peers').
 //
 // Measures, in this order, in one process: the single-threaded build (time, and resident memory added
 // per vector), searches over the efSearch list on one thread with one reused context (recall@k against
@@ -22,6 +24,8 @@ struct Options {
     var parallel = true
     var openTest: Int?
     var dim = 384
+    var save: String?
+    var load: String?
 }
 
 func fail(_ message: String) -> Never {
@@ -50,8 +54,10 @@ func parse() -> Options {
         case "--skip-parallel": o.parallel = false
         case "--open-test": o.openTest = Int(value(a))
         case "--dim": o.dim = Int(value(a)) ?? 384
+        case "--save": o.save = value(a)
+        case "--load": o.load = value(a)
         case "--help", "-h":
-            print("usage: HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot] [--m 16] [--ef-construction 200] [--ef 10,16,..] [--k 10] [--skip-parallel]\n       HNSWBench --open-test N [--dim 384]")
+            print("usage: HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot] [--m 16] [--ef-construction 200] [--ef 10,16,..] [--k 10] [--skip-parallel] [--save FILE | --load FILE]\n       HNSWBench --open-test N [--dim 384]")
             exit(0)
         default: fail("unknown argument \(a)")
         }
@@ -100,6 +106,13 @@ func threadCPUTime() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// CPU time of the whole process (all threads), user + system.
+func processCPUTime() -> Double {
+    var ru = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &ru)
+    return Double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + Double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6
 }
 
 /// Resident set size of this process, in bytes (from /proc/self/statm).
@@ -176,44 +189,23 @@ func openTest(_ o: Options, n: Int) throws {
     print(json(out))
 }
 
-func run() throws {
-    let o = parse()
-    if let n = o.openTest { return try openTest(o, n: n) }
-    guard let bp = o.base, let qp = o.queries, let gp = o.gt else { fail("--base, --queries and --gt are required (see --help)") }
-    let base = readFvecs(bp), queries = readFvecs(qp), gt = readIvecs(gp)
-    guard base.dimension == queries.dimension, gt.count >= queries.rows else { fail("inconsistent data files") }
-    let n = base.rows, k = o.k
-    let ids = (0..<Int64(n)).map { $0 }
-
-    // Single-threaded build, with the memory it adds.
-    let rss0 = residentBytes()
-    let serialParams = HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: 1)
-    var index: HNSWIndex? = try HNSWIndex(dimension: base.dimension, metric: o.metric, parameters: serialParams)
-    index!.reserveCapacity(n)
-    var t = now()
-    var c = threadCPUTime()
-    try index!.add(base, ids: ids)
-    let buildSerial = now() - t
-    let buildSerialCPU = threadCPUTime() - c
-    let rss1 = residentBytes()
-
-    // Queries on one thread, one context reused (the hot path).
+/// Recall@k and single-thread QPS for each efSearch: one context reused (the hot path), best of 3
+/// rounds (each at least minSeconds / 3), the least disturbed by other work on the machine.
+func measureCurve(_ index: HNSWIndex, _ queries: Matrix, _ truth: [Set<Int64>], _ o: Options) throws -> [[String: Any]] {
+    let k = o.k, dim = queries.dimension
     let ctx = HNSWSearchContext()
     var curve = [[String: Any]]()
-    let truth = gt.map { Set($0.prefix(k)) }
     var results = [[Neighbor]](repeating: [], count: queries.rows)
     for ef in o.efs where ef >= k {
-        // Best of 3 rounds (each at least minSeconds / 3): the least disturbed by other work.
         var bestWall = 0.0, bestCPU = 0.0
         for _ in 0..<3 {
             var reps = 0
-            t = now()
-            c = threadCPUTime()
+            let t = now(), c = threadCPUTime()
             repeat {
-                for i in 0..<queries.rows {
-                    results[i] = try queries.storage.withUnsafeBufferPointer { q in
-                        try index!.search(UnsafeBufferPointer(rebasing: q[i * base.dimension ..< (i + 1) * base.dimension]),
-                                          k: k, ef: ef, allow: nil, context: ctx)
+                try queries.storage.withUnsafeBufferPointer { q in
+                    for i in 0..<queries.rows {
+                        results[i] = try index.search(UnsafeBufferPointer(rebasing: q[i * dim ..< (i + 1) * dim]),
+                                                      k: k, ef: ef, allow: nil, context: ctx)
                     }
                 }
                 reps += 1
@@ -223,8 +215,44 @@ func run() throws {
         }
         var hit = 0
         for i in 0..<queries.rows { hit += results[i].filter { truth[i].contains($0.id) }.count }
-        curve.append(["ef": ef, "recall": Double(hit) / Double(queries.rows * k),
-                      "qps": bestWall, "qps_cpu": bestCPU])
+        curve.append(["ef": ef, "recall": Double(hit) / Double(queries.rows * k), "qps": bestWall, "qps_cpu": bestCPU])
+    }
+    return curve
+}
+
+func run() throws {
+    let o = parse()
+    if let n = o.openTest { return try openTest(o, n: n) }
+    guard let bp = o.base, let qp = o.queries, let gp = o.gt else { fail("--base, --queries and --gt are required (see --help)") }
+    let base = readFvecs(bp), queries = readFvecs(qp), gt = readIvecs(gp)
+    guard base.dimension == queries.dimension, gt.count >= queries.rows else { fail("inconsistent data files") }
+    let n = base.rows, k = o.k
+    let ids = (0..<Int64(n)).map { $0 }
+    if let path = o.load {
+        // Search rounds over a saved index, used in place from a read-only mapping (a sealed segment).
+        let mapping = Mapping(path)
+        let index = try HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .structure)
+        let truth = gt.map { Set($0.prefix(k)) }
+        print(json(["system": "quiver", "n": n, "curve": try measureCurve(index, queries, truth, o)]))
+        return
+    }
+
+    // Single-threaded build, with the memory it adds.
+    let rss0 = residentBytes()
+    let serialParams = HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: 1)
+    var index: HNSWIndex? = try HNSWIndex(dimension: base.dimension, metric: o.metric, parameters: serialParams)
+    index!.reserveCapacity(n)
+    var t = now()
+    let c = threadCPUTime()
+    try index!.add(base, ids: ids)
+    let buildSerial = now() - t
+    let buildSerialCPU = threadCPUTime() - c
+    let rss1 = residentBytes()
+
+    let truth = gt.map { Set($0.prefix(k)) }
+    let curve = try measureCurve(index!, queries, truth, o)
+    if let path = o.save {
+        guard FileManager.default.createFile(atPath: path, contents: Data(HNSWCodec.encode(index!))) else { fail("cannot write \(path)") }
     }
     let codec = try codecFigures(index!)
     let memoryBytes = index!.memoryBytes
@@ -244,8 +272,12 @@ func run() throws {
                               parameters: HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: threads))
         p.reserveCapacity(n)
         t = now()
+        let cpu0 = processCPUTime()
         try p.add(base, ids: ids)
         out["build_seconds_parallel"] = now() - t
+        // Total CPU of the parallel build: compared with the serial build's, it shows the locking
+        // overhead, whatever share of the cores other work left to this process.
+        out["build_cpu_seconds_parallel_total"] = processCPUTime() - cpu0
         out["build_threads_parallel"] = threads
         let ef = 64
         let found = try p.search(queries, k: k, ef: ef, allow: nil)

@@ -39,11 +39,26 @@ def main():
     key = "qps_cpu" if args.clock == "cpu" else "qps"
     build_key = "build_cpu_seconds_1thread" if args.clock == "cpu" else "build_seconds_1thread"
 
-    data = {}
+    # DATASET.SYSTEM.json holds a full run; DATASET.SYSTEM.roundN.json more search rounds over the
+    # same saved index: each efSearch point keeps its best QPS of all rounds.
+    data, rounds = {}, []
     for path in args.runs:
-        dataset, system = os.path.basename(path).split(".")[:2]
+        parts = os.path.basename(path).split(".")
         with open(path) as f:
-            data.setdefault(dataset, {})[system] = json.load(f)
+            run = json.load(f)
+        if len(parts) > 3 and parts[2].startswith("round"):
+            rounds.append((parts[0], parts[1], run))
+        else:
+            data.setdefault(parts[0], {})[parts[1]] = run
+    for dataset, system, run in rounds:
+        base = {c["ef"]: c for c in data[dataset][system]["curve"]}
+        for c in run["curve"]:
+            b = base.get(c["ef"])
+            if b is None:
+                continue
+            b["rounds"] = b.get("rounds", 1) + 1
+            for key_ in ("qps", "qps_cpu"):
+                b[key_] = max(b[key_], c[key_])
 
     summary = {}
     for dataset, runs in data.items():

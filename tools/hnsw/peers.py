@@ -51,6 +51,43 @@ def timed_queries(search, q, min_seconds):
     return labels, best_wall, best_cpu
 
 
+def hnswlib_curve(index, queries, gt, args):
+    curve = []
+    for ef in args.ef:
+        if ef < args.k:
+            continue
+        index.set_ef(ef)
+        labels, qps, qpscpu = timed_queries(lambda q: index.knn_query(q, k=args.k, num_threads=1)[0], queries, args.min_seconds)
+        curve.append({"ef": ef, "recall": recall(labels, gt, args.k), "qps": qps, "qps_cpu": qpscpu})
+    return curve
+
+
+def faiss_curve(index, queries, gt, args):
+    import faiss
+    faiss.omp_set_num_threads(1)
+    curve = []
+    for ef in args.ef:
+        if ef < args.k:
+            continue
+        index.hnsw.efSearch = ef
+        labels, qps, qpscpu = timed_queries(lambda q: index.search(q, args.k)[1], queries, args.min_seconds)
+        curve.append({"ef": ef, "recall": recall(labels, gt, args.k), "qps": qps, "qps_cpu": qpscpu})
+    return curve
+
+
+def curve_of_saved(base, queries, gt, args):
+    if args.system == "hnswlib":
+        import hnswlib
+        space = {"l2": "l2", "cosine": "cosine", "dot": "ip"}[args.metric]
+        index = hnswlib.Index(space=space, dim=base.shape[1])
+        index.load_index(args.load)
+        return hnswlib_curve(index, queries, gt, args)
+    import faiss
+    if args.metric == "cosine":
+        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    return faiss_curve(faiss.read_index(args.load), queries, gt, args)
+
+
 def run_hnswlib(base, queries, gt, args):
     import hnswlib
     space = {"l2": "l2", "cosine": "cosine", "dot": "ip"}[args.metric]
@@ -63,13 +100,9 @@ def run_hnswlib(base, queries, gt, args):
     index.add_items(base, np.arange(n))
     build1, build1cpu = time.perf_counter() - t, time.thread_time() - c
     mem = (rss() - r0) / n
-    curve = []
-    for ef in args.ef:
-        if ef < args.k:
-            continue
-        index.set_ef(ef)
-        labels, qps, qpscpu = timed_queries(lambda q: index.knn_query(q, k=args.k, num_threads=1)[0], queries, args.min_seconds)
-        curve.append({"ef": ef, "recall": recall(labels, gt, args.k), "qps": qps, "qps_cpu": qpscpu})
+    curve = hnswlib_curve(index, queries, gt, args)
+    if args.save:
+        index.save_index(args.save)
     del index
     index = hnswlib.Index(space=space, dim=d)
     index.init_index(max_elements=n, M=args.m, ef_construction=args.ef_construction, random_seed=100)
@@ -98,14 +131,9 @@ def run_faiss(base, queries, gt, args):
     r0 = rss()
     index, build1, build1cpu = build(1)
     mem = (rss() - r0) / n
-    faiss.omp_set_num_threads(1)
-    curve = []
-    for ef in args.ef:
-        if ef < args.k:
-            continue
-        index.hnsw.efSearch = ef
-        labels, qps, qpscpu = timed_queries(lambda q: index.search(q, args.k)[1], queries, args.min_seconds)
-        curve.append({"ef": ef, "recall": recall(labels, gt, args.k), "qps": qps, "qps_cpu": qpscpu})
+    curve = faiss_curve(index, queries, gt, args)
+    if args.save:
+        faiss.write_index(index, args.save)
     del index
     _, buildp, _ = build(os.cpu_count())
     return {"system": "faiss", "build_seconds_1thread": build1, "build_cpu_seconds_1thread": build1cpu, "build_seconds_parallel": buildp,
@@ -124,9 +152,15 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--ef", default="10,12,16,20,24,32,40,48,64,80,96,128,160,200,256")
     ap.add_argument("--min-seconds", type=float, default=0.5)
+    ap.add_argument("--save", help="write the single-threaded build's index here")
+    ap.add_argument("--load", help="only measure the search curve of an index saved with --save")
     args = ap.parse_args()
     args.ef = [int(x) for x in args.ef.split(",")]
     base, queries, gt = read_fvecs(args.base), read_fvecs(args.queries), read_ivecs(args.gt)
+    if args.load:
+        out = {"system": args.system, "curve": curve_of_saved(base, queries, gt, args)}
+        print(json.dumps(out, sort_keys=True))
+        return
     run = run_hnswlib if args.system == "hnswlib" else run_faiss
     out = run(base, queries, gt, args)
     out.update({"n": base.shape[0], "dimension": base.shape[1], "metric": args.metric, "m": args.m,
