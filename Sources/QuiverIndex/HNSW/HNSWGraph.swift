@@ -181,11 +181,25 @@ struct HNSWGraph {
                 let n = Int(list[0])
                 var j = 1
                 while j <= n {
-                    let nb = list[j]
-                    let d = D.distance(q, vector(nb), dimension)
+                    prefetch(vector(list[j]))
+                    j &+= 1
+                }
+                // Score four neighbours at a time; the best strictly closer one becomes `cur`.
+                j = 1
+                while j &+ 3 <= n {
+                    let ds = D.distance4(q, vector(list[j]), vector(list[j &+ 1]), vector(list[j &+ 2]), vector(list[j &+ 3]), dimension)
+                    for lane in 0..<4 where ds[lane] < curD {
+                        curD = ds[lane]
+                        cur = list[j &+ lane]
+                        changed = true
+                    }
+                    j &+= 4
+                }
+                while j <= n {
+                    let d = D.distance(q, vector(list[j]), dimension)
                     if d < curD {
                         curD = d
-                        cur = nb
+                        cur = list[j]
                         changed = true
                     }
                     j &+= 1
