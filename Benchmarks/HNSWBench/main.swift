@@ -1,1 +1,291 @@
-print("not yet")
+// HNSWBench: builds and queries Quiver's HNSW on an .fvecs data set and prints one JSON object.
+//
+//   swift run -c release HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot]
+//       [--m 16] [--ef-construction 200] [--ef 10,16,...] [--k 10] [--min-seconds 0.5] [--skip-parallel]
+//   swift run -c release HNSWBench --open-test 200000 [--dim 384]   (codec save/open times)
+//   --save FILE writes the single-threaded build's index (HNSWCodec); --load FILE maps such a file and
+//   measures only the search curve over it (tools/bench-hnsw alternates these rounds with the peers').
+//
+// Measures, in this order, in one process: the single-threaded build (time, and resident memory added
+// per vector), searches over the efSearch list on one thread with one reused context (recall@k against
+// the ground truth, queries per second), the parallel build (time, and its recall at the median ef),
+// and the codec (encoded size, encode time, open time in place over a mapped file and by copying).
+// tools/bench-hnsw runs this beside hnswlib and FAISS on the same data and prints the ratios.
+import Foundation
+import QuiverCore
+import QuiverIndex
+
+struct Options {
+    var base: String?, queries: String?, gt: String?
+    var metric = Metric.l2
+    var m = 16, efConstruction = 200, k = 10
+    var efs = [10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 200, 256]
+    var minSeconds = 0.5
+    var parallel = true
+    var openTest: Int?
+    var dim = 384
+    var save: String?
+    var load: String?
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("HNSWBench: \(message)\n".utf8))
+    exit(2)
+}
+
+func parse() -> Options {
+    var o = Options()
+    var args = CommandLine.arguments.dropFirst()
+    func value(_ name: String) -> String {
+        guard let v = args.popFirst() else { fail("\(name) needs a value") }
+        return v
+    }
+    while let a = args.popFirst() {
+        switch a {
+        case "--base": o.base = value(a)
+        case "--queries": o.queries = value(a)
+        case "--gt": o.gt = value(a)
+        case "--metric": guard let m = Metric(rawValue: value(a)) else { fail("unknown metric") }; o.metric = m
+        case "--m": o.m = Int(value(a)) ?? 16
+        case "--ef-construction": o.efConstruction = Int(value(a)) ?? 200
+        case "--k": o.k = Int(value(a)) ?? 10
+        case "--ef": o.efs = value(a).split(separator: ",").compactMap { Int($0) }
+        case "--min-seconds": o.minSeconds = Double(value(a)) ?? 0.5
+        case "--skip-parallel": o.parallel = false
+        case "--open-test": o.openTest = Int(value(a))
+        case "--dim": o.dim = Int(value(a)) ?? 384
+        case "--save": o.save = value(a)
+        case "--load": o.load = value(a)
+        case "--help", "-h":
+            print("usage: HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot] [--m 16] [--ef-construction 200] [--ef 10,16,..] [--k 10] [--skip-parallel] [--save FILE | --load FILE]\n       HNSWBench --open-test N [--dim 384]")
+            exit(0)
+        default: fail("unknown argument \(a)")
+        }
+    }
+    return o
+}
+
+func readFvecs(_ path: String) -> Matrix {
+    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
+    return data.withUnsafeBytes { raw in
+        let d = Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self).littleEndian)
+        let n = raw.count / (4 + 4 * d)
+        var storage = [Float](repeating: 0, count: n * d)
+        storage.withUnsafeMutableBytes { dst in
+            for r in 0..<n {
+                dst.baseAddress!.advanced(by: r * d * 4).copyMemory(from: raw.baseAddress! + r * (4 + 4 * d) + 4, byteCount: 4 * d)
+            }
+        }
+        return Matrix(dimension: d, storage: storage)
+    }
+}
+
+func readIvecs(_ path: String) -> [[Int64]] {
+    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
+    return data.withUnsafeBytes { raw in
+        var rows = [[Int64]]()
+        var o = 0
+        while o + 4 <= raw.count {
+            let n = Int(raw.loadUnaligned(fromByteOffset: o, as: Int32.self).littleEndian)
+            rows.append((0..<n).map { Int64(raw.loadUnaligned(fromByteOffset: o + 4 + 4 * $0, as: Int32.self).littleEndian) })
+            o += 4 + 4 * n
+        }
+        return rows
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// CPU time of the calling thread: robust to other processes competing for the 2 cores, which a
+/// shared machine has; the figures report both clocks.
+func threadCPUTime() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// CPU time of the whole process (all threads), user + system.
+func processCPUTime() -> Double {
+    var ru = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &ru)
+    return Double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + Double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6
+}
+
+/// Resident set size of this process, in bytes (from /proc/self/statm).
+func residentBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = s.split(separator: " ")
+    return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
+
+func json(_ v: Any) -> String {
+    guard let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]) else { return "{}" }
+    return String(decoding: d, as: UTF8.self)
+}
+
+/// A read-only mapping of a whole file, as the segment manager opens a sealed segment.
+final class Mapping: @unchecked Sendable {
+    let bytes: UnsafeRawBufferPointer
+    init(_ path: String) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { fail("cannot open \(path)") }
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        let size = Int(st.st_size)
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else { fail("mmap failed") }
+        bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+    deinit { munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count) }
+}
+
+func codecFigures(_ index: HNSWIndex) throws -> [String: Any] {
+    let path = NSTemporaryDirectory() + "hnswbench-\(getpid()).qvh"
+    defer { unlink(path) }
+    var t = now()
+    guard let fh = FileHandle(forWritingAtPath: path) ?? {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        return FileHandle(forWritingAtPath: path)
+    }() else { fail("cannot create \(path)") }
+    try HNSWCodec.encode(index) { chunk in try fh.write(contentsOf: Data(chunk)) }
+    try fh.close()
+    let encodeSeconds = now() - t
+    // Open = map + validate; the file is in the page cache, as it is right after sealing.
+    t = now()
+    let mapping = Mapping(path)
+    let opened = try HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .full)
+    let openFull = now() - t
+    t = now()
+    let mapping2 = Mapping(path)
+    let opened2 = try HNSWCodec.decode(mapping2.bytes, inPlace: mapping2, verify: .structure)
+    let openStructure = now() - t
+    t = now()
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    let copied = try data.withUnsafeBytes { try HNSWCodec.decode($0, inPlace: nil) }
+    let openCopy = now() - t
+    precondition(opened.count == index.count && opened2.count == index.count && copied.count == index.count)
+    return ["bytes": HNSWCodec.encodedSize(index), "encode_seconds": encodeSeconds,
+            "open_mmap_full_verify_seconds": openFull, "open_mmap_structure_only_seconds": openStructure,
+            "open_read_copy_seconds": openCopy]
+}
+
+func openTest(_ o: Options, n: Int) throws {
+    // Random unit vectors: open time depends on sizes, not on the data.
+    var rng = SystemRandomNumberGenerator()
+    var storage = [Float](repeating: 0, count: n * o.dim)
+    for i in 0..<storage.count { storage[i] = Float.random(in: -1...1, using: &rng) }
+    let index = try HNSWIndex(dimension: o.dim, metric: .cosine, parameters: HNSWParameters(m: o.m, efConstruction: 40))
+    index.reserveCapacity(n)
+    let t = now()
+    try index.add(Matrix(dimension: o.dim, storage: storage), ids: (0..<Int64(n)).map { $0 })
+    var out = try codecFigures(index)
+    out["vectors"] = n
+    out["dimension"] = o.dim
+    out["build_seconds_parallel_efc40"] = now() - t
+    print(json(out))
+}
+
+/// Recall@k and single-thread QPS for each efSearch: one context reused (the hot path), best of 3
+/// rounds (each at least minSeconds / 3), the least disturbed by other work on the machine.
+func measureCurve(_ index: HNSWIndex, _ queries: Matrix, _ truth: [Set<Int64>], _ o: Options) throws -> [[String: Any]] {
+    let k = o.k, dim = queries.dimension
+    let ctx = HNSWSearchContext()
+    var curve = [[String: Any]]()
+    var results = [[Neighbor]](repeating: [], count: queries.rows)
+    for ef in o.efs where ef >= k {
+        var bestWall = 0.0, bestCPU = 0.0
+        for _ in 0..<3 {
+            var reps = 0
+            let t = now(), c = threadCPUTime()
+            repeat {
+                try queries.storage.withUnsafeBufferPointer { q in
+                    for i in 0..<queries.rows {
+                        results[i] = try index.search(UnsafeBufferPointer(rebasing: q[i * dim ..< (i + 1) * dim]),
+                                                      k: k, ef: ef, allow: nil, context: ctx)
+                    }
+                }
+                reps += 1
+            } while now() - t < o.minSeconds / 3
+            bestWall = max(bestWall, Double(reps * queries.rows) / (now() - t))
+            bestCPU = max(bestCPU, Double(reps * queries.rows) / (threadCPUTime() - c))
+        }
+        var hit = 0
+        for i in 0..<queries.rows { hit += results[i].filter { truth[i].contains($0.id) }.count }
+        curve.append(["ef": ef, "recall": Double(hit) / Double(queries.rows * k), "qps": bestWall, "qps_cpu": bestCPU])
+    }
+    return curve
+}
+
+func run() throws {
+    let o = parse()
+    if let n = o.openTest { return try openTest(o, n: n) }
+    guard let bp = o.base, let qp = o.queries, let gp = o.gt else { fail("--base, --queries and --gt are required (see --help)") }
+    let base = readFvecs(bp), queries = readFvecs(qp), gt = readIvecs(gp)
+    guard base.dimension == queries.dimension, gt.count >= queries.rows else { fail("inconsistent data files") }
+    let n = base.rows, k = o.k
+    let ids = (0..<Int64(n)).map { $0 }
+    if let path = o.load {
+        // Search rounds over a saved index, used in place from a read-only mapping (a sealed segment).
+        let mapping = Mapping(path)
+        let index = try HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .structure)
+        let truth = gt.map { Set($0.prefix(k)) }
+        print(json(["system": "quiver", "n": n, "curve": try measureCurve(index, queries, truth, o)]))
+        return
+    }
+
+    // Single-threaded build, with the memory it adds.
+    let rss0 = residentBytes()
+    let serialParams = HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: 1)
+    var index: HNSWIndex? = try HNSWIndex(dimension: base.dimension, metric: o.metric, parameters: serialParams)
+    index!.reserveCapacity(n)
+    var t = now()
+    let c = threadCPUTime()
+    try index!.add(base, ids: ids)
+    let buildSerial = now() - t
+    let buildSerialCPU = threadCPUTime() - c
+    let rss1 = residentBytes()
+
+    let truth = gt.map { Set($0.prefix(k)) }
+    let curve = try measureCurve(index!, queries, truth, o)
+    if let path = o.save {
+        guard FileManager.default.createFile(atPath: path, contents: Data(HNSWCodec.encode(index!))) else { fail("cannot write \(path)") }
+    }
+    let codec = try codecFigures(index!)
+    let memoryBytes = index!.memoryBytes
+    index = nil
+
+    var out: [String: Any] = [
+        "system": "quiver", "n": n, "dimension": base.dimension, "queries": queries.rows, "metric": o.metric.rawValue,
+        "m": o.m, "ef_construction": o.efConstruction, "k": k,
+        "build_seconds_1thread": buildSerial, "build_cpu_seconds_1thread": buildSerialCPU,
+        "memory_bytes_per_vector_rss": Double(rss1 - rss0) / Double(n),
+        "memory_bytes_per_vector_accounted": Double(memoryBytes) / Double(n),
+        "curve": curve, "codec": codec,
+    ]
+    if o.parallel {
+        let threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let p = try HNSWIndex(dimension: base.dimension, metric: o.metric,
+                              parameters: HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: threads))
+        p.reserveCapacity(n)
+        t = now()
+        let cpu0 = processCPUTime()
+        try p.add(base, ids: ids)
+        out["build_seconds_parallel"] = now() - t
+        // Total CPU of the parallel build: compared with the serial build's, it shows the locking
+        // overhead, whatever share of the cores other work left to this process.
+        out["build_cpu_seconds_parallel_total"] = processCPUTime() - cpu0
+        out["build_threads_parallel"] = threads
+        let ef = 64
+        let found = try p.search(queries, k: k, ef: ef, allow: nil)
+        var hit = 0
+        for i in 0..<queries.rows { hit += found[i].filter { truth[i].contains($0.id) }.count }
+        out["parallel_build_recall_at_ef64"] = Double(hit) / Double(queries.rows * k)
+    }
+    print(json(out))
+}
+
+do { try run() } catch { fail("\(error)") }

@@ -63,6 +63,7 @@ extension VectorIndex {
 /// tells the index how many ids are allowed, which lets it pick an exact scan over the allowed set when
 /// the filter is selective. A `predicate` is called once per candidate that would enter the result.
 /// Tombstoned vectors are never returned, whatever the filter says.
+/// Thread-safety: a Sendable value; a predicate must be safe to call from several searching threads.
 public enum AllowFilter: Sendable {
     case bitset(Bitset)
     case predicate(@Sendable (Int64) -> Bool)
@@ -78,6 +79,7 @@ public enum AllowFilter: Sendable {
 }
 
 /// The one error type of QuiverIndex: what failed, and where (a byte offset for codec input).
+/// A Sendable value.
 public struct IndexError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: String, Sendable {
         /// A vector or query whose length is not the index's dimension.

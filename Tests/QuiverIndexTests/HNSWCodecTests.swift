@@ -141,4 +141,34 @@ struct HNSWCodecTests {
             #expect(e.code == .unsupportedVersion)
         }
     }
+
+    /// A graph whose links are all cut (every list emptied, checksums fixed) reaches only its entry
+    /// point: search must still return the exact top-k, through the exact-scan fallback.
+    @Test func unreachableNodesAreFoundByTheFallbackScan() throws {
+        let n = 400, d = 8
+        let all = TestData.clustered(n: n + 20, dimension: d, seed: 21)
+        let data = Matrix(dimension: d, storage: Array(all.storage[0 ..< n * d]))
+        let queries = Matrix(dimension: d, storage: Array(all.storage[(n * d)...]))
+        let index = try HNSWIndex(dimension: d, metric: .l2, parameters: HNSWParameters(m: 8, efConstruction: 32, buildThreads: 1))
+        try index.add(data, ids: (0..<Int64(n)).map { $0 })
+        var b = HNSWCodec.encode(index)
+        let l = HNSWCodec.layout(count: n, elementSize: index.elementSize, upperWords: index.upperWords)!
+        for s in 0..<n { for i in 0..<4 { b[l.offsets[0] + s * index.elementSize + i] = 0 } }
+        var w = 0
+        while w < index.upperWords {
+            for i in 0..<4 { b[l.offsets[4] + 4 * w + i] = 0 }
+            w += index.m + 1
+        }
+        func put32(_ o: Int, _ v: UInt32) { for i in 0..<4 { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+        for i in 0..<6 { put32(96 + 24 * i + 16, CRC32C.checksum(b[l.offsets[i] ..< l.offsets[i] + l.lengths[i]])) }
+        put32(252, CRC32C.checksum(b[0..<252]))
+        let cut = try HNSWCodec.decode(b)
+        let flat = try FlatIndex(dimension: d, metric: .l2)
+        try flat.add(data, ids: (0..<Int64(n)).map { $0 })
+        let found = try cut.search(queries, k: 10, allow: nil)
+        let exact = try flat.search(queries, k: 10, allow: nil)
+        #expect(found.map { $0.map(\.id) } == exact.map { $0.map(\.id) })
+        let filtered = try cut.search(queries, k: 10, allow: .predicate { $0 % 3 == 0 })
+        #expect(filtered == (try flat.search(queries, k: 10, allow: .predicate { $0 % 3 == 0 })))
+    }
 }

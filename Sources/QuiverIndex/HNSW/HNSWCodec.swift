@@ -22,7 +22,7 @@ import QuiverCore
 // |  12 |  4 | header size = 256 |
 // |  16 |  4 | flags = 0 (reserved; any other value is rejected) |
 // |  20 |  1 | metric: 0 cosine, 1 dot, 2 l2 |
-// |  21 |  3 | zero |
+// |  21 |  3 | reserved (written as zero) |
 // |  24 |  4 | dimension d, 1...65,536 |
 // |  28 |  4 | M, 2...255 (links per node on upper layers) |
 // |  32 |  4 | M0 = 2 * M (links per node on layer 0) |
@@ -31,13 +31,13 @@ import QuiverCore
 // |  44 |  4 | maxLevel: top layer of the graph, 0...64 |
 // |  48 |  8 | count: number of nodes, 0...2^32-2 |
 // |  56 |  4 | entryPoint: slot of the top-layer entry node; 0xFFFFFFFF iff count == 0 |
-// |  60 |  4 | zero |
+// |  60 |  4 | reserved (written as zero) |
 // |  64 |  8 | upperWords: UInt32 words in the upper-link pool |
 // |  72 |  8 | deletedCount: number of tombstoned nodes |
 // |  80 |  8 | rngState: the level generator's state (a reopened index continues the sequence) |
 // |  88 |  8 | seed: HNSWParameters.seed the index was created with |
-// |  96 | 144 | section table: 6 entries of 24 bytes, in the order below: offset u64, length u64, CRC32C u32 of the section's bytes, zero u32 |
-// | 240 | 12 | zero |
+// |  96 | 144 | section table: 6 entries of 24 bytes, in the order below: offset u64, length u64, CRC32C u32 of the section's bytes, reserved u32 (zero) |
+// | 240 | 12 | reserved (written as zero) |
 // | 252 |  4 | CRC32C of header bytes 0..<252 |
 //
 // ## Sections, in this order; section i starts at the first multiple of 64 at or after the end of
@@ -52,6 +52,8 @@ import QuiverCore
 //    linkCount u32 (<= M), then M link slots; each valid link is a slot whose level >= l.
 // 5. tombstones: ceil(count/64) u64; bit (s mod 64) of word s/64 set = slot s deleted; bits >= count are
 //    zero; the number of set bits equals deletedCount.
+//
+// Reserved bytes are covered by the header CRC but not otherwise checked by version-1 readers.
 //
 // ## Validity
 // Input is accepted only if: it is at least 256 bytes; magic, version, header size, header CRC and
@@ -301,12 +303,11 @@ public enum HNSWCodec {
         let tombWords = l.lengths[5] / 8
         var deleted = 0
         for w in 0..<tombWords {
-            var word = (base + l.offsets[5]).loadUnaligned(fromByteOffset: 8 * w, as: UInt64.self).littleEndian
+            let word = (base + l.offsets[5]).loadUnaligned(fromByteOffset: 8 * w, as: UInt64.self).littleEndian
             if w == tombWords - 1 && count % 64 != 0 {
                 guard word >> UInt64(count % 64) == 0 else { throw corrupt("tombstone bits beyond the last node", l.offsets[5] + 8 * w) }
             }
             deleted += word.nonzeroBitCount
-            word = 0
         }
         guard deleted == Int(deleted64) else { throw corrupt("\(deleted) tombstone bits for deletedCount \(deleted64)", 72) }
         // Ids: dense (id == slot everywhere) needs no map; otherwise build it, rejecting duplicates.

@@ -13,12 +13,20 @@ import QuiverCore
 /// The distance of a metric, chosen at compile time in the hot loops (smaller is closer).
 protocol HNSWDistance {
     static func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float
+    /// Distances from `q` to four vectors at once.
+    static func distance4(_ q: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                          _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float>
 }
 
 enum L2Distance: HNSWDistance {
     @inline(__always)
     static func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         DistanceKernels.squaredL2(a, b, n)
+    }
+    @inline(__always)
+    static func distance4(_ q: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                          _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+        DistanceKernels.squaredL2x4(q, a, b, c, d, n)
     }
 }
 
@@ -27,6 +35,11 @@ enum DotDistance: HNSWDistance {
     static func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         -DistanceKernels.dot(a, b, n)
     }
+    @inline(__always)
+    static func distance4(_ q: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                          _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+        -DistanceKernels.dot4(q, a, b, c, d, n)
+    }
 }
 
 /// Cosine on normalized vectors: 1 - dot.
@@ -34,6 +47,11 @@ enum CosineDistance: HNSWDistance {
     @inline(__always)
     static func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         1 - DistanceKernels.dot(a, b, n)
+    }
+    @inline(__always)
+    static func distance4(_ q: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                          _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+        1 - DistanceKernels.dot4(q, a, b, c, d, n)
     }
 }
 
@@ -163,11 +181,25 @@ struct HNSWGraph {
                 let n = Int(list[0])
                 var j = 1
                 while j <= n {
-                    let nb = list[j]
-                    let d = D.distance(q, vector(nb), dimension)
+                    prefetch(vector(list[j]))
+                    j &+= 1
+                }
+                // Score four neighbours at a time; the best strictly closer one becomes `cur`.
+                j = 1
+                while j &+ 3 <= n {
+                    let ds = D.distance4(q, vector(list[j]), vector(list[j &+ 1]), vector(list[j &+ 2]), vector(list[j &+ 3]), dimension)
+                    for lane in 0..<4 where ds[lane] < curD {
+                        curD = ds[lane]
+                        cur = list[j &+ lane]
+                        changed = true
+                    }
+                    j &+= 4
+                }
+                while j <= n {
+                    let d = D.distance(q, vector(list[j]), dimension)
                     if d < curD {
                         curD = d
-                        cur = nb
+                        cur = list[j]
                         changed = true
                     }
                     j &+= 1
@@ -194,6 +226,7 @@ struct HNSWGraph {
         let visited = ctx.visited
         let tag = ctx.nextGeneration()
         let buffer = ctx.linkCopy
+        let pending = ctx.pending
         let dim = dimension
 
         visited[Int(entry)] = tag
@@ -209,25 +242,56 @@ struct HNSWGraph {
             if HNSWKey.distance(c) > bound { break }
             let list = locking.read(self, HNSWKey.slot(c), level, buffer)
             let n = Int(list[0])
+            // Two passes (as FAISS does): first mark the unvisited neighbours and start loading all
+            // their vectors, then compute distances; the loads of a whole neighbourhood then overlap
+            // instead of each distance waiting for its own vector.
+            var fresh = 0
+            if n > 0 { prefetch(visited + Int(list[1])) }
             var j = 1
             while j <= n {
                 let nb = list[j]
                 j &+= 1
+                if j <= n { prefetch(visited + Int(list[j])) }
                 if visited[Int(nb)] == tag { continue }
                 visited[Int(nb)] = tag
-                let d = D.distance(q, vector(nb), dim)
-                if d < bound {
-                    let key = HNSWKey.make(d, nb)
-                    cand.push(key)
-                    if gate.allows(nb) {
-                        if res.count < ef {
-                            res.push(~key)
-                        } else {
-                            res.replaceMin(~key)
+                pending[fresh] = nb
+                fresh &+= 1
+                prefetch(vector(nb))
+            }
+            // Score the fresh neighbours four at a time, then the remainder one by one.
+            var i = 0
+            while i < fresh {
+                var ds: SIMD4<Float>
+                var width = 4
+                if i &+ 4 <= fresh {
+                    ds = D.distance4(q, vector(pending[i]), vector(pending[i &+ 1]), vector(pending[i &+ 2]),
+                                     vector(pending[i &+ 3]), dim)
+                } else {
+                    ds = SIMD4(repeating: 0)
+                    ds[0] = D.distance(q, vector(pending[i]), dim)
+                    width = 1
+                }
+                var lane = 0
+                while lane < width {
+                    let nb = pending[i &+ lane]
+                    let d = ds[lane]
+                    lane &+= 1
+                    if d < bound {
+                        let key = HNSWKey.make(d, nb)
+                        cand.push(key)
+                        // The best candidate is expanded next: fetch its link list early.
+                        prefetch(links(HNSWKey.slot(cand.min), level))
+                        if gate.allows(nb) {
+                            if res.count < ef {
+                                res.push(~key)
+                            } else {
+                                res.replaceMin(~key)
+                            }
+                            if res.count >= ef { bound = HNSWKey.distance(~res.min) }
                         }
-                        if res.count >= ef { bound = HNSWKey.distance(~res.min) }
                     }
                 }
+                i &+= width
             }
         }
         ctx.candidates = cand

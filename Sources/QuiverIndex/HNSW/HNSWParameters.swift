@@ -2,6 +2,7 @@
 ///
 /// Defaults (M 16, efConstruction 200, efSearch 64) reach recall@10 >= 0.98 on bigann10k and >= 0.95 on
 /// 384-d text embeddings (WordNet glosses, all-MiniLM-L6-v2); see docs/benchmarks.md.
+/// A plain value (Sendable): safe to share and copy across threads.
 public struct HNSWParameters: Sendable, Equatable {
     /// Links per node on the upper layers; layer 0 keeps `2 * m` (`m0`). Range 2...255.
     public var m: Int

@@ -24,6 +24,8 @@ public final class HNSWSearchContext: @unchecked Sendable {
     var selected: UnsafeMutablePointer<UInt32>
     // A copy of one link list, taken under the node's lock during a parallel build.
     var linkCopy: UnsafeMutablePointer<UInt32>
+    // The not-yet-visited neighbours of the node being expanded (see `HNSWGraph.searchLayer`).
+    var pending: UnsafeMutablePointer<UInt32>
     var linkCapacity: Int
     // The normalized query (cosine).
     var query: UnsafeMutablePointer<Float>
@@ -41,6 +43,7 @@ public final class HNSWSearchContext: @unchecked Sendable {
         prune = .allocate(capacity: 1)
         selected = .allocate(capacity: 1)
         linkCopy = .allocate(capacity: 1)
+        pending = .allocate(capacity: 1)
         queryCapacity = 0
         query = .allocate(capacity: 1)
     }
@@ -53,6 +56,7 @@ public final class HNSWSearchContext: @unchecked Sendable {
         prune.deallocate()
         selected.deallocate()
         linkCopy.deallocate()
+        pending.deallocate()
         query.deallocate()
     }
 
@@ -76,11 +80,12 @@ public final class HNSWSearchContext: @unchecked Sendable {
         candidates.reserve(need)
         results.reserve(need + 1)
         if m0 + 1 > linkCapacity {
-            prune.deallocate(); selected.deallocate(); linkCopy.deallocate()
+            prune.deallocate(); selected.deallocate(); linkCopy.deallocate(); pending.deallocate()
             linkCapacity = m0 + 1
             prune = .allocate(capacity: linkCapacity + 1)
             selected = .allocate(capacity: linkCapacity + 1)
             linkCopy = .allocate(capacity: linkCapacity + 1)
+            pending = .allocate(capacity: linkCapacity + 1)
         }
         if dimension > queryCapacity {
             query.deallocate()
