@@ -2,11 +2,16 @@
 // Quiver: an embedded vector database engine. The dependency direction is the one of
 // docs/architecture.md: Core at the bottom, Storage/Index/Encoder/Text above it, the
 // `Quiver` facade above those, and the CLI, benchmarks and example on top of the facade only.
+import Foundation
 import PackageDescription
 
-// The hot numeric targets are optimized even in debug builds, so that the test suite (which
-// builds HNSW graphs and runs the encoder on real data) stays within its time budget.
-let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"])]
+// The hot numeric targets (kernels, indexes, the encoder) are optimized even in debug builds, so that
+// the test suite (which builds HNSW graphs and runs the encoder on real data) stays within its time
+// budget, and compiled for the building machine's CPU (AVX2/FMA where it has them), as hnswlib's
+// `-march=native` build and FAISS's run-time dispatch are: Quiver is built from source where it runs.
+// QUIVER_PORTABLE=1 at build time targets the baseline CPU instead (for binaries that move).
+let portable = ProcessInfo.processInfo.environment["QUIVER_PORTABLE"] != nil
+let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(portable ? ["-O"] : ["-O", "-target-cpu", "native"])]
 
 let package = Package(
     name: "Quiver",

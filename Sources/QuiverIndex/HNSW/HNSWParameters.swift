@@ -1,3 +1,4 @@
+import QuiverCore
 /// The build and search parameters of an `HNSWIndex` (Malkov & Yashunin's names).
 ///
 /// Defaults (M 16, efConstruction 200, efSearch 64) reach recall@10 >= 0.98 on bigann10k and >= 0.95 on
@@ -38,18 +39,10 @@ public struct HNSWParameters: Sendable, Equatable {
     }
 }
 
-/// SplitMix64: a tiny, well-mixed generator whose whole state is one word, so the codec can store it
-/// and a loaded index continues the same level sequence.
-struct SplitMix64 {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The level generator is QuiverCore's SplitMix64: its whole state is one word, so the codec can
+/// store it and a loaded index continues the same level sequence.
+extension SplitMix64 {
+    init(state: UInt64) { self.init(seed: state) }
 
     /// A uniform double in (0, 1]: never 0, so -ln(u) is finite.
     mutating func nextUnitInterval() -> Double {
