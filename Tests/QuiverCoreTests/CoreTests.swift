@@ -104,5 +104,13 @@ struct BitsetTests {
         #expect(b.contains(64) && !b.contains(65) && !b.contains(-1) && !b.contains(130))
         b.remove(64)
         #expect(!b.contains(64) && b.count == 3)
+        var members: [Int] = []
+        b.forEach { members.append($0) }
+        #expect(members == [0, 63, 129])
+        var c = Bitset(capacity: 130)
+        c.insert(63); c.insert(100)
+        var u = b; u.formUnion(c)
+        var i = b; i.formIntersection(c)
+        #expect(u.count == 4 && i.count == 1 && i.contains(63))
     }
 }

@@ -104,11 +104,9 @@ public struct Collection: Sendable {
         guard let rows = set else { return try ids() }
         return try database.readTransaction { txn in
             var out: [String] = []
-            for (w, word) in rows.words.enumerated() where word != 0 {
-                for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 {
-                    if let id = try txn.get(database.tables.rows, Keys.row(info.number, UInt64(w * 64 + bit))) {
-                        out.append(String(decoding: id, as: UTF8.self))
-                    }
+            try rows.forEach { row in
+                if let id = try txn.get(database.tables.rows, Keys.row(info.number, UInt64(row))) {
+                    out.append(String(decoding: id, as: UTF8.self))
                 }
             }
             return out.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }

@@ -16,10 +16,12 @@ struct FilterPlanner {
     let indexes: [String: PayloadIndexType]
     let txn: LMDBTransaction
     let tables: Tables
+    /// Row ids are below this (the collection's next row id): the bitsets' capacity.
+    let capacity: Int
 
     /// Candidate rows, and whether they are exactly the matching rows.
     struct Candidates {
-        var rows: Set<UInt64>
+        var rows: Bitset
         var exact: Bool
     }
 
@@ -32,14 +34,18 @@ struct FilterPlanner {
             var allBounded = true
             for child in children {
                 guard let c = try candidates(child, used: &used) else { allBounded = false; continue }
-                result = result.map { Candidates(rows: $0.rows.intersection(c.rows), exact: $0.exact && c.exact) } ?? c
-                if result!.rows.isEmpty { return Candidates(rows: [], exact: true) }
+                if var r = result {
+                    r.rows.formIntersection(c.rows)
+                    r.exact = r.exact && c.exact
+                    result = r
+                } else {
+                    result = c
+                }
             }
             if !allBounded { result?.exact = false }
             return result
         case .or(let children):
-            if children.isEmpty { return Candidates(rows: [], exact: true) }
-            var result = Candidates(rows: [], exact: true)
+            var result = Candidates(rows: Bitset(capacity: capacity), exact: true)
             for child in children {
                 guard let c = try candidates(child, used: &used) else { return nil }
                 result.rows.formUnion(c.rows)
@@ -60,12 +66,12 @@ struct FilterPlanner {
                     return true
                 }
             }
-            var rows: Set<UInt64>?
+            var rows: Bitset?
             switch condition {
             case .equal(let literal):
                 rows = try equal(prefix, literal, type, exact: &exact)
             case .inList(let literals):
-                var all = Set<UInt64>()
+                var all = Bitset(capacity: capacity)
                 for l in literals {
                     guard let r = try equal(prefix, l, type, exact: &exact) else { return nil }
                     all.formUnion(r)
@@ -103,20 +109,25 @@ struct FilterPlanner {
         }
     }
 
-    private func equal(_ prefix: [UInt8], _ literal: FilterLiteral, _ type: PayloadIndexType, exact: inout Bool) throws -> Set<UInt64>? {
+    private func equal(_ prefix: [UInt8], _ literal: FilterLiteral, _ type: PayloadIndexType, exact: inout Bool) throws -> Bitset? {
         guard let value = encode(literal, type, exact: &exact) else { return nil }
-        var rows = Set<UInt64>()
+        var rows = Bitset(capacity: capacity)
         let start = prefix + value
         try txn.forEach(tables.payload, prefix: start) { k, _ in
-            if k.count == start.count + 8 { rows.insert(Self.row(k)) }
+            if k.count == start.count + 8 { insert(Self.row(k), into: &rows) }
             return true
         }
         return rows
     }
 
+    /// Row ids at or past the capacity cannot be live (a damaged index); they are left out.
+    private func insert(_ row: UInt64, into rows: inout Bitset) {
+        if row < UInt64(capacity) { rows.insert(Int(row)) }
+    }
+
     /// Rows whose value lies between the bounds (each inclusive or not; open when nil).
     private func range(_ prefix: [UInt8], _ type: PayloadIndexType, lower: (FilterLiteral, Bool)?, upper: (FilterLiteral, Bool)?,
-                       exact: inout Bool) throws -> Set<UInt64>? {
+                       exact: inout Bool) throws -> Bitset? {
         guard type != .bool else { return nil }
         var lowKey: [UInt8]?, highKey: [UInt8]?
         if let (l, _) = lower {
@@ -128,7 +139,7 @@ struct FilterPlanner {
             highKey = e
         }
         let lowInclusive = lower?.1 ?? true, highInclusive = upper?.1 ?? true
-        var rows = Set<UInt64>()
+        var rows = Bitset(capacity: capacity)
         try txn.forEach(tables.payload, prefix: prefix, from: prefix + (lowKey ?? [])) { k, _ in
             if type.kind == 2 && k.count == prefix.count + 9 { return true }  // an inexact-integer marker, not a value
             let value = Array(k[prefix.count..<(k.count - 8)])
@@ -136,7 +147,7 @@ struct FilterPlanner {
                 if h.lexicographicallyPrecedes(value) || (!highInclusive && value == h) { return false }
             }
             if let l = lowKey, !lowInclusive, value == l { return true }
-            rows.insert(Self.row(k))
+            insert(Self.row(k), into: &rows)
             return true
         }
         return rows

@@ -98,31 +98,25 @@ extension Collection {
             let strategy = options.filter == nil ? "exact scan" : "exact scan of the allowed rows"
             return (results, plan(strategy, options.exact ? "exact search was asked for" : "no document matches the filter", results.count))
         }
-        // A selective filter: scanning the allowed rows exactly is cheaper than a graph search
-        // that must skip most of what it visits.
-        if let a = allowed, allowedCount <= Self.exactScanThreshold(k: k) {
-            let results = try exactSearch(vector, k: k, allowed: a, options: options)
-            return (results, plan("exact scan of the allowed rows", "\(allowedCount) allowed documents are at most \(Self.exactScanThreshold(k: k))", results.count))
-        }
-        do {
-            guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
-            let allow = allowed.map { AllowFilter.bitset($0) }
-            // A few more than k: a row deleted between the index search and the snapshot below is skipped.
-            let hits = try wrapIndex { try segments.search(vector, k: k + 8, efSearch: options.efSearch, allow: allow) }
-            return try database.readTransaction { txn in
-                try checkExists(txn)
-                var out: [SearchResult] = []
-                for hit in hits where out.count < k {
-                    if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
-                }
-                return (out, plan(allowed == nil ? "segments" : "filtered segments",
-                                  allowed == nil ? "no filter" : "\(allowedCount) allowed documents are more than \(Self.exactScanThreshold(k: k))", out.count))
+        // The allowed rows go to every segment as a bitset: the exact segments scan them, and an HNSW
+        // segment scans the allowed rows exactly when that costs less than a graph search that must
+        // pass over the rows it may not return (allowed^2 < ef * M0 * n), else searches the graph
+        // with the filter, completing with an exact scan when the graph yields fewer than k.
+        guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
+        let allow = allowed.map { AllowFilter.bitset($0) }
+        // A few more than k: a row deleted between the index search and the snapshot below is skipped.
+        let hits = try wrapIndex { try segments.search(vector, k: k + 8, efSearch: options.efSearch, allow: allow) }
+        return try database.readTransaction { txn in
+            try checkExists(txn)
+            var out: [SearchResult] = []
+            for hit in hits where out.count < k {
+                if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
             }
+            return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter",
+                              allowed == nil ? "no filter" : "the segments choose an exact scan of the \(allowedCount) allowed rows or a filtered graph search",
+                              out.count))
         }
     }
-
-    /// Up to this many allowed documents, a filtered search scans them exactly.
-    static func exactScanThreshold(k: Int) -> Int { max(2_048, 20 * k) }
 
     /// The rows whose documents match `filter` (nil without a filter), with the planner's figures.
     func allowedSet(_ filter: Filter?) throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String]) {
@@ -145,20 +139,19 @@ extension Collection {
             let indexes = Dictionary((current.payloadIndexes ?? []).map { ($0.field, $0.type) }, uniquingKeysWith: { a, _ in a })
             var used = Set<String>()
             if !indexes.isEmpty,
-               let candidates = try FilterPlanner(number: info.number, indexes: indexes, txn: txn, tables: tables).candidates(filter, used: &used) {
-                if candidates.exact {
-                    for row in candidates.rows { set.insert(Int(row)) }
-                    return (set, candidates.rows.count, candidates.rows.count, used.sorted())
-                }
-                for row in candidates.rows {
-                    guard let id = try txn.get(tables.rows, Keys.row(info.number, row)),
-                          let bytes = try txn.get(tables.documents, Keys.document(info.number, String(decoding: id, as: UTF8.self))) else { continue }
+               let candidates = try FilterPlanner(number: info.number, indexes: indexes, txn: txn, tables: tables, capacity: capacity)
+                .candidates(filter, used: &used) {
+                let found = candidates.rows.count
+                if candidates.exact { return (candidates.rows, found, found, used.sorted()) }
+                try candidates.rows.forEach { row in
+                    guard let id = try txn.get(tables.rows, Keys.row(info.number, UInt64(row))),
+                          let bytes = try txn.get(tables.documents, Keys.document(info.number, String(decoding: id, as: UTF8.self))) else { return }
                     if filter.matches(try DocumentRecord(bytes, withText: false).metadata) {
-                        set.insert(Int(row))
+                        set.insert(row)
                         n += 1
                     }
                 }
-                return (set, n, candidates.rows.count, used.sorted())
+                return (set, n, found, used.sorted())
             }
             var documents = 0
             try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { _, v in

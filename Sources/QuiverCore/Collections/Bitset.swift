@@ -28,4 +28,27 @@ public struct Bitset: Sendable, Equatable {
 
     /// The number of members.
     public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
+
+    /// Adds every member of `other` (of the same capacity).
+    public mutating func formUnion(_ other: Bitset) {
+        precondition(other.capacity == capacity, "union of bitsets of capacities \(capacity) and \(other.capacity)")
+        for i in words.indices { words[i] |= other.words[i] }
+    }
+
+    /// Keeps only the members also in `other` (of the same capacity).
+    public mutating func formIntersection(_ other: Bitset) {
+        precondition(other.capacity == capacity, "intersection of bitsets of capacities \(capacity) and \(other.capacity)")
+        for i in words.indices { words[i] &= other.words[i] }
+    }
+
+    /// Calls `body` with every member, in increasing order.
+    public func forEach(_ body: (Int) throws -> Void) rethrows {
+        for (w, word) in words.enumerated() where word != 0 {
+            var bits = word
+            while bits != 0 {
+                try body(w << 6 | bits.trailingZeroBitCount)
+                bits &= bits - 1
+            }
+        }
+    }
 }
