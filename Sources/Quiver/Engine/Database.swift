@@ -28,6 +28,7 @@ public final class Database: @unchecked Sendable {
     let tables: Tables
     let segments: SegmentManager
     let timingsRecorder: TimingsRecorder
+    let filterCache = FilterCache()
     private let lockFile: File
     private let writeLock = NSLock()
     private let stateLock = NSLock()

@@ -122,7 +122,13 @@ extension Collection {
     func allowedSet(_ filter: Filter?) throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String]) {
         guard let f = filter else { return (nil, nil, nil, []) }
         do { try f.validate() } catch { throw QuiverError.invalidFilter(error) }
+        // The generation is read before the rows, so a write racing with this search at worst
+        // leaves an entry that is never found again.
+        guard let generation = database.segments.segments(info.number)?.generation else { throw QuiverError.unknownCollection(name) }
+        let key = FilterCache.Key(collection: info.number, generation: generation, filter: f)
+        if let hit = database.filterCache.get(key) { return (hit.set, hit.count, hit.candidates, hit.indexes) }
         let rows = try allowedRows(f)
+        database.filterCache.put(key, FilterCache.Entry(set: rows.set, count: rows.count, candidates: rows.candidates, indexes: rows.indexes))
         return (rows.set, rows.count, rows.candidates, rows.indexes)
     }
 

@@ -1,6 +1,7 @@
 import QuiverCore
 import QuiverIndex
 import QuiverStorage
+import Synchronization
 
 /// A sealed segment in memory: its manifest record and its HNSW graph, mapped from its file.
 final class SealedSegment: @unchecked Sendable {
@@ -46,6 +47,9 @@ final class CollectionSegments: @unchecked Sendable {
     var maxRow: UInt64
     /// Set while a seal of this collection is queued or running.
     var sealPending = false
+    /// Counts the committed changes to the collection's rows (for caches keyed by the state).
+    private let generationCounter = Atomic<UInt64>(0)
+    var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
 
     init(info: CollectionInfo, directory: String, sealedThrough: UInt64) throws {
         number = info.number
@@ -61,6 +65,7 @@ final class CollectionSegments: @unchecked Sendable {
 
     /// Applies rows written and removed by one committed transaction.
     func apply(added rows: [UInt64], vectors: Matrix?, removed: [UInt64]) throws {
+        generationCounter.add(1, ordering: .releasing)
         try lock.write {
             for row in removed { removeLocked(row) }
             if let v = vectors, !rows.isEmpty {

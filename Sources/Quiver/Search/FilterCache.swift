@@ -1,0 +1,42 @@
+import Foundation
+import QuiverCore
+
+/// The allowed rows of recent filters, per collection, valid until the collection next changes:
+/// applications tend to repeat a few filters across many queries, and building the allowed set of
+/// a broad filter (tens of thousands of index entries) costs more than the search itself. An entry
+/// is keyed by the collection, the filter and the collection's write generation, so a write makes
+/// every older entry unreachable; the cache holds at most `capacity` entries.
+final class FilterCache: @unchecked Sendable {
+    // @unchecked: all state is guarded by `lock`.
+    struct Key: Hashable {
+        let collection: UInt32
+        let generation: UInt64
+        let filter: Filter
+    }
+
+    struct Entry {
+        let set: Bitset
+        let count: Int
+        let candidates: Int
+        let indexes: [String]
+    }
+
+    private let lock = NSLock()
+    private var entries: [Key: Entry] = [:]
+    let capacity = 64
+
+    func get(_ key: Key) -> Entry? {
+        lock.lock(); defer { lock.unlock() }
+        return entries[key]
+    }
+
+    func put(_ key: Key, _ entry: Entry) {
+        lock.lock(); defer { lock.unlock() }
+        if entries.count >= capacity {
+            // Entries of older generations are dead; drop them first, then everything if still full.
+            entries = entries.filter { $0.key.collection != key.collection || $0.key.generation == key.generation }
+            if entries.count >= capacity { entries.removeAll() }
+        }
+        entries[key] = entry
+    }
+}
