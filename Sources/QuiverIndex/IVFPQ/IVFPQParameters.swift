@@ -10,7 +10,8 @@ public struct IVFPQParameters: Sendable, Equatable {
     public var nlist: Int
     /// PQ subspaces `m` (bytes per code); must divide the dimension.
     public var subspaces: Int
-    /// Default lists probed per query (`search` calls without an explicit `nprobe`), 1...nlist.
+    /// Default lists probed per query (`search` calls without an explicit `nprobe`), 1...nlist; the
+    /// initializer clamps it to nlist.
     public var nprobe: Int
     /// Default re-ranking depth: this many ADC candidates (at least k) get their exact distance from the
     /// index's `IVFPQVectorSource`; 0 = no re-ranking (distances are then PQ approximations).
@@ -32,7 +33,7 @@ public struct IVFPQParameters: Sendable, Equatable {
                 precomputedTableLimit: Int = 256 << 20, threads: Int = 0) {
         self.nlist = nlist
         self.subspaces = subspaces
-        self.nprobe = nprobe
+        self.nprobe = min(nprobe, nlist)
         self.rerank = rerank
         self.coarseKMeans = coarseKMeans
         self.pqKMeans = pqKMeans

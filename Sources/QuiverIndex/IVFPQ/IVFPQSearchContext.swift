@@ -18,7 +18,7 @@ public final class IVFPQSearchContext: @unchecked Sendable {
     var coarseBase: UnsafeMutablePointer<Float>
     var probes: UnsafeMutablePointer<Int32>
     var listCapacity = 0
-    /// Query table (m * 256): <q_j, c> (L2 with precomputed tables) or -<q_j, c> (dot, cosine);
+    /// Query table (m * 256): <q_j, c> (L2 and cosine with precomputed tables) or -<q_j, c> (dot);
     /// `listTable` (m * 256): the table of the list being scanned (L2 only).
     var queryTable: UnsafeMutablePointer<Float>
     var listTable: UnsafeMutablePointer<Float>
