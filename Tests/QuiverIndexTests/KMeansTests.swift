@@ -91,4 +91,20 @@ struct KMeansTests {
         }
         #expect(mismatches == 0)
     }
+
+    /// The SIMD argmin equals the plain first-minimum loop, ties and tails included.
+    @Test func simdArgminMatchesLoop() {
+        var rng = SplitMix64(state: 12)
+        for k in [1, 7, 8, 9, 16, 31, 256, 1000] {
+            for _ in 0..<50 {
+                // Few distinct values, so ties are common.
+                let row = (0..<k).map { _ in Float(rng.next() % 5) }
+                let norms = (0..<k).map { _ in Float(rng.next() % 3) }
+                var best: Float = .infinity, bestJ = 0
+                for j in 0..<k where row[j] + norms[j] < best { best = row[j] + norms[j]; bestJ = j }
+                let got = row.withUnsafeBufferPointer { r in norms.withUnsafeBufferPointer { NearestCentroid.argmin(r.baseAddress!, $0.baseAddress!, k) } }
+                #expect(got.0 == best && got.1 == bestJ, "k = \(k)")
+            }
+        }
+    }
 }

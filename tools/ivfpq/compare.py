@@ -64,6 +64,16 @@ def main():
             "list_bytes_per_vector": {"quiver": q["list_bytes_per_vector"], "faiss": f["list_bytes_per_vector"]},
             "quiver_index_bytes_per_vector": q["index_bytes_per_vector"],
         }
+        if "seed_recall" in q and "seed_recall" in f:
+            mean = lambda xs: sum(xs) / len(xs)
+            entry["adc_recall_mean_over_seeds"] = {
+                p: {"quiver": mean(q["seed_recall"][p]), "faiss": mean(f["seed_recall"][p]),
+                    "diff": mean(q["seed_recall"][p]) - mean(f["seed_recall"][p]),
+                    "quiver_range": [min(q["seed_recall"][p]), max(q["seed_recall"][p])],
+                    "faiss_range": [min(f["seed_recall"][p]), max(f["seed_recall"][p])]}
+                for p in q["seed_recall"] if p in f["seed_recall"]}
+            diffs_s = [v["diff"] for p, v in entry["adc_recall_mean_over_seeds"].items() if int(p) >= 8]
+            entry["adc_recall_diff_mean_over_seeds_nprobe_ge_8"] = mean(diffs_s) if diffs_s else None
         if "opq" in f:
             oc = {c["nprobe"]: c["recall"] for c in f["opq"]["curve"]}
             entry["faiss_opq_adc_recall_gain"] = {p: oc[p] - fc[p]["recall"] for p in oc if p in fc}
@@ -74,6 +84,12 @@ def main():
             print(f"QPS at recall@10 = {args.target} with re-ranking: Quiver {qq:.0f}, FAISS {fq:.0f}, ratio {entry['qps_ratio']:.2f}")
         print(f"training: Quiver {q['train_seconds']:.1f} s, FAISS {f['train_seconds']:.1f} s; add: {q['add_seconds']:.2f} s vs {f['add_seconds']:.2f} s; "
               f"list bytes/vector {q['list_bytes_per_vector']} vs {f['list_bytes_per_vector']}")
+        if "adc_recall_mean_over_seeds" in entry:
+            n_seeds = len(next(iter(q["seed_recall"].values())))
+            print(f"ADC recall over {n_seeds} training seeds (mean Quiver / FAISS / diff):")
+            for p, v in sorted(entry["adc_recall_mean_over_seeds"].items(), key=lambda kv: int(kv[0])):
+                print(f"  nprobe {p:>4}: {v['quiver']:.4f} / {v['faiss']:.4f} / {v['diff']:+.4f}")
+            print(f"  mean diff over nprobe >= 8: {entry['adc_recall_diff_mean_over_seeds_nprobe_ge_8']:+.4f}")
         if "opq" in f:
             print("FAISS OPQ gain in ADC recall per nprobe:", {p: round(v, 3) for p, v in entry["faiss_opq_adc_recall_gain"].items()})
     with open(os.path.join(args.out, "summary.json"), "w") as fh:

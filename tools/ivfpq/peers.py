@@ -62,6 +62,8 @@ def main():
     ap.add_argument("--nprobe", default="1,2,4,8,16,32,64,128")
     ap.add_argument("--min-seconds", type=float, default=0.5)
     ap.add_argument("--opq", action="store_true")
+    ap.add_argument("--recall-seeds", type=int, default=0,
+                    help="also report ADC recall per nprobe after training with this many other seeds")
     args = ap.parse_args()
     base, queries, gt = read_fvecs(args.base), read_fvecs(args.queries), read_ivecs(args.gt)
     n, d = base.shape
@@ -104,6 +106,20 @@ def main():
            "train_seconds": train_seconds, "add_seconds": add_seconds, "code_bytes_per_vector": ivf.code_size,
            "list_bytes_per_vector": ivf.code_size + 8,
            "precomputed_table": int(ivf.use_precomputed_table), "curve": curve}
+
+    if args.recall_seeds:
+        seed_recall = {}
+        for s in range(args.recall_seeds):
+            faiss.omp_set_num_threads(os.cpu_count())
+            ivf3, _ = make_ivfpq()
+            ivf3.cp.seed = 1000 + s
+            ivf3.pq.cp.seed = 2000 + s
+            ivf3.train(base)
+            ivf3.add(base)
+            for p in nprobes:
+                ivf3.nprobe = p
+                seed_recall.setdefault(str(p), []).append(recall(ivf3.search(queries, args.k)[1], gt, args.k))
+        out["seed_recall"] = seed_recall
 
     if args.opq:
         faiss.omp_set_num_threads(os.cpu_count())

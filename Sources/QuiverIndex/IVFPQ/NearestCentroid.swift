@@ -43,13 +43,7 @@ struct NearestCentroid {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(b), Int32(k), Int32(d),
                             -2, x + start * ldx, Int32(ldx), centroids, Int32(d), 0, s, Int32(k))
                 for i in 0..<b {
-                    let row = s + i * k
-                    var best: Float = .infinity
-                    var bestJ = 0
-                    for j in 0..<k {
-                        let v = row[j] + norms[j]
-                        if v < best { best = v; bestJ = j }
-                    }
+                    let (best, bestJ) = Self.argmin(s + i * k, norms, k)
                     labels[start + i] = Int32(bestJ)
                     if let distances {
                         let xi = x + (start + i) * ldx
@@ -59,6 +53,41 @@ struct NearestCentroid {
                 start += b
             }
         }
+    }
+
+    /// The smallest `row[j] + norms[j]` over j in 0..<k and its first index: 8 lanes, each keeping its
+    /// first minimum, then the smallest index among the lanes that hold the overall minimum (so the same
+    /// answer as the plain loop, which `NearestCentroid`'s test checks).
+    @inline(__always)
+    static func argmin(_ row: UnsafePointer<Float>, _ norms: UnsafePointer<Float>, _ k: Int) -> (Float, Int) {
+        var j = 0
+        var best: Float = .infinity
+        var bestJ = 0
+        if k >= 8 {
+            let r = UnsafeRawPointer(row), nr = UnsafeRawPointer(norms)
+            var bestV = SIMD8<Float>(repeating: .infinity)
+            var bestI = SIMD8<Int32>(repeating: 0)
+            var idx = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+            let step = SIMD8<Int32>(repeating: 8)
+            while j + 8 <= k {
+                let v = r.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self) + nr.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self)
+                let lt = v .< bestV
+                bestV.replace(with: v, where: lt)
+                bestI.replace(with: idx, where: lt)
+                idx &+= step
+                j += 8
+            }
+            best = bestV.min()
+            bestJ = Int.max
+            for lane in 0..<8 where bestV[lane] == best { bestJ = min(bestJ, Int(bestI[lane])) }
+            if bestJ == Int.max { bestJ = 0 }  // all lanes NaN: keep index 0
+        }
+        while j < k {
+            let v = row[j] + norms[j]
+            if v < best { best = v; bestJ = j }
+            j += 1
+        }
+        return (best, bestJ)
     }
 
     /// Squared norms of `k` contiguous `d`-float rows.
