@@ -60,7 +60,9 @@ import QuiverCore
 public enum IVFPQCodec {
     /// "QVIVFPQ1".
     public static let magic: [UInt8] = Array("QVIVFPQ1".utf8)
+    /// The format version this build writes and reads.
     public static let version: UInt32 = 1
+    /// Bytes of the fixed header.
     public static let headerSize = 256
     static let sectionCount = 6
     static let tableOffset = 64

@@ -1,3 +1,4 @@
+import COpenBLAS
 import QuiverCore
 import Synchronization
 
@@ -37,7 +38,9 @@ import Synchronization
 /// - `train`, `add`, `markDeleted` and the setters of `nprobe`, `rerank`, `vectorSource`: exclusive.
 /// - Search contexts: one per thread (`IVFPQSearchContext`); context-less overloads use a pool.
 public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
+    /// Components per vector (immutable; read from any thread).
     public let dimension: Int
+    /// How vectors are compared (immutable; read from any thread).
     public let metric: Metric
     /// The parameters the index was created with.
     public let parameters: IVFPQParameters
@@ -49,6 +52,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// distances. Set only while no search runs.
     public var vectorSource: (any IVFPQVectorSource)?
 
+    /// Number of inverted lists.
     public var nlist: Int { parameters.nlist }
     /// Bytes per PQ code (the number of subspaces).
     public var codeSize: Int { parameters.subspaces }
@@ -63,6 +67,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     private(set) var precomputed: [Float] = []
     /// The inverted lists.
     private(set) var lists: [InvertedList]
+    /// Vectors stored, tombstoned ones included (changes only in `add`).
     public private(set) var count = 0
     /// Tombstoned ids.
     private(set) var deleted = Set<Int64>()
@@ -318,34 +323,67 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         try search(queries, k: k, nprobe: nil, rerank: nil, allow: allow)
     }
 
-    /// Batched search with explicit `nprobe` / `rerank` (nil = the index's defaults): queries run in
-    /// parallel, one context per worker. Errors of the vector source are rethrown (the first one).
-    public func search(_ queries: Matrix, k: Int, nprobe: Int?, rerank: Int?, allow: AllowFilter?) throws -> [[Neighbor]] {
+    /// Batched search with explicit `nprobe` / `rerank` (nil = the index's defaults) on up to `threads`
+    /// workers (0 = one per core). As FAISS does, the coarse scores of a block of queries come from one
+    /// sgemm (queries x centroids), which reads the centroids once per block instead of once per query;
+    /// then each query is searched as `search(_:k:nprobe:rerank:allow:context:)` would (same results).
+    /// Errors of the vector source are rethrown (the first one). Safe concurrently with other searches.
+    public func search(_ queries: Matrix, k: Int, nprobe: Int?, rerank: Int?, allow: AllowFilter?, threads: Int = 0) throws -> [[Neighbor]] {
         guard queries.dimension == dimension else {
             throw IndexError(.dimensionMismatch, "queries of \(queries.dimension) components in a \(dimension)-d index")
         }
         guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        let n = queries.rows
+        let n = queries.rows, d = dimension, nl = parameters.nlist
         var out = [[Neighbor]](repeating: [], count: n)
         let firstError = Mutex<(any Error)?>(nil)
-        // Workers write disjoint elements of `out` and only read `queries`.
-        out.withUnsafeMutableBufferPointer { results in
+        // Queries as the index compares them (normalized for cosine), for the coarse sgemm only: each
+        // query is still normalized by the per-query search itself, exactly as a single search does.
+        var prepared = queries.storage
+        if metric.normalizes { Self.normalizeRows(&prepared, d) }
+        let block = max(1, min(n, 256))
+        var dots = [Float](repeating: 0, count: isTrained ? block * nl : 0)
+        if isTrained && n > 1 { openblasSingleThreaded() }
+        // Workers write disjoint elements of `out` and only read the queries and the block's dots.
+        try out.withUnsafeMutableBufferPointer { results in
             let results = UncheckedSendable(results)
-            queries.storage.withUnsafeBufferPointer { q in
+            try queries.storage.withUnsafeBufferPointer { q in
                 let q = UncheckedSendable(q)
-                ParallelFor.run(n) { i in
-                    let ctx = self.borrowContext()
-                    defer { self.recycle(ctx) }
-                    let row = UnsafeBufferPointer(start: q.value.baseAddress! + i * self.dimension, count: self.dimension)
-                    do {
-                        results.value[i] = try self.search(row, k: k, nprobe: nprobe, rerank: rerank, allow: allow, context: ctx)
-                    } catch {
-                        firstError.withLock { if $0 == nil { $0 = error } }
+                var start = 0
+                while start < n {
+                    let b = min(block, n - start)
+                    var dotsBase: UnsafePointer<Float>? = nil
+                    if isTrained {
+                        dots.withUnsafeMutableBufferPointer { dp in
+                            prepared.withUnsafeBufferPointer { pp in
+                                coarse.withUnsafeBufferPointer { cp in
+                                    // dots (b, nl) = Q (b, d) * C^T (d, nl)
+                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(b), Int32(nl), Int32(d),
+                                                1, pp.baseAddress! + start * d, Int32(d), cp.baseAddress!, Int32(d), 0,
+                                                dp.baseAddress!, Int32(nl))
+                                }
+                            }
+                        }
+                        dotsBase = dots.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) }
                     }
+                    // `dots` is not resized or written while the block's workers read it.
+                    let shared = UncheckedSendable(dotsBase)
+                    let first = start
+                    ParallelFor.run(b, threads: threads) { i in
+                        let ctx = self.borrowContext()
+                        defer { self.recycle(ctx) }
+                        let row = UnsafeBufferPointer(start: q.value.baseAddress! + (first + i) * d, count: d)
+                        do {
+                            results.value[first + i] = try self.search(row, k: k, nprobe: nprobe, rerank: rerank, allow: allow,
+                                                                        context: ctx, coarseDots: shared.value.map { $0 + i * nl })
+                        } catch {
+                            firstError.withLock { if $0 == nil { $0 = error } }
+                        }
+                    }
+                    if let error = firstError.withLock({ $0 }) { throw error }
+                    start += b
                 }
             }
         }
-        if let error = firstError.withLock({ $0 }) { throw error }
         return out
     }
 
@@ -357,6 +395,13 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// Safe concurrently with other searches, as long as each uses its own `context`.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, nprobe: Int? = nil, rerank: Int? = nil,
                        allow: AllowFilter? = nil, context ctx: IVFPQSearchContext) throws -> [Neighbor] {
+        try search(query, k: k, nprobe: nprobe, rerank: rerank, allow: allow, context: ctx, coarseDots: nil)
+    }
+
+    /// `coarseDots`: the normalized query's inner product with each centroid, when a batched search
+    /// computed them already (nil: computed here).
+    func search(_ query: UnsafeBufferPointer<Float>, k: Int, nprobe: Int?, rerank: Int?, allow: AllowFilter?,
+                context ctx: IVFPQSearchContext, coarseDots: UnsafePointer<Float>?) throws -> [Neighbor] {
         guard query.count == dimension else {
             throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
         }
@@ -392,7 +437,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let want = min(k, mostAllowed)
         if want == 0 { return [] }
 
-        scoreLists(pq, context: ctx)
+        scoreLists(pq, context: ctx, coarseDots: coarseDots)
         var probed = 0
         var sortedPrefix = selectProbes(nprobe, context: ctx)
         while probed < nl {
@@ -416,7 +461,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         var start = 0
         while start < n {
             let b = min(ctx.rerankIds.count, n - start)
-            for i in 0..<b { ctx.rerankIds[i] = ctx.heap.ids[start + i] }
+            let from = ctx.heap.ids + start
+            ctx.rerankIds.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: from, count: b) }
             try rerankBatch(b, source: source, context: ctx)
             start += b
         }
@@ -425,21 +471,24 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     }
 
     /// Fills the probing key and ADC base term of every list, and the query table.
-    private func scoreLists(_ pq: ProductQuantizer, context ctx: IVFPQSearchContext) {
+    private func scoreLists(_ pq: ProductQuantizer, context ctx: IVFPQSearchContext, coarseDots: UnsafePointer<Float>?) {
         let d = dimension, nl = parameters.nlist
         let q = UnsafePointer(ctx.query)
         let key = ctx.coarseKey, base = ctx.coarseBase
+        // One dot product per centroid (with the stored ||c||^2) instead of a difference and a square:
+        // FAISS's form for L2 too; the rounding it adds (about 1e-7 of ||q||^2 + ||c||^2) only moves
+        // near-ties of the probing order and the ADC base.
+        let qn = metric == .dot ? 0 : DistanceKernels.dot(q, q, d)
         coarse.withUnsafeBufferPointer { cp in
-            do {
+            coarseNorms.withUnsafeBufferPointer { norms in
                 for l in 0..<nl {
-                    let c = cp.baseAddress! + l * d
+                    let dot = coarseDots?[l] ?? DistanceKernels.dot(q, cp.baseAddress! + l * d, d)
                     switch metric {
                     case .l2, .cosine:
-                        let dist = DistanceKernels.squaredL2(q, c, d)
+                        let dist = max(0, qn + norms[l] - 2 * dot)
                         key[l] = dist
                         base[l] = dist
                     case .dot:
-                        let dot = DistanceKernels.dot(q, c, d)
                         key[l] = -dot
                         base[l] = -dot
                     }
@@ -538,22 +587,25 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             }
             table = UnsafePointer(t)
         }
+        // A local copy of the heap (raw buffers, no reference counting) for the loop; written back after.
+        var heap = ctx.heap
         list.codes.withUnsafeBufferPointer { cp in
             list.ids.withUnsafeBufferPointer { ip in
                 let codes = cp.baseAddress!
-                var threshold = ctx.heap.threshold
+                var threshold = heap.threshold
                 for i in 0..<n {
                     let dist = base + ProductQuantizer.tableSum(table, codes + i * m, subspaces: m)
                     if dist > threshold { continue }
                     let id = ip[i]
-                    guard ctx.heap.admits(dist, id) else { continue }
+                    guard heap.admits(dist, id) else { continue }
                     if hasDeleted && deleted.contains(id) { continue }
                     if let allow, !allow.allows(id) { continue }
-                    ctx.heap.push(dist, id)
-                    threshold = ctx.heap.threshold
+                    heap.push(dist, id)
+                    threshold = heap.threshold
                 }
             }
         }
+        ctx.heap = heap
     }
 
     /// out = a + s * b over `count` floats.

@@ -27,6 +27,7 @@ public struct IVFPQParameters: Sendable, Equatable {
     /// Workers of training and `add` (0 = one per core).
     public var threads: Int
 
+    /// Parameters with the documented defaults for everything but the list count and code size.
     public init(nlist: Int, subspaces: Int, nprobe: Int = 16, rerank: Int = 100,
                 coarseKMeans: KMeansParameters = KMeansParameters(iterations: 20),
                 pqKMeans: KMeansParameters = KMeansParameters(iterations: 25),
@@ -68,6 +69,7 @@ public protocol IVFPQVectorSource: Sendable {
 /// An in-memory `IVFPQVectorSource`: rows of a matrix under ids (row i = `ids[i]`, or id i when `ids`
 /// is nil). Immutable, so safe for concurrent searches.
 public struct MatrixVectorSource: IVFPQVectorSource {
+    /// The stored vectors, row-major.
     public let vectors: Matrix
     private let rowOf: [Int64: Int]?
 

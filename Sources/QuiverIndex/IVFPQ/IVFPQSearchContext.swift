@@ -45,6 +45,7 @@ public final class IVFPQSearchContext: @unchecked Sendable {
         query.deallocate(); residual.deallocate()
         coarseKey.deallocate(); coarseBase.deallocate(); probes.deallocate()
         queryTable.deallocate(); listTable.deallocate()
+        heap.deallocate(); exact.deallocate()
     }
 
     /// Grows the buffers for an index of these sizes; allocates only when a size grows.
@@ -80,22 +81,38 @@ public final class IVFPQSearchContext: @unchecked Sendable {
 
 /// A bounded max-heap of (distance, id) keeping the `capacity` smallest; ties are broken by id (smaller
 /// id is closer), as `TopK` does, so results are deterministic across index kinds.
+///
+/// Storage is two raw buffers owned by the enclosing `IVFPQSearchContext` (which calls `deallocate`), so
+/// copying the struct costs no reference counting in the scan loop, where it is read per candidate.
 struct CandidateHeap {
-    private(set) var distances: [Float] = []
-    private(set) var ids: [Int64] = []
+    private(set) var distances: UnsafeMutablePointer<Float>
+    private(set) var ids: UnsafeMutablePointer<Int64>
     private(set) var count = 0
     private(set) var capacity = 0
+    private var allocated = 0
+
+    init() {
+        distances = .allocate(capacity: 1)
+        ids = .allocate(capacity: 1)
+    }
+
+    func deallocate() {
+        distances.deallocate()
+        ids.deallocate()
+    }
 
     mutating func reset(capacity c: Int) {
-        if distances.count < c {
-            distances = [Float](repeating: 0, count: c)
-            ids = [Int64](repeating: 0, count: c)
+        if allocated < c {
+            deallocate()
+            distances = .allocate(capacity: c)
+            ids = .allocate(capacity: c)
+            allocated = c
         }
         capacity = c
         count = 0
     }
 
-    /// A candidate must be closer than this to enter (ties then compare ids in `push`).
+    /// A candidate must be at most this far to enter (ties then compare ids in `admits`).
     @inline(__always)
     var threshold: Float { count < capacity ? .infinity : distances[0] }
 
@@ -110,45 +127,39 @@ struct CandidateHeap {
         count < capacity || (capacity > 0 && Self.worse(distances[0], ids[0], d, id))
     }
 
+    @inline(__always)
     mutating func push(_ d: Float, _ id: Int64) {
         if count < capacity {
             var child = count
             count += 1
-            distances.withUnsafeMutableBufferPointer { ds in
-                ids.withUnsafeMutableBufferPointer { is_ in
-                    while child > 0 {
-                        let parent = (child - 1) >> 1
-                        if Self.worse(d, id, ds[parent], is_[parent]) {
-                            ds[child] = ds[parent]; is_[child] = is_[parent]
-                            child = parent
-                        } else { break }
-                    }
-                    ds[child] = d; is_[child] = id
-                }
+            while child > 0 {
+                let parent = (child - 1) >> 1
+                if Self.worse(d, id, distances[parent], ids[parent]) {
+                    distances[child] = distances[parent]; ids[child] = ids[parent]
+                    child = parent
+                } else { break }
             }
+            distances[child] = d; ids[child] = id
         } else if admits(d, id) {
             siftDownFromRoot(d, id)
         }
     }
 
-    private mutating func siftDownFromRoot(_ d: Float, _ id: Int64) {
+    /// Replaces the root by (d, id) and restores the heap over `count` entries.
+    private func siftDownFromRoot(_ d: Float, _ id: Int64) {
         let n = count
-        distances.withUnsafeMutableBufferPointer { ds in
-            ids.withUnsafeMutableBufferPointer { is_ in
-                var parent = 0
-                while true {
-                    let l = 2 * parent + 1
-                    if l >= n { break }
-                    var w = l
-                    if l + 1 < n && Self.worse(ds[l + 1], is_[l + 1], ds[l], is_[l]) { w = l + 1 }
-                    if Self.worse(ds[w], is_[w], d, id) {
-                        ds[parent] = ds[w]; is_[parent] = is_[w]
-                        parent = w
-                    } else { break }
-                }
-                ds[parent] = d; is_[parent] = id
-            }
+        var parent = 0
+        while true {
+            let l = 2 * parent + 1
+            if l >= n { break }
+            var w = l
+            if l + 1 < n && Self.worse(distances[l + 1], ids[l + 1], distances[l], ids[l]) { w = l + 1 }
+            if Self.worse(distances[w], ids[w], d, id) {
+                distances[parent] = distances[w]; ids[parent] = ids[w]
+                parent = w
+            } else { break }
         }
+        distances[parent] = d; ids[parent] = id
     }
 
     /// Empties the heap into ascending order in place: afterwards `distances[0..<n]`, `ids[0..<n]` are

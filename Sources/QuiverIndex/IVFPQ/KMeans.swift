@@ -19,6 +19,7 @@ public struct KMeansParameters: Sendable, Equatable {
     public var tolerance: Double
     /// Training-sample cap: at most `maxPointsPerCentroid * k` points are used (a seeded random subset).
     public var maxPointsPerCentroid: Int
+    /// How the first centroids are chosen (default k-means++).
     public var initialization: Initialization
     /// Seed of the sampling and initialization: same input, parameters and seed give the same centroids
     /// whatever the thread count.
@@ -26,6 +27,7 @@ public struct KMeansParameters: Sendable, Equatable {
     /// Workers of the assignment step: 0 = one per core.
     public var threads: Int
 
+    /// The defaults: 25 iterations, tolerance 1e-4, 256 points per centroid, k-means++, all cores.
     public init(iterations: Int = 25, tolerance: Double = 1e-4, maxPointsPerCentroid: Int = 256,
                 initialization: Initialization = .kMeansPlusPlus, seed: UInt64 = 0x4B4D_4541_4E53, threads: Int = 0) {
         self.iterations = iterations

@@ -203,19 +203,34 @@ public struct ProductQuantizer: Sendable, Equatable {
                 for j in 0..<m {
                     let qj = q + j * dsub
                     let tOff = j * kc * 4
+                    // 64 centroids per pass in 8 independent accumulators: enough chains in flight to
+                    // hide the FMA latency (2 accumulators measured 4x slower at dsub 8).
                     var c = 0
                     while c < kc {
-                        // Two independent accumulators hide the FMA latency.
-                        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
+                        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                        var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
                         for t in 0..<dsub {
                             let qv = SIMD8<Float>(repeating: qj[t])
                             let row = ((j * dsub + t) * kc + c) * 4
                             a0 += qv * ct.loadUnaligned(fromByteOffset: row, as: SIMD8<Float>.self)
                             a1 += qv * ct.loadUnaligned(fromByteOffset: row + 32, as: SIMD8<Float>.self)
+                            a2 += qv * ct.loadUnaligned(fromByteOffset: row + 64, as: SIMD8<Float>.self)
+                            a3 += qv * ct.loadUnaligned(fromByteOffset: row + 96, as: SIMD8<Float>.self)
+                            a4 += qv * ct.loadUnaligned(fromByteOffset: row + 128, as: SIMD8<Float>.self)
+                            a5 += qv * ct.loadUnaligned(fromByteOffset: row + 160, as: SIMD8<Float>.self)
+                            a6 += qv * ct.loadUnaligned(fromByteOffset: row + 192, as: SIMD8<Float>.self)
+                            a7 += qv * ct.loadUnaligned(fromByteOffset: row + 224, as: SIMD8<Float>.self)
                         }
-                        out.storeBytes(of: a0, toByteOffset: tOff + c * 4, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a1, toByteOffset: tOff + c * 4 + 32, as: SIMD8<Float>.self)
-                        c += 16
+                        let o = tOff + c * 4
+                        out.storeBytes(of: a0, toByteOffset: o, as: SIMD8<Float>.self)
+                        out.storeBytes(of: a1, toByteOffset: o + 32, as: SIMD8<Float>.self)
+                        out.storeBytes(of: a2, toByteOffset: o + 64, as: SIMD8<Float>.self)
+                        out.storeBytes(of: a3, toByteOffset: o + 96, as: SIMD8<Float>.self)
+                        out.storeBytes(of: a4, toByteOffset: o + 128, as: SIMD8<Float>.self)
+                        out.storeBytes(of: a5, toByteOffset: o + 160, as: SIMD8<Float>.self)
+                        out.storeBytes(of: a6, toByteOffset: o + 192, as: SIMD8<Float>.self)
+                        out.storeBytes(of: a7, toByteOffset: o + 224, as: SIMD8<Float>.self)
+                        c += 64
                     }
                     if kind == .squaredL2 {
                         let qn = DistanceKernels.dot(qj, qj, dsub)
@@ -228,17 +243,26 @@ public struct ProductQuantizer: Sendable, Equatable {
         }
     }
 
-    /// The ADC sum of one code against a table: sum over j of `table[j * 256 + code[j]]`.
-    @inlinable
+    /// The ADC sum of one code against a table: sum over j of `table[j * 256 + code[j]]`. Code bytes are
+    /// read 8 at a time (one load, then shifts), which halves the loads per code; four partial sums keep
+    /// the additions independent.
+    @inlinable @inline(__always)
     public static func tableSum(_ table: UnsafePointer<Float>, _ code: UnsafePointer<UInt8>, subspaces m: Int) -> Float {
         var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
         var j = 0
-        while j + 4 <= m {
-            s0 += table[(j << 8) | Int(code[j])]
-            s1 += table[((j + 1) << 8) | Int(code[j + 1])]
-            s2 += table[((j + 2) << 8) | Int(code[j + 2])]
-            s3 += table[((j + 3) << 8) | Int(code[j + 3])]
-            j += 4
+        let raw = UnsafeRawPointer(code)
+        while j + 8 <= m {
+            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: j, as: UInt64.self))
+            let t = table + (j << 8)
+            s0 += t[Int(w & 0xFF)]
+            s1 += t[256 + Int((w >> 8) & 0xFF)]
+            s2 += t[512 + Int((w >> 16) & 0xFF)]
+            s3 += t[768 + Int((w >> 24) & 0xFF)]
+            s0 += t[1024 + Int((w >> 32) & 0xFF)]
+            s1 += t[1280 + Int((w >> 40) & 0xFF)]
+            s2 += t[1536 + Int((w >> 48) & 0xFF)]
+            s3 += t[1792 + Int(w >> 56)]
+            j += 8
         }
         while j < m {
             s0 += table[(j << 8) | Int(code[j])]
