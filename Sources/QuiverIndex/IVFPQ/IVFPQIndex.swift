@@ -33,6 +33,11 @@ import Synchronization
 /// that allows few ids (allowed * d at most the expected ADC work, or at most the re-ranking depth) is
 /// answered by an exact scan of the allowed ids through `vectorSource`, when one is set.
 ///
+/// ## OpenBLAS
+/// Training, `add` and batched searches parallelize over row blocks themselves and set OpenBLAS to one
+/// thread, process-wide (as the encoder does), so that sgemm calls from several workers do not each
+/// spawn threads.
+///
 /// ## Thread-safety
 /// - `search` (every overload), `contains`, `count`, `memoryBytes`: safe concurrently with each other.
 /// - `train`, `add`, `markDeleted` and the setters of `nprobe`, `rerank`, `vectorSource`: exclusive.

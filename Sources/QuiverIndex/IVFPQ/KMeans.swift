@@ -69,6 +69,9 @@ public struct KMeansResult: Sendable {
 /// (FAISS's rule: both halves move by a relative 1/1024 in opposite directions), stop after
 /// `iterations` or when the mean squared error improves by less than `tolerance`.
 ///
+/// With more than one worker, the assignment sets OpenBLAS to one thread, process-wide (see
+/// `NearestCentroid.assignParallel`).
+///
 /// Thread-safety: `train` is a pure function of its arguments and may run concurrently with anything.
 public enum KMeans {
     /// Trains `k` centroids on the rows of `data`. Throws `IndexError(.invalidParameter)` when `k < 1`,
