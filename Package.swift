@@ -29,7 +29,7 @@ let package = Package(
         // libm: Swift's squareRoot() lowers to sqrtf, which Linux keeps in libm.
         .target(name: "QuiverCore", swiftSettings: optimizedEvenInDebug, linkerSettings: [.linkedLibrary("m")]),
         .target(name: "QuiverStorage", dependencies: ["QuiverCore", "CLMDB", "CZstd"]),
-        .target(name: "QuiverIndex", dependencies: ["QuiverCore"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "QuiverIndex", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
         .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
         .target(name: "QuiverText", dependencies: ["QuiverCore"]),
         .target(name: "Quiver", dependencies: ["QuiverCore", "QuiverStorage", "QuiverIndex", "QuiverEncoder", "QuiverText"]),
@@ -47,6 +47,7 @@ let package = Package(
         .executableTarget(name: "EncoderBench", dependencies: ["QuiverEncoder"], path: "Benchmarks/EncoderBench"),
         .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex"], path: "Benchmarks/HNSWBench"),
         .executableTarget(name: "BM25Bench", dependencies: ["QuiverText"], path: "Benchmarks/BM25Bench"),
+        .executableTarget(name: "IVFPQBench", dependencies: ["QuiverIndex"], path: "Benchmarks/IVFPQBench"),
 
         // Helpers shared by the test targets (temporary directories).
         .target(name: "QuiverTestSupport", dependencies: ["QuiverStorage"], path: "Tests/QuiverTestSupport"),

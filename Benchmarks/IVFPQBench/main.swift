@@ -1,0 +1,178 @@
+// IVFPQBench: Quiver's IVF-PQ index on an .fvecs data set: training and add time (all cores),
+// bytes per vector, and single-threaded recall@k / QPS over nprobe, without and with re-ranking.
+// Prints one JSON object (the shape tools/ivfpq/peers.py prints for FAISS, so tools/ivfpq/compare.py
+// can put them side by side).
+//
+// Usage: IVFPQBench --base B.fvecs --queries Q.fvecs --gt GT.ivecs [--metric l2|cosine|dot]
+//                   [--nlist N] [--m M] [--rerank R] [--k K] [--nprobe 1,2,4,...] [--min-seconds S]
+//                   [--seed S] [--tolerance T] [--init kmeans++|random]   (k-means options, both quantizers)
+//                   [--cache PATH]   (load the trained index from PATH, or save it there)
+//                   [--recall-seeds N]   (also: ADC recall per nprobe after training with N other seeds)
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import QuiverCore
+import QuiverIndex
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(2)
+}
+
+var options: [String: String] = [:]
+var argv = CommandLine.arguments.dropFirst()
+while let a = argv.popFirst() {
+    guard a.hasPrefix("--"), let v = argv.popFirst() else { fail("usage: see the header of Benchmarks/IVFPQBench/main.swift") }
+    options[String(a.dropFirst(2))] = v
+}
+guard let basePath = options["base"], let queryPath = options["queries"], let gtPath = options["gt"] else {
+    fail("--base, --queries and --gt are required")
+}
+guard let metric = Metric(rawValue: options["metric"] ?? "l2") else { fail("unknown metric") }
+let nlist = Int(options["nlist"] ?? "100")!
+let m = Int(options["m"] ?? "16")!
+let rerank = Int(options["rerank"] ?? "100")!
+let k = Int(options["k"] ?? "10")!
+let minSeconds = Double(options["min-seconds"] ?? "0.5")!
+let nprobes = (options["nprobe"] ?? "1,2,4,8,16,32,64,128").split(separator: ",").map { Int($0)! }.filter { $0 <= nlist }
+
+func fvecs(_ path: String) -> Matrix {
+    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
+    return data.withUnsafeBytes { raw -> Matrix in
+        let d = Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self).littleEndian)
+        let rowBytes = 4 + 4 * d
+        let n = raw.count / rowBytes
+        var storage = [Float](repeating: 0, count: n * d)
+        storage.withUnsafeMutableBytes { dst in
+            for r in 0..<n {
+                dst.baseAddress!.advanced(by: r * 4 * d).copyMemory(from: raw.baseAddress! + r * rowBytes + 4, byteCount: 4 * d)
+            }
+        }
+        return Matrix(dimension: d, storage: storage)
+    }
+}
+
+func ivecs(_ path: String) -> [[Int64]] {
+    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
+    return data.withUnsafeBytes { raw in
+        var rows = [[Int64]]()
+        var o = 0
+        while o + 4 <= raw.count {
+            let n = Int(raw.loadUnaligned(fromByteOffset: o, as: Int32.self).littleEndian)
+            rows.append((0..<n).map { Int64(raw.loadUnaligned(fromByteOffset: o + 4 + 4 * $0, as: Int32.self).littleEndian) })
+            o += 4 + 4 * n
+        }
+        return rows
+    }
+}
+
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+func threadCPU() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+let base = fvecs(basePath)
+let queries = fvecs(queryPath)
+let truth = ivecs(gtPath)
+let n = base.rows, d = base.dimension
+
+var parameters = IVFPQParameters(nlist: nlist, subspaces: m, rerank: rerank)
+if let s = options["seed"].flatMap(UInt64.init) {
+    parameters.coarseKMeans.seed = s
+    parameters.pqKMeans.seed = s &* 31
+}
+if let t = options["tolerance"].flatMap(Double.init) {
+    parameters.coarseKMeans.tolerance = t
+    parameters.pqKMeans.tolerance = t
+}
+if options["init"] == "random" {
+    parameters.coarseKMeans.initialization = .randomSample
+    parameters.pqKMeans.initialization = .randomSample
+}
+// --cache PATH: load a trained, filled index saved by an earlier run (IVFPQCodec), or save this one
+// there (for profiling searches without retraining; the timings then report the load).
+var trainSeconds = 0.0, addSeconds = 0.0
+var t0 = now()
+let index: IVFPQIndex
+if let cache = options["cache"], let bytes = FileManager.default.contents(atPath: cache) {
+    index = try IVFPQCodec.decode([UInt8](bytes))
+    index.rerank = rerank
+} else {
+    index = try IVFPQIndex(dimension: d, metric: metric, parameters: parameters)
+    try index.train(base)
+    trainSeconds = now() - t0
+    t0 = now()
+    try index.add(base, ids: (0..<n).map { Int64($0) })
+    addSeconds = now() - t0
+    if let cache = options["cache"] { try Data(IVFPQCodec.encode(index)).write(to: URL(fileURLWithPath: cache)) }
+}
+let memory = index.memoryBytes
+index.vectorSource = MatrixVectorSource(base)
+
+func recall(_ found: [[Neighbor]]) -> Double {
+    var hit = 0
+    for (f, t) in zip(found, truth) {
+        let want = Set(t.prefix(k))
+        hit += f.prefix(k).filter { want.contains($0.id) }.count
+    }
+    return Double(hit) / Double(queries.rows * k)
+}
+
+/// One thread: the batched call over all queries with `threads: 1` (FAISS's batch call with one OpenMP
+/// thread is the counterpart); best of 3 rounds of at least minSeconds/3 each.
+func measure(nprobe: Int, rerank: Int) throws -> (recall: Double, qps: Double, qpsCPU: Double) {
+    var results = [[Neighbor]]()
+    var bestWall = 0.0, bestCPU = 0.0
+    for _ in 0..<3 {
+        var reps = 0
+        let w0 = now(), c0 = threadCPU()
+        repeat {
+            results = try index.search(queries, k: k, nprobe: nprobe, rerank: rerank, allow: nil, threads: 1)
+            reps += 1
+        } while now() - w0 < minSeconds / 3
+        bestWall = max(bestWall, Double(reps * queries.rows) / (now() - w0))
+        bestCPU = max(bestCPU, Double(reps * queries.rows) / (threadCPU() - c0))
+    }
+    return (recall(results), bestWall, bestCPU)
+}
+
+var curve: [[String: Any]] = []
+for p in nprobes {
+    let adc = try measure(nprobe: p, rerank: 0)
+    let rr = try measure(nprobe: p, rerank: rerank)
+    curve.append(["nprobe": p, "recall": adc.recall, "qps": adc.qps, "qps_cpu": adc.qpsCPU,
+                  "recall_rerank": rr.recall, "qps_rerank": rr.qps, "qps_rerank_cpu": rr.qpsCPU])
+}
+// Training is seeded: ADC recall moves with the seed by about +-0.02 on 100 queries, so the comparison
+// with FAISS also takes the mean over several training seeds (recall only, no timing).
+var seedRecall: [String: [Double]] = [:]
+let recallSeeds = Int(options["recall-seeds"] ?? "0")!
+for s in 0..<recallSeeds {
+    var p = parameters
+    p.coarseKMeans.seed = UInt64(1000 + s)
+    p.pqKMeans.seed = UInt64(2000 + s)
+    let idx = try IVFPQIndex(dimension: d, metric: metric, parameters: p)
+    try idx.train(base)
+    try idx.add(base, ids: (0..<n).map { Int64($0) })
+    for np in nprobes {
+        seedRecall[String(np), default: []].append(recall(try idx.search(queries, k: k, nprobe: np, rerank: 0, allow: nil)))
+    }
+}
+
+var out: [String: Any] = [
+    "system": "quiver", "n": n, "dimension": d, "metric": metric.rawValue, "nlist": nlist, "m": m, "nbits": 8,
+    "k": k, "rerank": rerank, "train_seconds": trainSeconds, "add_seconds": addSeconds,
+    "code_bytes_per_vector": m, "index_bytes_per_vector": Double(memory) / Double(n),
+    "list_bytes_per_vector": m + 8, "curve": curve,
+]
+if recallSeeds > 0 { out["seed_recall"] = seedRecall }
+let json = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
+print(String(decoding: json, as: UTF8.self))

@@ -1,0 +1,314 @@
+import QuiverCore
+
+// # IVF-PQ index codec (segment payload), format version 1
+//
+// The bytes of one trained `IVFPQIndex`: coarse centroids, PQ centroids, the inverted lists (codes and
+// ids, concatenated in list order) and the tombstones. The codec knows nothing of files: it writes to a
+// sink and reads from a buffer (a byte array or a read-only file mapping); decoding copies into the
+// index's own arrays (one bulk copy per list: the lists are small, owned arrays so that `add` can grow
+// them), so the buffer may be unmapped afterwards. The L2/cosine precomputed tables are not stored:
+// they are recomputed at load (nlist * 256 * d multiply-adds, milliseconds).
+//
+// All integers are little-endian; floats are IEEE-754 binary32, little-endian. CRC32C is Castagnoli
+// (`QuiverCore.CRC32C`).
+//
+// ## Header: 256 bytes at offset 0
+// | off | size | field |
+// |-----|------|-------|
+// |   0 |  8 | magic: ASCII "QVIVFPQ1" |
+// |   8 |  4 | format version = 1 |
+// |  12 |  4 | header size = 256 |
+// |  16 |  4 | flags = 0 (reserved; any other value is rejected) |
+// |  20 |  1 | metric: 0 cosine, 1 dot, 2 l2 |
+// |  21 |  1 | bits per PQ code byte = 8 |
+// |  22 |  2 | zero |
+// |  24 |  4 | dimension d, 1...65,536 |
+// |  28 |  4 | nlist, 1...2^20 |
+// |  32 |  4 | m (PQ subspaces = bytes per code), 1...4,096, divides d |
+// |  36 |  4 | nprobe (default of searches), 1...nlist |
+// |  40 |  4 | rerank (default re-ranking depth), 0...2^24 |
+// |  44 |  4 | zero |
+// |  48 |  8 | count: vectors stored, tombstoned ones included |
+// |  56 |  8 | deletedCount: tombstoned vectors, <= count |
+// |  64 | 144 | section table: 6 entries of 24 bytes, in the order below: offset u64, length u64, CRC32C u32 of the section's bytes, zero u32 |
+// | 208 | 44 | zero |
+// | 252 |  4 | CRC32C of header bytes 0..<252 |
+//
+// ## Sections, in this order; section i starts at the first multiple of 64 at or after the end of
+// section i-1 (the first at 256); padding bytes are zero; the input ends exactly at the end of section 5.
+// 0. coarse: nlist * d floats, centroid l at l * d. Finite.
+// 1. pqCentroids: m * 256 * (d/m) floats, centroid c of subspace j at (j * 256 + c) * (d/m). Finite.
+// 2. listSizes: nlist u64, the entries of each list; they sum to count.
+// 3. codes: count * m bytes: list 0's codes, then list 1's, ...; entry i of a list = m bytes, byte j =
+//    the centroid of subspace j for the residual (vector - coarse centroid; normalized vector for cosine).
+// 4. ids: count Int64, in the order of the codes; all distinct.
+// 5. tombstones: deletedCount Int64, strictly increasing, each one of the ids.
+//
+// ## Validity
+// Input is accepted only if: it is at least 256 bytes; magic, version, header size, header CRC and every
+// field range above hold; the section table equals the layout computed from the header and the input
+// length equals the end of section 5; each section's CRC32C matches (with `Verification.full`); the
+// centroids are finite; the list sizes sum to count; ids are distinct; tombstones are increasing ids of
+// the index. Sizes are computed with overflow checks and compared with the input length before anything
+// is allocated, so no field can cause an allocation larger than a small multiple of the input.
+
+/// Serializes a trained `IVFPQIndex` to the byte layout documented in this file and loads it back
+/// without retraining or re-encoding.
+///
+/// Thread-safety: `encode` reads the index and may run concurrently with searches (not with `add`,
+/// `markDeleted` or `train`); `decode` is a pure function of its input.
+public enum IVFPQCodec {
+    /// "QVIVFPQ1".
+    public static let magic: [UInt8] = Array("QVIVFPQ1".utf8)
+    /// The format version this build writes and reads.
+    public static let version: UInt32 = 1
+    /// Bytes of the fixed header.
+    public static let headerSize = 256
+    static let sectionCount = 6
+    static let tableOffset = 64
+
+    /// How much of the input `decode` checks before trusting it.
+    public enum Verification: Sendable {
+        /// Header CRC, every section's CRC32C, and the structure (the default).
+        case full
+        /// Header CRC and structure only (for bytes verified another way).
+        case structure
+    }
+
+    struct Layout {
+        var offsets = [Int](repeating: 0, count: 6)
+        var lengths = [Int](repeating: 0, count: 6)
+        var total = 0
+    }
+
+    /// The layout for these sizes, or nil on Int overflow.
+    static func layout(dimension d: Int, nlist: Int, m: Int, count: Int, deleted: Int) -> Layout? {
+        var l = Layout()
+        let products: [(Int, Int)] = [(nlist * d, 4), (m * 256 * (d / m), 4), (nlist, 8), (count, m), (count, 8), (deleted, 8)]
+        for (i, (a, b)) in products.enumerated() {
+            let (v, o) = a.multipliedReportingOverflow(by: b)
+            if o { return nil }
+            l.lengths[i] = v
+        }
+        var at = headerSize
+        for i in 0..<sectionCount {
+            l.offsets[i] = at
+            let (end, o) = at.addingReportingOverflow(l.lengths[i])
+            if o || end > Int.max - 64 { return nil }
+            at = i == sectionCount - 1 ? end : (end + 63) & ~63
+        }
+        l.total = at
+        return l
+    }
+
+    /// Writes the encoding of `index` through `write`, in file order. Throws
+    /// `IndexError(.invalidParameter)` for an untrained index, and rethrows the sink's errors.
+    public static func encode(_ index: IVFPQIndex, to write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let pq = index.pq else { throw IndexError(.invalidParameter, "an untrained IVF-PQ index cannot be encoded") }
+        let d = index.dimension, nl = index.nlist, m = pq.subspaces
+        let tomb = index.deleted.sorted()
+        // Cannot overflow: the index holds these bytes in memory.
+        let l = layout(dimension: d, nlist: nl, m: m, count: index.count, deleted: tomb.count)!
+        var sizes = ByteWriter(capacity: nl * 8)
+        for list in index.lists { sizes.write(UInt64(list.ids.count)) }
+        var crcs = [UInt32](repeating: 0, count: sectionCount)
+        crcs[0] = index.coarse.withUnsafeBytes { CRC32C.checksum($0) }
+        crcs[1] = pq.centroids.withUnsafeBytes { CRC32C.checksum($0) }
+        crcs[2] = sizes.bytes.withUnsafeBytes { CRC32C.checksum($0) }
+        for list in index.lists {
+            crcs[3] = list.codes.withUnsafeBytes { CRC32C.update(crcs[3], $0) }
+            crcs[4] = list.ids.withUnsafeBytes { CRC32C.update(crcs[4], $0) }
+        }
+        crcs[5] = tomb.withUnsafeBytes { CRC32C.checksum($0) }
+
+        var h = ByteWriter(capacity: headerSize)
+        h.write(raw: magic)
+        h.write(version)
+        h.write(UInt32(headerSize))
+        h.write(UInt32(0))
+        h.write(metricCode(index.metric))
+        h.write(UInt8(8))
+        h.write(UInt16(0))
+        h.write(UInt32(d))
+        h.write(UInt32(nl))
+        h.write(UInt32(m))
+        h.write(UInt32(index.nprobe))
+        h.write(UInt32(index.rerank))
+        h.write(UInt32(0))
+        h.write(UInt64(index.count))
+        h.write(UInt64(tomb.count))
+        for i in 0..<sectionCount {
+            h.write(UInt64(l.offsets[i]))
+            h.write(UInt64(l.lengths[i]))
+            h.write(crcs[i])
+            h.write(UInt32(0))
+        }
+        h.write(raw: [UInt8](repeating: 0, count: 252 - h.bytes.count))
+        h.write(CRC32C.checksum(h.bytes))
+        try h.bytes.withUnsafeBytes { try write($0) }
+
+        let zeros = [UInt8](repeating: 0, count: 64)
+        var at = headerSize
+        func pad(to offset: Int) throws {
+            if offset > at { try zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0 ..< offset - at])) } }
+            at = offset
+        }
+        for i in 0..<sectionCount {
+            try pad(to: l.offsets[i])
+            switch i {
+            case 0: try index.coarse.withUnsafeBytes { try write($0) }
+            case 1: try pq.centroids.withUnsafeBytes { try write($0) }
+            case 2: try sizes.bytes.withUnsafeBytes { try write($0) }
+            case 3: for list in index.lists where !list.codes.isEmpty { try list.codes.withUnsafeBytes { try write($0) } }
+            case 4: for list in index.lists where !list.ids.isEmpty { try list.ids.withUnsafeBytes { try write($0) } }
+            default: if !tomb.isEmpty { try tomb.withUnsafeBytes { try write($0) } }
+            }
+            at = l.offsets[i] + l.lengths[i]
+        }
+    }
+
+    /// The encoding of `index` as one byte array.
+    public static func encode(_ index: IVFPQIndex) throws -> [UInt8] {
+        var out = [UInt8]()
+        try encode(index) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Loads an index from `bytes` (copied).
+    public static func decode(_ bytes: [UInt8], verify: Verification = .full) throws -> IVFPQIndex {
+        try bytes.withUnsafeBytes { try decode($0, verify: verify) }
+    }
+
+    /// Loads an index from `bytes` (any alignment; a mapped file works), copying what it keeps: the
+    /// buffer is not referenced after the call. The loaded index has no `vectorSource`. Throws
+    /// `IndexError` (`.corrupt`, `.unsupportedVersion`) on any input that breaks this file's rules.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, verify: Verification = .full) throws -> IVFPQIndex {
+        guard bytes.count >= headerSize, let base = bytes.baseAddress else {
+            throw IndexError(.corrupt, "input of \(bytes.count) bytes is shorter than the \(headerSize)-byte header", offset: bytes.count)
+        }
+        func u32(_ o: Int) -> UInt32 { base.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
+        func u64(_ o: Int) -> UInt64 { base.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+        func corrupt(_ message: String, _ offset: Int) -> IndexError { IndexError(.corrupt, message, offset: offset) }
+
+        guard Array(bytes[0..<8]) == magic else { throw corrupt("bad magic: not an IVF-PQ index", 0) }
+        let version = u32(8)
+        guard version == Self.version else {
+            throw IndexError(.unsupportedVersion, "format version \(version); this build reads version \(Self.version)", offset: 8)
+        }
+        guard u32(12) == UInt32(headerSize) else { throw corrupt("header size \(u32(12)), expected \(headerSize)", 12) }
+        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<252])) == u32(252) else {
+            throw corrupt("header checksum mismatch", 252)
+        }
+        guard u32(16) == 0 else { throw corrupt("unknown flags \(u32(16))", 16) }
+        guard let metric = metric(fromCode: bytes[20]) else { throw corrupt("unknown metric code \(bytes[20])", 20) }
+        guard bytes[21] == 8 else { throw corrupt("\(bytes[21]) bits per code byte; only 8 is supported", 21) }
+        let d = Int(u32(24)), nl = Int(u32(28)), m = Int(u32(32)), nprobe = Int(u32(36)), rerank = Int(u32(40))
+        guard (1...65_536).contains(d) else { throw corrupt("dimension \(d) outside 1...65536", 24) }
+        guard (1...(1 << 20)).contains(nl) else { throw corrupt("nlist \(nl) outside 1...2^20", 28) }
+        guard (1...4096).contains(m), m <= d, d % m == 0 else { throw corrupt("m \(m) does not divide the dimension \(d)", 32) }
+        guard (1...nl).contains(nprobe) else { throw corrupt("nprobe \(nprobe) outside 1...nlist", 36) }
+        guard rerank <= 1 << 24 else { throw corrupt("rerank \(rerank) above 2^24", 40) }
+        let count64 = u64(48), deleted64 = u64(56)
+        // Every vector takes at least m + 8 bytes of input: larger counts cannot fit any valid input.
+        guard count64 <= UInt64(bytes.count) else { throw corrupt("count \(count64) larger than the input", 48) }
+        guard deleted64 <= count64 else { throw corrupt("deletedCount \(deleted64) above count \(count64)", 56) }
+        let count = Int(count64), deletedCount = Int(deleted64)
+        guard let l = layout(dimension: d, nlist: nl, m: m, count: count, deleted: deletedCount) else {
+            throw corrupt("section sizes overflow", 48)
+        }
+        var crcs = [UInt32](repeating: 0, count: sectionCount)
+        for i in 0..<sectionCount {
+            let e = tableOffset + 24 * i
+            guard u64(e) == UInt64(l.offsets[i]), u64(e + 8) == UInt64(l.lengths[i]), u32(e + 20) == 0 else {
+                throw corrupt("section \(i) at \(u64(e)) of \(u64(e + 8)) bytes; the header implies \(l.offsets[i]) of \(l.lengths[i])", e)
+            }
+            crcs[i] = u32(e + 16)
+        }
+        guard bytes.count == l.total else {
+            throw corrupt("input of \(bytes.count) bytes; the header implies \(l.total)", min(bytes.count, l.total))
+        }
+        func section(_ i: Int) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(rebasing: bytes[l.offsets[i] ..< l.offsets[i] + l.lengths[i]])
+        }
+        if verify == .full {
+            for i in 0..<sectionCount where CRC32C.checksum(section(i)) != crcs[i] {
+                throw corrupt("checksum mismatch in section \(i)", l.offsets[i])
+            }
+        }
+
+        func floats(_ i: Int) throws -> [Float] {
+            let n = l.lengths[i] / 4
+            var out = [Float](repeating: 0, count: n)
+            let s = base + l.offsets[i]
+            for j in 0..<n {
+                let v = Float(bitPattern: s.loadUnaligned(fromByteOffset: 4 * j, as: UInt32.self).littleEndian)
+                guard v.isFinite else { throw corrupt("a non-finite centroid component", l.offsets[i] + 4 * j) }
+                out[j] = v
+            }
+            return out
+        }
+        let coarse = try floats(0)
+        let pq: ProductQuantizer
+        do {
+            pq = try ProductQuantizer(dimension: d, subspaces: m, centroids: try floats(1))
+        } catch let e as IndexError where e.code == .invalidParameter {
+            throw corrupt(e.message, l.offsets[1])
+        }
+        var sizes = [Int](repeating: 0, count: nl)
+        var total = 0
+        for i in 0..<nl {
+            let s = u64(l.offsets[2] + 8 * i)
+            guard s <= UInt64(count - total) else { throw corrupt("list \(i) overruns the \(count) vectors", l.offsets[2] + 8 * i) }
+            sizes[i] = Int(s)
+            total += Int(s)
+        }
+        guard total == count else { throw corrupt("list sizes sum to \(total), count is \(count)", l.offsets[2]) }
+
+        // Ids: dense (a permutation of 0..<count) needs no set; otherwise build one, rejecting duplicates.
+        func id(_ i: Int) -> Int64 { Int64(bitPattern: u64(l.offsets[4] + 8 * i)) }
+        var seen = [UInt64](repeating: 0, count: (count + 63) / 64)
+        var dense = true
+        for i in 0..<count {
+            let v = id(i)
+            guard v >= 0, v < Int64(count) else { dense = false; break }
+            let w = Int(v >> 6), bit = UInt64(1) << UInt64(v & 63)
+            guard seen[w] & bit == 0 else { throw corrupt("id \(v) appears twice", l.offsets[4] + 8 * i) }
+            seen[w] |= bit
+        }
+        seen = []
+        var idSet: Set<Int64>? = nil
+        if !dense {
+            var set = Set<Int64>(minimumCapacity: count)
+            for i in 0..<count {
+                guard set.insert(id(i)).inserted else { throw corrupt("id \(id(i)) appears twice", l.offsets[4] + 8 * i) }
+            }
+            idSet = set
+        }
+        var deleted = Set<Int64>(minimumCapacity: deletedCount)
+        var previous = Int64.min
+        for i in 0..<deletedCount {
+            let o = l.offsets[5] + 8 * i
+            let v = Int64(bitPattern: u64(o))
+            guard i == 0 || v > previous else { throw corrupt("tombstones not strictly increasing", o) }
+            let stored = idSet.map { $0.contains(v) } ?? (v >= 0 && v < Int64(count))
+            guard stored else { throw corrupt("tombstone \(v) is not an id of the index", o) }
+            deleted.insert(v)
+            previous = v
+        }
+
+        var lists = [IVFPQIndex.InvertedList](repeating: IVFPQIndex.InvertedList(), count: nl)
+        var at = 0
+        for i in 0..<nl where sizes[i] > 0 {
+            let n = sizes[i]
+            lists[i].codes = Array(UnsafeRawBufferPointer(rebasing: bytes[l.offsets[3] + at * m ..< l.offsets[3] + (at + n) * m]))
+            lists[i].ids = (0..<n).map { id(at + $0) }
+            at += n
+        }
+        let parameters = IVFPQParameters(nlist: nl, subspaces: m, nprobe: nprobe, rerank: rerank)
+        return IVFPQIndex(decoded: d, metric: metric, parameters: parameters, coarse: coarse, pq: pq,
+                          lists: lists, count: count, deleted: deleted, idSet: idSet)
+    }
+
+    static func metricCode(_ m: Metric) -> UInt8 { HNSWCodec.metricCode(m) }
+    static func metric(fromCode c: UInt8) -> Metric? { HNSWCodec.metric(fromCode: c) }
+}
