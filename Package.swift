@@ -53,8 +53,8 @@ let package = Package(
         .target(name: "QuiverTestSupport", dependencies: ["QuiverStorage"], path: "Tests/QuiverTestSupport"),
         .testTarget(name: "QuiverCoreTests", dependencies: ["QuiverCore"]),
         .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage", "QuiverTestSupport"]),
-        .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex"]),
-        .testTarget(name: "QuiverEncoderTests", dependencies: ["QuiverEncoder"]),
+        .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex", "QuiverTestSupport"]),
+        .testTarget(name: "QuiverEncoderTests", dependencies: ["QuiverEncoder", "QuiverTestSupport"]),
         .testTarget(name: "QuiverTextTests", dependencies: ["QuiverText", "QuiverCore"]),
         .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverCrashWriter"]),
     ]

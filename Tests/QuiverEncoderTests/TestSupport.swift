@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverTestSupport
 @testable import QuiverEncoder
 
 /// Paths and shared objects of the encoder tests.
@@ -8,10 +9,8 @@ enum TestSupport {
     static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// `../shared/fixtures/<name>` next to the repository.
-    static func fixture(_ name: String) -> URL {
-        repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/\(name)")
-    }
+    /// `fixtures/<name>` in the shared folder (see `SharedData`).
+    static func fixture(_ name: String) -> URL { SharedData.fixture(name) }
 
     /// One reference record of `minilm_reference.jsonl`.
     struct Reference: Sendable {

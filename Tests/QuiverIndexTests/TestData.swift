@@ -1,13 +1,12 @@
 import Foundation
 import QuiverCore
+import QuiverTestSupport
 @testable import QuiverIndex
 
 /// Real and synthetic data for the index tests.
 enum TestData {
-    /// `../shared/data` beside the repository root (this file is Tests/QuiverIndexTests/TestData.swift).
-    static let sharedData: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/data")
+    /// The shared evaluation data (see `SharedData`).
+    static let sharedData: URL = SharedData.directory.appendingPathComponent("data")
 
     /// Reads an `.fvecs` file: per vector, int32 LE dimension then that many float32.
     static func fvecs(_ url: URL) throws -> Matrix {

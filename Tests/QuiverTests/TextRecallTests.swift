@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverTestSupport
 import QuiverEncoder
 import QuiverIndex
 @testable import Quiver
@@ -8,8 +9,7 @@ import QuiverIndex
 /// encoder, the 300 SciFact claims as queries, recall@10 against the exact flat index with the
 /// default parameters (M 16, efConstruction 200, efSearch 64).
 struct TextRecallTests {
-    static let data = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/scifact")
+    static let data = SharedData.data("scifact")
 
     static func texts(_ file: String, field: String) throws -> [String] {
         let lines = try String(contentsOf: data.appendingPathComponent(file), encoding: .utf8).split(separator: "\n")
