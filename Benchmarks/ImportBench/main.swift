@@ -8,6 +8,9 @@
 import Foundation
 import Quiver
 
+/// Prints a line unbuffered, so that progress shows (and survives a crash) when piped to a file.
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 let args = CommandLine.arguments
 func option(_ name: String) -> String? { args.firstIndex(of: name).map { args[$0 + 1] } }
 let data = option("--data") ?? "../shared/data/scifact"
@@ -57,9 +60,9 @@ if !args.contains("--skip-text") {
     db.waitForMaintenance()
     let seconds = Date().timeIntervalSince(t)
     let rate = Double(report.imported) / seconds
-    print(String(format: "text import: %d documents in %.1f s = %.1f docs/s; bare encoder %.1f texts/s; import/encoder = %.3f",
+    say(String(format: "text import: %d documents in %.1f s = %.1f docs/s; bare encoder %.1f texts/s; import/encoder = %.3f",
                  report.imported, seconds, rate, bare, rate / bare))
-    print("  time: " + shares(db.timings, total: seconds))
+    say("  time: " + shares(db.timings, total: seconds))
     summary["text"] = ["documents": report.imported, "docs_per_second": rate, "bare_encoder_per_second": bare, "ratio": rate / bare,
                        "encoding_s": db.timings.encodingSeconds, "log_s": db.timings.logSeconds, "fsync_s": db.timings.fsyncSeconds,
                        "lmdb_s": db.timings.lmdbSeconds, "indexing_s": db.timings.indexingSeconds, "total_s": seconds]
@@ -98,12 +101,12 @@ if !args.contains("--skip-vectors") {
     let written = Date().timeIntervalSince(t)
     db.waitForMaintenance()
     let seconds = Date().timeIntervalSince(t)
-    print(String(format: "vector import: %d %d-d vectors from %@: written in %.1f s (%.0f rows/s), indexed (sealed) after %.1f s (%.0f rows/s)",
+    say(String(format: "vector import: %d %d-d vectors from %@: written in %.1f s (%.0f rows/s), indexed (sealed) after %.1f s (%.0f rows/s)",
                  report.imported, dimension, path, written, Double(report.imported) / written, seconds, Double(report.imported) / seconds))
-    print("  time: " + shares(db.timings, total: seconds) + " (indexing runs in the background, beside the writes)")
+    say("  time: " + shares(db.timings, total: seconds) + " (indexing runs in the background, beside the writes)")
     summary["vectors"] = ["rows": report.imported, "dimension": dimension, "written_rows_per_second": Double(report.imported) / written,
                           "indexed_rows_per_second": Double(report.imported) / seconds, "log_s": db.timings.logSeconds,
                           "fsync_s": db.timings.fsyncSeconds, "lmdb_s": db.timings.lmdbSeconds, "indexing_s": db.timings.indexingSeconds, "total_s": seconds]
     db.close()
 }
-print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+say(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))

@@ -23,7 +23,8 @@ extension Collection {
     /// continues after the last imported row, with no duplicates and nothing missing.
     public func importFile(_ path: String, options: ImportOptions = ImportOptions(),
                            progress: ((ImportProgress) -> Void)? = nil) throws -> ImportReport {
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        // Reading through a symbolic link is fine (an import writes nothing but the database).
+        let absolute = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
         let attributes: [FileAttributeKey: Any]
         do { attributes = try FileManager.default.attributesOfItem(atPath: absolute) } catch {
             throw QuiverError.badInput(file: path, line: 0, reason: "cannot read the file: \(error.localizedDescription)")
