@@ -82,6 +82,7 @@ struct CLITests {
         let s = try JSONDecoder().decode(DatabaseStats.self, from: Data(stats.stdout.utf8))
         #expect(s.collections.first?.documents == 2)
         #expect(s.collections.first?.index?.sealedVectors == 3 && s.collections.first?.index?.deletedVectors == 1)
+        #expect(s.collections.first?.index?.kinds == ["hnsw"])
     }
 
     @Test func errorsAreOneLineWithExitCodes() throws {

@@ -498,7 +498,8 @@ extension Database {
                 }
                 var index: IndexStats?
                 if let f = segments.segments(info.number)?.figures() {
-                    index = IndexStats(sealedSegments: f.sealed, sealedVectors: f.sealedVectors, deletedVectors: f.deleted,
+                    index = IndexStats(kinds: (f.mutable > 0 || f.sealed == 0 ? ["flat"] : []) + (f.sealed > 0 ? ["hnsw"] : []),
+                                       sealedSegments: f.sealed, sealedVectors: f.sealedVectors, deletedVectors: f.deleted,
                                        mutableVectors: f.mutable, memoryBytes: f.memory, lastMaintenanceError: segments.lastMaintenanceError)
                 }
                 out.append(.init(name: info.name, dimension: info.dimension, metric: info.metric, documents: Int(count),

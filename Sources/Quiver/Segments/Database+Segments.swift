@@ -25,6 +25,8 @@ extension Database {
 
 /// Index figures of one collection, for `stats`.
 public struct IndexStats: Sendable, Codable, Equatable {
+    /// The index kinds in use: `flat` (the mutable segment, searched exactly) and `hnsw` (sealed segments).
+    public var kinds: [String]
     /// Sealed HNSW segments.
     public var sealedSegments: Int
     /// Vectors in sealed segments, deleted ones included.

@@ -148,9 +148,10 @@ struct StatsCommand: CLICommand {
         context.line("Segments        \(formatBytes(s.segmentBytes))")
         context.line()
         if s.collections.isEmpty { context.line("No collections"); return }
-        context.table(["COLLECTION", "DOCUMENTS", "DIMENSION", "METRIC", "STORED", "SEGMENTS", "SEALED", "DELETED", "MUTABLE", "INDEX MEMORY"], s.collections.map {
+        context.table(["COLLECTION", "DOCUMENTS", "DIMENSION", "METRIC", "STORED", "INDEX", "SEGMENTS", "SEALED", "DELETED", "MUTABLE", "INDEX MEMORY"], s.collections.map {
             let i = $0.index
             return [$0.name, String($0.documents), String($0.dimension), $0.metric.rawValue, formatBytes($0.storedBytes),
+                    i?.kinds.joined(separator: "+") ?? "-",
                     String(i?.sealedSegments ?? 0), String(i?.sealedVectors ?? 0), String(i?.deletedVectors ?? 0),
                     String(i?.mutableVectors ?? 0), formatBytes(i?.memoryBytes ?? 0)]
         })
