@@ -38,8 +38,14 @@ public struct ByteWriter: Sendable {
 
     /// Appends `floats` as little-endian float32 with no length prefix.
     public mutating func write(floats: [Float]) {
+        #if _endian(little)
+        // The host's layout is the format's: one bulk copy (a 384-d import spent 16% of its time
+        // here when this appended float by float).
+        floats.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        #else
         bytes.reserveCapacity(bytes.count + floats.count * 4)
         for f in floats { appendLE(f.bitPattern) }
+        #endif
     }
 
     private mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
@@ -130,7 +136,14 @@ public struct ByteReader {
     public mutating func readFloats(_ count: Int) throws -> [Float] {
         guard count >= 0, remaining / 4 >= count else { throw CodecError("unexpected end of data reading \(count) floats", offset: offset) }
         var out = [Float](repeating: 0, count: count)
+        #if _endian(little)
+        out.withUnsafeMutableBytes { o in
+            bytes.withUnsafeBytes { b in o.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[offset..<(offset + 4 * count)])) }
+        }
+        offset += 4 * count
+        #else
         for i in 0..<count { out[i] = Float(bitPattern: try readLE(UInt32.self)) }
+        #endif
         return out
     }
 }
