@@ -86,34 +86,12 @@ public enum HNSWCodec {
         case structure
     }
 
-    struct Layout {
-        var offsets = [Int](repeating: 0, count: 6)
-        var lengths = [Int](repeating: 0, count: 6)
-        var total = 0
-    }
-
     /// The section layout of an index with these sizes, or nil if it would overflow Int.
-    static func layout(count: Int, elementSize: Int, upperWords: Int) -> Layout? {
-        var l = Layout()
-        let perElement: [Int] = [elementSize, 8, 1, 4]
-        for i in 0..<4 {
-            let (v, o) = count.multipliedReportingOverflow(by: perElement[i])
-            if o { return nil }
-            l.lengths[i] = v
-        }
-        let (up, o1) = upperWords.multipliedReportingOverflow(by: 4)
-        if o1 { return nil }
-        l.lengths[4] = up
-        l.lengths[5] = (count / 64 + (count % 64 == 0 ? 0 : 1)) * 8
-        var at = headerSize
-        for i in 0..<6 {
-            l.offsets[i] = at
-            let (end, o2) = at.addingReportingOverflow(l.lengths[i])
-            if o2 || end > Int.max - 64 { return nil }
-            at = i == 5 ? end : (end + 63) & ~63
-        }
-        l.total = at
-        return l
+    static func layout(count: Int, elementSize: Int, upperWords: Int) -> SectionLayout? {
+        SectionLayout(headerSize: headerSize, sections: [
+            (count, elementSize), (count, 8), (count, 1), (count, 4), (upperWords, 4),
+            (count / 64 + (count % 64 == 0 ? 0 : 1), 8),
+        ])
     }
 
     /// The number of bytes `encode` writes for `index`.

@@ -75,30 +75,11 @@ public enum IVFPQCodec {
         case structure
     }
 
-    struct Layout {
-        var offsets = [Int](repeating: 0, count: 6)
-        var lengths = [Int](repeating: 0, count: 6)
-        var total = 0
-    }
-
     /// The layout for these sizes, or nil on Int overflow.
-    static func layout(dimension d: Int, nlist: Int, m: Int, count: Int, deleted: Int) -> Layout? {
-        var l = Layout()
-        let products: [(Int, Int)] = [(nlist * d, 4), (m * 256 * (d / m), 4), (nlist, 8), (count, m), (count, 8), (deleted, 8)]
-        for (i, (a, b)) in products.enumerated() {
-            let (v, o) = a.multipliedReportingOverflow(by: b)
-            if o { return nil }
-            l.lengths[i] = v
-        }
-        var at = headerSize
-        for i in 0..<sectionCount {
-            l.offsets[i] = at
-            let (end, o) = at.addingReportingOverflow(l.lengths[i])
-            if o || end > Int.max - 64 { return nil }
-            at = i == sectionCount - 1 ? end : (end + 63) & ~63
-        }
-        l.total = at
-        return l
+    static func layout(dimension d: Int, nlist: Int, m: Int, count: Int, deleted: Int) -> SectionLayout? {
+        SectionLayout(headerSize: headerSize, sections: [
+            (nlist * d, 4), (m * 256 * (d / m), 4), (nlist, 8), (count, m), (count, 8), (deleted, 8),
+        ])
     }
 
     /// Writes the encoding of `index` through `write`, in file order. Throws
