@@ -118,7 +118,7 @@ struct SegmentTests {
         let segDir = dir.path + "/segments/1"
         let kept = try FileSystem.list(segDir)
         #expect(kept.count == 1)
-        try FileSystem.writeAtomically([1, 2, 3], to: segDir + "/" + SegmentRecord.fileName(99))
+        try FileSystem.writeAtomically([1, 2, 3], to: segDir + "/" + SegmentRecord.fileName(99, kind: SegmentRecord.hnsw))
         try FileSystem.writeAtomically([1, 2, 3], to: segDir + "/00000000000000000007.hnsw.tmp")
         try FileSystem.createDirectory(dir.path + "/segments/42")
         let db = try Database(path: dir.path)

@@ -187,7 +187,7 @@ public final class Database: @unchecked Sendable {
         guard options.textCompressionThreshold >= 0 else {
             throw QuiverError.invalidArgument("the text compression threshold must not be negative")
         }
-        try options.index.validate()
+        try options.index.validate(dimension: d)
         let info: CollectionInfo = try write { txn in
             if try txn.contains(tables.catalog, Array(name.utf8)) { throw QuiverError.collectionExists(name) }
             let next = try txn.get(tables.meta, Array("next_collection".utf8)).map { try ByteReader($0).readUInt32Value() } ?? 1
@@ -498,9 +498,15 @@ extension Database {
                 }
                 var index: IndexStats?
                 if let f = segments.segments(info.number)?.figures() {
-                    index = IndexStats(kinds: (f.mutable > 0 || f.sealed == 0 ? ["flat"] : []) + (f.sealed > 0 ? ["hnsw"] : []),
-                                       sealedSegments: f.sealed, sealedVectors: f.sealedVectors, deletedVectors: f.deleted,
-                                       mutableVectors: f.mutable, memoryBytes: f.memory, lastMaintenanceError: segments.lastMaintenanceError)
+                    let sealed = f.filter { $0.kind != .flat }
+                    let flat = f.first { $0.kind == .flat }
+                    index = IndexStats(configuredKind: info.indexSettings.kind, kinds: f.map(\.kind.rawValue),
+                                       sealedSegments: sealed.reduce(0) { $0 + $1.segments },
+                                       sealedVectors: sealed.reduce(0) { $0 + $1.vectors },
+                                       deletedVectors: sealed.reduce(0) { $0 + $1.deletedVectors },
+                                       mutableVectors: (flat?.vectors ?? 0) - (flat?.deletedVectors ?? 0),
+                                       memoryBytes: f.reduce(0) { $0 + $1.memoryBytes }, byKind: f,
+                                       lastMaintenanceError: segments.lastMaintenanceError)
                 }
                 out.append(.init(name: info.name, dimension: info.dimension, metric: info.metric, documents: Int(count),
                                  storedBytes: bytes, encoder: info.encoder?.name, index: index))

@@ -127,10 +127,9 @@ extension Database {
         // Segment files: read back from disk and checked in full.
         let records = try Manifest.records(c, txn: txn, tables: tables)
         for record in records {
-            let path = segments.directory(c) + "/" + SegmentRecord.fileName(record.id)
+            let path = segments.directory(c) + "/" + record.fileName
             do {
-                let mapped = try MappedFile(path: path)
-                let index = try HNSWCodec.decode(mapped.bytes, inPlace: mapped, verify: .full)
+                let index = try SegmentManager.readSegment(path, kind: record.kind)
                 if index.count != Int(record.vectors) { problem("segment file \(path) holds \(index.count) vectors; the manifest says \(record.vectors)") }
                 report.segmentFiles += 1
             } catch {

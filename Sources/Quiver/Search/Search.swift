@@ -17,15 +17,23 @@ public struct SearchOptions: Sendable {
     public var exact = false
     /// HNSW candidate list size for this search (default: the collection's `efSearch`; at least k).
     public var efSearch: Int?
+    /// IVF-PQ lists probed by this search (default: the collection's `nprobe`); a filter widens it.
+    public var nprobe: Int?
+    /// IVF-PQ candidates re-ranked with full vectors by this search (default: the collection's
+    /// `rerank`; at least k).
+    public var rerank: Int?
     /// Only documents whose metadata matches this filter are returned (k of them whenever at least
     /// k match).
     public var filter: Filter?
 
-    public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil, filter: Filter? = nil) {
+    public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil,
+                nprobe: Int? = nil, rerank: Int? = nil, filter: Filter? = nil) {
         self.includeText = includeText
         self.includeVector = includeVector
         self.exact = exact
         self.efSearch = efSearch
+        self.nprobe = nprobe
+        self.rerank = rerank
         self.filter = filter
     }
 }
@@ -101,20 +109,35 @@ extension Collection {
         // The allowed rows go to every segment as a bitset: the exact segments scan them, and an HNSW
         // segment scans the allowed rows exactly when that costs less than a graph search that must
         // pass over the rows it may not return (allowed^2 < ef * M0 * n), else searches the graph
-        // with the filter, completing with an exact scan when the graph yields fewer than k.
+        // with the filter, completing with an exact scan when the graph yields fewer than k. An
+        // IVF-PQ segment probes nprobe / (allowed share) lists, so that about as many allowed codes
+        // are scored as without a filter, widens further when they hold fewer than k allowed vectors,
+        // and scans the allowed rows exactly when they are few.
         guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
+        if let p = options.nprobe, !(1...(1 << 20)).contains(p) { throw QuiverError.invalidArgument("nprobe must be between 1 and 1048576, not \(p)") }
+        if let r = options.rerank, !(0...(1 << 24)).contains(r) { throw QuiverError.invalidArgument("rerank must be between 0 and 16777216, not \(r)") }
+        if let e = options.efSearch, !(1...(1 << 20)).contains(e) { throw QuiverError.invalidArgument("efSearch must be between 1 and 1048576, not \(e)") }
         let allow = allowed.map { AllowFilter.bitset($0) }
+        let settings = info.indexSettings
+        let parameters = SegmentSearchParameters(efSearch: options.efSearch ?? settings.efSearch, nprobe: options.nprobe ?? settings.nprobe,
+                                                 rerank: options.rerank ?? settings.rerank,
+                                                 allowedShare: allowed == nil ? nil : Double(allowedCount) / Double(max(documents, 1)))
         // A few more than k: a row deleted between the index search and the snapshot below is skipped.
-        let hits = try wrapIndex { try segments.search(vector, k: k + 8, efSearch: options.efSearch, allow: allow) }
+        let hits = try wrapIndex { try segments.search(vector, k: k + 8, parameters: parameters, allow: allow) }
         return try database.readTransaction { txn in
             try checkExists(txn)
             var out: [SearchResult] = []
             for hit in hits where out.count < k {
                 if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
             }
-            return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter",
-                              allowed == nil ? "no filter" : "the segments choose an exact scan of the \(allowedCount) allowed rows or a filtered graph search",
-                              out.count))
+            var reason = allowed == nil ? "no filter" : "the segments choose an exact scan of the \(allowedCount) allowed rows or a filtered graph search"
+            let lists = segments.ivfListCounts()
+            if let nlist = lists.max() {
+                reason += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist)) of \(nlist) lists"
+                    + (allowed == nil ? "" : " (nprobe \(parameters.nprobe) widened by the allowed share)")
+                    + " and re-rank \(max(parameters.rerank, k + 8)) candidates"
+            }
+            return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter", reason, out.count))
         }
     }
 
