@@ -25,6 +25,24 @@ extension IVFPQIndex {
                           lists: [InvertedList](repeating: InvertedList(), count: p.nlist), count: 0, deleted: [], idSet: nil)
     }
 
+    /// This index with another limit on the L2/cosine precomputed tables (`IVFPQParameters.precomputedTableLimit`;
+    /// 0 computes tables per probed list at query time instead of keeping nlist * m * 1 KiB of them):
+    /// a new index sharing this one's codebook, lists and tombstones (copied on write).
+    public func withPrecomputedTableLimit(_ bytes: Int) throws -> IVFPQIndex {
+        guard let pq else { throw IndexError(.invalidParameter, "an untrained IVF-PQ index has no tables") }
+        var p = parameters
+        p.precomputedTableLimit = max(0, bytes)
+        let copy = IVFPQIndex(decoded: dimension, metric: metric, parameters: p, coarse: coarse, pq: pq,
+                              lists: lists, count: count, deleted: deleted, idSet: idSet)
+        copy.nprobe = nprobe
+        copy.rerank = rerank
+        copy.vectorSource = vectorSource
+        return copy
+    }
+
+    /// Whether the precomputed tables are kept.
+    public var hasPrecomputedTables: Bool { !precomputed.isEmpty }
+
     /// Whether `other` was trained to the same codebook (coarse centroids and PQ), so that its codes
     /// mean the same here.
     public func sharesCodebook(with other: IVFPQIndex) -> Bool {
