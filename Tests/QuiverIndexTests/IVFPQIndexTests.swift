@@ -136,3 +136,26 @@ struct IVFPQIndexTests {
         #expect(index.count == 1202)
     }
 }
+
+/// The two ways of scoring codes under L2 and cosine: precomputed per-list tables (FAISS's
+/// decomposition, plus the list's coarse distance) and per-list tables of whole residual distances
+/// (no base term) give the same ADC distances up to rounding.
+struct IVFPQTableTests {
+    @Test(arguments: [Metric.l2, .cosine])
+    func precomputedAndPerListTablesAgree(metric: Metric) throws {
+        let all = TestData.clustered(n: 2_020, dimension: 32, seed: 3)
+        let data = Matrix(dimension: 32, storage: Array(all.storage[0 ..< 2_000 * 32]))
+        let queries = Matrix(dimension: 32, storage: Array(all.storage[(2_000 * 32)...]))
+        let with = try IVFPQIndex(dimension: 32, metric: metric, parameters: IVFPQParameters(nlist: 16, subspaces: 8, nprobe: 16, rerank: 0))
+        try with.train(data)
+        try with.add(data, ids: (0..<2_000).map { Int64($0) })
+        let without = try with.withPrecomputedTableLimit(0)
+        #expect(with.hasPrecomputedTables && !without.hasPrecomputedTables)
+        let a = try with.search(queries, k: 20, nprobe: 16, rerank: 0, allow: nil)
+        let b = try without.search(queries, k: 20, nprobe: 16, rerank: 0, allow: nil)
+        for (x, y) in zip(a, b) {
+            #expect(x.count == y.count)
+            for (u, v) in zip(x, y) { #expect(abs(u.distance - v.distance) <= 1e-3 * max(1, abs(u.distance)), "\(u) vs \(v)") }
+        }
+    }
+}

@@ -570,7 +570,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let n = list.ids.count
         if n == 0 { return }
         let m = pq.subspaces, d = dimension
-        let base = ctx.coarseBase[l]
+        // Without precomputed tables an L2 table holds the whole ||(q - y_l)_j - c||^2: no base term.
+        let base = metric != .dot && precomputed.isEmpty ? 0 : ctx.coarseBase[l]
         let hasDeleted = !deleted.isEmpty
         // The table of this list.
         let table: UnsafePointer<Float>
