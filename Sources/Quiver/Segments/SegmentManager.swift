@@ -436,6 +436,12 @@ final class SegmentManager: @unchecked Sendable {
         file.close()
         try FileSystem.rename(tmp, path)
         try FileSystem.syncDirectory(segs.directory)
+        // Mapped before the manifest names it: once the transaction below commits, nothing may fail,
+        // or the in-memory segments would no longer match the manifest (and the next seal or merge
+        // would record the same rows twice).
+        let info = CollectionInfo(name: segs.name, dimension: segs.dimension, metric: segs.metric, encoder: nil,
+                                  textCompressionThreshold: 0, createdAt: Date(), number: c, index: segs.settings)
+        let mapped = try openSegment(path, kind: index.recordKind, info: info)
         let record = SegmentRecord(id: id, kind: index.recordKind, vectors: UInt64(index.count), minRow: minRow, maxRow: maxRow, fileBytes: UInt64(offset))
         let recorded: Bool = try env.write { txn in
             guard try txn.contains(tables.counters, Keys.collection(c)) else { return false }
@@ -452,9 +458,7 @@ final class SegmentManager: @unchecked Sendable {
             try? FileSystem.remove(path)
             return nil
         }
-        let info = CollectionInfo(name: segs.name, dimension: segs.dimension, metric: segs.metric, encoder: nil,
-                                  textCompressionThreshold: 0, createdAt: Date(), number: c, index: segs.settings)
-        return SealedSegment(record: record, index: try openSegment(path, kind: record.kind, info: info), path: path)
+        return SealedSegment(record: record, index: mapped, path: path)
     }
 
     // MARK: - Compaction
