@@ -104,6 +104,9 @@ public final class Database: @unchecked Sendable {
             case .full: durability = .full
             case .relaxed(let ms): durability = .relaxed(milliseconds: max(1, ms))
             }
+            // The log may be behind LMDB (a power loss can keep an LMDB commit and lose the log
+            // records before it); the log then drops its files, so LMDB's state must be durable first.
+            try env.sync()
             let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
             var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes, staleReaders: env.staleReadersCleared)
             // Replay what LMDB has not applied, one LMDB transaction per record, in order.
