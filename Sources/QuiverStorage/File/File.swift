@@ -13,6 +13,8 @@ public final class File: @unchecked Sendable {
     public let path: String
     public let descriptor: Int32
     private var closed = false
+    /// Set when this handle took a flock: closing releases it explicitly (see `close`).
+    private var locked = false
 
     /// How to open a file.
     public enum Mode: Sendable {
@@ -43,12 +45,16 @@ public final class File: @unchecked Sendable {
         descriptor = fd
     }
 
-    deinit { if !closed { _ = Glibc.close(descriptor) } }
+    deinit { close() }
 
-    /// Closes the descriptor; later calls on this handle fail with EBADF.
+    /// Closes the descriptor; later calls on this handle fail with EBADF. A lock taken with
+    /// `tryLockExclusive` is released first, explicitly: a flock belongs to the open file
+    /// description, which a child process forked meanwhile shares until its exec, so closing alone
+    /// could leave the lock held for a moment after `close` returned.
     public func close() {
         if !closed {
             closed = true
+            if locked { _ = flock(descriptor, LOCK_UN) }
             _ = Glibc.close(descriptor)
         }
     }
@@ -116,7 +122,10 @@ public final class File: @unchecked Sendable {
     /// Takes an exclusive advisory lock (flock) without waiting; false when another process holds it.
     public func tryLockExclusive() throws -> Bool {
         while true {
-            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 {
+                locked = true
+                return true
+            }
             let e = errno
             if e == EINTR { continue }
             if e == EWOULDBLOCK { return false }
