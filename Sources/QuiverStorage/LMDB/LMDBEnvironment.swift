@@ -30,6 +30,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public private(set) var mapGrowths = 0
     /// Stale reader slots cleared at open.
     public let staleReadersCleared: Int
+    /// Opened with `MDB_RDONLY`: tables are opened, never created, and writes fail.
+    public let readOnly: Bool
 
     /// How commits reach the disk.
     public enum SyncMode: Sendable {
@@ -47,6 +49,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     ///   - maxTables: the most named tables this environment will hold.
     public init(path: String, mapSize: Int = 64 << 20, maxTables: Int = 32, syncMode: SyncMode = .dataSync, readOnly: Bool = false) throws {
         self.path = path
+        self.readOnly = readOnly
         if !readOnly { try FileSystem.createDirectory(path) }
         var e: OpaquePointer?
         try LMDBEnvironment.check(mdb_env_create(&e), "mdb_env_create", path)
@@ -89,6 +92,13 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return info.me_mapsize
     }
 
+    /// The id of the last committed write transaction (by any process): it changes with every commit.
+    public var lastTransactionID: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return info.me_last_txnid
+    }
+
     /// Switches between `dataSync` and `noSync` at run time (LMDB allows toggling these flags).
     public func setSyncMode(_ mode: SyncMode) throws {
         try LMDBEnvironment.check(mdb_env_set_flags(env, UInt32(MDB_NOSYNC), mode == .noSync ? 1 : 0), "mdb_env_set_flags", path)
@@ -115,10 +125,24 @@ public final class LMDBEnvironment: @unchecked Sendable {
             return t
         }
         pthread_mutex_unlock(tableLock)
-        let dbi: MDB_dbi = try write { txn in
-            var dbi: MDB_dbi = 0
-            try LMDBEnvironment.check(mdb_dbi_open(txn.txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))", path)
-            return dbi
+        let dbi: MDB_dbi
+        if readOnly {
+            // A handle opened in a read transaction lives on only if that transaction commits.
+            pthread_rwlock_rdlock(resizeLock)
+            defer { pthread_rwlock_unlock(resizeLock) }
+            let txn = try begin(readOnly: true)
+            var d: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn.txn, name, 0, &d)
+            if rc != 0 { mdb_txn_abort(txn.txn) }
+            try LMDBEnvironment.check(rc, "mdb_dbi_open(\(name))", path)
+            try LMDBEnvironment.check(mdb_txn_commit(txn.txn), "mdb_txn_commit(read)", path)
+            dbi = d
+        } else {
+            dbi = try write { txn in
+                var dbi: MDB_dbi = 0
+                try LMDBEnvironment.check(mdb_dbi_open(txn.txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))", path)
+                return dbi
+            }
         }
         let table = LMDBTable(name: name, dbi: dbi)
         pthread_mutex_lock(tableLock)
