@@ -169,21 +169,26 @@ public final class LMDBEnvironment: @unchecked Sendable {
             do {
                 defer { pthread_rwlock_unlock(resizeLock) }
                 let txn = try begin(readOnly: false)
+                let result: R?
                 do {
-                    let result = try body(txn)
+                    result = try body(txn)
+                } catch let error as StorageError where error.kind == .lmdb && error.code == MDB_MAP_FULL {
+                    mdb_txn_abort(txn.txn)
+                    needsGrowth = true
+                    result = nil
+                } catch {
+                    mdb_txn_abort(txn.txn)
+                    throw error
+                }
+                if let result {
+                    // mdb_txn_commit frees the transaction whether it succeeds or fails: no abort after it.
                     CrashPoints.step("LMDB commit (before)")
                     let rc = mdb_txn_commit(txn.txn)
                     CrashPoints.step("LMDB commit (after)")
                     if rc == MDB_MAP_FULL { needsGrowth = true } else {
-                        try LMDBEnvironment.check(rc, "mdb_txn_commit", path)
+                        try LMDBEnvironment.check(rc, "mdb_txn_commit", path + LMDBEnvironment.spaceNote(rc, path))
                         return result
                     }
-                } catch let error as StorageError where error.kind == .lmdb && error.code == MDB_MAP_FULL {
-                    mdb_txn_abort(txn.txn)
-                    needsGrowth = true
-                } catch {
-                    mdb_txn_abort(txn.txn)
-                    throw error
                 }
             }
             if needsGrowth { try grow() }
@@ -215,6 +220,16 @@ public final class LMDBEnvironment: @unchecked Sendable {
         let newSize = mapSize * 2
         try LMDBEnvironment.check(mdb_env_set_mapsize(env, newSize), "mdb_env_set_mapsize(\(newSize))", path)
         mapGrowths += 1
+    }
+
+    /// For a failed write: LMDB reports a short write (what a full disk gives) as EIO, so say when
+    /// the file system holding `path` is full or nearly.
+    static func spaceNote(_ rc: Int32, _ path: String) -> String {
+        guard rc == EIO || rc == ENOSPC else { return "" }
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return "" }
+        let free = Int(st.f_bavail) * Int(st.f_frsize)
+        return free < 1 << 20 ? " (the file system is full: \(free) bytes free)" : ""
     }
 
     static func check(_ rc: Int32, _ what: String, _ path: String) throws {
