@@ -84,6 +84,41 @@ struct FaultInjectionTests {
         print("fault injection: \(points) fault points (\(summary); EIO once at each, ENOSPC persistent at each but 3 in 4 writes), \(violations) violations, \(failStops) runs fail-stopped, \(carriedOn) carried on after a failed segment step, \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     }
 
+    /// QUIVER_FAULT reaches a child process: the CLI's write fails with the injected ENOSPC, named.
+    @Test func aFaultByEnvironmentInAChildProcess() throws {
+        let dir = TemporaryDirectory()
+        let db = dir.path + "/db"
+        do {
+            let d = try Database(path: db)
+            try d.createCollection("c", dimension: 2)
+            d.close()
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try builtProduct("quiver"))
+        p.arguments = ["put", "c"]
+        var env = ProcessInfo.processInfo.environment
+        env["QUIVER_DB"] = db
+        env["QUIVER_FAULT"] = "fsync:1:ENOSPC:persistent"
+        env["QUIVER_FAULT_ROOT"] = db + "/wal"
+        p.environment = env
+        let input = Pipe(), err = Pipe()
+        p.standardInput = input
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        input.fileHandleForWriting.write(Data(#"{"id":"a","vector":[1,0]}"#.utf8))
+        try input.fileHandleForWriting.close()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1)
+        #expect(message.contains("No space left on device") && message.contains("[injected]") && message.contains(db + "/wal/"), "\(message)")
+        // The write failed after it was logged and applied: after reopen it is wholly there or absent.
+        let d = try Database(path: db)
+        defer { d.close() }
+        let got = try d.collection("c").get("a")
+        #expect(got == nil || got?.vector == [1, 0])
+    }
+
     @Test func powerLossAtEveryFsyncRecovers() throws {
         let dir = TemporaryDirectory(inMemory: true)
         let started = Date()
