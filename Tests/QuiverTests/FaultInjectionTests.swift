@@ -22,31 +22,39 @@ import QuiverTestSupport
 @Suite(.serialized, .enabled(if: FaultInjection.isAvailable, "fault injection is compiled into debug builds only"))
 struct FaultInjectionTests {
     /// Counts the workload's calls per operation.
-    func countCalls(_ dir: String) -> [FaultInjection.Operation: Int] {
+    func countCalls(_ dir: String, options: DatabaseOptions = DatabaseOptions()) -> [FaultInjection.Operation: Int] {
         FaultInjection.install(.init(root: dir + "/count"))
-        let run = SweepRun.run(dir + "/count")
+        let run = SweepRun.run(dir + "/count", options: options)
         let report = FaultInjection.finish()
         #expect(run.openError == nil && run.outcomes.allSatisfy { $0 == nil }, "the workload fails without faults: \(run)")
         return report.counts
     }
 
-    @Test func everyFailedCallStopsCleanlyAndRecovers() throws {
+    /// The default options, and small log files (roll-overs and automatic checkpoints).
+    @Test(arguments: [false, true])
+    func everyFailedCallStopsCleanlyAndRecovers(smallLog: Bool) throws {
         let dir = TemporaryDirectory(inMemory: true)
+        let options = smallLog ? SweepRun.smallLog : DatabaseOptions()
         let started = Date()
-        let counts = countCalls(dir.path)
+        let counts = countCalls(dir.path, options: options)
         var points = 0, violations = 0, failStops = 0, carriedOn = 0
         for operation in FaultInjection.Operation.allCases {
             let total = counts[operation, default: 0]
             for n in 1...max(1, total) where total > 0 {
-                // EIO once at every call; ENOSPC from then on at every call but the writes, where
-                // every 4th (every one with QUIVER_SOAK=1) keeps the run within its time budget.
-                let modes: [(Int32, Bool)] = operation != .write || n % 4 == 1 || CrashRecoveryTests.soak ? [(EIO, false), (ENOSPC, true)] : [(EIO, false)]
+                // To keep within the time budget (QUIVER_SOAK=1 runs every combination):
+                // default options: EIO once at every call, ENOSPC from then on at every other call
+                // (every 4th write); small log files (for roll-overs and automatic checkpoints):
+                // EIO once at every open, fsync, ftruncate, rename and unlink.
+                let soak = CrashRecoveryTests.soak
+                if smallLog && (operation == .write || operation == .mkdir) && !soak { continue }
+                let enospc = soak || (!smallLog && n % (operation == .write ? 4 : 2) == 1)
+                let modes: [(Int32, Bool)] = enospc ? [(EIO, false), (ENOSPC, true)] : [(EIO, false)]
                 for (code, persistent) in modes {
                     points += 1
                     let label = "\(operation.rawValue) #\(n) of \(total), \(code == EIO ? "EIO once" : "ENOSPC from then on")"
                     let db = dir.path + "/f\(points)"
                     FaultInjection.install(.init(root: db, fault: .init(operation, nth: n, errno: code, persistent: persistent)))
-                    let run = SweepRun.run(db)
+                    let run = SweepRun.run(db, options: options)
                     let report = FaultInjection.finish()
                     var problems: [String] = []
                     guard let failed = report.firstFailure else {
@@ -81,7 +89,7 @@ struct FaultInjectionTests {
             }
         }
         let summary = FaultInjection.Operation.allCases.map { "\($0.rawValue) \(counts[$0, default: 0])" }.joined(separator: ", ")
-        print("fault injection: \(points) fault points (\(summary); EIO once at each, ENOSPC persistent at each but 3 in 4 writes), \(violations) violations, \(failStops) runs fail-stopped, \(carriedOn) carried on after a failed segment step, \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        print("fault injection (\(smallLog ? "2 KiB log files" : "default options")): \(points) fault points (\(summary); \(smallLog ? "EIO once at each open, fsync, ftruncate, rename and unlink" : "EIO once at each, ENOSPC persistent at every other call and every 4th write")), \(violations) violations, \(failStops) runs fail-stopped, \(carriedOn) carried on after a failed segment step, \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     }
 
     /// QUIVER_FAULT reaches a child process: the CLI's write fails with the injected ENOSPC, named.
@@ -119,16 +127,18 @@ struct FaultInjectionTests {
         #expect(got == nil || got?.vector == [1, 0])
     }
 
-    @Test func powerLossAtEveryFsyncRecovers() throws {
+    @Test(arguments: [false, true])
+    func powerLossAtEveryFsyncRecovers(smallLog: Bool) throws {
         let dir = TemporaryDirectory(inMemory: true)
+        let options = smallLog ? SweepRun.smallLog : DatabaseOptions()
         let started = Date()
-        let boundaries = countCalls(dir.path)[.fsync, default: 0]
+        let boundaries = countCalls(dir.path, options: options)[.fsync, default: 0]
         #expect(boundaries > 20)
         var violations = 0, lostInFlight = 0
         for n in 1...max(1, boundaries) where boundaries > 0 {
             let db = dir.path + "/p\(n)", image = dir.path + "/p\(n)-image"
             FaultInjection.install(.init(root: db, powerCutAtFsync: n, powerCutImage: image))
-            let run = SweepRun.run(db)
+            let run = SweepRun.run(db, options: options)
             let report = FaultInjection.finish()
             #expect(report.powerCut, "boundary \(n): the power was never cut")
             let acceptable = SweepOracle.acceptableStates(acknowledged: run.acknowledged, inDoubt: run.inDoubt)
@@ -141,6 +151,6 @@ struct FaultInjectionTests {
             try? FileSystem.removeTree(db)
             try? FileSystem.removeTree(image)
         }
-        print("power-loss simulation: \(boundaries) fsync boundaries, \(violations) violations, \(lostInFlight) cuts with a write in flight, \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        print("power-loss simulation (\(smallLog ? "2 KiB log files" : "default options")): \(boundaries) fsync boundaries, \(violations) violations, \(lostInFlight) cuts with a write in flight, \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     }
 }
