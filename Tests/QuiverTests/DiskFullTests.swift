@@ -97,4 +97,76 @@ struct DiskFullTests {
         try c.upsert(batch(9_999))
         #expect(try c.get("b9999-0") != nil)
     }
+
+    /// Fills the file system with a ballast file around a database whose LMDB has free pages to
+    /// reuse, so that the log and then a segment file are the first to need space: a write fails in
+    /// the log (fail-stop), and a compaction fails writing its segment file (the database carries on).
+    @Test(.enabled(if: canMountTmpfs, "mounting a tmpfs needs root (mount(2) with CAP_SYS_ADMIN); skipped without it"))
+    func theLogAndASegmentFileRunOutOfSpaceCleanly() throws {
+        let dir = TemporaryDirectory()
+        let fs = dir.path + "/fs"
+        try FileSystem.createDirectory(fs)
+        #expect(mount("tmpfs", fs, "tmpfs", 0, "size=8m") == 0, "mount: \(String(cString: strerror(errno)))")
+        defer { umount2(fs, Int32(MNT_DETACH)) }
+        let path = fs + "/db", ballast = fs + "/ballast"
+        var rng = SplitMix64(seed: 6)
+        func docs(_ prefix: String, _ n: Int) -> [Document] {
+            (0..<n).map { i in
+                Document(id: "\(prefix)-\(i)", text: String(repeating: "ballast \(i) ", count: 40),
+                         vector: (0..<64).map { _ in Float.random(in: -1...1, using: &rng) })
+            }
+        }
+        /// Fills the file system to the last byte.
+        func fill() {
+            let fd = open(ballast, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            defer { close(fd) }
+            let chunk = [UInt8](repeating: 7, count: 4096)
+            while chunk.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) > 0 {}
+        }
+        let kept = docs("kept", 40)
+        do {
+            let db = try Database(path: path)
+            defer { db.close() }
+            let c = try db.createCollection("c", dimension: 64, metric: .l2, options: CollectionOptions(index: IndexSettings(segmentSize: 100_000)))
+            // Grow LMDB, then free its pages and drop the log: later writes reuse LMDB's pages.
+            for b in 0..<10 { try c.upsert(docs("tmp\(b)", 50)) }
+            for b in 0..<10 { try c.delete(ids: (0..<50).map { "tmp\(b)-\($0)" }) }
+            try db.checkpoint()
+            try c.upsert(kept)
+            fill()
+            // The log needs space first.
+            var message = "no error"
+            for b in 0..<20 {
+                do { try c.upsert(docs("full\(b)", 20)) } catch { message = "\(error)"; break }
+            }
+            #expect(message.contains("No space left on device") && message.contains(path + "/wal/"), "\(message)")
+            #expect(throws: QuiverError.self) { try c.upsert(docs("after", 1)) }
+            #expect(try c.get("kept-3") == kept[3])
+            print("disk full, log first: \(message)")
+        }
+        try FileSystem.remove(ballast)
+        do {
+            let db = try Database(path: path)
+            defer { db.close() }
+            let c = try db.collection("c")
+            #expect(try c.get(ids: kept.map(\.id)) == kept.map { Optional($0) })
+            fill()
+            // A compaction needs space for its segment file: it fails, names the file, and changes nothing.
+            var message = "no error"
+            do { try db.compact("c") } catch { message = "\(error)" }
+            #expect(message.contains("No space left on device") && message.contains(".hnsw"), "\(message)")
+            print("disk full, segment file: \(message)")
+            try FileSystem.remove(ballast)
+            // Not fail-stopped: writes and searches go on, and the next compaction succeeds.
+            try c.upsert(docs("later", 5))
+            #expect(try c.search(vector: kept[7].vector!, k: 1).first?.id == kept[7].id)
+            try db.compact("c")
+            #expect(try db.stats().collections[0].index?.sealedSegments == 1)
+            #expect(try db.verify().ok)
+        }
+        let db = try Database(path: path)
+        defer { db.close() }
+        #expect(try db.collection("c").count() == kept.count + 5 + (try db.collection("c").get("full0-0") == nil ? 0 : 20))
+        #expect(try db.verify().ok)
+    }
 }
