@@ -159,7 +159,11 @@ public enum FileSystem {
             if e == EEXIST && isDirectory(path) { return }
             throw Syscall.error("mkdir", path, e)
         }
-        if !parent.isEmpty { try syncDirectory(parent) }
+        if !parent.isEmpty {
+            // A parent this process may not read (or a file system without directory fsync) cannot
+            // be synced; the directory is still usable, only its entry's durability is the system's.
+            do { try syncDirectory(parent) } catch let e as StorageError where [EACCES, EPERM, EINVAL].contains(e.code) {}
+        }
     }
 
     /// The names in a directory (without `.` and `..`), sorted.
