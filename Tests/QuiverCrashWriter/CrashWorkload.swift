@@ -106,19 +106,45 @@ public enum SweepWorkload {
         return state
     }
 
+    /// Whether operation `i` changes the documents or the collection (the rest only reorganize).
+    public static func changesDocuments(_ i: Int) -> Bool {
+        switch operations[i] {
+        case .create, .upsert, .delete: return true
+        case .compact, .index, .checkpoint: return false
+        }
+    }
+
+    /// The documents after the operations whose indices are in `applied` (in order).
+    public static func state(applying applied: Set<Int>) -> [String: Document] {
+        var state: [String: Document] = [:]
+        for (i, op) in operations.enumerated() where applied.contains(i) {
+            switch op {
+            case .upsert(let d): for x in d { state[x.id] = x }
+            case .delete(let ids): for id in ids { state[id] = nil }
+            default: break
+            }
+        }
+        return state
+    }
+
+    /// Runs operation `i` on `db`.
+    public static func perform(_ i: Int, on db: Database) throws {
+        switch operations[i] {
+        case .create:
+            try db.createCollection(collection, dimension: dimension,
+                                    options: CollectionOptions(index: IndexSettings(segmentSize: 1_000_000)))
+        case .upsert(let d): try db.collection(collection).upsert(d)
+        case .delete(let ids): try db.collection(collection).delete(ids: ids)
+        case .compact: try db.compact(collection)
+        case .index: try db.collection(collection).createPayloadIndex("k", type: .integer)
+        case .checkpoint: try db.checkpoint()
+        }
+    }
+
     /// Runs the workload on `db`, calling `acknowledged(i)` after operation i returns.
     public static func run(_ db: Database, acknowledged: (Int) -> Void) throws {
-        for (i, op) in operations.enumerated() {
-            switch op {
-            case .create:
-                try db.createCollection(collection, dimension: dimension,
-                                        options: CollectionOptions(index: IndexSettings(segmentSize: 1_000_000)))
-            case .upsert(let d): try db.collection(collection).upsert(d)
-            case .delete(let ids): try db.collection(collection).delete(ids: ids)
-            case .compact: try db.compact(collection)
-            case .index: try db.collection(collection).createPayloadIndex("k", type: .integer)
-            case .checkpoint: try db.checkpoint()
-            }
+        for i in operations.indices {
+            try perform(i, on: db)
             acknowledged(i)
         }
     }

@@ -92,6 +92,7 @@ extension Collection {
         if let bad = vector.firstIndex(where: { !$0.isFinite }) {
             throw QuiverError.invalidArgument("query vector component \(bad) is NaN or infinite")
         }
+        try database.refreshIfReadOnly()
         let documents = try count()
         // The filter's allowed rows: payload-index candidates re-checked, or every document read.
         let (allowed, allowedCount0, estimate0, indexesUsed) = try allowedSet(options.filter)

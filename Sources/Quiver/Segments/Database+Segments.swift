@@ -5,6 +5,7 @@ extension Database {
     /// and compacts its sealed segments now, reporting progress; waits for background maintenance
     /// that is already running. Readers and writers keep working meanwhile.
     public func compact(_ collection: String? = nil, progress: (@Sendable (CompactionProgress) -> Void)? = nil) throws {
+        try checkWritable()
         let names = try collection.map { [$0] } ?? collections().map(\.name)
         for name in names {
             let info = try describe(name)

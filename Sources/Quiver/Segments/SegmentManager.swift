@@ -33,12 +33,15 @@ final class SegmentManager: @unchecked Sendable {
     private(set) var orphansRemoved = 0
 
     let timings: TimingsRecorder
+    /// Read-only (another process writes): `load` changes no file, and may run again to catch up.
+    let readOnly: Bool
 
-    init(root: String, env: LMDBEnvironment, tables: Tables, timings: TimingsRecorder) {
+    init(root: String, env: LMDBEnvironment, tables: Tables, timings: TimingsRecorder, readOnly: Bool = false) {
         self.root = root
         self.env = env
         self.tables = tables
         self.timings = timings
+        self.readOnly = readOnly
     }
 
     func directory(_ number: UInt32) -> String { root + "/" + String(number) }
@@ -53,7 +56,16 @@ final class SegmentManager: @unchecked Sendable {
     /// Loads every collection's segments: maps the sealed files named by the manifest (no rebuild),
     /// tombstones rows deleted since they were sealed, rebuilds the mutable segment from the rows
     /// past the sealed mark, and removes files the manifest does not name.
+    /// Read-only, it leaves the files alone and replaces whatever was loaded before.
     func load(_ infos: [CollectionInfo]) throws {
+        if readOnly {
+            var loaded: [UInt32: CollectionSegments] = [:]
+            for info in infos { loaded[info.number] = try loadCollection(info) }
+            lock.lock()
+            collections = loaded
+            lock.unlock()
+            return
+        }
         try FileSystem.createDirectory(root)
         let known = Set(infos.map { String($0.number) })
         for entry in try FileSystem.list(root) where !known.contains(entry) {
@@ -71,13 +83,13 @@ final class SegmentManager: @unchecked Sendable {
     private func loadCollection(_ info: CollectionInfo) throws -> CollectionSegments {
         let c = info.number
         let dir = directory(c)
-        try FileSystem.createDirectory(dir)
         let (records, state) = try env.read { txn in
             (try Manifest.records(c, txn: txn, tables: tables), try Manifest.state(c, txn: txn, tables: tables))
         }
         let named = Set(records.map(\.fileName))
         var removed = false
-        for file in try FileSystem.list(dir) where !named.contains(file) {
+        if !readOnly { try FileSystem.createDirectory(dir) }
+        for file in readOnly ? [] : try FileSystem.list(dir) where !named.contains(file) {
             try FileSystem.remove(dir + "/" + file)
             removed = true
             orphansRemoved += 1
@@ -436,6 +448,12 @@ final class SegmentManager: @unchecked Sendable {
         file.close()
         try FileSystem.rename(tmp, path)
         try FileSystem.syncDirectory(segs.directory)
+        // Mapped before the manifest names it: once the transaction below commits, nothing may fail,
+        // or the in-memory segments would no longer match the manifest (and the next seal or merge
+        // would record the same rows twice).
+        let info = CollectionInfo(name: segs.name, dimension: segs.dimension, metric: segs.metric, encoder: nil,
+                                  textCompressionThreshold: 0, createdAt: Date(), number: c, index: segs.settings)
+        let mapped = try openSegment(path, kind: index.recordKind, info: info)
         let record = SegmentRecord(id: id, kind: index.recordKind, vectors: UInt64(index.count), minRow: minRow, maxRow: maxRow, fileBytes: UInt64(offset))
         let recorded: Bool = try env.write { txn in
             guard try txn.contains(tables.counters, Keys.collection(c)) else { return false }
@@ -452,9 +470,7 @@ final class SegmentManager: @unchecked Sendable {
             try? FileSystem.remove(path)
             return nil
         }
-        let info = CollectionInfo(name: segs.name, dimension: segs.dimension, metric: segs.metric, encoder: nil,
-                                  textCompressionThreshold: 0, createdAt: Date(), number: c, index: segs.settings)
-        return SealedSegment(record: record, index: try openSegment(path, kind: record.kind, info: info), path: path)
+        return SealedSegment(record: record, index: mapped, path: path)
     }
 
     // MARK: - Compaction

@@ -123,7 +123,7 @@ struct CollectionsCommand: CLICommand {
     init(_ a: ParsedArguments) {}
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let stats = try db.stats()
         if context.json { try context.printJSON(stats.collections); return }
         if stats.collections.isEmpty { context.line("No collections (create one with 'quiver create <name> --dimension <n>')"); return }
@@ -167,7 +167,7 @@ struct StatsCommand: CLICommand {
     init(_ a: ParsedArguments) {}
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let s = try db.stats()
         if context.json { try context.printJSON(s); return }
         context.line("Database        \(s.path)")

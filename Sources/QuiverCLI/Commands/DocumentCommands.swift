@@ -147,7 +147,7 @@ struct GetCommand: CLICommand {
     }
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let docs = try db.collection(collection).get(ids: ids)
         let missing = zip(ids, docs).filter { $0.1 == nil }.map(\.0)
         if context.json {
@@ -281,7 +281,7 @@ struct SearchCommand: CLICommand {
     }
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let c = try db.collection(collection)
         var options = self.options
         options.includeText = withText || context.json

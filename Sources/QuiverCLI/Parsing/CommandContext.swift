@@ -12,10 +12,12 @@ final class CommandContext {
         self.databasePath = databasePath
     }
 
-    /// Opens the database, which must exist.
-    func openDatabase() throws -> Database {
+    /// Opens the database, which must exist. Commands that only read open it read-only: they take
+    /// no lock, so they work beside a writer in another process, and change no file.
+    func openDatabase(readOnly: Bool = false) throws -> Database {
         var options = DatabaseOptions()
         options.createIfMissing = false
+        options.readOnly = readOnly
         return try Database(path: databasePath, options: options)
     }
 
