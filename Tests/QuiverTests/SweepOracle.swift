@@ -49,7 +49,8 @@ enum SweepOracle {
             if !verify.ok { problems.append("verify: \(verify.problems)") }
             if !stored.isEmpty {
                 let q: [Float] = [0.5, -0.5, 0.25, 0, 1, -1, 0.1, 0.2]
-                let fast = try c.search(vector: q, k: 5, options: SearchOptions(efSearch: 100)).map(\.id)
+                // Every graph node and every IVF-PQ list visited, every candidate re-ranked: exact.
+                let fast = try c.search(vector: q, k: 5, options: SearchOptions(efSearch: 10_000, nprobe: 1 << 20, rerank: 1 << 20)).map(\.id)
                 let exact = try c.search(vector: q, k: 5, options: SearchOptions(exact: true)).map(\.id)
                 if fast != exact { problems.append("the segment search \(fast) differs from the exact scan \(exact)") }
             }

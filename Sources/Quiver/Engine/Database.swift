@@ -318,7 +318,15 @@ public final class Database: @unchecked Sendable {
                 if let e = error as? StorageError { throw QuiverError.storage(e) }
                 throw error
             }
-            try checkpointIfNeeded()
+            do {
+                try checkpointIfNeeded()
+            } catch {
+                // The write is applied (and logged) but reports this failure, so it is in doubt; like
+                // any failed storage step, stop taking writes until a reopen recovers.
+                let reason = QuiverError.unavailable("the database at \(path) stopped accepting writes after a failed checkpoint (\(error)); reopen it to recover")
+                stateLock.lock(); failure = reason; stateLock.unlock()
+                throw error
+            }
         }
         if options.durability == .full {
             let t = monotonicSeconds()

@@ -439,11 +439,27 @@ final class SegmentManager: @unchecked Sendable {
         let tmp = path + ".tmp"
         try FileSystem.remove(tmp)
         let file = try File(path: tmp, mode: .createNew)
+        // The codecs hand over many small pieces (a header, a table, a list's codes); they are
+        // gathered into writes of up to 1 MiB.
         var offset = 0
-        try index.encode { chunk in
-            try file.write(chunk, at: offset)
-            offset += chunk.count
+        var pending: [UInt8] = []
+        pending.reserveCapacity(1 << 20)
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            try pending.withUnsafeBytes { try file.write($0, at: offset) }
+            offset += pending.count
+            pending.removeAll(keepingCapacity: true)
         }
+        try index.encode { chunk in
+            if pending.count + chunk.count > 1 << 20 { try flush() }
+            if chunk.count >= 1 << 20 {
+                try file.write(chunk, at: offset)
+                offset += chunk.count
+            } else {
+                pending.append(contentsOf: chunk)
+            }
+        }
+        try flush()
         try file.sync()
         file.close()
         try FileSystem.rename(tmp, path)
