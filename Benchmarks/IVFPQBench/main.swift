@@ -6,8 +6,10 @@
 // Usage: IVFPQBench --base B.fvecs --queries Q.fvecs --gt GT.ivecs [--metric l2|cosine|dot]
 //                   [--nlist N] [--m M] [--rerank R] [--k K] [--nprobe 1,2,4,...] [--min-seconds S]
 //                   [--seed S] [--tolerance T] [--init kmeans++|random]   (k-means options, both quantizers)
+//                   [--coarse-init kmeans++|random] [--pq-init kmeans++|random]   (one quantizer's)
 //                   [--cache PATH]   (load the trained index from PATH, or save it there)
 //                   [--recall-seeds N]   (also: ADC recall per nprobe after training with N other seeds)
+//                   [--loo N]   (with --recall-seeds: also leave-one-out ADC recall on N base rows)
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -93,10 +95,20 @@ if let t = options["tolerance"].flatMap(Double.init) {
     parameters.coarseKMeans.tolerance = t
     parameters.pqKMeans.tolerance = t
 }
-if options["init"] == "random" {
-    parameters.coarseKMeans.initialization = .randomSample
-    parameters.pqKMeans.initialization = .randomSample
+func initialization(_ name: String?) -> KMeansParameters.Initialization? {
+    switch name {
+    case nil: return nil
+    case "random": return .randomSample
+    case "kmeans++": return .kMeansPlusPlus
+    default: fail("unknown initialization \(name!)")
+    }
 }
+if let i = initialization(options["init"]) {
+    parameters.coarseKMeans.initialization = i
+    parameters.pqKMeans.initialization = i
+}
+if let i = initialization(options["coarse-init"]) { parameters.coarseKMeans.initialization = i }
+if let i = initialization(options["pq-init"]) { parameters.pqKMeans.initialization = i }
 // --cache PATH: load a trained, filled index saved by an earlier run (IVFPQCodec), or save this one
 // there (for profiling searches without retraining; the timings then report the load).
 var trainSeconds = 0.0, addSeconds = 0.0
@@ -151,10 +163,27 @@ for p in nprobes {
     curve.append(["nprobe": p, "recall": adc.recall, "qps": adc.qps, "qps_cpu": adc.qpsCPU,
                   "recall_rerank": rr.recall, "qps_rerank": rr.qps, "qps_rerank_cpu": rr.qpsCPU])
 }
-// Training is seeded: ADC recall moves with the seed by about +-0.02 on 100 queries, so the comparison
-// with FAISS also takes the mean over several training seeds (recall only, no timing).
+// Training is seeded: ADC recall moves with the seed by about +-0.01 on 100 queries, so the comparison
+// with FAISS also takes the mean over several training seeds (recall only, no timing), on the query set
+// and on a leave-one-out set: `--loo N` base rows (every (n/N)-th) as queries, each one's true 10
+// nearest others as ground truth, its own id dropped from the ADC results (searched with k + 1), which
+// gives N queries instead of 100 (peers.py uses the same rows and rule).
 var seedRecall: [String: [Double]] = [:]
+var seedLOO: [String: [Double]] = [:]
 let recallSeeds = Int(options["recall-seeds"] ?? "0")!
+let looCount = min(n, Int(options["loo"] ?? "0")!)
+var looRows: [Int] = []
+var looTruth: [[Int64]] = []
+if recallSeeds > 0 && looCount > 0 {
+    let stride = n / looCount
+    looRows = (0..<looCount).map { $0 * stride }
+    let flat = try FlatIndex(dimension: d, metric: metric)
+    try flat.add(base, ids: (0..<n).map { Int64($0) })
+    let looQueries = Matrix(dimension: d, storage: looRows.flatMap { Array(base.storage[($0 * d)..<(($0 + 1) * d)]) })
+    looTruth = try zip(looRows, flat.search(looQueries, k: k + 1, allow: nil)).map { row, found in
+        Array(found.map(\.id).filter { $0 != Int64(row) }.prefix(k))
+    }
+}
 for s in 0..<recallSeeds {
     var p = parameters
     p.coarseKMeans.seed = UInt64(1000 + s)
@@ -162,8 +191,17 @@ for s in 0..<recallSeeds {
     let idx = try IVFPQIndex(dimension: d, metric: metric, parameters: p)
     try idx.train(base)
     try idx.add(base, ids: (0..<n).map { Int64($0) })
+    let looQueries = Matrix(dimension: d, storage: looRows.flatMap { Array(base.storage[($0 * d)..<(($0 + 1) * d)]) })
     for np in nprobes {
         seedRecall[String(np), default: []].append(recall(try idx.search(queries, k: k, nprobe: np, rerank: 0, allow: nil)))
+        if looRows.isEmpty { continue }
+        let found = try idx.search(looQueries, k: k + 1, nprobe: np, rerank: 0, allow: nil)
+        var hit = 0
+        for (i, f) in found.enumerated() {
+            let want = Set(looTruth[i])
+            hit += f.map(\.id).filter { $0 != Int64(looRows[i]) }.prefix(k).filter { want.contains($0) }.count
+        }
+        seedLOO[String(np), default: []].append(Double(hit) / Double(looRows.count * k))
     }
 }
 
@@ -174,5 +212,6 @@ var out: [String: Any] = [
     "list_bytes_per_vector": m + 8, "curve": curve,
 ]
 if recallSeeds > 0 { out["seed_recall"] = seedRecall }
+if !seedLOO.isEmpty { out["seed_loo_recall"] = seedLOO; out["loo_queries"] = looRows.count }
 let json = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
 print(String(decoding: json, as: UTF8.self))

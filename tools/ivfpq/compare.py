@@ -74,6 +74,15 @@ def main():
                 for p in q["seed_recall"] if p in f["seed_recall"]}
             diffs_s = [v["diff"] for p, v in entry["adc_recall_mean_over_seeds"].items() if int(p) >= 8]
             entry["adc_recall_diff_mean_over_seeds_nprobe_ge_8"] = mean(diffs_s) if diffs_s else None
+        if "seed_loo_recall" in q and "seed_loo_recall" in f:
+            mean = lambda xs: sum(xs) / len(xs)
+            entry["adc_loo_recall_mean_over_seeds"] = {
+                p: {"quiver": mean(q["seed_loo_recall"][p]), "faiss": mean(f["seed_loo_recall"][p]),
+                    "diff": mean(q["seed_loo_recall"][p]) - mean(f["seed_loo_recall"][p])}
+                for p in q["seed_loo_recall"] if p in f["seed_loo_recall"]}
+            diffs_l = [v["diff"] for p, v in entry["adc_loo_recall_mean_over_seeds"].items() if int(p) >= 8]
+            entry["adc_loo_recall_diff_mean_over_seeds_nprobe_ge_8"] = mean(diffs_l) if diffs_l else None
+            entry["loo_queries"] = q["loo_queries"]
         if "opq" in f:
             oc = {c["nprobe"]: c["recall"] for c in f["opq"]["curve"]}
             entry["faiss_opq_adc_recall_gain"] = {p: oc[p] - fc[p]["recall"] for p in oc if p in fc}
@@ -90,6 +99,11 @@ def main():
             for p, v in sorted(entry["adc_recall_mean_over_seeds"].items(), key=lambda kv: int(kv[0])):
                 print(f"  nprobe {p:>4}: {v['quiver']:.4f} / {v['faiss']:.4f} / {v['diff']:+.4f}")
             print(f"  mean diff over nprobe >= 8: {entry['adc_recall_diff_mean_over_seeds_nprobe_ge_8']:+.4f}")
+        if "adc_loo_recall_mean_over_seeds" in entry:
+            print(f"leave-one-out ADC recall on {entry['loo_queries']} base rows, same seeds (mean Quiver / FAISS / diff):")
+            for p, v in sorted(entry["adc_loo_recall_mean_over_seeds"].items(), key=lambda kv: int(kv[0])):
+                print(f"  nprobe {p:>4}: {v['quiver']:.4f} / {v['faiss']:.4f} / {v['diff']:+.4f}")
+            print(f"  mean diff over nprobe >= 8: {entry['adc_loo_recall_diff_mean_over_seeds_nprobe_ge_8']:+.4f}")
         if "opq" in f:
             print("FAISS OPQ gain in ADC recall per nprobe:", {p: round(v, 3) for p, v in entry["faiss_opq_adc_recall_gain"].items()})
     with open(os.path.join(args.out, "summary.json"), "w") as fh:

@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--opq", action="store_true")
     ap.add_argument("--recall-seeds", type=int, default=0,
                     help="also report ADC recall per nprobe after training with this many other seeds")
+    ap.add_argument("--loo", type=int, default=0,
+                    help="with --recall-seeds: also leave-one-out ADC recall on N base rows (IVFPQBench's rule)")
     args = ap.parse_args()
     base, queries, gt = read_fvecs(args.base), read_fvecs(args.queries), read_ivecs(args.gt)
     n, d = base.shape
@@ -108,7 +110,13 @@ def main():
            "precomputed_table": int(ivf.use_precomputed_table), "curve": curve}
 
     if args.recall_seeds:
-        seed_recall = {}
+        seed_recall, seed_loo = {}, {}
+        loo_rows = np.arange(min(n, args.loo)) * (n // max(1, args.loo)) if args.loo else np.zeros(0, dtype=int)
+        if len(loo_rows):
+            flat = faiss.IndexFlatL2(d) if fmetric == faiss.METRIC_L2 else faiss.IndexFlatIP(d)
+            flat.add(base)
+            found = flat.search(base[loo_rows], args.k + 1)[1]
+            loo_truth = [[i for i in f if i != r][:args.k] for f, r in zip(found, loo_rows)]
         for s in range(args.recall_seeds):
             faiss.omp_set_num_threads(os.cpu_count())
             ivf3, _ = make_ivfpq()
@@ -119,7 +127,13 @@ def main():
             for p in nprobes:
                 ivf3.nprobe = p
                 seed_recall.setdefault(str(p), []).append(recall(ivf3.search(queries, args.k)[1], gt, args.k))
+                if len(loo_rows):
+                    found = ivf3.search(base[loo_rows], args.k + 1)[1]
+                    found = [[i for i in f if i != r][:args.k] for f, r in zip(found, loo_rows)]
+                    seed_loo.setdefault(str(p), []).append(recall(found, loo_truth, args.k))
         out["seed_recall"] = seed_recall
+        if seed_loo:
+            out["seed_loo_recall"], out["loo_queries"] = seed_loo, len(loo_rows)
 
     if args.opq:
         faiss.omp_set_num_threads(os.cpu_count())
