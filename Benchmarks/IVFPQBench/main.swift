@@ -9,6 +9,7 @@
 //                   [--coarse-init kmeans++|random] [--pq-init kmeans++|random]   (one quantizer's)
 //                   [--cache PATH]   (load the trained index from PATH, or save it there)
 //                   [--recall-seeds N]   (also: ADC recall per nprobe after training with N other seeds)
+//                   [--only adc|rerank]   (measure one of the two, for profiling)
 //                   [--loo N]   (with --recall-seeds: also leave-one-out ADC recall on N base rows)
 #if canImport(Glibc)
 import Glibc
@@ -39,13 +40,22 @@ let k = Int(options["k"] ?? "10")!
 let minSeconds = Double(options["min-seconds"] ?? "0.5")!
 let nprobes = (options["nprobe"] ?? "1,2,4,8,16,32,64,128").split(separator: ",").map { Int($0)! }.filter { $0 <= nlist }
 
-func fvecs(_ path: String) -> Matrix {
+func fvecs(_ path: String, hugePages: Bool = false) -> Matrix {
     guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
     return data.withUnsafeBytes { raw -> Matrix in
         let d = Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self).littleEndian)
         let rowBytes = 4 + 4 * d
         let n = raw.count / rowBytes
-        var storage = [Float](repeating: 0, count: n * d)
+        var storage = [Float](repeating: 0, count: 0)
+        storage.reserveCapacity(n * d)
+        if hugePages {
+            storage.withUnsafeMutableBufferPointer { _ in }
+            // madvise before the pages are touched.
+            let base = UInt(bitPattern: storage.withUnsafeBufferPointer { $0.baseAddress! })
+            let start = (base + 4095) & ~4095
+            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), n * d * 4 - Int(start - base), MADV_HUGEPAGE)
+        }
+        storage.append(contentsOf: repeatElement(0, count: n * d))
         storage.withUnsafeMutableBytes { dst in
             for r in 0..<n {
                 dst.baseAddress!.advanced(by: r * 4 * d).copyMemory(from: raw.baseAddress! + r * rowBytes + 4, byteCount: 4 * d)
@@ -81,7 +91,7 @@ func threadCPU() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-let base = fvecs(basePath)
+let base = fvecs(basePath, hugePages: options["hugepages"] == "1")
 let queries = fvecs(queryPath)
 let truth = ivecs(gtPath)
 let n = base.rows, d = base.dimension
@@ -158,8 +168,9 @@ func measure(nprobe: Int, rerank: Int) throws -> (recall: Double, qps: Double, q
 
 var curve: [[String: Any]] = []
 for p in nprobes {
-    let adc = try measure(nprobe: p, rerank: 0)
-    let rr = try measure(nprobe: p, rerank: rerank)
+    // --only adc|rerank: measure one of the two (for profiling); the other is reported as zeros.
+    let adc = options["only"] == "rerank" ? (recall: 0, qps: 0, qpsCPU: 0) : try measure(nprobe: p, rerank: 0)
+    let rr = options["only"] == "adc" ? (recall: 0, qps: 0, qpsCPU: 0) : try measure(nprobe: p, rerank: rerank)
     curve.append(["nprobe": p, "recall": adc.recall, "qps": adc.qps, "qps_cpu": adc.qpsCPU,
                   "recall_rerank": rr.recall, "qps_rerank": rr.qps, "qps_rerank_cpu": rr.qpsCPU])
 }
