@@ -135,4 +135,20 @@ struct IVFPQIndexTests {
         #expect(throws: IndexError.self) { try index.add(Matrix(dimension: 8, storage: Array(data.storage[0 ..< 8])), ids: [-5]) }
         #expect(index.count == 1202)
     }
+
+    /// Re-ranking computes cosine distances without a normalized copy; the result must be the bits
+    /// FlatIndex gets from normalize-then-dot, for every length (tails included) and odd scales.
+    @Test func dotScaledMatchesNormalizeThenDot() {
+        var rng = SplitMix64(state: 7)
+        for n in 1...200 {
+            let a = (0..<n).map { _ in Float(Int(rng.next() % 2001) - 1000) / 337 }
+            let b = (0..<n).map { _ in Float(Int(rng.next() % 2001) - 1000) / 113 }
+            var normalized = b
+            let norm = normalized.withUnsafeMutableBufferPointer { DistanceKernels.normalize($0.baseAddress!, n) }
+            guard norm > 0 else { continue }
+            let want = a.withUnsafeBufferPointer { pa in normalized.withUnsafeBufferPointer { DistanceKernels.dot(pa.baseAddress!, $0.baseAddress!, n) } }
+            let got = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { IVFPQIndex.dotScaled(pa.baseAddress!, $0.baseAddress!, 1 / norm, n) } }
+            #expect(got.bitPattern == want.bitPattern, "n = \(n)")
+        }
+    }
 }
