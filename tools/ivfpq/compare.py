@@ -83,10 +83,16 @@ def main():
             diffs_l = [v["diff"] for p, v in entry["adc_loo_recall_mean_over_seeds"].items() if int(p) >= 8]
             entry["adc_loo_recall_diff_mean_over_seeds_nprobe_ge_8"] = mean(diffs_l) if diffs_l else None
             entry["loo_queries"] = q["loo_queries"]
-        if "opq" in f:
-            oc = {c["nprobe"]: c["recall"] for c in f["opq"]["curve"]}
-            entry["faiss_opq_adc_recall_gain"] = {p: oc[p] - fc[p]["recall"] for p in oc if p in fc}
-            entry["faiss_opq_train_seconds"] = f["opq"]["train_seconds"]
+        for system, run, base_curve in (("quiver", q, {c["nprobe"]: c for c in q["curve"]}), ("faiss", f, fc)):
+            if "opq" not in run:
+                continue
+            oc = {c["nprobe"]: c for c in run["opq"]["curve"]}
+            entry[f"{system}_opq"] = {
+                "iterations": run["opq"]["iterations"], "train_seconds": run["opq"]["train_seconds"],
+                "adc_recall": {p: oc[p]["recall"] for p in oc},
+                "adc_recall_gain": {p: oc[p]["recall"] - base_curve[p]["recall"] for p in oc if p in base_curve},
+                "rerank_recall_gain": {p: oc[p]["recall_rerank"] - base_curve[p]["recall_rerank"] for p in oc if p in base_curve},
+            }
         summary[name] = entry
         print(f"ADC recall diff (Quiver - FAISS), mean over nprobe >= 8: {entry['adc_recall_diff_mean_nprobe_ge_8']:+.4f}")
         if entry["qps_ratio"]:
@@ -104,8 +110,11 @@ def main():
             for p, v in sorted(entry["adc_loo_recall_mean_over_seeds"].items(), key=lambda kv: int(kv[0])):
                 print(f"  nprobe {p:>4}: {v['quiver']:.4f} / {v['faiss']:.4f} / {v['diff']:+.4f}")
             print(f"  mean diff over nprobe >= 8: {entry['adc_loo_recall_diff_mean_over_seeds_nprobe_ge_8']:+.4f}")
-        if "opq" in f:
-            print("FAISS OPQ gain in ADC recall per nprobe:", {p: round(v, 3) for p, v in entry["faiss_opq_adc_recall_gain"].items()})
+        for system in ("quiver", "faiss"):
+            o = entry.get(f"{system}_opq")
+            if o:
+                print(f"{system} OPQ ({o['iterations']} alternations, training {o['train_seconds']:.1f} s): ADC recall gain per nprobe",
+                      {p: round(v, 3) for p, v in o["adc_recall_gain"].items()})
     with open(os.path.join(args.out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=2, sort_keys=True)
 
