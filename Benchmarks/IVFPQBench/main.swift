@@ -241,7 +241,8 @@ var out: [String: Any] = [
     "system": "quiver", "n": n, "dimension": d, "metric": metric.rawValue, "nlist": nlist, "m": m, "nbits": 8,
     "k": k, "rerank": rerank, "train_seconds": trainSeconds, "add_seconds": addSeconds,
     "code_bytes_per_vector": m, "index_bytes_per_vector": Double(memory) / Double(n),
-    "list_bytes_per_vector": m + 8, "curve": curve,
+    // In memory: code, id and (L2, cosine) the 4-byte ADC term; in the segment file: code and id.
+    "list_bytes_per_vector": m + 8 + (metric == .dot ? 0 : 4), "file_bytes_per_vector": m + 8, "curve": curve,
 ]
 if recallSeeds > 0 { out["seed_recall"] = seedRecall }
 if let opqOut { out["opq"] = opqOut }

@@ -35,9 +35,11 @@ import Synchronization
 /// and rotates them before the coarse quantizer, which gives the same lists up to k-means' randomness.
 ///
 /// ## Memory
-/// Per list, two flat arrays: codes (count * m bytes) and ids (count Int64). Plus the coarse centroids
-/// (nlist * d floats), PQ centroids (m * 256 * d/m floats), the L2 precomputed table (nlist * m * 256
-/// floats) and an id set (only when ids are not exactly 0..<count in insertion order) and a tombstone set.
+/// Per list, flat arrays: codes (count * m bytes), ids (count Int64) and, for L2 and cosine, the ADC
+/// terms (count Float): m + 12 bytes per vector (FAISS: m + 8, plus its per-list tables). Plus the
+/// coarse centroids (nlist * d floats), PQ centroids (m * 256 * d/m floats), with OPQ the rotation
+/// (d * d floats) and the rotated centroids (nlist * d), and an id set (only when ids are not exactly
+/// 0..<count in insertion order) and a tombstone set.
 ///
 /// ## Filters and completeness
 /// A search returns `min(k, allowed live vectors)` results: when the probed lists yield fewer than that,
@@ -154,7 +156,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// (estimated at 16 bytes per entry).
     public var memoryBytes: Int {
         let stored = lists.reduce(0) { $0 + $1.codes.capacity + 8 * $1.ids.capacity + 4 * $1.terms.capacity }
-        let model = 4 * (coarse.count + coarseNorms.count + (pq?.centroids.count ?? 0) * 2)
+        let model = 4 * (coarse.count + coarseNorms.count + (pq?.centroids.count ?? 0) * 2
+                         + (rotation?.matrix.count ?? 0) + rotatedCoarse.count)
         return stored + model + 16 * ((idSet?.count ?? 0) + deleted.count)
     }
 
