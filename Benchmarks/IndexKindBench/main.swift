@@ -4,7 +4,7 @@
 // second with recall@10 against the ground truth (IVF-PQ over nprobe).
 //
 // Usage: swift run -c release IndexKindBench [--data Benchmarks/data] [--base wordnet] [--metric cosine]
-//          [--kinds hnsw,ivfpq,ivfpq-tables,flat] [--queries 1000] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]
+//          [--kinds hnsw,ivfpq,flat] [--queries 1000] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]
 // The data comes from tools/build-wordnet-data (bigann10k: --data ../shared/data/bigann10k --base bigann10k --metric l2).
 import Foundation
 import Quiver
@@ -13,14 +13,13 @@ import BenchmarkSupport
 
 let options = BenchmarkArguments()
 if options.flag("--help") {
-    print("usage: IndexKindBench [--data DIR] [--base NAME] [--metric cosine|l2|dot] [--kinds hnsw,ivfpq,ivfpq-tables,flat] [--queries N] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]")
+    print("usage: IndexKindBench [--data DIR] [--base NAME] [--metric cosine|l2|dot] [--kinds hnsw,ivfpq,flat] [--queries N] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]")
     exit(0)
 }
 let data = options.string("--data", "Benchmarks/data")
 let name = options.string("--base", "wordnet")
 guard let metric = Metric(rawValue: options.string("--metric", "cosine")) else { print("unknown --metric"); exit(2) }
-// `ivfpq-tables`: IVF-PQ with precomputed tables.
-let kinds = options.string("--kinds", "hnsw,ivfpq,ivfpq-tables,flat").split(separator: ",").map(String.init)
+let kinds = options.string("--kinds", "hnsw,ivfpq,flat").split(separator: ",").map(String.init)
 let root = options.string("--dir", NSTemporaryDirectory() + "quiver-indexkindbench")
 let nprobes = options.ints("--nprobe", [8, 16, 32, 64])
 
@@ -41,11 +40,10 @@ func run(_ c: Collection, _ count: Int, _ options: SearchOptions) throws -> (qps
 
 var rows: [[String]] = []
 for label in kinds {
-    guard let kind = IndexKind(rawValue: label == "ivfpq-tables" ? "ivfpq" : label) else { print("unknown kind \(label)"); exit(2) }
+    guard let kind = IndexKind(rawValue: label) else { print("unknown kind \(label)"); exit(2) }
     let dir = "\(root)/\(label)"
     try? FileManager.default.removeItem(atPath: dir)
     var settings = IndexSettings(kind: kind)
-    settings.precomputedTables = label == "ivfpq-tables"
     if let b = options.value("--pq-bytes").flatMap({ Int($0) }) { settings.pqBytes = b }
     var db = try Database(path: dir, options: DatabaseOptions(durability: .relaxed(milliseconds: 200)))
     let c = try db.createCollection("bench", dimension: queries.dimension, metric: metric,

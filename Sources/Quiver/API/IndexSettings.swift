@@ -46,18 +46,13 @@ public struct IndexSettings: Sendable, Equatable, Codable {
     public var rerank: Int = 100
     /// `auto`: the bytes of memory HNSW segments may take before IVF-PQ is used instead (nil: none).
     public var memoryBudget: Int?
-    /// IVF-PQ (L2 and cosine): keep FAISS-style precomputed tables, nlist x pqBytes x 1 KiB per
-    /// segment, which make each probed list cheaper to score; off by default, because they outweigh
-    /// the codes themselves (50 MB against 6 MB of codes for 116,659 384-d vectors in 1,024 lists).
-    public var precomputedTables: Bool = false
 
     /// `auto` without a memory budget switches to IVF-PQ at this many live vectors.
     public static let autoIVFPQThreshold = 2_000_000
 
     public init(kind: IndexKind = .hnsw, m: Int = 16, efConstruction: Int = 200, efSearch: Int = 64, segmentSize: Int = 8_192,
                 maxSegmentVectors: Int = 2_000_000, rewriteDeletedShare: Double = 0.2,
-                nlist: Int? = nil, pqBytes: Int? = nil, nprobe: Int = 32, rerank: Int = 100, memoryBudget: Int? = nil,
-                precomputedTables: Bool = false) {
+                nlist: Int? = nil, pqBytes: Int? = nil, nprobe: Int = 32, rerank: Int = 100, memoryBudget: Int? = nil) {
         self.kind = kind
         self.m = m
         self.efConstruction = efConstruction
@@ -70,12 +65,11 @@ public struct IndexSettings: Sendable, Equatable, Codable {
         self.nprobe = nprobe
         self.rerank = rerank
         self.memoryBudget = memoryBudget
-        self.precomputedTables = precomputedTables
     }
 
     private enum CodingKeys: String, CodingKey {
         case kind, m, efConstruction, efSearch, segmentSize, maxSegmentVectors, rewriteDeletedShare
-        case nlist, pqBytes, nprobe, rerank, memoryBudget, precomputedTables
+        case nlist, pqBytes, nprobe, rerank, memoryBudget
     }
 
     /// Catalogs written before a setting existed lack it: it takes its default.
@@ -94,7 +88,6 @@ public struct IndexSettings: Sendable, Equatable, Codable {
         nprobe = try c.decodeIfPresent(Int.self, forKey: .nprobe) ?? d.nprobe
         rerank = try c.decodeIfPresent(Int.self, forKey: .rerank) ?? d.rerank
         memoryBudget = try c.decodeIfPresent(Int.self, forKey: .memoryBudget)
-        precomputedTables = try c.decodeIfPresent(Bool.self, forKey: .precomputedTables) ?? d.precomputedTables
     }
 
     func validate(dimension: Int) throws {
@@ -122,9 +115,6 @@ public struct IndexSettings: Sendable, Equatable, Codable {
         let target = max(1, dimension / 8)
         return (1...target).reversed().first { dimension % $0 == 0 } ?? 1
     }
-
-    /// `IVFPQParameters.precomputedTableLimit` for this collection's IVF-PQ segments.
-    var precomputedTableLimit: Int { precomputedTables ? 1 << 30 : 0 }
 
     /// The number of lists for a codebook trained when the collection holds `vectors` live vectors.
     func listCount(forVectors vectors: Int) -> Int {

@@ -138,7 +138,7 @@ final class SegmentManager: @unchecked Sendable {
     /// Opens a segment of collection `info` and sets its search defaults (and, for IVF-PQ, the LMDB
     /// source of full vectors for re-ranking).
     private func openSegment(_ path: String, kind: UInt8, info: CollectionInfo) throws -> SegmentIndex {
-        var index = try Self.readSegment(path, kind: kind)
+        let index = try Self.readSegment(path, kind: kind)
         let any = index.any
         guard any.dimension == info.dimension, any.metric == info.metric else {
             throw StorageError(.corrupt, "segment file \(path) holds \(any.dimension)-d \(any.metric.rawValue) vectors; collection '\(info.name)' is \(info.dimension)-d \(info.metric.rawValue)")
@@ -147,12 +147,7 @@ final class SegmentManager: @unchecked Sendable {
         switch index {
         case .hnsw(let h):
             h.efSearch = settings.efSearch
-        case .ivfpq(var v):
-            // The file does not record the table policy: it is the collection's.
-            if v.hasPrecomputedTables && !settings.precomputedTables {
-                v = try v.withPrecomputedTableLimit(settings.precomputedTableLimit)
-                index = .ivfpq(v)
-            }
+        case .ivfpq(let v):
             v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: info.number)
             v.nprobe = min(settings.nprobe, v.nlist)
             v.rerank = settings.rerank
@@ -385,8 +380,7 @@ final class SegmentManager: @unchecked Sendable {
         progress?(CompactionProgress(collection: segs.name, message: "training an IVF-PQ codebook (nlist \(nlist), \(s.codeBytes(dimension: segs.dimension)) bytes per code) on \(sample.rows) vectors"))
         let index = try IVFPQIndex(dimension: segs.dimension, metric: segs.metric,
                                    parameters: IVFPQParameters(nlist: nlist, subspaces: s.codeBytes(dimension: segs.dimension),
-                                                               nprobe: min(s.nprobe, nlist), rerank: s.rerank,
-                                                               precomputedTableLimit: s.precomputedTableLimit))
+                                                               nprobe: min(s.nprobe, nlist), rerank: s.rerank))
         try index.train(sample)
         return index
     }

@@ -47,7 +47,6 @@ struct CreateCommand: CLICommand {
         OptionSpec(name: "nprobe", value: "<n>", help: "IVF-PQ lists probed per search (default 32)."),
         OptionSpec(name: "rerank", value: "<n>", help: "IVF-PQ candidates re-ranked with full vectors (default 100)."),
         OptionSpec(name: "memory-budget", value: "<bytes>", help: "With --index auto: HNSW memory allowed before IVF-PQ is used (e.g. 512M, 4G)."),
-        OptionSpec(name: "precomputed-tables", help: "IVF-PQ: keep precomputed distance tables (nlist x pq-bytes x 1 KiB): faster searches, more memory."),
     ]
     static let examples = [
         "quiver create papers --encoder all-MiniLM-L6-v2",
@@ -90,7 +89,7 @@ struct CreateCommand: CLICommand {
                               pqBytes: a.value("pq-bytes") == nil ? nil : try a.int("pq-bytes", default: 0, range: 1...65_536),
                               nprobe: try a.int("nprobe", default: d.nprobe, range: 1...(1 << 20)),
                               rerank: try a.int("rerank", default: d.rerank, range: 0...(1 << 24)),
-                              memoryBudget: budget, precomputedTables: a.flag("precomputed-tables"))
+                              memoryBudget: budget)
         guard a.value("dimension") != nil || encoder != nil else {
             throw UsageError(message: "--dimension is required (or --encoder, which sets it)", command: Self.name)
         }

@@ -21,18 +21,18 @@ extension IVFPQIndex {
         if let nprobe { p.nprobe = nprobe }
         if let rerank { p.rerank = rerank }
         try p.validate(dimension: dimension)
-        return IVFPQIndex(decoded: dimension, metric: metric, parameters: p, coarse: coarse, pq: pq,
+        return IVFPQIndex(decoded: dimension, metric: metric, parameters: p, coarse: coarse, pq: pq, rotation: rotation,
                           lists: [InvertedList](repeating: InvertedList(), count: p.nlist), count: 0, deleted: [], idSet: nil)
     }
 
-    /// This index with another limit on the L2/cosine precomputed tables (`IVFPQParameters.precomputedTableLimit`;
-    /// 0 computes tables per probed list at query time instead of keeping nlist * m * 1 KiB of them):
-    /// a new index sharing this one's codebook, lists and tombstones (copied on write).
+    /// This index with another `IVFPQParameters.precomputedTableLimit` (0: no per-entry ADC terms, a
+    /// table of whole residual distances per probed list instead): a new index sharing this one's
+    /// codebook, lists and tombstones (copied on write).
     public func withPrecomputedTableLimit(_ bytes: Int) throws -> IVFPQIndex {
         guard let pq else { throw IndexError(.invalidParameter, "an untrained IVF-PQ index has no tables") }
         var p = parameters
         p.precomputedTableLimit = max(0, bytes)
-        let copy = IVFPQIndex(decoded: dimension, metric: metric, parameters: p, coarse: coarse, pq: pq,
+        let copy = IVFPQIndex(decoded: dimension, metric: metric, parameters: p, coarse: coarse, pq: pq, rotation: rotation,
                               lists: lists, count: count, deleted: deleted, idSet: idSet)
         copy.nprobe = nprobe
         copy.rerank = rerank
@@ -40,14 +40,15 @@ extension IVFPQIndex {
         return copy
     }
 
-    /// Whether the precomputed tables are kept.
-    public var hasPrecomputedTables: Bool { !precomputed.isEmpty }
+    /// Whether lists keep the per-entry ADC terms (L2 and cosine with a positive table limit).
+    public var keepsADCTerms: Bool { usesTerms }
 
     /// Whether `other` was trained to the same codebook (coarse centroids and PQ), so that its codes
     /// mean the same here.
     public func sharesCodebook(with other: IVFPQIndex) -> Bool {
         other === self || (other.dimension == dimension && other.metric == metric && other.nlist == nlist
-            && other.codeSize == codeSize && other.coarse == coarse && other.pq?.centroids == pq?.centroids)
+            && other.codeSize == codeSize && other.coarse == coarse && other.pq?.centroids == pq?.centroids
+            && other.opqRotation == opqRotation)
     }
 
     /// The mean squared L2 distance from the rows of `vectors` (normalized first under cosine) to their
