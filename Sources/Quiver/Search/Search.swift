@@ -99,9 +99,9 @@ extension Collection {
             return (results, plan(strategy, options.exact ? "exact search was asked for" : "no document matches the filter", results.count))
         }
         // The allowed rows go to every segment as a bitset: the exact segments scan them, and an HNSW
-        // segment scans the allowed rows exactly when that costs less than a graph search that must
-        // pass over the rows it may not return (allowed^2 < ef * M0 * n), else searches the graph
-        // with the filter, completing with an exact scan when the graph yields fewer than k.
+        // segment picks by their number (HNSWIndex.filteredSearch): an exact scan of the allowed rows
+        // when few are allowed, an ACORN walk over the allowed nodes in between, the plain filtered
+        // walk when most are allowed; a walk that yields fewer than k is completed by an exact scan.
         guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
         let allow = allowed.map { AllowFilter.bitset($0) }
         // A few more than k: a row deleted between the index search and the snapshot below is skipped.
@@ -112,9 +112,17 @@ extension Collection {
             for hit in hits where out.count < k {
                 if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
             }
-            return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter",
-                              allowed == nil ? "no filter" : "the segments choose an exact scan of the \(allowedCount) allowed rows or a filtered graph search",
-                              out.count))
+            var reason = "no filter"
+            if allowed != nil {
+                let choices = segments.filteredStrategies(allowed: allowedCount, k: k + 8, efSearch: options.efSearch)
+                let counts = FilteredSearch.allCases.compactMap { s -> String? in
+                    let n = choices.filter { $0 == s }.count
+                    return n == 0 ? nil : "\(s.rawValue) in \(n)"
+                }
+                reason = "\(allowedCount) allowed rows; HNSW segments: " + (counts.isEmpty ? "none" : counts.joined(separator: ", "))
+                    + " (scan when few rows are allowed, acorn in between, graph when most are)"
+            }
+            return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter", reason, out.count))
         }
     }
 

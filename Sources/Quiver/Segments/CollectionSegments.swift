@@ -107,6 +107,14 @@ final class CollectionSegments: @unchecked Sendable {
         }
     }
 
+    /// The strategy each sealed HNSW segment picks for a filter allowing `allowed` rows (`explain`).
+    func filteredStrategies(allowed: Int, k: Int, efSearch: Int?) -> [FilteredSearch] {
+        lock.read {
+            let ef = max(efSearch ?? settings.efSearch, k)
+            return sealed.map { $0.index.filteredSearch(allowed: allowed, ef: ef) }
+        }
+    }
+
     /// Figures for `stats`.
     func figures() -> (sealed: Int, sealedVectors: Int, deleted: Int, mutable: Int, memory: Int) {
         lock.read {
