@@ -48,6 +48,9 @@ let package = Package(
         .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex"], path: "Benchmarks/HNSWBench"),
         .executableTarget(name: "BM25Bench", dependencies: ["QuiverText"], path: "Benchmarks/BM25Bench"),
         .executableTarget(name: "IVFPQBench", dependencies: ["QuiverIndex"], path: "Benchmarks/IVFPQBench"),
+        .executableTarget(name: "IndexKindBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/IndexKindBench"),
+        // Options, .fvecs/.ivecs files, timing and recall, shared by the benchmarks.
+        .target(name: "BenchmarkSupport", dependencies: ["QuiverCore"], path: "Benchmarks/Support"),
 
         // Helpers shared by the test targets (temporary directories).
         .target(name: "QuiverTestSupport", dependencies: ["QuiverStorage"], path: "Tests/QuiverTestSupport"),

@@ -6,8 +6,12 @@
 // Usage: IVFPQBench --base B.fvecs --queries Q.fvecs --gt GT.ivecs [--metric l2|cosine|dot]
 //                   [--nlist N] [--m M] [--rerank R] [--k K] [--nprobe 1,2,4,...] [--min-seconds S]
 //                   [--seed S] [--tolerance T] [--init kmeans++|random]   (k-means options, both quantizers)
+//                   [--coarse-init kmeans++|random] [--pq-init kmeans++|random]   (one quantizer's)
 //                   [--cache PATH]   (load the trained index from PATH, or save it there)
 //                   [--recall-seeds N]   (also: ADC recall per nprobe after training with N other seeds)
+//                   [--opq N]   (also: an index with an OPQ rotation of N alternations; recall and training time)
+//                   [--only adc|rerank]   (measure one of the two, for profiling)
+//                   [--loo N]   (with --recall-seeds: also leave-one-out ADC recall on N base rows)
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,13 +41,22 @@ let k = Int(options["k"] ?? "10")!
 let minSeconds = Double(options["min-seconds"] ?? "0.5")!
 let nprobes = (options["nprobe"] ?? "1,2,4,8,16,32,64,128").split(separator: ",").map { Int($0)! }.filter { $0 <= nlist }
 
-func fvecs(_ path: String) -> Matrix {
+func fvecs(_ path: String, hugePages: Bool = false) -> Matrix {
     guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
     return data.withUnsafeBytes { raw -> Matrix in
         let d = Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self).littleEndian)
         let rowBytes = 4 + 4 * d
         let n = raw.count / rowBytes
-        var storage = [Float](repeating: 0, count: n * d)
+        var storage = [Float](repeating: 0, count: 0)
+        storage.reserveCapacity(n * d)
+        if hugePages {
+            storage.withUnsafeMutableBufferPointer { _ in }
+            // madvise before the pages are touched.
+            let base = UInt(bitPattern: storage.withUnsafeBufferPointer { $0.baseAddress! })
+            let start = (base + 4095) & ~4095
+            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), n * d * 4 - Int(start - base), MADV_HUGEPAGE)
+        }
+        storage.append(contentsOf: repeatElement(0, count: n * d))
         storage.withUnsafeMutableBytes { dst in
             for r in 0..<n {
                 dst.baseAddress!.advanced(by: r * 4 * d).copyMemory(from: raw.baseAddress! + r * rowBytes + 4, byteCount: 4 * d)
@@ -79,7 +92,7 @@ func threadCPU() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-let base = fvecs(basePath)
+let base = fvecs(basePath, hugePages: options["hugepages"] == "1")
 let queries = fvecs(queryPath)
 let truth = ivecs(gtPath)
 let n = base.rows, d = base.dimension
@@ -93,10 +106,20 @@ if let t = options["tolerance"].flatMap(Double.init) {
     parameters.coarseKMeans.tolerance = t
     parameters.pqKMeans.tolerance = t
 }
-if options["init"] == "random" {
-    parameters.coarseKMeans.initialization = .randomSample
-    parameters.pqKMeans.initialization = .randomSample
+func initialization(_ name: String?) -> KMeansParameters.Initialization? {
+    switch name {
+    case nil: return nil
+    case "random": return .randomSample
+    case "kmeans++": return .kMeansPlusPlus
+    default: fail("unknown initialization \(name!)")
+    }
 }
+if let i = initialization(options["init"]) {
+    parameters.coarseKMeans.initialization = i
+    parameters.pqKMeans.initialization = i
+}
+if let i = initialization(options["coarse-init"]) { parameters.coarseKMeans.initialization = i }
+if let i = initialization(options["pq-init"]) { parameters.pqKMeans.initialization = i }
 // --cache PATH: load a trained, filled index saved by an earlier run (IVFPQCodec), or save this one
 // there (for profiling searches without retraining; the timings then report the load).
 var trainSeconds = 0.0, addSeconds = 0.0
@@ -146,15 +169,33 @@ func measure(nprobe: Int, rerank: Int) throws -> (recall: Double, qps: Double, q
 
 var curve: [[String: Any]] = []
 for p in nprobes {
-    let adc = try measure(nprobe: p, rerank: 0)
-    let rr = try measure(nprobe: p, rerank: rerank)
+    // --only adc|rerank: measure one of the two (for profiling); the other is reported as zeros.
+    let adc = options["only"] == "rerank" ? (recall: 0, qps: 0, qpsCPU: 0) : try measure(nprobe: p, rerank: 0)
+    let rr = options["only"] == "adc" ? (recall: 0, qps: 0, qpsCPU: 0) : try measure(nprobe: p, rerank: rerank)
     curve.append(["nprobe": p, "recall": adc.recall, "qps": adc.qps, "qps_cpu": adc.qpsCPU,
                   "recall_rerank": rr.recall, "qps_rerank": rr.qps, "qps_rerank_cpu": rr.qpsCPU])
 }
-// Training is seeded: ADC recall moves with the seed by about +-0.02 on 100 queries, so the comparison
-// with FAISS also takes the mean over several training seeds (recall only, no timing).
+// Training is seeded: ADC recall moves with the seed by about +-0.01 on 100 queries, so the comparison
+// with FAISS also takes the mean over several training seeds (recall only, no timing), on the query set
+// and on a leave-one-out set: `--loo N` base rows (every (n/N)-th) as queries, each one's true 10
+// nearest others as ground truth, its own id dropped from the ADC results (searched with k + 1), which
+// gives N queries instead of 100 (peers.py uses the same rows and rule).
 var seedRecall: [String: [Double]] = [:]
+var seedLOO: [String: [Double]] = [:]
 let recallSeeds = Int(options["recall-seeds"] ?? "0")!
+let looCount = min(n, Int(options["loo"] ?? "0")!)
+var looRows: [Int] = []
+var looTruth: [[Int64]] = []
+if recallSeeds > 0 && looCount > 0 {
+    let stride = n / looCount
+    looRows = (0..<looCount).map { $0 * stride }
+    let flat = try FlatIndex(dimension: d, metric: metric)
+    try flat.add(base, ids: (0..<n).map { Int64($0) })
+    let looQueries = Matrix(dimension: d, storage: looRows.flatMap { Array(base.storage[($0 * d)..<(($0 + 1) * d)]) })
+    looTruth = try zip(looRows, flat.search(looQueries, k: k + 1, allow: nil)).map { row, found in
+        Array(found.map(\.id).filter { $0 != Int64(row) }.prefix(k))
+    }
+}
 for s in 0..<recallSeeds {
     var p = parameters
     p.coarseKMeans.seed = UInt64(1000 + s)
@@ -162,17 +203,49 @@ for s in 0..<recallSeeds {
     let idx = try IVFPQIndex(dimension: d, metric: metric, parameters: p)
     try idx.train(base)
     try idx.add(base, ids: (0..<n).map { Int64($0) })
+    let looQueries = Matrix(dimension: d, storage: looRows.flatMap { Array(base.storage[($0 * d)..<(($0 + 1) * d)]) })
     for np in nprobes {
         seedRecall[String(np), default: []].append(recall(try idx.search(queries, k: k, nprobe: np, rerank: 0, allow: nil)))
+        if looRows.isEmpty { continue }
+        let found = try idx.search(looQueries, k: k + 1, nprobe: np, rerank: 0, allow: nil)
+        var hit = 0
+        for (i, f) in found.enumerated() {
+            let want = Set(looTruth[i])
+            hit += f.map(\.id).filter { $0 != Int64(looRows[i]) }.prefix(k).filter { want.contains($0) }.count
+        }
+        seedLOO[String(np), default: []].append(Double(hit) / Double(looRows.count * k))
     }
+}
+
+// --opq N: also train with an OPQ rotation (N alternations, the other OPQ parameters at their defaults)
+// and report its training time and its recall@10 per nprobe without and with re-ranking.
+var opqOut: [String: Any]? = nil
+if let iterations = options["opq"].flatMap(Int.init) {
+    var p = parameters
+    p.opq = OPQParameters(iterations: iterations)
+    let t = now()
+    let idx = try IVFPQIndex(dimension: d, metric: metric, parameters: p)
+    try idx.train(base)
+    let opqTrain = now() - t
+    try idx.add(base, ids: (0..<n).map { Int64($0) })
+    idx.vectorSource = MatrixVectorSource(base)
+    var opqCurve: [[String: Any]] = []
+    for np in nprobes {
+        opqCurve.append(["nprobe": np, "recall": recall(try idx.search(queries, k: k, nprobe: np, rerank: 0, allow: nil)),
+                         "recall_rerank": recall(try idx.search(queries, k: k, nprobe: np, rerank: rerank, allow: nil))])
+    }
+    opqOut = ["iterations": iterations, "train_seconds": opqTrain, "curve": opqCurve]
 }
 
 var out: [String: Any] = [
     "system": "quiver", "n": n, "dimension": d, "metric": metric.rawValue, "nlist": nlist, "m": m, "nbits": 8,
     "k": k, "rerank": rerank, "train_seconds": trainSeconds, "add_seconds": addSeconds,
     "code_bytes_per_vector": m, "index_bytes_per_vector": Double(memory) / Double(n),
-    "list_bytes_per_vector": m + 8, "curve": curve,
+    // In memory: code, id and (L2, cosine) the 4-byte ADC term; in the segment file: code and id.
+    "list_bytes_per_vector": m + 8 + (metric == .dot ? 0 : 4), "file_bytes_per_vector": m + 8, "curve": curve,
 ]
 if recallSeeds > 0 { out["seed_recall"] = seedRecall }
+if let opqOut { out["opq"] = opqOut }
+if !seedLOO.isEmpty { out["seed_loo_recall"] = seedLOO; out["loo_queries"] = looRows.count }
 let json = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
 print(String(decoding: json, as: UTF8.self))

@@ -52,7 +52,8 @@ public struct CrashWorkload: Sendable {
 
 /// The crash-point sweep's workload: a fixed list of operations that exercises every
 /// durability-relevant step (log appends and fsyncs, LMDB commits, sealing, merging, a payload index,
-/// a checkpoint that truncates the log). Deterministic, with no background maintenance (the segment
+/// a checkpoint that truncates the log, and an IVF-PQ codebook trained, its segments sealed, converted
+/// from HNSW and merged). Deterministic, with no background maintenance (the segment
 /// size is too large to trigger it; sealing and merging run through `compact`), so that the same
 /// crash-point number always lands on the same step.
 public enum SweepWorkload {
@@ -91,7 +92,24 @@ public enum SweepWorkload {
         .compact,
         .checkpoint,
         .upsert(docs(5, [0, 14])),
+        // Enough vectors to train an IVF-PQ codebook: this compaction trains it, seals the mutable
+        // segment as IVF-PQ and rebuilds the HNSW segments sealed before (the collection is `ivfpq`),
+        // the last one merges on the same codebook.
+        .upsert(bulk(6, count: 1_000)),
+        .compact,
+        .delete(["b1", "b2", "s14"]),
+        .upsert(docs(7, [3, 15])),
+        .compact,
     ]
+
+    /// `count` documents `b0`, `b1`, ... with short texts.
+    static func bulk(_ batch: Int, count: Int) -> [Document] {
+        var rng = SplitMix64(seed: UInt64(batch) &* 7919)
+        return (0..<count).map { k in
+            Document(id: "b\(k)", text: "bulk \(k % 10)", metadata: ["k": .int(Int64(100 + k % 50))],
+                     vector: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) })
+        }
+    }
 
     /// The documents after the first `count` operations.
     public static func state(after count: Int) -> [String: Document] {
@@ -106,19 +124,45 @@ public enum SweepWorkload {
         return state
     }
 
+    /// Whether operation `i` changes the documents or the collection (the rest only reorganize).
+    public static func changesDocuments(_ i: Int) -> Bool {
+        switch operations[i] {
+        case .create, .upsert, .delete: return true
+        case .compact, .index, .checkpoint: return false
+        }
+    }
+
+    /// The documents after the operations whose indices are in `applied` (in order).
+    public static func state(applying applied: Set<Int>) -> [String: Document] {
+        var state: [String: Document] = [:]
+        for (i, op) in operations.enumerated() where applied.contains(i) {
+            switch op {
+            case .upsert(let d): for x in d { state[x.id] = x }
+            case .delete(let ids): for id in ids { state[id] = nil }
+            default: break
+            }
+        }
+        return state
+    }
+
+    /// Runs operation `i` on `db`.
+    public static func perform(_ i: Int, on db: Database) throws {
+        switch operations[i] {
+        case .create:
+            try db.createCollection(collection, dimension: dimension,
+                                    options: CollectionOptions(index: IndexSettings(kind: .ivfpq, segmentSize: 1_000_000, pqBytes: 2)))
+        case .upsert(let d): try db.collection(collection).upsert(d)
+        case .delete(let ids): try db.collection(collection).delete(ids: ids)
+        case .compact: try db.compact(collection)
+        case .index: try db.collection(collection).createPayloadIndex("k", type: .integer)
+        case .checkpoint: try db.checkpoint()
+        }
+    }
+
     /// Runs the workload on `db`, calling `acknowledged(i)` after operation i returns.
     public static func run(_ db: Database, acknowledged: (Int) -> Void) throws {
-        for (i, op) in operations.enumerated() {
-            switch op {
-            case .create:
-                try db.createCollection(collection, dimension: dimension,
-                                        options: CollectionOptions(index: IndexSettings(segmentSize: 1_000_000)))
-            case .upsert(let d): try db.collection(collection).upsert(d)
-            case .delete(let ids): try db.collection(collection).delete(ids: ids)
-            case .compact: try db.compact(collection)
-            case .index: try db.collection(collection).createPayloadIndex("k", type: .integer)
-            case .checkpoint: try db.checkpoint()
-            }
+        for i in operations.indices {
+            try perform(i, on: db)
             acknowledged(i)
         }
     }

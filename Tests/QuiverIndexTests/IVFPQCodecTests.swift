@@ -65,7 +65,7 @@ struct IVFPQCodecTests {
             #expect(throws: IndexError.self) { try IVFPQCodec.decode(Array(bytes[0..<cut])) }
         }
         #expect(throws: IndexError.self) { try IVFPQCodec.decode(bytes + [0]) }
-        let l = IVFPQCodec.layout(dimension: 16, nlist: 12, m: 4, count: 1500, deleted: index.deletedCount)!
+        let l = IVFPQCodec.layout(dimension: 16, nlist: 12, m: 4, count: 1500, deleted: index.deletedCount, rotation: false)!
         func isPadding(_ at: Int) -> Bool {
             (208..<252).contains(at) || (0..<6).contains { i in
                 let end = l.offsets[i] + l.lengths[i]

@@ -135,4 +135,43 @@ struct IVFPQIndexTests {
         #expect(throws: IndexError.self) { try index.add(Matrix(dimension: 8, storage: Array(data.storage[0 ..< 8])), ids: [-5]) }
         #expect(index.count == 1202)
     }
+
+    /// Re-ranking computes cosine distances without a normalized copy; the result must be the bits
+    /// FlatIndex gets from normalize-then-dot, for every length (tails included) and odd scales.
+    @Test func dotScaledMatchesNormalizeThenDot() {
+        var rng = SplitMix64(state: 7)
+        for n in 1...200 {
+            let a = (0..<n).map { _ in Float(Int(rng.next() % 2001) - 1000) / 337 }
+            let b = (0..<n).map { _ in Float(Int(rng.next() % 2001) - 1000) / 113 }
+            var normalized = b
+            let norm = normalized.withUnsafeMutableBufferPointer { DistanceKernels.normalize($0.baseAddress!, n) }
+            guard norm > 0 else { continue }
+            let want = a.withUnsafeBufferPointer { pa in normalized.withUnsafeBufferPointer { DistanceKernels.dot(pa.baseAddress!, $0.baseAddress!, n) } }
+            let got = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { IVFPQIndex.dotScaled(pa.baseAddress!, $0.baseAddress!, 1 / norm, n) } }
+            #expect(got.bitPattern == want.bitPattern, "n = \(n)")
+        }
+    }
+}
+
+/// The two ways of scoring codes under L2 and cosine: one query table plus per-entry terms and the
+/// list's coarse distance (FAISS's decomposition), and per-list tables of whole residual distances
+/// (no base term) give the same ADC distances up to rounding.
+struct IVFPQTableTests {
+    @Test(arguments: [Metric.l2, .cosine])
+    func precomputedAndPerListTablesAgree(metric: Metric) throws {
+        let all = TestData.clustered(n: 2_020, dimension: 32, seed: 3)
+        let data = Matrix(dimension: 32, storage: Array(all.storage[0 ..< 2_000 * 32]))
+        let queries = Matrix(dimension: 32, storage: Array(all.storage[(2_000 * 32)...]))
+        let with = try IVFPQIndex(dimension: 32, metric: metric, parameters: IVFPQParameters(nlist: 16, subspaces: 8, nprobe: 16, rerank: 0))
+        try with.train(data)
+        try with.add(data, ids: (0..<2_000).map { Int64($0) })
+        let without = try with.withPrecomputedTableLimit(0)
+        #expect(with.keepsADCTerms && !without.keepsADCTerms)
+        let a = try with.search(queries, k: 20, nprobe: 16, rerank: 0, allow: nil)
+        let b = try without.search(queries, k: 20, nprobe: 16, rerank: 0, allow: nil)
+        for (x, y) in zip(a, b) {
+            #expect(x.count == y.count)
+            for (u, v) in zip(x, y) { #expect(abs(u.distance - v.distance) <= 1e-3 * max(1, abs(u.distance)), "\(u) vs \(v)") }
+        }
+    }
 }

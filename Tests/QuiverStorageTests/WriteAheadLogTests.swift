@@ -31,6 +31,28 @@ struct WriteAheadLogTests {
         #expect(after == [49, 50, 51])
     }
 
+    /// A power loss can keep an LMDB commit and lose the log records written before it: the log
+    /// then ends before the caller's next sequence number. Opening must not leave a gap between the
+    /// old files and the new one (the open after that would refuse, taking it for lost records).
+    @Test func logBehindTheCallerDropsItsAppliedFiles() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try WriteAheadLog(directory: dir.path)
+            for i in 1...3 { try log.commit(type: 1, payload: payload(i)) }
+            log.close()
+        }
+        do {
+            // The caller applied records 4 and 5, which the log lost.
+            let log = try WriteAheadLog(directory: dir.path, minimumNextSequence: 6)
+            #expect(log.recovery.removedAppliedFiles == 1)
+            #expect(try log.commit(type: 1, payload: payload(6)) == 6)
+            log.close()
+        }
+        let log = try WriteAheadLog(directory: dir.path, minimumNextSequence: 7)
+        #expect(try readAll(log).map(\.sequence) == [6])
+        #expect(try log.commit(type: 1, payload: payload(7)) == 7)
+    }
+
     /// Truncating the file at every byte offset inside the last record must recover the records
     /// before it and nothing else, and leave a log that accepts the next record.
     @Test func tornTailAtEveryByteOfTheLastRecord() throws {

@@ -85,6 +85,30 @@ struct CLITests {
         #expect(s.collections.first?.index?.kinds == ["hnsw"])
     }
 
+    /// `create --index` and its IVF-PQ options, their errors, `search --nprobe/--rerank`, and the
+    /// per-kind memory table of `stats`.
+    @Test func indexKindsFromTheCommandLine() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        try cli.run(["init"])
+        #expect(try cli.run(["create", "x", "--dimension", "8", "--index", "bogus"]).stderr.contains("--index must be hnsw, ivfpq, flat or auto"))
+        #expect(try cli.run(["create", "x", "--dimension", "8", "--index", "ivfpq", "--pq-bytes", "3"]).stderr.contains("pqBytes (3) must divide the dimension (8)"))
+        #expect(try cli.run(["create", "x", "--dimension", "8", "--memory-budget", "1G"]).status == 2)
+        #expect(try cli.run(["create", "x", "--dimension", "8", "--index", "auto", "--memory-budget", "lots"]).status == 2)
+        let created = try cli.run(["create", "v", "--dimension", "8", "--metric", "l2", "--index", "ivfpq", "--pq-bytes", "2",
+                                   "--segment-size", "1000", "--nprobe", "4", "--json"])
+        #expect(created.status == 0 && created.stdout.contains("\"kind\" : \"ivfpq\""), "\(created.stdout)")
+        var lines = ""
+        for i in 0..<1_200 { lines += "{\"id\":\"\(i)\",\"vector\":[\((0..<8).map { j in String(Double((i * 7 + j * 13) % 101) / 10) }.joined(separator: ","))]}\n" }
+        #expect(try cli.run(["put", "v"], stdin: lines).status == 0)
+        #expect(try cli.run(["compact", "v"]).status == 0)
+        let stats = try cli.run(["stats"])
+        #expect(stats.stdout.contains("BYTES/VECTOR") && stats.stdout.contains("ivfpq"), "\(stats.stdout)")
+        let hit = try cli.run(["search", "v", "--vector", "0,1.3,2.6,3.9,5.2,6.5,7.8,9.1", "-k", "1", "--nprobe", "64", "--rerank", "1000", "--explain"])
+        #expect(hit.status == 0 && hit.stdout.contains("IVF-PQ segment(s) probe"), "\(hit.stdout)")
+        #expect(try cli.run(["search", "v", "--vector", "0,0,0,0,0,0,0,0", "--nprobe", "0"]).status == 2)
+    }
+
     @Test func errorsAreOneLineWithExitCodes() throws {
         let dir = TemporaryDirectory()
         let cli = CLI(db: dir.path + "/db")

@@ -59,6 +59,11 @@ def main():
             "adc_recall_diff_max_nprobe": q["curve"][-1]["recall"] - fc[q["curve"][-1]["nprobe"]]["recall"] if q["curve"][-1]["nprobe"] in fc else None,
             f"qps_at_recall_{args.target}_quiver": qq, f"qps_at_recall_{args.target}_faiss": fq,
             "qps_ratio": qq / fq if qq and fq else None,
+            # Both clocks, whichever --clock picked for the table.
+            "qps_at_recall_by_clock": {
+                clock: {"quiver": at_recall(q["curve"], args.target, "recall_rerank", key),
+                        "faiss": at_recall(f["curve"], args.target, "recall_rerank", key)}
+                for clock, key in (("cpu", "qps_rerank_cpu"), ("wall", "qps_rerank"))},
             "train_seconds": {"quiver": q["train_seconds"], "faiss": f["train_seconds"]},
             "add_seconds": {"quiver": q["add_seconds"], "faiss": f["add_seconds"]},
             "list_bytes_per_vector": {"quiver": q["list_bytes_per_vector"], "faiss": f["list_bytes_per_vector"]},
@@ -74,14 +79,32 @@ def main():
                 for p in q["seed_recall"] if p in f["seed_recall"]}
             diffs_s = [v["diff"] for p, v in entry["adc_recall_mean_over_seeds"].items() if int(p) >= 8]
             entry["adc_recall_diff_mean_over_seeds_nprobe_ge_8"] = mean(diffs_s) if diffs_s else None
-        if "opq" in f:
-            oc = {c["nprobe"]: c["recall"] for c in f["opq"]["curve"]}
-            entry["faiss_opq_adc_recall_gain"] = {p: oc[p] - fc[p]["recall"] for p in oc if p in fc}
-            entry["faiss_opq_train_seconds"] = f["opq"]["train_seconds"]
+        if "seed_loo_recall" in q and "seed_loo_recall" in f:
+            mean = lambda xs: sum(xs) / len(xs)
+            entry["adc_loo_recall_mean_over_seeds"] = {
+                p: {"quiver": mean(q["seed_loo_recall"][p]), "faiss": mean(f["seed_loo_recall"][p]),
+                    "diff": mean(q["seed_loo_recall"][p]) - mean(f["seed_loo_recall"][p])}
+                for p in q["seed_loo_recall"] if p in f["seed_loo_recall"]}
+            diffs_l = [v["diff"] for p, v in entry["adc_loo_recall_mean_over_seeds"].items() if int(p) >= 8]
+            entry["adc_loo_recall_diff_mean_over_seeds_nprobe_ge_8"] = mean(diffs_l) if diffs_l else None
+            entry["loo_queries"] = q["loo_queries"]
+        for system, run, base_curve in (("quiver", q, {c["nprobe"]: c for c in q["curve"]}), ("faiss", f, fc)):
+            if "opq" not in run:
+                continue
+            oc = {c["nprobe"]: c for c in run["opq"]["curve"]}
+            entry[f"{system}_opq"] = {
+                "iterations": run["opq"]["iterations"], "train_seconds": run["opq"]["train_seconds"],
+                "adc_recall": {p: oc[p]["recall"] for p in oc},
+                "adc_recall_gain": {p: oc[p]["recall"] - base_curve[p]["recall"] for p in oc if p in base_curve},
+                "rerank_recall_gain": {p: oc[p]["recall_rerank"] - base_curve[p]["recall_rerank"] for p in oc if p in base_curve},
+            }
         summary[name] = entry
         print(f"ADC recall diff (Quiver - FAISS), mean over nprobe >= 8: {entry['adc_recall_diff_mean_nprobe_ge_8']:+.4f}")
-        if entry["qps_ratio"]:
-            print(f"QPS at recall@10 = {args.target} with re-ranking: Quiver {qq:.0f}, FAISS {fq:.0f}, ratio {entry['qps_ratio']:.2f}")
+        for clock, v in entry["qps_at_recall_by_clock"].items():
+            v["ratio"] = v["quiver"] / v["faiss"] if v["quiver"] and v["faiss"] else None
+            if v["ratio"]:
+                print(f"QPS at recall@10 = {args.target} with re-ranking ({clock} clock): Quiver {v['quiver']:.0f}, "
+                      f"FAISS {v['faiss']:.0f}, ratio {v['ratio']:.2f}")
         print(f"training: Quiver {q['train_seconds']:.1f} s, FAISS {f['train_seconds']:.1f} s; add: {q['add_seconds']:.2f} s vs {f['add_seconds']:.2f} s; "
               f"list bytes/vector {q['list_bytes_per_vector']} vs {f['list_bytes_per_vector']}")
         if "adc_recall_mean_over_seeds" in entry:
@@ -90,8 +113,16 @@ def main():
             for p, v in sorted(entry["adc_recall_mean_over_seeds"].items(), key=lambda kv: int(kv[0])):
                 print(f"  nprobe {p:>4}: {v['quiver']:.4f} / {v['faiss']:.4f} / {v['diff']:+.4f}")
             print(f"  mean diff over nprobe >= 8: {entry['adc_recall_diff_mean_over_seeds_nprobe_ge_8']:+.4f}")
-        if "opq" in f:
-            print("FAISS OPQ gain in ADC recall per nprobe:", {p: round(v, 3) for p, v in entry["faiss_opq_adc_recall_gain"].items()})
+        if "adc_loo_recall_mean_over_seeds" in entry:
+            print(f"leave-one-out ADC recall on {entry['loo_queries']} base rows, same seeds (mean Quiver / FAISS / diff):")
+            for p, v in sorted(entry["adc_loo_recall_mean_over_seeds"].items(), key=lambda kv: int(kv[0])):
+                print(f"  nprobe {p:>4}: {v['quiver']:.4f} / {v['faiss']:.4f} / {v['diff']:+.4f}")
+            print(f"  mean diff over nprobe >= 8: {entry['adc_loo_recall_diff_mean_over_seeds_nprobe_ge_8']:+.4f}")
+        for system in ("quiver", "faiss"):
+            o = entry.get(f"{system}_opq")
+            if o:
+                print(f"{system} OPQ ({o['iterations']} alternations, training {o['train_seconds']:.1f} s): ADC recall gain per nprobe",
+                      {p: round(v, 3) for p, v in o["adc_recall_gain"].items()})
     with open(os.path.join(args.out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=2, sort_keys=True)
 

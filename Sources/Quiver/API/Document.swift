@@ -127,10 +127,17 @@ public struct DatabaseOptions: Sendable {
     public var checkpointBytes = 128 << 20
     /// Where collections find their text encoders by name (default: the process-wide registry).
     public var encoders: EncoderRegistry = .shared
+    /// Open for reading only, beside a writer in another process (default false). A read-only
+    /// database takes no lock, never changes a file (no log replay or truncation, no removal of
+    /// orphan segment files), sees LMDB's latest committed state (which every acknowledged write
+    /// reached before it was acknowledged) and reloads its in-memory index before a search when the
+    /// writer has committed since. Writes throw `QuiverError.unavailable`. The database must exist.
+    public var readOnly = false
 
-    public init(durability: DurabilitySetting = .full, createIfMissing: Bool = true) {
+    public init(durability: DurabilitySetting = .full, createIfMissing: Bool = true, readOnly: Bool = false) {
         self.durability = durability
         self.createIfMissing = createIfMissing
+        self.readOnly = readOnly
     }
 }
 

@@ -7,7 +7,7 @@ import QuiverStorage
 
    BACKUP                         JSON manifest (below), written last, atomically
    lmdb/data.mdb                  a compacted copy of LMDB (mdb_env_copy2): one consistent snapshot
-   segments/<C>/<id>.hnsw         the segment files that snapshot's manifest names
+   segments/<C>/<id>.hnsw|.ivfpq  the segment files that snapshot's manifest names
 
  BACKUP: {"format": 1, "created": <seconds since 1970>, "source": <path>, "appliedSequence": <n>,
           "files": [{"path": <relative path>, "size": <bytes>, "crc32c": <checksum>}]}
@@ -59,19 +59,19 @@ extension Database {
                 // The segment files the copied snapshot names (maintenance is paused, so they exist).
                 let copy = try LMDBEnvironment(path: directory + "/lmdb", mapSize: 1 << 20, readOnly: false)
                 let copyTables = try Tables(copy)
-                let (named, applied): ([(UInt32, UInt64)], UInt64) = try copy.read { txn in
-                    var out: [(UInt32, UInt64)] = []
-                    try txn.forEach(copyTables.segments) { k, _ in
+                let (named, applied): ([(UInt32, SegmentRecord)], UInt64) = try copy.read { txn in
+                    var out: [(UInt32, SegmentRecord)] = []
+                    try txn.forEach(copyTables.segments) { k, v in
                         let c = UInt32(k[0]) << 24 | UInt32(k[1]) << 16 | UInt32(k[2]) << 8 | UInt32(k[3])
-                        out.append((c, Keys.rowID(of: k)))
+                        out.append((c, try SegmentRecord(id: Keys.rowID(of: k), bytes: v)))
                         return true
                     }
                     let applied = try txn.get(copyTables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
                     return (out, applied)
                 }
                 try FileSystem.remove(directory + "/lmdb/lock.mdb")
-                for (c, id) in named {
-                    let relative = "segments/\(c)/" + SegmentRecord.fileName(id)
+                for (c, record) in named {
+                    let relative = "segments/\(c)/" + record.fileName
                     try FileSystem.createDirectory(directory + "/segments/\(c)")
                     try Backup.copyFile(path + "/" + relative, to: directory + "/" + relative)
                     entries.append(try Backup.entry(directory, relative))
@@ -191,13 +191,14 @@ enum Backup {
         return manifest
     }
 
-    /// Only LMDB's data file and segment files `segments/<digits>/<20 digits>.hnsw` may be restored.
+    /// Only LMDB's data file and segment files `segments/<digits>/<20 digits>.hnsw` (or `.ivfpq`) may be restored.
     static func isAllowed(_ path: String) -> Bool {
         if path == "lmdb/data.mdb" { return true }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "segments", !parts[1].isEmpty, parts[1].count <= 10, parts[1].allSatisfy(\.isASCIIDigitCharacter) else { return false }
         let file = parts[2]
-        return file.count == 25 && file.hasSuffix(".hnsw") && file.prefix(20).allSatisfy(\.isASCIIDigitCharacter)
+        guard (file.count == 25 && file.hasSuffix(".hnsw")) || (file.count == 26 && file.hasSuffix(".ivfpq")) else { return false }
+        return file.prefix(20).allSatisfy(\.isASCIIDigitCharacter)
     }
 }
 

@@ -8,8 +8,9 @@ import QuiverStorage
 /// Thread-safety: a `Database` is `Sendable` and meant to be shared. Writes from any number of
 /// threads or tasks are serialized (one writer at a time, as LMDB requires) and share fsyncs
 /// (group commit); reads run in parallel with each other and with writes, each on a consistent
-/// snapshot. Only one process may open a database at a time; a second gets
-/// `QuiverError.databaseLocked`.
+/// snapshot. Only one process may open a database for writing at a time; a second gets
+/// `QuiverError.databaseLocked`. Any number of processes may open it with
+/// `DatabaseOptions.readOnly` beside the writer (see there).
 ///
 /// Durability: with `.full` (the default) every write returns after its log record is fsynced;
 /// `kill -9` or a power loss at any moment loses no acknowledged write. Every write is applied to
@@ -24,12 +25,15 @@ public final class Database: @unchecked Sendable {
     public let options: DatabaseOptions
 
     let env: LMDBEnvironment
-    let wal: WriteAheadLog
+    /// nil when open read-only.
+    let wal: WriteAheadLog?
     let tables: Tables
     let segments: SegmentManager
     let timingsRecorder: TimingsRecorder
     let filterCache = FilterCache()
-    private let lockFile: File
+    private let lockFile: File?
+    /// Read-only: the LMDB transaction id the in-memory segments were loaded at.
+    private var segmentsLoadedAt = 0
     private let writeLock = NSLock()
     private let stateLock = NSLock()
     private var closed = false
@@ -62,6 +66,30 @@ public final class Database: @unchecked Sendable {
         self.options = options
         let lmdbPath = path + "/lmdb"
         let exists = FileSystem.exists(lmdbPath + "/data.mdb")
+        if options.readOnly {
+            guard exists else { throw QuiverError.notADatabase(path: path, reason: "no database there to open read-only") }
+            do {
+                let env = try LMDBEnvironment(path: lmdbPath, mapSize: options.initialMapSize, maxTables: 32, readOnly: true)
+                let tables = try Tables(env)
+                let format = try env.read { txn in try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() } }
+                guard format == Database.formatVersion else {
+                    throw QuiverError.notADatabase(path: path, reason: format.map { "format version \($0); this Quiver reads version \(Database.formatVersion)" } ?? "LMDB holds no Quiver format marker")
+                }
+                let recorder = TimingsRecorder()
+                let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder, readOnly: true)
+                self.env = env
+                self.tables = tables
+                self.wal = nil
+                self.lockFile = nil
+                self.segments = segments
+                self.timingsRecorder = recorder
+                openReport = OpenReport(staleReaders: env.staleReadersCleared)
+                try reloadSegments()
+            } catch let e as StorageError {
+                throw QuiverError.storage(e)
+            }
+            return
+        }
         if !exists {
             if FileSystem.exists(path) && !FileSystem.isDirectory(path) {
                 throw QuiverError.notADatabase(path: path, reason: "it is a file, not a directory")
@@ -104,6 +132,9 @@ public final class Database: @unchecked Sendable {
             case .full: durability = .full
             case .relaxed(let ms): durability = .relaxed(milliseconds: max(1, ms))
             }
+            // The log may be behind LMDB (a power loss can keep an LMDB commit and lose the log
+            // records before it); the log then drops its files, so LMDB's state must be durable first.
+            try env.sync()
             let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
             var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes, staleReaders: env.staleReadersCleared)
             // Replay what LMDB has not applied, one LMDB transaction per record, in order.
@@ -149,9 +180,10 @@ public final class Database: @unchecked Sendable {
         stateLock.unlock()
         if wasClosed { return }
         segments.stop()
-        wal.close()
+        guard !options.readOnly else { return }
+        wal?.close()
         try? env.sync()
-        lockFile.close()
+        lockFile?.close()
     }
 
     // MARK: - Collections
@@ -187,7 +219,7 @@ public final class Database: @unchecked Sendable {
         guard options.textCompressionThreshold >= 0 else {
             throw QuiverError.invalidArgument("the text compression threshold must not be negative")
         }
-        try options.index.validate()
+        try options.index.validate(dimension: d)
         let info: CollectionInfo = try write { txn in
             if try txn.contains(tables.catalog, Array(name.utf8)) { throw QuiverError.collectionExists(name) }
             let next = try txn.get(tables.meta, Array("next_collection".utf8)).map { try ByteReader($0).readUInt32Value() } ?? 1
@@ -264,6 +296,7 @@ public final class Database: @unchecked Sendable {
             let (mutation, r) = try readTransaction { txn in try prepare(txn) }
             result = r
             let payload = try mutation.payload()
+            guard let wal else { throw QuiverError.unavailable("the database at \(path) is open read-only") }
             do {
                 sequence = try wal.append(type: mutation.type, payload: payload)
                 let t1 = monotonicSeconds()
@@ -285,20 +318,29 @@ public final class Database: @unchecked Sendable {
                 if let e = error as? StorageError { throw QuiverError.storage(e) }
                 throw error
             }
-            try checkpointIfNeeded()
+            do {
+                try checkpointIfNeeded()
+            } catch {
+                // The write is applied (and logged) but reports this failure, so it is in doubt; like
+                // any failed storage step, stop taking writes until a reopen recovers.
+                let reason = QuiverError.unavailable("the database at \(path) stopped accepting writes after a failed checkpoint (\(error)); reopen it to recover")
+                stateLock.lock(); failure = reason; stateLock.unlock()
+                throw error
+            }
         }
         if options.durability == .full {
             let t = monotonicSeconds()
-            try wrapStorage { try wal.waitUntilDurable(sequence) }
+            try wrapStorage { try wal?.waitUntilDurable(sequence) }
             let waited = monotonicSeconds() - t
             timingsRecorder.add { $0.fsyncSeconds += waited }
         }
         return result
     }
 
-    private func checkWritable() throws {
+    func checkWritable() throws {
         stateLock.lock(); defer { stateLock.unlock() }
         if closed { throw QuiverError.unavailable("the database at \(path) is closed") }
+        if options.readOnly { throw QuiverError.unavailable("the database at \(path) is open read-only") }
         if let f = failure { throw f }
     }
 
@@ -314,10 +356,11 @@ public final class Database: @unchecked Sendable {
     /// With the writer lock held: when the log has grown past `checkpointBytes`, flush LMDB and drop
     /// the log files it covers.
     private func checkpointIfNeeded() throws {
-        if wal.diskSize > options.checkpointBytes { try checkpointLocked() }
+        if let wal, wal.diskSize > options.checkpointBytes { try checkpointLocked() }
     }
 
     private func checkpointLocked() throws {
+        guard let wal else { return }
         try wrapStorage {
             try wal.syncNow()
             try env.sync()
@@ -325,6 +368,42 @@ public final class Database: @unchecked Sendable {
                 try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
             }
             try wal.truncate(upTo: applied)
+        }
+    }
+
+    /// The sequence number of the last write LMDB holds.
+    func appliedSequence() throws -> UInt64 {
+        try readTransaction { txn in
+            try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
+        }
+    }
+
+    /// Read-only: reloads the in-memory segments when the writer has committed since they were
+    /// loaded, so that a search sees what `get` sees. A no-op for a writable database.
+    func refreshIfReadOnly() throws {
+        guard options.readOnly else { return }
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        if env.lastTransactionID != segmentsLoadedAt { try reloadSegments() }
+    }
+
+    /// Read-only, with `writeLock` held (or in init): loads every collection's segments from the
+    /// latest snapshot. The writer may remove a merged-away file between the snapshot and the
+    /// mapping: then the load starts again from a newer snapshot.
+    private func reloadSegments() throws {
+        var attempt = 0
+        while true {
+            let at = env.lastTransactionID
+            do {
+                let infos = try collections()
+                try wrapStorage { try segments.load(infos) }
+                segmentsLoadedAt = at
+                filterCache.removeAll()
+                return
+            } catch QuiverError.storage(let e) where e.kind == .io && e.code == ENOENT && attempt < 20 {
+                attempt += 1
+                usleep(1_000)
+            }
         }
     }
 
@@ -484,6 +563,7 @@ extension Database {
     /// Sizes and counts, from one snapshot. Per-collection byte counts are estimates: LMDB shares
     /// pages between collections, so they are the collection's share of the entries' bytes.
     public func stats() throws -> DatabaseStats {
+        try refreshIfReadOnly()
         let infos = try collections()
         var out: [DatabaseStats.CollectionStats] = []
         try readTransaction { txn in
@@ -498,16 +578,23 @@ extension Database {
                 }
                 var index: IndexStats?
                 if let f = segments.segments(info.number)?.figures() {
-                    index = IndexStats(kinds: (f.mutable > 0 || f.sealed == 0 ? ["flat"] : []) + (f.sealed > 0 ? ["hnsw"] : []),
-                                       sealedSegments: f.sealed, sealedVectors: f.sealedVectors, deletedVectors: f.deleted,
-                                       mutableVectors: f.mutable, memoryBytes: f.memory, lastMaintenanceError: segments.lastMaintenanceError)
+                    let sealed = f.filter { $0.kind != .flat }
+                    let flat = f.first { $0.kind == .flat }
+                    index = IndexStats(configuredKind: info.indexSettings.kind, kinds: f.map(\.kind.rawValue),
+                                       sealedSegments: sealed.reduce(0) { $0 + $1.segments },
+                                       sealedVectors: sealed.reduce(0) { $0 + $1.vectors },
+                                       deletedVectors: sealed.reduce(0) { $0 + $1.deletedVectors },
+                                       mutableVectors: (flat?.vectors ?? 0) - (flat?.deletedVectors ?? 0),
+                                       memoryBytes: f.reduce(0) { $0 + $1.memoryBytes }, byKind: f,
+                                       lastMaintenanceError: segments.lastMaintenanceError)
                 }
                 out.append(.init(name: info.name, dimension: info.dimension, metric: info.metric, documents: Int(count),
                                  storedBytes: bytes, encoder: info.encoder?.name, index: index))
             }
         }
         return DatabaseStats(path: path, collections: out, lmdbFileBytes: FileSystem.diskUsage(path + "/lmdb/data.mdb"),
-                             lmdbMapBytes: env.mapSize, walBytes: wal.diskSize, walFiles: wal.fileCount,
-                             lastSequence: wal.lastAppendedSequence, segmentBytes: FileSystem.diskUsage(path + "/segments"))
+                             lmdbMapBytes: env.mapSize, walBytes: wal?.diskSize ?? FileSystem.diskUsage(path + "/wal"),
+                             walFiles: wal?.fileCount ?? ((try? FileSystem.list(path + "/wal"))?.count ?? 0),
+                             lastSequence: try wal?.lastAppendedSequence ?? appliedSequence(), segmentBytes: FileSystem.diskUsage(path + "/segments"))
     }
 }

@@ -23,10 +23,28 @@ extension Database {
     /// its vector and row entry, that the counters match, that no vector or row is orphaned, and that
     /// every live document's vector is in exactly one index segment (sealed or mutable) and no
     /// deleted one is. Runs while the database is open; pauses background maintenance meanwhile.
+    ///
+    /// Read-only (beside a writer in another process), the log is not read (the writer may be
+    /// appending to it), and the in-memory segments are loaded from a snapshot a little older than
+    /// the one checked; when the writer committed meanwhile and the check found problems, it runs
+    /// again (up to 3 times); problems a moving database explains (a segment file merged away
+    /// meanwhile) may remain while the writer is busy.
     public func verify() throws -> VerifyReport {
+        guard options.readOnly else { return try verifyOnce() }
+        var attempt = 0
+        while true {
+            let at = env.lastTransactionID
+            try refreshIfReadOnly()
+            let report = try verifyOnce()
+            attempt += 1
+            if report.ok || env.lastTransactionID == at || attempt == 3 { return report }
+        }
+    }
+
+    private func verifyOnce() throws -> VerifyReport {
         var report = VerifyReport()
         try wrapStorage {
-            try wal.forEachRecord(after: 0) { _ in report.logRecords += 1 }
+            try wal?.forEachRecord(after: 0) { _ in report.logRecords += 1 }
         }
         // With maintenance paused the segment set cannot change under the check.
         try segments.queue.sync {
@@ -127,10 +145,9 @@ extension Database {
         // Segment files: read back from disk and checked in full.
         let records = try Manifest.records(c, txn: txn, tables: tables)
         for record in records {
-            let path = segments.directory(c) + "/" + SegmentRecord.fileName(record.id)
+            let path = segments.directory(c) + "/" + record.fileName
             do {
-                let mapped = try MappedFile(path: path)
-                let index = try HNSWCodec.decode(mapped.bytes, inPlace: mapped, verify: .full)
+                let index = try SegmentManager.readSegment(path, kind: record.kind)
                 if index.count != Int(record.vectors) { problem("segment file \(path) holds \(index.count) vectors; the manifest says \(record.vectors)") }
                 report.segmentFiles += 1
             } catch {

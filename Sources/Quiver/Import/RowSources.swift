@@ -135,7 +135,7 @@ struct CSVSource: RowSource {
                 quoted = true
                 wasQuoted = true
             } else if b == options.delimiter {
-                fields.append(String(decoding: field, as: UTF8.self))
+                fields.append(text(field, &problem))
                 field = []
                 wasQuoted = false
             } else if b == UInt8(ascii: "\n") {
@@ -146,8 +146,15 @@ struct CSVSource: RowSource {
                 if problem == nil { field.append(b) }
             }
         }
-        fields.append(String(decoding: field, as: UTF8.self))
+        fields.append(text(field, &problem))
         return (fields, problem)
+    }
+
+    /// A field's text; invalid UTF-8 is the record's problem (not silently replaced).
+    private func text(_ field: [UInt8], _ problem: inout String?) -> String {
+        if let s = String(validating: field, as: UTF8.self) { return s }
+        if problem == nil { problem = "invalid UTF-8 in a field" }
+        return ""
     }
 
     mutating func next() throws -> SourceRow? {
@@ -240,7 +247,10 @@ struct IDSource {
     mutating func next(_ index: Int) throws -> String? {
         guard stream != nil else { return prefix + String(index) }
         guard let (line, tooLong) = try stream!.line(limit: 4096), !tooLong else { return nil }
-        return String(decoding: line, as: UTF8.self)
+        guard let id = String(validating: line, as: UTF8.self) else {
+            throw QuiverError.badInput(file: path ?? "", line: index + 1, reason: "the id is not valid UTF-8")
+        }
+        return id
     }
 
     /// Skips the ids of the first `count` vectors (a resumed import).

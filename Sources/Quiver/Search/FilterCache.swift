@@ -30,6 +30,12 @@ final class FilterCache: @unchecked Sendable {
         return entries[key]
     }
 
+    /// Forgets every entry (a read-only database reloaded its segments: generations restart).
+    func removeAll() {
+        lock.lock(); defer { lock.unlock() }
+        entries.removeAll()
+    }
+
     func put(_ key: Key, _ entry: Entry) {
         lock.lock(); defer { lock.unlock() }
         if entries.count >= capacity {

@@ -17,15 +17,23 @@ public struct SearchOptions: Sendable {
     public var exact = false
     /// HNSW candidate list size for this search (default: the collection's `efSearch`; at least k).
     public var efSearch: Int?
+    /// IVF-PQ lists probed by this search (default: the collection's `nprobe`); a filter widens it.
+    public var nprobe: Int?
+    /// IVF-PQ candidates re-ranked with full vectors by this search (default: the collection's
+    /// `rerank`; at least k).
+    public var rerank: Int?
     /// Only documents whose metadata matches this filter are returned (k of them whenever at least
     /// k match).
     public var filter: Filter?
 
-    public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil, filter: Filter? = nil) {
+    public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil,
+                nprobe: Int? = nil, rerank: Int? = nil, filter: Filter? = nil) {
         self.includeText = includeText
         self.includeVector = includeVector
         self.exact = exact
         self.efSearch = efSearch
+        self.nprobe = nprobe
+        self.rerank = rerank
         self.filter = filter
     }
 }
@@ -84,6 +92,7 @@ extension Collection {
         if let bad = vector.firstIndex(where: { !$0.isFinite }) {
             throw QuiverError.invalidArgument("query vector component \(bad) is NaN or infinite")
         }
+        try database.refreshIfReadOnly()
         let documents = try count()
         // The filter's allowed rows: payload-index candidates re-checked, or every document read.
         let (allowed, allowedCount0, estimate0, indexesUsed) = try allowedSet(options.filter)
@@ -102,10 +111,20 @@ extension Collection {
         // segment picks by their number (HNSWIndex.filteredSearch): an exact scan of the allowed rows
         // when few are allowed, an ACORN walk over the allowed nodes in between, the plain filtered
         // walk when most are allowed; a walk that yields fewer than k is completed by an exact scan.
+        // An IVF-PQ segment probes nprobe / (allowed share) lists, so that about as many allowed codes
+        // are scored as without a filter, widens further when they hold fewer than k allowed vectors,
+        // and scans the allowed rows exactly when they are few.
         guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
+        if let p = options.nprobe, !(1...(1 << 20)).contains(p) { throw QuiverError.invalidArgument("nprobe must be between 1 and 1048576, not \(p)") }
+        if let r = options.rerank, !(0...(1 << 24)).contains(r) { throw QuiverError.invalidArgument("rerank must be between 0 and 16777216, not \(r)") }
+        if let e = options.efSearch, !(1...(1 << 20)).contains(e) { throw QuiverError.invalidArgument("efSearch must be between 1 and 1048576, not \(e)") }
         let allow = allowed.map { AllowFilter.bitset($0) }
+        let settings = info.indexSettings
+        let parameters = SegmentSearchParameters(efSearch: options.efSearch ?? settings.efSearch, nprobe: options.nprobe ?? settings.nprobe,
+                                                 rerank: options.rerank ?? settings.rerank,
+                                                 allowedShare: allowed == nil ? nil : Double(allowedCount) / Double(max(documents, 1)))
         // A few more than k: a row deleted between the index search and the snapshot below is skipped.
-        let hits = try wrapIndex { try segments.search(vector, k: k + 8, efSearch: options.efSearch, allow: allow) }
+        let hits = try wrapIndex { try segments.search(vector, k: k + 8, parameters: parameters, allow: allow) }
         return try database.readTransaction { txn in
             try checkExists(txn)
             var out: [SearchResult] = []
@@ -114,13 +133,19 @@ extension Collection {
             }
             var reason = "no filter"
             if allowed != nil {
-                let choices = segments.filteredStrategies(allowed: allowedCount, k: k + 8, efSearch: options.efSearch)
+                let choices = segments.filteredStrategies(allowed: allowedCount, k: k + 8, efSearch: parameters.efSearch)
                 let counts = FilteredSearch.allCases.compactMap { s -> String? in
                     let n = choices.filter { $0 == s }.count
                     return n == 0 ? nil : "\(s.rawValue) in \(n)"
                 }
                 reason = "\(allowedCount) allowed rows; HNSW segments: " + (counts.isEmpty ? "none" : counts.joined(separator: ", "))
                     + " (scan when few rows are allowed, acorn in between, graph when most are)"
+            }
+            let lists = segments.ivfListCounts()
+            if let nlist = lists.max() {
+                reason += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist)) of \(nlist) lists"
+                    + (allowed == nil ? "" : " (nprobe \(parameters.nprobe) widened by the allowed share)")
+                    + " and re-rank \(max(parameters.rerank, k + 8)) candidates"
             }
             return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter", reason, out.count))
         }

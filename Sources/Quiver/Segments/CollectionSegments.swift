@@ -3,15 +3,16 @@ import QuiverIndex
 import QuiverStorage
 import Synchronization
 
-/// A sealed segment in memory: its manifest record and its HNSW graph, mapped from its file.
+/// A sealed segment in memory: its manifest record and its index (an HNSW graph mapped from its
+/// file, or an IVF-PQ index read from it).
 final class SealedSegment: @unchecked Sendable {
     // @unchecked: `index` follows VectorIndex's rules (searches concurrent, markDeleted exclusive),
     // which the owning CollectionSegments' lock enforces.
     let record: SegmentRecord
-    let index: HNSWIndex
+    let index: SegmentIndex
     let path: String
 
-    init(record: SegmentRecord, index: HNSWIndex, path: String) {
+    init(record: SegmentRecord, index: SegmentIndex, path: String) {
         self.record = record
         self.index = index
         self.path = path
@@ -21,8 +22,8 @@ final class SealedSegment: @unchecked Sendable {
 }
 
 /// The in-memory index state of one collection: the mutable segment (an exact `FlatIndex` of the
-/// rows written since the last seal), the segment being sealed (frozen, still searched), and the
-/// sealed segments.
+/// rows written since the last seal; every row under the `flat` index kind), the segment being
+/// sealed (frozen, still searched), and the sealed segments (HNSW or IVF-PQ).
 ///
 /// Invariant: every live row of the collection is in exactly one of `mutable`, `frozen` and
 /// `sealed`, and not tombstoned there; a deleted row is in none of them or tombstoned where it is.
@@ -63,6 +64,11 @@ final class CollectionSegments: @unchecked Sendable {
         maxRow = sealedThrough
     }
 
+    /// Live vectors over every segment.
+    var liveVectors: Int {
+        lock.read { mutable.liveCount + (frozen?.liveCount ?? 0) + sealed.reduce(0) { $0 + $1.index.liveCount } }
+    }
+
     /// Applies rows written and removed by one committed transaction.
     func apply(added rows: [UInt64], vectors: Matrix?, removed: [UInt64]) throws {
         generationCounter.add(1, ordering: .releasing)
@@ -87,7 +93,7 @@ final class CollectionSegments: @unchecked Sendable {
     }
 
     /// The `k` nearest live rows to `query` over every segment, closest first.
-    func search(_ query: [Float], k: Int, efSearch: Int?, allow: AllowFilter? = nil) throws -> [Neighbor] {
+    func search(_ query: [Float], k: Int, parameters p: SegmentSearchParameters, allow: AllowFilter? = nil) throws -> [Neighbor] {
         try lock.read {
             var top = TopK(k: k)
             try query.withUnsafeBufferPointer { q in
@@ -95,11 +101,18 @@ final class CollectionSegments: @unchecked Sendable {
                 if let f = frozen {
                     for n in try f.search(q, k: k, allow: allow) { top.push(id: n.id, distance: n.distance) }
                 }
-                let ef = max(efSearch ?? settings.efSearch, k)
                 if !sealed.isEmpty {
                     let m = Matrix(dimension: dimension, storage: query)
                     for s in sealed {
-                        for n in try s.index.search(m, k: k, ef: ef, allow: allow)[0] { top.push(id: n.id, distance: n.distance) }
+                        let hits: [Neighbor]
+                        switch s.index {
+                        case .hnsw(let index):
+                            hits = try index.search(m, k: k, ef: max(p.efSearch, k), allow: allow)[0]
+                        case .ivfpq(let index):
+                            hits = try index.search(m, k: k, nprobe: p.probes(nlist: index.nlist), rerank: max(p.rerank, k),
+                                                    allow: allow, threads: 1)[0]
+                        }
+                        for n in hits { top.push(id: n.id, distance: n.distance) }
                     }
                 }
             }
@@ -108,21 +121,44 @@ final class CollectionSegments: @unchecked Sendable {
     }
 
     /// The strategy each sealed HNSW segment picks for a filter allowing `allowed` rows (`explain`).
-    func filteredStrategies(allowed: Int, k: Int, efSearch: Int?) -> [FilteredSearch] {
+    func filteredStrategies(allowed: Int, k: Int, efSearch: Int) -> [FilteredSearch] {
         lock.read {
-            let ef = max(efSearch ?? settings.efSearch, k)
-            return sealed.map { $0.index.filteredSearch(allowed: allowed, ef: ef) }
+            sealed.compactMap { s -> FilteredSearch? in
+                if case .hnsw(let index) = s.index { return index.filteredSearch(allowed: allowed, ef: max(efSearch, k)) }
+                return nil
+            }
         }
     }
 
-    /// Figures for `stats`.
-    func figures() -> (sealed: Int, sealedVectors: Int, deleted: Int, mutable: Int, memory: Int) {
+    /// The list counts of the IVF-PQ sealed segments.
+    func ivfListCounts() -> [Int] {
         lock.read {
-            let sealedVectors = sealed.reduce(0) { $0 + $1.index.count }
-            let deleted = sealed.reduce(0) { $0 + $1.index.deletedCount }
-            let flat = (mutable.count + (frozen?.count ?? 0)) * (dimension * 4 + 24)
-            let memory = sealed.reduce(0) { $0 + $1.index.memoryBytes } + flat
-            return (sealed.count, sealedVectors, deleted, mutable.liveCount + (frozen?.liveCount ?? 0), memory)
+            sealed.compactMap { s -> Int? in
+                if case .ivfpq(let index) = s.index { return index.nlist }
+                return nil
+            }
+        }
+    }
+
+    /// Figures for `stats`, per index kind in use (`flat` is the mutable segment and the one being sealed).
+    func figures() -> [IndexKindStats] {
+        lock.read {
+            var byKind: [IndexKind: IndexKindStats] = [:]
+            let flatVectors = mutable.count + (frozen?.count ?? 0)
+            if flatVectors > 0 || sealed.isEmpty {
+                byKind[.flat] = IndexKindStats(kind: .flat, segments: frozen == nil ? 1 : 2, vectors: flatVectors,
+                                               deletedVectors: flatVectors - mutable.liveCount - (frozen?.liveCount ?? 0),
+                                               memoryBytes: flatVectors * (dimension * 4 + 24))
+            }
+            for s in sealed {
+                var k = byKind[s.index.kind] ?? IndexKindStats(kind: s.index.kind, segments: 0, vectors: 0, deletedVectors: 0, memoryBytes: 0)
+                k.segments += 1
+                k.vectors += s.index.count
+                k.deletedVectors += s.index.deletedCount
+                k.memoryBytes += s.index.memoryBytes
+                byKind[s.index.kind] = k
+            }
+            return IndexKind.allCases.compactMap { byKind[$0]?.withRatio }
         }
     }
 }

@@ -33,12 +33,15 @@ final class SegmentManager: @unchecked Sendable {
     private(set) var orphansRemoved = 0
 
     let timings: TimingsRecorder
+    /// Read-only (another process writes): `load` changes no file, and may run again to catch up.
+    let readOnly: Bool
 
-    init(root: String, env: LMDBEnvironment, tables: Tables, timings: TimingsRecorder) {
+    init(root: String, env: LMDBEnvironment, tables: Tables, timings: TimingsRecorder, readOnly: Bool = false) {
         self.root = root
         self.env = env
         self.tables = tables
         self.timings = timings
+        self.readOnly = readOnly
     }
 
     func directory(_ number: UInt32) -> String { root + "/" + String(number) }
@@ -53,7 +56,16 @@ final class SegmentManager: @unchecked Sendable {
     /// Loads every collection's segments: maps the sealed files named by the manifest (no rebuild),
     /// tombstones rows deleted since they were sealed, rebuilds the mutable segment from the rows
     /// past the sealed mark, and removes files the manifest does not name.
+    /// Read-only, it leaves the files alone and replaces whatever was loaded before.
     func load(_ infos: [CollectionInfo]) throws {
+        if readOnly {
+            var loaded: [UInt32: CollectionSegments] = [:]
+            for info in infos { loaded[info.number] = try loadCollection(info) }
+            lock.lock()
+            collections = loaded
+            lock.unlock()
+            return
+        }
         try FileSystem.createDirectory(root)
         let known = Set(infos.map { String($0.number) })
         for entry in try FileSystem.list(root) where !known.contains(entry) {
@@ -71,13 +83,13 @@ final class SegmentManager: @unchecked Sendable {
     private func loadCollection(_ info: CollectionInfo) throws -> CollectionSegments {
         let c = info.number
         let dir = directory(c)
-        try FileSystem.createDirectory(dir)
         let (records, state) = try env.read { txn in
             (try Manifest.records(c, txn: txn, tables: tables), try Manifest.state(c, txn: txn, tables: tables))
         }
-        let named = Set(records.map { SegmentRecord.fileName($0.id) })
+        let named = Set(records.map(\.fileName))
         var removed = false
-        for file in try FileSystem.list(dir) where !named.contains(file) {
+        if !readOnly { try FileSystem.createDirectory(dir) }
+        for file in readOnly ? [] : try FileSystem.list(dir) where !named.contains(file) {
             try FileSystem.remove(dir + "/" + file)
             removed = true
             orphansRemoved += 1
@@ -85,8 +97,8 @@ final class SegmentManager: @unchecked Sendable {
         if removed { try FileSystem.syncDirectory(dir) }
         let segs = try CollectionSegments(info: info, directory: dir, sealedThrough: state.sealedThrough)
         for record in records {
-            let path = dir + "/" + SegmentRecord.fileName(record.id)
-            segs.sealed.append(SealedSegment(record: record, index: try openSegment(path, info: info), path: path))
+            let path = dir + "/" + record.fileName
+            segs.sealed.append(SealedSegment(record: record, index: try openSegment(path, kind: record.kind, info: info), path: path))
         }
         // Rows deleted after their segment was sealed: live rows are exactly those in `rows`.
         try env.read { txn in
@@ -109,18 +121,38 @@ final class SegmentManager: @unchecked Sendable {
         return segs
     }
 
-    private func openSegment(_ path: String, info: CollectionInfo) throws -> HNSWIndex {
+    /// Reads the segment file at `path`, every checksum verified: an HNSW file is searched in place
+    /// over its mapping; an IVF-PQ file is read into memory (its codes are what searches scan).
+    static func readSegment(_ path: String, kind: UInt8) throws -> SegmentIndex {
         let mapped = try MappedFile(path: path)
         do {
-            let index = try HNSWCodec.decode(mapped.bytes, inPlace: mapped, verify: .full)
-            guard index.dimension == info.dimension, index.metric == info.metric else {
-                throw StorageError(.corrupt, "segment file \(path) holds \(index.dimension)-d \(index.metric.rawValue) vectors; collection '\(info.name)' is \(info.dimension)-d \(info.metric.rawValue)")
+            switch kind {
+            case SegmentRecord.ivfpq: return .ivfpq(try IVFPQCodec.decode(mapped.bytes, verify: .full))
+            default: return .hnsw(try HNSWCodec.decode(mapped.bytes, inPlace: mapped, verify: .full))
             }
-            index.efSearch = info.indexSettings.efSearch
-            return index
         } catch let e as IndexError {
             throw StorageError(.corrupt, "segment file \(path) is damaged: \(e.description)")
         }
+    }
+
+    /// Opens a segment of collection `info` and sets its search defaults (and, for IVF-PQ, the LMDB
+    /// source of full vectors for re-ranking).
+    private func openSegment(_ path: String, kind: UInt8, info: CollectionInfo) throws -> SegmentIndex {
+        let index = try Self.readSegment(path, kind: kind)
+        let any = index.any
+        guard any.dimension == info.dimension, any.metric == info.metric else {
+            throw StorageError(.corrupt, "segment file \(path) holds \(any.dimension)-d \(any.metric.rawValue) vectors; collection '\(info.name)' is \(info.dimension)-d \(info.metric.rawValue)")
+        }
+        let settings = info.indexSettings
+        switch index {
+        case .hnsw(let h):
+            h.efSearch = settings.efSearch
+        case .ivfpq(let v):
+            v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: info.number)
+            v.nprobe = min(settings.nprobe, v.nlist)
+            v.rerank = settings.rerank
+        }
+        return index
     }
 
     /// The rows of collection `c` with ids in `after+1 ... through` and their vectors, from LMDB.
@@ -180,7 +212,8 @@ final class SegmentManager: @unchecked Sendable {
 
     private func scheduleSealIfFull(_ segs: CollectionSegments) {
         let due: Bool = segs.lock.write {
-            guard !segs.sealPending, segs.frozen == nil, segs.mutable.count >= segs.settings.segmentSize else { return false }
+            guard segs.settings.kind != .flat, !segs.sealPending, segs.frozen == nil,
+                  segs.mutable.count >= segs.settings.segmentSize else { return false }
             segs.sealPending = true
             return true
         }
@@ -221,10 +254,10 @@ final class SegmentManager: @unchecked Sendable {
 
     // MARK: - Sealing
 
-    /// Seals the mutable segment of `segs` into an HNSW segment file. Runs on the maintenance queue
-    /// (or a caller that holds it, like `compactNow`).
+    /// Seals the mutable segment of `segs` into a segment file of the collection's index kind (none
+    /// under `flat`). Runs on the maintenance queue (or a caller that holds it, like `compactNow`).
     func seal(_ segs: CollectionSegments, progress: ((CompactionProgress) -> Void)?) throws {
-        if isStopping { return }
+        if isStopping || segs.settings.kind == .flat { return }
         // 1. Freeze: new writes go to a fresh mutable segment; the frozen one stays searchable.
         let range: ClosedRange<UInt64>? = try segs.lock.write {
             guard segs.frozen == nil, segs.mutable.count > 0 else { return nil }
@@ -235,10 +268,11 @@ final class SegmentManager: @unchecked Sendable {
         }
         guard let rows = range else { return }
         do {
-            // 2. Build the graph from the rows' stored vectors.
+            // 2. Build the index from the rows' stored vectors.
             let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, after: rows.lowerBound - 1, through: rows.upperBound)
-            progress?(CompactionProgress(collection: segs.name, message: "sealing \(ids.count) vectors into an HNSW segment"))
-            let index = try buildIndex(segs, vectors: vectors, ids: ids)
+            let kind = segs.settings.sealKind(liveVectors: segs.liveVectors, dimension: segs.dimension)
+            progress?(CompactionProgress(collection: segs.name, message: "sealing \(ids.count) vectors into \(kind == .ivfpq ? "an IVF-PQ" : "an HNSW") segment"))
+            let index = try buildIndex(segs, kind: kind, vectors: vectors, ids: ids, progress: progress)
             // 3. Write the file, then 4. record it, then 5. swap it in.
             let record = try publish(segs, index: index, minRow: rows.lowerBound, maxRow: rows.upperBound, replacing: [], sealedThrough: rows.upperBound)
             guard let segment = record else { return }
@@ -279,37 +313,158 @@ final class SegmentManager: @unchecked Sendable {
         segs.mutable = fresh
     }
 
-    private func buildIndex(_ segs: CollectionSegments, vectors: Matrix?, ids: [UInt64]) throws -> HNSWIndex {
+    /// A new segment index of `kind` holding `vectors` under `ids`. IVF-PQ uses the collection's
+    /// codebook (`ivfpqCodebook`); while the collection is too small to train one, the segment is
+    /// HNSW (compaction rebuilds it as IVF-PQ later).
+    private func buildIndex(_ segs: CollectionSegments, kind: IndexKind, vectors: Matrix?, ids: [UInt64],
+                            progress: ((CompactionProgress) -> Void)?) throws -> SegmentIndex {
         let s = segs.settings
+        if kind == .ivfpq, let index = try ivfpqCodebook(segs, incoming: vectors, progress: progress) {
+            if let v = vectors { try index.add(v, ids: ids.map { Int64($0) }) }
+            return .ivfpq(index)
+        }
         let index = try HNSWIndex(dimension: segs.dimension, metric: segs.metric,
                                   parameters: HNSWParameters(m: s.m, efConstruction: s.efConstruction, efSearch: s.efSearch))
         if let v = vectors {
             index.reserveCapacity(ids.count)
             try index.add(v, ids: ids.map { Int64($0) })
         }
+        return .hnsw(index)
+    }
+
+    // MARK: - IVF-PQ codebooks
+
+    /// Fewest live vectors an IVF-PQ codebook is trained on (256 PQ centroids per subspace need a
+    /// few points each).
+    static let minimumTrainingVectors = 1_000
+    /// The codebook is retrained when new vectors' mean coarse quantization error exceeds the error
+    /// of the vectors it encodes by this factor (the data drifted).
+    static let driftRatio = 1.25
+    /// Vectors compared for drift, on each side.
+    static let driftSample = 2_000
+
+    /// An empty IVF-PQ index on the collection's codebook: the codebook of its newest IVF-PQ segment,
+    /// unless the collection has grown so that the automatic nlist doubled, or `incoming` drifted
+    /// from it (coarse error above `driftRatio` times that of the vectors the segment holds); then a
+    /// codebook trained now on a sample of the collection's live vectors from LMDB. Nil while the
+    /// collection holds too few vectors to train one.
+    private func ivfpqCodebook(_ segs: CollectionSegments, incoming: Matrix?, progress: ((CompactionProgress) -> Void)?) throws -> IVFPQIndex? {
+        let s = segs.settings
+        let live = segs.liveVectors
+        let newest: (SealedSegment, IVFPQIndex)? = segs.lock.read {
+            var best: (SealedSegment, IVFPQIndex)?
+            for seg in segs.sealed {
+                if case .ivfpq(let index) = seg.index, best.map({ seg.record.id > $0.0.record.id }) ?? true { best = (seg, index) }
+            }
+            return best
+        }
+        if let (segment, current) = newest {
+            var reason: String?
+            if s.nlist == nil && IndexSettings.automaticListCount(live) >= 2 * current.nlist {
+                reason = "the collection grew to \(live) vectors (nlist \(current.nlist) -> \(IndexSettings.automaticListCount(live)))"
+            } else if let fresh = incoming.map({ Self.strided($0, max: Self.driftSample) }), fresh.rows > 0 {
+                let own = try sampleVectors(segs, of: segment, max: Self.driftSample)
+                let errorNew = current.coarseError(fresh), errorOwn = current.coarseError(own)
+                if own.rows > 0 && errorNew > Self.driftRatio * errorOwn {
+                    reason = "new vectors drifted from the codebook (coarse error \(errorNew) vs \(errorOwn))"
+                }
+            }
+            if reason == nil { return try current.emptyCopy(nprobe: min(s.nprobe, current.nlist), rerank: s.rerank) }
+            progress?(CompactionProgress(collection: segs.name, message: "retraining the IVF-PQ codebook: \(reason!)"))
+        }
+        guard live >= Self.minimumTrainingVectors else { return nil }
+        let nlist = s.listCount(forVectors: live)
+        let cap = min(live, max(16_384, min(131_072, 64 * nlist)))
+        let sample = try sampleVectors(segs, cap: cap, live: live)
+        guard sample.rows >= max(nlist, ProductQuantizer.centroidCount, Self.minimumTrainingVectors) else { return nil }
+        progress?(CompactionProgress(collection: segs.name, message: "training an IVF-PQ codebook (nlist \(nlist), \(s.codeBytes(dimension: segs.dimension)) bytes per code) on \(sample.rows) vectors"))
+        let index = try IVFPQIndex(dimension: segs.dimension, metric: segs.metric,
+                                   parameters: IVFPQParameters(nlist: nlist, subspaces: s.codeBytes(dimension: segs.dimension),
+                                                               nprobe: min(s.nprobe, nlist), rerank: s.rerank))
+        try index.train(sample)
         return index
+    }
+
+    /// At most `max` rows of `m`, evenly strided.
+    static func strided(_ m: Matrix, max: Int) -> Matrix {
+        guard m.rows > max else { return m }
+        var out: [Float] = []
+        out.reserveCapacity(max * m.dimension)
+        for i in 0..<max { out.append(contentsOf: m[row: i * m.rows / max]) }
+        return Matrix(dimension: m.dimension, storage: out)
+    }
+
+    /// About `cap` of the collection's stored vectors (of its `live` ones), evenly strided by row id.
+    private func sampleVectors(_ segs: CollectionSegments, cap: Int, live: Int) throws -> Matrix {
+        let step = max(1, live / max(cap, 1))
+        let d = segs.dimension
+        return try env.read { txn in
+            var storage: [Float] = []
+            storage.reserveCapacity(min(cap, live) * d)
+            var i = 0
+            try txn.forEach(tables.vectors, prefix: Keys.collection(segs.number)) { _, v in
+                defer { i += 1 }
+                guard i % step == 0 else { return true }
+                let start = storage.count
+                storage.append(contentsOf: repeatElement(0, count: d))
+                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: d, into: $0.baseAddress! + start) }
+                return storage.count < cap * d
+            }
+            return Matrix(dimension: d, storage: storage)
+        }
+    }
+
+    /// Up to `max` live vectors of `segment`, from LMDB.
+    private func sampleVectors(_ segs: CollectionSegments, of segment: SealedSegment, max: Int) throws -> Matrix {
+        var ids: [UInt64] = []
+        segs.lock.read { segment.index.forEachID { id, deleted in if !deleted { ids.append(UInt64(id)) } } }
+        if ids.count > max { ids = (0..<max).map { ids[$0 * ids.count / max] } }
+        let (_, vectors) = try readRows(segs.number, dimension: segs.dimension, ids: ids.sorted())
+        return vectors ?? Matrix(dimension: segs.dimension, storage: [])
     }
 
     /// Writes `index` as a new segment file, records it in the manifest in place of `replacing` (one
     /// LMDB transaction), and returns it mapped from its file; nil when the collection was dropped.
-    private func publish(_ segs: CollectionSegments, index: HNSWIndex, minRow: UInt64, maxRow: UInt64,
+    private func publish(_ segs: CollectionSegments, index: SegmentIndex, minRow: UInt64, maxRow: UInt64,
                          replacing: [SealedSegment], sealedThrough: UInt64?) throws -> SealedSegment? {
         let c = segs.number
         let id: UInt64 = try env.read { txn in try Manifest.state(c, txn: txn, tables: tables).nextSegment }
-        let path = segs.directory + "/" + SegmentRecord.fileName(id)
+        let path = segs.directory + "/" + SegmentRecord.fileName(id, kind: index.recordKind)
         let tmp = path + ".tmp"
         try FileSystem.remove(tmp)
         let file = try File(path: tmp, mode: .createNew)
+        // The codecs hand over many small pieces (a header, a table, a list's codes); they are
+        // gathered into writes of up to 1 MiB.
         var offset = 0
-        try HNSWCodec.encode(index) { chunk in
-            try file.write(chunk, at: offset)
-            offset += chunk.count
+        var pending: [UInt8] = []
+        pending.reserveCapacity(1 << 20)
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            try pending.withUnsafeBytes { try file.write($0, at: offset) }
+            offset += pending.count
+            pending.removeAll(keepingCapacity: true)
         }
+        try index.encode { chunk in
+            if pending.count + chunk.count > 1 << 20 { try flush() }
+            if chunk.count >= 1 << 20 {
+                try file.write(chunk, at: offset)
+                offset += chunk.count
+            } else {
+                pending.append(contentsOf: chunk)
+            }
+        }
+        try flush()
         try file.sync()
         file.close()
         try FileSystem.rename(tmp, path)
         try FileSystem.syncDirectory(segs.directory)
-        let record = SegmentRecord(id: id, vectors: UInt64(index.count), minRow: minRow, maxRow: maxRow, fileBytes: UInt64(offset))
+        // Mapped before the manifest names it: once the transaction below commits, nothing may fail,
+        // or the in-memory segments would no longer match the manifest (and the next seal or merge
+        // would record the same rows twice).
+        let info = CollectionInfo(name: segs.name, dimension: segs.dimension, metric: segs.metric, encoder: nil,
+                                  textCompressionThreshold: 0, createdAt: Date(), number: c, index: segs.settings)
+        let mapped = try openSegment(path, kind: index.recordKind, info: info)
+        let record = SegmentRecord(id: id, kind: index.recordKind, vectors: UInt64(index.count), minRow: minRow, maxRow: maxRow, fileBytes: UInt64(offset))
         let recorded: Bool = try env.write { txn in
             guard try txn.contains(tables.counters, Keys.collection(c)) else { return false }
             var state = try Manifest.state(c, txn: txn, tables: tables)
@@ -325,9 +480,7 @@ final class SegmentManager: @unchecked Sendable {
             try? FileSystem.remove(path)
             return nil
         }
-        let info = CollectionInfo(name: segs.name, dimension: segs.dimension, metric: segs.metric, encoder: nil,
-                                  textCompressionThreshold: 0, createdAt: Date(), number: c, index: segs.settings)
-        return SealedSegment(record: record, index: try openSegment(path, info: info), path: path)
+        return SealedSegment(record: record, index: mapped, path: path)
     }
 
     // MARK: - Compaction
@@ -343,11 +496,23 @@ final class SegmentManager: @unchecked Sendable {
     /// compaction (`full`) merges everything it can.
     func compact(_ segs: CollectionSegments, full: Bool = true, progress: ((CompactionProgress) -> Void)?) throws {
         let s = segs.settings
+        if s.kind == .flat { return try compactFlat(segs, force: full, progress: progress) }
+        var converted = Set<UInt64>()
         while !isStopping {
             let snapshot = segs.lock.read { segs.sealed }
+            // An explicit compaction rebuilds segments of another kind than the collection now calls
+            // for (HNSW segments sealed before an IVF-PQ collection could train its codebook); once each.
+            let wanted = s.sealKind(liveVectors: segs.liveVectors, dimension: segs.dimension)
+            if full, wanted != .ivfpq || segs.liveVectors >= Self.minimumTrainingVectors,
+               let other = snapshot.first(where: { $0.index.kind != wanted && !converted.contains($0.record.id) }) {
+                converted.insert(other.record.id)
+                progress?(CompactionProgress(collection: segs.name, message: "rebuilding \(other.index.kind.rawValue) segment \(other.record.id) as \(wanted.rawValue)"))
+                try replace([other], in: segs, base: nil, progress: progress)
+                continue
+            }
             if let heavy = snapshot.first(where: { $0.index.count > 0 && Double($0.index.deletedCount) / Double($0.index.count) > s.rewriteDeletedShare }) {
                 progress?(CompactionProgress(collection: segs.name, message: "rewriting segment \(heavy.record.id) without its \(heavy.index.deletedCount) deleted vectors"))
-                try replace([heavy], in: segs, base: nil)
+                try replace([heavy], in: segs, base: nil, progress: progress)
                 continue
             }
             guard snapshot.count >= 2 else { return }
@@ -363,31 +528,55 @@ final class SegmentManager: @unchecked Sendable {
             let smallTotal = total - base.index.liveCount
             if !full && smallTotal * 4 < base.index.liveCount && snapshot.count < 8 { return }
             progress?(CompactionProgress(collection: segs.name, message: "merging \(smalls.count) segment(s) (\(total - base.index.liveCount) vectors) into segment \(base.record.id) (\(base.index.liveCount) vectors)"))
-            try replace([base] + smalls, in: segs, base: base)
+            try replace([base] + smalls, in: segs, base: base, progress: progress)
         }
     }
 
-    /// Replaces `old` by one new segment: a copy of `base`'s graph plus the live vectors of the
-    /// others, or (without a base) a fresh graph of the live vectors of all of them.
-    private func replace(_ old: [SealedSegment], in segs: CollectionSegments, base: SealedSegment?) throws {
-        let index: HNSWIndex
+    /// Replaces `old` by one new segment of the kind the collection now calls for: a copy of
+    /// `base`'s index plus the live vectors of the others when `base` is of that kind (and, for
+    /// IVF-PQ, on the current codebook), else a fresh index of the live vectors of all of them.
+    private func replace(_ old: [SealedSegment], in segs: CollectionSegments, base: SealedSegment?,
+                         progress: ((CompactionProgress) -> Void)?) throws {
+        let kind = segs.settings.sealKind(liveVectors: segs.liveVectors, dimension: segs.dimension)
+        var index: SegmentIndex?
         var others = old
         if let b = base {
-            index = try HNSWCodec.decode(segs.lock.read { HNSWCodec.encode(b.index) })
-            others.removeAll { $0 === b }
-        } else {
-            index = try buildIndex(segs, vectors: nil, ids: [])
+            switch (kind, b.index) {
+            case (.hnsw, .hnsw(let graph)):
+                index = .hnsw(try HNSWCodec.decode(segs.lock.read { HNSWCodec.encode(graph) }))
+            case (.ivfpq, .ivfpq(let lists)):
+                // Only when new vectors go to the same codebook (no retraining due).
+                if let codebook = try ivfpqCodebook(segs, incoming: nil, progress: progress), codebook.sharesCodebook(with: lists) {
+                    let copy = try IVFPQCodec.decode(segs.lock.read { try IVFPQCodec.encode(lists) })
+                    copy.nprobe = codebook.nprobe
+                    copy.rerank = codebook.rerank
+                    index = .ivfpq(copy)
+                }
+            default:
+                break
+            }
+            if index != nil { others.removeAll { $0 === b } }
         }
         var addIDs: [UInt64] = []
         segs.lock.read {
             for seg in others { seg.index.forEachID { id, deleted in if !deleted { addIDs.append(UInt64(id)) } } }
         }
         let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, ids: addIDs.sorted())
-        if let v = vectors {
-            index.reserveCapacity(index.count + ids.count)
-            try index.add(v, ids: ids.map { Int64($0) })
+        let merged: SegmentIndex
+        switch index {
+        case .hnsw(let graph)?:
+            if let v = vectors {
+                graph.reserveCapacity(graph.count + ids.count)
+                try graph.add(v, ids: ids.map { Int64($0) })
+            }
+            merged = .hnsw(graph)
+        case .ivfpq(let lists)?:
+            if let v = vectors { try lists.add(v, ids: ids.map { Int64($0) }) }
+            merged = .ivfpq(lists)
+        case nil:
+            merged = try buildIndex(segs, kind: kind, vectors: vectors, ids: ids, progress: progress)
         }
-        guard let segment = try publish(segs, index: index, minRow: old.map(\.record.minRow).min()!, maxRow: old.map(\.record.maxRow).max()!,
+        guard let segment = try publish(segs, index: merged, minRow: old.map(\.record.minRow).min()!, maxRow: old.map(\.record.maxRow).max()!,
                                         replacing: old, sealedThrough: nil) else { return }
         segs.lock.write {
             var dead: [Int64] = []
@@ -401,6 +590,18 @@ final class SegmentManager: @unchecked Sendable {
         }
         for o in old { try FileSystem.remove(o.path) }
         try FileSystem.syncDirectory(segs.directory)
+    }
+
+    /// Under the `flat` kind: rebuilds the mutable segment without its deleted rows once they pass
+    /// `rewriteDeletedShare` (the flat index only tombstones them).
+    private func compactFlat(_ segs: CollectionSegments, force: Bool, progress: ((CompactionProgress) -> Void)?) throws {
+        let (count, live) = segs.lock.read { (segs.mutable.count, segs.mutable.liveCount) }
+        guard count > live, force || Double(count - live) / Double(count) > segs.settings.rewriteDeletedShare else { return }
+        progress?(CompactionProgress(collection: segs.name, message: "rewriting the flat segment without its \(count - live) deleted vectors"))
+        try segs.lock.write {
+            let f = segs.mutable
+            try mergeFlat(f, into: segs)
+        }
     }
 
     /// Seals and compacts `segs` now, on the maintenance queue, and waits.

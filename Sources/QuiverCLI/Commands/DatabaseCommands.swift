@@ -37,15 +37,23 @@ struct CreateCommand: CLICommand {
         OptionSpec(name: "encoder", value: "<name>", help: "A text encoder (all-MiniLM-L6-v2) that embeds documents' text on write and queries' text on search."),
         OptionSpec(name: "metric", value: "<metric>", help: "cosine (default), dot or l2."),
         OptionSpec(name: "compress-above", value: "<bytes>", help: "Store texts longer than this zstd-compressed (default 512)."),
+        OptionSpec(name: "index", value: "<kind>", help: "Sealed segments' index: hnsw (default), ivfpq (compact codes, re-ranked from LMDB), flat (exact scans only) or auto (HNSW, IVF-PQ past --memory-budget or 2,000,000 vectors)."),
         OptionSpec(name: "m", value: "<n>", help: "HNSW links per node (default 16)."),
         OptionSpec(name: "ef-construction", value: "<n>", help: "HNSW build candidate list (default 200)."),
         OptionSpec(name: "ef-search", value: "<n>", help: "HNSW search candidate list (default 64)."),
         OptionSpec(name: "segment-size", value: "<n>", help: "Vectors in the mutable segment before it is sealed (default 8192)."),
+        OptionSpec(name: "nlist", value: "<n>", help: "IVF-PQ inverted lists (default: chosen from the collection's size, about 4 sqrt(n))."),
+        OptionSpec(name: "pq-bytes", value: "<n>", help: "IVF-PQ bytes per vector code; must divide the dimension (default about dimension / 8)."),
+        OptionSpec(name: "nprobe", value: "<n>", help: "IVF-PQ lists probed per search (default 32)."),
+        OptionSpec(name: "rerank", value: "<n>", help: "IVF-PQ candidates re-ranked with full vectors (default 100)."),
+        OptionSpec(name: "memory-budget", value: "<bytes>", help: "With --index auto: HNSW memory allowed before IVF-PQ is used (e.g. 512M, 4G)."),
     ]
     static let examples = [
         "quiver create papers --encoder all-MiniLM-L6-v2",
         "quiver create embeddings --dimension 384",
         "quiver create sift --dimension 128 --metric l2",
+        "quiver create archive --dimension 384 --index ivfpq --pq-bytes 48",
+        "quiver create notes --encoder all-MiniLM-L6-v2 --index auto --memory-budget 2G",
     ]
 
     let collection: String
@@ -59,10 +67,29 @@ struct CreateCommand: CLICommand {
         collection = a.positional(0)!
         encoder = a.value("encoder")
         let d = IndexSettings()
-        index = IndexSettings(m: try a.int("m", default: d.m, range: 2...255),
+        let kindName = a.value("index") ?? d.kind.rawValue
+        guard let kind = IndexKind(rawValue: kindName) else {
+            throw UsageError(message: "--index must be hnsw, ivfpq, flat or auto, not '\(kindName)'", command: Self.name)
+        }
+        var budget: Int?
+        if let b = a.value("memory-budget") {
+            guard let bytes = parseByteCount(b) else {
+                throw UsageError(message: "--memory-budget must be a byte count such as 536870912, 512M or 4G, not '\(b)'", command: Self.name)
+            }
+            budget = bytes
+        }
+        if budget != nil && kind != .auto {
+            throw UsageError(message: "--memory-budget applies to --index auto only", command: Self.name)
+        }
+        index = IndexSettings(kind: kind, m: try a.int("m", default: d.m, range: 2...255),
                               efConstruction: try a.int("ef-construction", default: d.efConstruction, range: 1...(1 << 20)),
                               efSearch: try a.int("ef-search", default: d.efSearch, range: 1...(1 << 20)),
-                              segmentSize: try a.int("segment-size", default: d.segmentSize, range: 1...d.maxSegmentVectors))
+                              segmentSize: try a.int("segment-size", default: d.segmentSize, range: 1...d.maxSegmentVectors),
+                              nlist: a.value("nlist") == nil ? nil : try a.int("nlist", default: 0, range: 1...(1 << 20)),
+                              pqBytes: a.value("pq-bytes") == nil ? nil : try a.int("pq-bytes", default: 0, range: 1...65_536),
+                              nprobe: try a.int("nprobe", default: d.nprobe, range: 1...(1 << 20)),
+                              rerank: try a.int("rerank", default: d.rerank, range: 0...(1 << 24)),
+                              memoryBudget: budget)
         guard a.value("dimension") != nil || encoder != nil else {
             throw UsageError(message: "--dimension is required (or --encoder, which sets it)", command: Self.name)
         }
@@ -95,7 +122,7 @@ struct CollectionsCommand: CLICommand {
     init(_ a: ParsedArguments) {}
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let stats = try db.stats()
         if context.json { try context.printJSON(stats.collections); return }
         if stats.collections.isEmpty { context.line("No collections (create one with 'quiver create <name> --dimension <n>')"); return }
@@ -139,7 +166,7 @@ struct StatsCommand: CLICommand {
     init(_ a: ParsedArguments) {}
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let s = try db.stats()
         if context.json { try context.printJSON(s); return }
         context.line("Database        \(s.path)")
@@ -155,6 +182,14 @@ struct StatsCommand: CLICommand {
                     String(i?.sealedSegments ?? 0), String(i?.sealedVectors ?? 0), String(i?.deletedVectors ?? 0),
                     String(i?.mutableVectors ?? 0), formatBytes(i?.memoryBytes ?? 0)]
         })
+        let kinds = s.collections.flatMap { c in (c.index?.byKind ?? []).map { (c.name, $0) } }
+        if !kinds.isEmpty {
+            context.line()
+            context.table(["COLLECTION", "KIND", "SEGMENTS", "VECTORS", "DELETED", "MEMORY", "BYTES/VECTOR"], kinds.map { name, k in
+                [name, k.kind.rawValue, String(k.segments), String(k.vectors), String(k.deletedVectors), formatBytes(k.memoryBytes),
+                 String(format: "%.0f", k.bytesPerVector)]
+            })
+        }
         if let error = s.collections.compactMap({ $0.index?.lastMaintenanceError }).first {
             context.line()
             context.line("Last background maintenance error: \(error)")
@@ -164,13 +199,16 @@ struct StatsCommand: CLICommand {
 
 struct CompactCommand: CLICommand {
     static let name = "compact"
-    static let abstract = "Seal mutable segments into HNSW segments and compact sealed ones now."
+    static let abstract = "Seal mutable segments into index segments (HNSW or IVF-PQ) and compact sealed ones now."
     static let positionals = [PositionalSpec(name: "collection", help: "The collection (default: every collection).", optional: true)]
     static let options: [OptionSpec] = []
     static let discussion = """
     Sealing and compaction also run in the background as data changes; this runs them now and waits.
-    Compaction merges small sealed segments into the largest one and rewrites segments whose share of
-    deleted vectors passes the collection's threshold. Readers and writers keep working meanwhile.
+    Compaction merges small sealed segments into the largest one, rewrites segments whose share of
+    deleted vectors passes the collection's threshold, and rebuilds segments of another kind than the
+    collection's (IVF-PQ collections seal HNSW segments until they hold 1,000 vectors to train on).
+    IVF-PQ codebooks are retrained here when the collection has grown 4x or new vectors drifted.
+    Readers and writers keep working meanwhile.
     """
     static let examples = ["quiver compact papers", "quiver compact --db ./vectors.db"]
 

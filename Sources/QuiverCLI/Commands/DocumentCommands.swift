@@ -147,7 +147,7 @@ struct GetCommand: CLICommand {
     }
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let docs = try db.collection(collection).get(ids: ids)
         let missing = zip(ids, docs).filter { $0.1 == nil }.map(\.0)
         if context.json {
@@ -222,6 +222,8 @@ struct SearchCommand: CLICommand {
         OptionSpec(name: "explain", help: "Also show how the search ran: the strategy, and how many documents the filter allows."),
         OptionSpec(name: "exact", help: "Scan every vector instead of using the index (slow; the exact answer)."),
         OptionSpec(name: "ef", value: "<n>", help: "HNSW candidate list size for this search (default: the collection's)."),
+        OptionSpec(name: "nprobe", value: "<n>", help: "IVF-PQ lists probed by this search (default: the collection's; a filter widens it)."),
+        OptionSpec(name: "rerank", value: "<n>", help: "IVF-PQ candidates re-ranked with full vectors by this search (default: the collection's)."),
         OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
         OptionSpec(name: "with-text", help: "Show each hit's text."),
     ]
@@ -265,6 +267,8 @@ struct SearchCommand: CLICommand {
         }
         options.exact = a.flag("exact")
         if a.value("ef") != nil { options.efSearch = try a.int("ef", default: 64, range: 1...(1 << 20)) }
+        if a.value("nprobe") != nil { options.nprobe = try a.int("nprobe", default: 32, range: 1...(1 << 20)) }
+        if a.value("rerank") != nil { options.rerank = try a.int("rerank", default: 100, range: 0...(1 << 24)) }
         options.filter = try a.value("filter").map { try parseFilterOption($0, command: Self.name) }
         text = a.value("text")
         vector = try a.value("vector").map(parseVector)
@@ -277,7 +281,7 @@ struct SearchCommand: CLICommand {
     }
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let c = try db.collection(collection)
         var options = self.options
         options.includeText = withText || context.json

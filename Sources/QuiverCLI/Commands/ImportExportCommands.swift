@@ -153,7 +153,7 @@ struct ExportCommand: CLICommand {
 
     func run(_ context: CommandContext) throws {
         if FileManager.default.fileExists(atPath: file) { throw CLIError("\(file) exists; export writes a new file") }
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let n = try db.collection(collection).export(to: file, format: format, idsPath: ids)
         if context.json { try context.printJSON(["exported": n]); return }
         context.line("Exported \(n) document(s) from '\(collection)' to \(file)" + (format == .jsonl ? "" : " (ids in \(ids ?? file + ".ids"))"))

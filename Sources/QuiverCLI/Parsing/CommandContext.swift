@@ -12,10 +12,12 @@ final class CommandContext {
         self.databasePath = databasePath
     }
 
-    /// Opens the database, which must exist.
-    func openDatabase() throws -> Database {
+    /// Opens the database, which must exist. Commands that only read open it read-only: they take
+    /// no lock, so they work beside a writer in another process, and change no file.
+    func openDatabase(readOnly: Bool = false) throws -> Database {
         var options = DatabaseOptions()
         options.createIfMissing = false
+        options.readOnly = readOnly
         return try Database(path: databasePath, options: options)
     }
 
@@ -59,4 +61,19 @@ func formatBytes(_ n: Int) -> String {
     var u = 0
     while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
     return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+}
+
+/// Reads a byte count: digits, optionally followed by K, M, G or T (powers of 1024), optionally
+/// followed by B or iB (`512M`, `4GiB`, `1000000`). Nil for anything else or an overflow.
+func parseByteCount(_ text: String) -> Int? {
+    var s = Substring(text.trimmingCharacters(in: .whitespaces).uppercased())
+    if s.hasSuffix("IB") { s = s.dropLast(2) } else if s.hasSuffix("B") { s = s.dropLast() }
+    var unit = 1
+    if let last = s.last, let power = ["K": 10, "M": 20, "G": 30, "T": 40][String(last)] {
+        unit = 1 << power
+        s = s.dropLast()
+    }
+    guard !s.isEmpty, s.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(s) else { return nil }
+    let (product, overflow) = n.multipliedReportingOverflow(by: unit)
+    return overflow ? nil : product
 }

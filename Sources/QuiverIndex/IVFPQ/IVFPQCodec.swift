@@ -6,8 +6,9 @@ import QuiverCore
 // ids, concatenated in list order) and the tombstones. The codec knows nothing of files: it writes to a
 // sink and reads from a buffer (a byte array or a read-only file mapping); decoding copies into the
 // index's own arrays (one bulk copy per list: the lists are small, owned arrays so that `add` can grow
-// them), so the buffer may be unmapped afterwards. The L2/cosine precomputed tables are not stored:
-// they are recomputed at load (nlist * 256 * d multiply-adds, milliseconds).
+// them), so the buffer may be unmapped afterwards. Derived data is not stored: the L2/cosine ADC terms
+// of the entries (one float each) are recomputed at load (count * d multiply-adds, milliseconds), and so
+// are the rotated coarse centroids of an OPQ index.
 //
 // All integers are little-endian; floats are IEEE-754 binary32, little-endian. CRC32C is Castagnoli
 // (`QuiverCore.CRC32C`).
@@ -18,7 +19,7 @@ import QuiverCore
 // |   0 |  8 | magic: ASCII "QVIVFPQ1" |
 // |   8 |  4 | format version = 1 |
 // |  12 |  4 | header size = 256 |
-// |  16 |  4 | flags = 0 (reserved; any other value is rejected) |
+// |  16 |  4 | flags: bit 0 = the index has an OPQ rotation (section 6 present); other bits zero (rejected otherwise) |
 // |  20 |  1 | metric: 0 cosine, 1 dot, 2 l2 |
 // |  21 |  1 | bits per PQ code byte = 8 |
 // |  22 |  2 | zero |
@@ -31,11 +32,13 @@ import QuiverCore
 // |  48 |  8 | count: vectors stored, tombstoned ones included |
 // |  56 |  8 | deletedCount: tombstoned vectors, <= count |
 // |  64 | 144 | section table: 6 entries of 24 bytes, in the order below: offset u64, length u64, CRC32C u32 of the section's bytes, zero u32 |
-// | 208 | 44 | zero |
+// | 208 | 24 | entry of section 6 (rotation), same shape, when flag bit 0 is set; else zero |
+// | 232 | 20 | zero |
 // | 252 |  4 | CRC32C of header bytes 0..<252 |
 //
 // ## Sections, in this order; section i starts at the first multiple of 64 at or after the end of
-// section i-1 (the first at 256); padding bytes are zero; the input ends exactly at the end of section 5.
+// section i-1 (the first at 256); padding bytes are zero; the input ends exactly at the end of the last
+// section (5, or 6 with a rotation).
 // 0. coarse: nlist * d floats, centroid l at l * d. Finite.
 // 1. pqCentroids: m * 256 * (d/m) floats, centroid c of subspace j at (j * 256 + c) * (d/m). Finite.
 // 2. listSizes: nlist u64, the entries of each list; they sum to count.
@@ -43,14 +46,21 @@ import QuiverCore
 //    the centroid of subspace j for the residual (vector - coarse centroid; normalized vector for cosine).
 // 4. ids: count Int64, in the order of the codes; all distinct.
 // 5. tombstones: deletedCount Int64, strictly increasing, each one of the ids.
+// 6. rotation (only with flag bit 0): d * d floats, the OPQ matrix R row-major (entry (i, j) at i * d + j;
+//    a residual r is quantized as r R, and section 3's codes are of r R). Finite and orthogonal: every
+//    entry of R^T R - I within 1e-3.
+//
+// Files without a rotation are byte for byte those of the first release of format 1 (whose readers
+// reject the flag, so they refuse a rotated index rather than misread it).
 //
 // ## Validity
 // Input is accepted only if: it is at least 256 bytes; magic, version, header size, header CRC and every
 // field range above hold; the section table equals the layout computed from the header and the input
-// length equals the end of section 5; each section's CRC32C matches (with `Verification.full`); the
-// centroids are finite; the list sizes sum to count; ids are distinct; tombstones are increasing ids of
-// the index. Sizes are computed with overflow checks and compared with the input length before anything
-// is allocated, so no field can cause an allocation larger than a small multiple of the input.
+// length equals the end of the last section; each section's CRC32C matches (with `Verification.full`);
+// the centroids and the rotation are finite and the rotation orthogonal; the list sizes sum to count;
+// ids are distinct; tombstones are increasing ids of the index. Sizes are computed with overflow checks
+// and compared with the input length before anything is allocated, so no field can cause an
+// allocation larger than a small multiple of the input.
 
 /// Serializes a trained `IVFPQIndex` to the byte layout documented in this file and loads it back
 /// without retraining or re-encoding.
@@ -65,6 +75,8 @@ public enum IVFPQCodec {
     /// Bytes of the fixed header.
     public static let headerSize = 256
     static let sectionCount = 6
+    /// Flag bit 0: an OPQ rotation (section 6) follows the tombstones.
+    static let rotationFlag: UInt32 = 1
     static let tableOffset = 64
 
     /// How much of the input `decode` checks before trusting it.
@@ -76,10 +88,10 @@ public enum IVFPQCodec {
     }
 
     /// The layout for these sizes, or nil on Int overflow.
-    static func layout(dimension d: Int, nlist: Int, m: Int, count: Int, deleted: Int) -> SectionLayout? {
+    static func layout(dimension d: Int, nlist: Int, m: Int, count: Int, deleted: Int, rotation: Bool) -> SectionLayout? {
         SectionLayout(headerSize: headerSize, sections: [
             (nlist * d, 4), (m * 256 * (d / m), 4), (nlist, 8), (count, m), (count, 8), (deleted, 8),
-        ])
+        ] + (rotation ? [(d * d, 4)] : []))
     }
 
     /// Writes the encoding of `index` through `write`, in file order. Throws
@@ -89,10 +101,12 @@ public enum IVFPQCodec {
         let d = index.dimension, nl = index.nlist, m = pq.subspaces
         let tomb = index.deleted.sorted()
         // Cannot overflow: the index holds these bytes in memory.
-        let l = layout(dimension: d, nlist: nl, m: m, count: index.count, deleted: tomb.count)!
+        let rotation = index.rotation?.matrix
+        let sections = sectionCount + (rotation == nil ? 0 : 1)
+        let l = layout(dimension: d, nlist: nl, m: m, count: index.count, deleted: tomb.count, rotation: rotation != nil)!
         var sizes = ByteWriter(capacity: nl * 8)
         for list in index.lists { sizes.write(UInt64(list.ids.count)) }
-        var crcs = [UInt32](repeating: 0, count: sectionCount)
+        var crcs = [UInt32](repeating: 0, count: sections)
         crcs[0] = index.coarse.withUnsafeBytes { CRC32C.checksum($0) }
         crcs[1] = pq.centroids.withUnsafeBytes { CRC32C.checksum($0) }
         crcs[2] = sizes.bytes.withUnsafeBytes { CRC32C.checksum($0) }
@@ -101,12 +115,13 @@ public enum IVFPQCodec {
             crcs[4] = list.ids.withUnsafeBytes { CRC32C.update(crcs[4], $0) }
         }
         crcs[5] = tomb.withUnsafeBytes { CRC32C.checksum($0) }
+        if let rotation { crcs[6] = rotation.withUnsafeBytes { CRC32C.checksum($0) } }
 
         var h = ByteWriter(capacity: headerSize)
         h.write(raw: magic)
         h.write(version)
         h.write(UInt32(headerSize))
-        h.write(UInt32(0))
+        h.write(rotation == nil ? 0 : rotationFlag)
         h.write(metricCode(index.metric))
         h.write(UInt8(8))
         h.write(UInt16(0))
@@ -118,7 +133,7 @@ public enum IVFPQCodec {
         h.write(UInt32(0))
         h.write(UInt64(index.count))
         h.write(UInt64(tomb.count))
-        for i in 0..<sectionCount {
+        for i in 0..<sections {
             h.write(UInt64(l.offsets[i]))
             h.write(UInt64(l.lengths[i]))
             h.write(crcs[i])
@@ -134,7 +149,7 @@ public enum IVFPQCodec {
             if offset > at { try zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0 ..< offset - at])) } }
             at = offset
         }
-        for i in 0..<sectionCount {
+        for i in 0..<sections {
             try pad(to: l.offsets[i])
             switch i {
             case 0: try index.coarse.withUnsafeBytes { try write($0) }
@@ -142,7 +157,8 @@ public enum IVFPQCodec {
             case 2: try sizes.bytes.withUnsafeBytes { try write($0) }
             case 3: for list in index.lists where !list.codes.isEmpty { try list.codes.withUnsafeBytes { try write($0) } }
             case 4: for list in index.lists where !list.ids.isEmpty { try list.ids.withUnsafeBytes { try write($0) } }
-            default: if !tomb.isEmpty { try tomb.withUnsafeBytes { try write($0) } }
+            case 5: if !tomb.isEmpty { try tomb.withUnsafeBytes { try write($0) } }
+            default: try rotation!.withUnsafeBytes { try write($0) }
             }
             at = l.offsets[i] + l.lengths[i]
         }
@@ -180,7 +196,10 @@ public enum IVFPQCodec {
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<252])) == u32(252) else {
             throw corrupt("header checksum mismatch", 252)
         }
-        guard u32(16) == 0 else { throw corrupt("unknown flags \(u32(16))", 16) }
+        let flags = u32(16)
+        guard flags & ~rotationFlag == 0 else { throw corrupt("unknown flags \(flags)", 16) }
+        let rotated = flags & rotationFlag != 0
+        let sections = sectionCount + (rotated ? 1 : 0)
         guard let metric = metric(fromCode: bytes[20]) else { throw corrupt("unknown metric code \(bytes[20])", 20) }
         guard bytes[21] == 8 else { throw corrupt("\(bytes[21]) bits per code byte; only 8 is supported", 21) }
         let d = Int(u32(24)), nl = Int(u32(28)), m = Int(u32(32)), nprobe = Int(u32(36)), rerank = Int(u32(40))
@@ -194,11 +213,11 @@ public enum IVFPQCodec {
         guard count64 <= UInt64(bytes.count) else { throw corrupt("count \(count64) larger than the input", 48) }
         guard deleted64 <= count64 else { throw corrupt("deletedCount \(deleted64) above count \(count64)", 56) }
         let count = Int(count64), deletedCount = Int(deleted64)
-        guard let l = layout(dimension: d, nlist: nl, m: m, count: count, deleted: deletedCount) else {
+        guard let l = layout(dimension: d, nlist: nl, m: m, count: count, deleted: deletedCount, rotation: rotated) else {
             throw corrupt("section sizes overflow", 48)
         }
-        var crcs = [UInt32](repeating: 0, count: sectionCount)
-        for i in 0..<sectionCount {
+        var crcs = [UInt32](repeating: 0, count: sections)
+        for i in 0..<sections {
             let e = tableOffset + 24 * i
             guard u64(e) == UInt64(l.offsets[i]), u64(e + 8) == UInt64(l.lengths[i]), u32(e + 20) == 0 else {
                 throw corrupt("section \(i) at \(u64(e)) of \(u64(e + 8)) bytes; the header implies \(l.offsets[i]) of \(l.lengths[i])", e)
@@ -212,18 +231,18 @@ public enum IVFPQCodec {
             UnsafeRawBufferPointer(rebasing: bytes[l.offsets[i] ..< l.offsets[i] + l.lengths[i]])
         }
         if verify == .full {
-            for i in 0..<sectionCount where CRC32C.checksum(section(i)) != crcs[i] {
+            for i in 0..<sections where CRC32C.checksum(section(i)) != crcs[i] {
                 throw corrupt("checksum mismatch in section \(i)", l.offsets[i])
             }
         }
 
-        func floats(_ i: Int) throws -> [Float] {
+        func floats(_ i: Int, _ what: String = "centroid component") throws -> [Float] {
             let n = l.lengths[i] / 4
             var out = [Float](repeating: 0, count: n)
             let s = base + l.offsets[i]
             for j in 0..<n {
                 let v = Float(bitPattern: s.loadUnaligned(fromByteOffset: 4 * j, as: UInt32.self).littleEndian)
-                guard v.isFinite else { throw corrupt("a non-finite centroid component", l.offsets[i] + 4 * j) }
+                guard v.isFinite else { throw corrupt("a non-finite \(what)", l.offsets[i] + 4 * j) }
                 out[j] = v
             }
             return out
@@ -234,6 +253,12 @@ public enum IVFPQCodec {
             pq = try ProductQuantizer(dimension: d, subspaces: m, centroids: try floats(1))
         } catch let e as IndexError where e.code == .invalidParameter {
             throw corrupt(e.message, l.offsets[1])
+        }
+        var rotation: OPQRotation? = nil
+        if rotated {
+            let r = OPQRotation(dimension: d, matrix: try floats(6, "rotation entry"))
+            guard r.orthogonalityError <= 1e-3 else { throw corrupt("the rotation is not orthogonal", l.offsets[6]) }
+            rotation = r
         }
         var sizes = [Int](repeating: 0, count: nl)
         var total = 0
@@ -285,8 +310,9 @@ public enum IVFPQCodec {
             lists[i].ids = (0..<n).map { id(at + $0) }
             at += n
         }
-        let parameters = IVFPQParameters(nlist: nl, subspaces: m, nprobe: nprobe, rerank: rerank)
-        return IVFPQIndex(decoded: d, metric: metric, parameters: parameters, coarse: coarse, pq: pq,
+        // The OPQ training parameters are not stored: the defaults stand for "has a rotation".
+        let parameters = IVFPQParameters(nlist: nl, subspaces: m, nprobe: nprobe, rerank: rerank, opq: rotated ? OPQParameters() : nil)
+        return IVFPQIndex(decoded: d, metric: metric, parameters: parameters, coarse: coarse, pq: pq, rotation: rotation,
                           lists: lists, count: count, deleted: deleted, idSet: idSet)
     }
 

@@ -10,9 +10,13 @@ import Synchronization
 /// re-ranks them with exact distances on full vectors read through `vectorSource`.
 ///
 /// ## Metrics
-/// - `.l2`: lists by nearest centroid; ADC distance = ||q - y||^2 + sum_j (||c_j||^2 + 2<y_j, c_j>)
-///   - 2 sum_j <q_j, c_j>, with the middle term precomputed per list (FAISS's precomputed tables) when it
-///   fits `precomputedTableLimit`, otherwise tables of ||(q - y)_j - c||^2 per probed list.
+/// - `.l2`: lists by nearest centroid; ADC distance = ||q - y||^2 + e - 2 sum_j <q_j, c_j>, where
+///   e = sum_j (||c_j||^2 + 2<y_j, c_j>) = ||r^||^2 + 2<y, r^> (r^ the decoded residual) does not depend
+///   on the query: it is computed when a vector is added (or decoded) and kept beside its code (4 bytes
+///   per vector). A search then needs one table of <q_j, c> per query and no table per probed list
+///   (FAISS's precomputed tables keep the same term per list and subspace instead: nlist * m * 256
+///   floats, 25 MB at nlist 512 and m 48, whose per-list pass over memory cost more than the scan).
+///   With `precomputedTableLimit` 0: no terms; tables of ||(q - y)_j - c||^2 per probed list.
 /// - `.cosine`: vectors and queries are normalized, then everything is as for `.l2`; the ADC distance
 ///   returned without re-ranking is ||q - x^||^2 / 2, which equals 1 - cos when ||x^|| = 1. Ranking by
 ///   the L2 form rather than by 1 - <q, x^> is measurably better: its error for a neighbour x is
@@ -22,10 +26,20 @@ import Synchronization
 /// - `.dot`: lists by largest inner product (as FAISS's IP quantizer); ADC = -<q, y> - sum_j <q_j, c_j>.
 /// Re-ranked distances are exact and computed exactly as `FlatIndex` does.
 ///
+/// ## OPQ
+/// With `parameters.opq`, training learns an orthogonal rotation R of the residuals (`OPQRotation`)
+/// after the coarse quantizer and before the PQ, which is trained on, and encodes, r R. Coarse
+/// assignment, list bases and re-ranking are untouched; the PQ tables are built from q R and the ADC
+/// terms from y R (rotations keep distances and inner products). The rotation is learned on the
+/// residuals because they are what the PQ encodes; FAISS's `OPQm,IVFn,PQm` learns it on the vectors
+/// and rotates them before the coarse quantizer, which gives the same lists up to k-means' randomness.
+///
 /// ## Memory
-/// Per list, two flat arrays: codes (count * m bytes) and ids (count Int64). Plus the coarse centroids
-/// (nlist * d floats), PQ centroids (m * 256 * d/m floats), the L2 precomputed table (nlist * m * 256
-/// floats) and an id set (only when ids are not exactly 0..<count in insertion order) and a tombstone set.
+/// Per list, flat arrays: codes (count * m bytes), ids (count Int64) and, for L2 and cosine, the ADC
+/// terms (count Float): m + 12 bytes per vector (FAISS: m + 8, plus its per-list tables). Plus the
+/// coarse centroids (nlist * d floats), PQ centroids (m * 256 * d/m floats), with OPQ the rotation
+/// (d * d floats) and the rotated centroids (nlist * d), and an id set (only when ids are not exactly
+/// 0..<count in insertion order) and a tombstone set.
 ///
 /// ## Filters and completeness
 /// A search returns `min(k, allowed live vectors)` results: when the probed lists yield fewer than that,
@@ -68,8 +82,14 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     private(set) var coarseNorms: [Float] = []
     /// The residual quantizer; nil until trained.
     public private(set) var pq: ProductQuantizer?
-    /// L2 only: nlist * m * 256 floats, entry (l, j, c) = ||c||^2 + 2 <y_l[j-th block], c>; else empty.
-    private(set) var precomputed: [Float] = []
+    /// The OPQ rotation of the residuals, when the index was trained with `parameters.opq`.
+    private(set) var rotation: OPQRotation?
+    /// With a rotation: the coarse centroids rotated (y R, nlist * d), for the ADC terms and per-list
+    /// tables; else empty.
+    private(set) var rotatedCoarse: [Float] = []
+
+    /// The OPQ rotation R (d * d floats, row-major; a residual r is quantized as r R), or nil.
+    public var opqRotation: [Float]? { rotation?.matrix }
     /// The inverted lists.
     private(set) var lists: [InvertedList]
     /// Vectors stored, tombstoned ones included (changes only in `add`).
@@ -80,11 +100,18 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     private(set) var idSet: Set<Int64>?
     private let contexts = Mutex<[IVFPQSearchContext]>([])
 
-    /// One inverted list: `ids.count` entries; entry i has id `ids[i]` and code `codes[i*m ..< (i+1)*m]`.
+    /// One inverted list: `ids.count` entries; entry i has id `ids[i]` and code `codes[i*m ..< (i+1)*m]`,
+    /// and, when the index uses ADC terms (`usesTerms`), `terms[i]` = ||r^||^2 + 2<y, r^> (see the type's
+    /// comment); otherwise `terms` is empty. Terms are derived data: not stored by the codec.
     struct InvertedList: Sendable, Equatable {
         var codes: [UInt8] = []
         var ids: [Int64] = []
+        var terms: [Float] = []
     }
+
+    /// Whether lists keep the query-independent ADC term per entry (L2 and cosine, unless
+    /// `precomputedTableLimit` is 0).
+    var usesTerms: Bool { metric != .dot && parameters.precomputedTableLimit > 0 }
 
     /// An empty, untrained index. Throws `IndexError(.invalidParameter)` on a dimension outside
     /// 1...65536 or parameters outside their documented ranges.
@@ -103,7 +130,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     /// An index over decoded state (see `IVFPQCodec`), already validated.
     init(decoded dimension: Int, metric: Metric, parameters: IVFPQParameters, coarse: [Float], pq: ProductQuantizer,
-         lists: [InvertedList], count: Int, deleted: Set<Int64>, idSet: Set<Int64>?) {
+         rotation: OPQRotation?, lists: [InvertedList], count: Int, deleted: Set<Int64>, idSet: Set<Int64>?) {
         self.dimension = dimension
         self.metric = metric
         self.parameters = parameters
@@ -113,7 +140,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         self.count = count
         self.deleted = deleted
         self.idSet = idSet
-        install(coarse: coarse, pq: pq)
+        install(coarse: coarse, pq: pq, rotation: rotation)
     }
 
     /// Whether `train` has run (or the index was decoded).
@@ -128,42 +155,48 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// Bytes held: codes and ids at their sizes, centroids, tables, and the id and tombstone sets
     /// (estimated at 16 bytes per entry).
     public var memoryBytes: Int {
-        let stored = lists.reduce(0) { $0 + $1.codes.capacity + 8 * $1.ids.capacity }
-        let model = 4 * (coarse.count + coarseNorms.count + (pq?.centroids.count ?? 0) * 2 + precomputed.count)
+        let stored = lists.reduce(0) { $0 + $1.codes.capacity + 8 * $1.ids.capacity + 4 * $1.terms.capacity }
+        let model = 4 * (coarse.count + coarseNorms.count + (pq?.centroids.count ?? 0) * 2
+                         + (rotation?.matrix.count ?? 0) + rotatedCoarse.count)
         return stored + model + 16 * ((idSet?.count ?? 0) + deleted.count)
     }
 
-    private func install(coarse: [Float], pq: ProductQuantizer) {
+    private func install(coarse: [Float], pq: ProductQuantizer, rotation: OPQRotation?) {
         self.coarse = coarse
         self.pq = pq
-        let d = dimension, nl = parameters.nlist
-        coarseNorms = coarse.withUnsafeBufferPointer { NearestCentroid.norms($0.baseAddress!, k: nl, d: d) }
-        precomputed = []
-        let m = pq.subspaces, dsub = pq.subDimension
-        guard metric != .dot, parameters.precomputedTableLimit > 0,
-              nl * m * 256 <= parameters.precomputedTableLimit / 4 else { return }
-        var table = [Float](repeating: 0, count: nl * m * 256)
-        table.withUnsafeMutableBufferPointer { t in
-            coarse.withUnsafeBufferPointer { cp in
-                pq.centroids.withUnsafeBufferPointer { pc in
-                    pq.centroidNorms.withUnsafeBufferPointer { pn in
-                        // Lists are independent: workers write disjoint list blocks.
-                        let shared = UncheckedSendable((t.baseAddress!, cp.baseAddress!, pc.baseAddress!, pn.baseAddress!))
-                        ParallelFor.run(nl, threads: parameters.threads) { l in
-                            let (t, cp, pc, pn) = shared.value
-                            for j in 0..<m {
-                                let y = cp + l * d + j * dsub
-                                let row = t + (l * m + j) * 256
-                                for c in 0..<256 {
-                                    row[c] = pn[j * 256 + c] + 2 * DistanceKernels.dot(y, pc + (j * 256 + c) * dsub, dsub)
-                                }
-                            }
+        self.rotation = rotation
+        rotatedCoarse = rotation?.applied(coarse, rows: parameters.nlist) ?? []
+        coarseNorms = coarse.withUnsafeBufferPointer { NearestCentroid.norms($0.baseAddress!, k: parameters.nlist, d: dimension) }
+        // Decoded lists come without terms.
+        if usesTerms {
+            for l in 0..<lists.count where lists[l].terms.count != lists[l].ids.count {
+                lists[l].terms = []
+                let n = lists[l].ids.count
+                lists[l].codes.withUnsafeBufferPointer { appendTerms(list: l, codes: $0.baseAddress!, count: n, pq: pq) }
+            }
+        }
+    }
+
+    /// Appends to list `l`'s terms those of `count` codes (m bytes each) at `codes`:
+    /// e = sum_j (||c_j||^2 + 2 <y_l[block j], c_j>), summed in Float as the ADC sums are.
+    private func appendTerms(list l: Int, codes: UnsafePointer<UInt8>, count n: Int, pq: ProductQuantizer) {
+        let m = pq.subspaces, dsub = pq.subDimension, d = dimension
+        lists[l].terms.reserveCapacity(lists[l].terms.count + n)
+        (rotation == nil ? coarse : rotatedCoarse).withUnsafeBufferPointer { cp in
+            pq.centroids.withUnsafeBufferPointer { pc in
+                pq.centroidNorms.withUnsafeBufferPointer { pn in
+                    let y = cp.baseAddress! + l * d
+                    for i in 0..<n {
+                        var e: Float = 0
+                        for j in 0..<m {
+                            let c = j * 256 + Int(codes[i * m + j])
+                            e += pn[c] + 2 * DistanceKernels.dot(y + j * dsub, pc.baseAddress! + c * dsub, dsub)
                         }
+                        lists[l].terms.append(e)
                     }
                 }
             }
         }
-        precomputed = table
     }
 
     // MARK: - Train
@@ -203,8 +236,16 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         subtractAssigned(&residuals, rows: n, coarse: coarse, norms: norms)
         var pqParameters = parameters.pqKMeans
         pqParameters.threads = parameters.threads
+        var rotation: OPQRotation? = nil
+        if let opq = parameters.opq {
+            if n > 1 { openblasSingleThreaded() }
+            let r = try OPQRotation.train(residuals, rows: n, dimension: d, subspaces: parameters.subspaces, parameters: opq,
+                                          pqKMeans: pqParameters)
+            residuals = r.applied(residuals, rows: n)
+            rotation = r
+        }
         let pq = try ProductQuantizer.train(Matrix(dimension: d, storage: residuals), subspaces: parameters.subspaces, parameters: pqParameters)
-        install(coarse: coarse, pq: pq)
+        install(coarse: coarse, pq: pq, rotation: rotation)
     }
 
     static func normalizeRows(_ data: inout [Float], _ d: Int) {
@@ -286,6 +327,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         var residuals = batch.storage
         if metric.normalizes { Self.normalizeRows(&residuals, d) }
         let labels = subtractAssigned(&residuals, rows: n, coarse: coarse, norms: coarseNorms)
+        if let rotation { residuals = rotation.applied(residuals, rows: n) }
         var codes = [UInt8](repeating: 0, count: n * m)
         residuals.withUnsafeBufferPointer { r in
             codes.withUnsafeMutableBufferPointer { c in
@@ -296,11 +338,13 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             if idSet == nil { idSet = Set((0..<Int64(count)).map { $0 }) }
             idSet!.formUnion(ids)
         }
+        let terms = usesTerms
         codes.withUnsafeBufferPointer { c in
             for i in 0..<n {
                 let l = Int(labels[i])
                 lists[l].codes.append(contentsOf: UnsafeBufferPointer(start: c.baseAddress! + i * m, count: m))
                 lists[l].ids.append(ids[i])
+                if terms { appendTerms(list: l, codes: c.baseAddress! + i * m, count: 1, pq: pq) }
             }
         }
         count += n
@@ -501,11 +545,23 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             }
         }
         let t = ctx.queryTable
+        // PQ tables are built from q R (the rotation keeps distances and inner products).
+        let tq: UnsafePointer<Float>
+        if let rotation {
+            rotation.apply(vector: q, into: ctx.rotatedQuery)
+            tq = UnsafePointer(ctx.rotatedQuery)
+        } else {
+            tq = q
+        }
         switch metric {
         case .l2, .cosine:
-            if !precomputed.isEmpty { pq.distanceTable(q, kind: .innerProduct, into: t) }
+            // With terms, one table for every list: -2 <q_j, c>.
+            if usesTerms {
+                pq.distanceTable(tq, kind: .innerProduct, into: t)
+                for i in 0..<pq.subspaces * 256 { t[i] *= -2 }
+            }
         case .dot:
-            pq.distanceTable(q, kind: .innerProduct, into: t)
+            pq.distanceTable(tq, kind: .innerProduct, into: t)
             for i in 0..<pq.subspaces * 256 { t[i] = -t[i] }
         }
     }
@@ -570,78 +626,137 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let n = list.ids.count
         if n == 0 { return }
         let m = pq.subspaces, d = dimension
-        let base = ctx.coarseBase[l]
+        var base = ctx.coarseBase[l]
         let hasDeleted = !deleted.isEmpty
         // The table of this list.
         let table: UnsafePointer<Float>
-        switch metric {
-        case .dot:
+        if metric == .dot || usesTerms {
             table = UnsafePointer(ctx.queryTable)
-        case .l2, .cosine:
+        } else {
+            // The table holds whole distances ||(q - y)_j - c||^2: no base term.
+            base = 0
             let t = ctx.listTable
-            if precomputed.isEmpty {
-                let r = ctx.residual
-                coarse.withUnsafeBufferPointer { c in
-                    for j in 0..<d { r[j] = ctx.query[j] - c[l * d + j] }
-                }
-                pq.distanceTable(r, kind: .squaredL2, into: t)
-            } else {
-                precomputed.withUnsafeBufferPointer { pre in
-                    Self.madd(pre.baseAddress! + l * m * 256, -2, ctx.queryTable, into: t, count: m * 256)
-                }
+            let r = ctx.residual
+            // (q - y) R = q R - y R.
+            let q = rotation == nil ? ctx.query : ctx.rotatedQuery
+            (rotation == nil ? coarse : rotatedCoarse).withUnsafeBufferPointer { c in
+                for j in 0..<d { r[j] = q[j] - c[l * d + j] }
             }
+            pq.distanceTable(r, kind: .squaredL2, into: t)
             table = UnsafePointer(t)
         }
         // A local copy of the heap (raw buffers, no reference counting) for the loop; written back after.
         var heap = ctx.heap
+        let withTerms = usesTerms
         list.codes.withUnsafeBufferPointer { cp in
             list.ids.withUnsafeBufferPointer { ip in
-                let codes = cp.baseAddress!
-                var threshold = heap.threshold
-                for i in 0..<n {
-                    let dist = base + ProductQuantizer.tableSum(table, codes + i * m, subspaces: m)
-                    if dist > threshold { continue }
-                    let id = ip[i]
-                    guard heap.admits(dist, id) else { continue }
-                    if hasDeleted && deleted.contains(id) { continue }
-                    if let allow, !allow.allows(id) { continue }
-                    heap.push(dist, id)
-                    threshold = heap.threshold
+                list.terms.withUnsafeBufferPointer { tp in
+                    let codes = cp.baseAddress!
+                    // Without terms, a zero per entry (the branch goes the same way for the whole list).
+                    let terms = withTerms ? tp.baseAddress : nil
+                    var threshold = heap.threshold
+                    for i in 0..<n {
+                        let dist = (base + (terms?[i] ?? 0)) + ProductQuantizer.tableSum(table, codes + i * m, subspaces: m)
+                        if dist > threshold { continue }
+                        let id = ip[i]
+                        guard heap.admits(dist, id) else { continue }
+                        if hasDeleted && deleted.contains(id) { continue }
+                        if let allow, !allow.allows(id) { continue }
+                        heap.push(dist, id)
+                        threshold = heap.threshold
+                    }
                 }
             }
         }
         ctx.heap = heap
     }
 
-    /// out = a + s * b over `count` floats.
-    @inline(__always)
-    static func madd(_ a: UnsafePointer<Float>, _ s: Float, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b), ro = UnsafeMutableRawPointer(out)
-        let sv = SIMD8<Float>(repeating: s)
-        while i + 8 <= count {
-            let v = ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) + sv * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-            ro.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < count { out[i] = a[i] + s * b[i]; i += 1 }
-    }
-
-    /// Reads the vectors of `ctx.rerankIds[0..<b]` and pushes their exact distances into `ctx.exact`.
+    /// Pushes the exact distances of `ctx.rerankIds[0..<b]` into `ctx.exact`: on the source's own memory
+    /// when it offers it (`withVectors`), else on copies read through `readVectors`.
     private func rerankBatch(_ b: Int, source: any IVFPQVectorSource, context ctx: IVFPQSearchContext) throws {
         let d = dimension
         try ctx.rerankIds.withUnsafeBufferPointer { ids in
+            let batch = UnsafeBufferPointer(rebasing: ids[0..<b])
+            let rows = ctx.rerankRows
+            let direct = try source.withVectors(batch, dimension: d, rows: rows) {
+                if metric == .cosine {
+                    // Two passes over the batch rather than two per vector: the norms first (the rows
+                    // stream from memory with nothing in between that waits on them, so the misses of
+                    // consecutive rows overlap, as in a plain distance loop), then the scaled dot
+                    // products on rows now in cache.
+                    let norms = ctx.rerankNorms
+                    for i in 0..<b {
+                        if let x = rows[i] { norms[i] = DistanceKernels.dot(x, x, d).squareRoot() }
+                    }
+                    for i in 0..<b {
+                        if let x = rows[i] { ctx.exact.push(cosineDistance(ctx.query, x, norm: norms[i]), ids[i]) }
+                    }
+                } else {
+                    for i in 0..<b {
+                        if let x = rows[i] { ctx.exact.push(exactDistance(ctx.query, x), ids[i]) }
+                    }
+                }
+            }
+            if direct { return }
             try ctx.rerankVectors.withUnsafeMutableBufferPointer { v in
                 try ctx.rerankFound.withUnsafeMutableBufferPointer { f in
-                    try source.readVectors(UnsafeBufferPointer(rebasing: ids[0..<b]), dimension: d, into: v.baseAddress!, found: f.baseAddress!)
+                    try source.readVectors(batch, dimension: d, into: v.baseAddress!, found: f.baseAddress!)
                     for i in 0..<b where f[i] {
-                        let x = v.baseAddress! + i * d
-                        if metric.normalizes { DistanceKernels.normalize(x, d) }
-                        ctx.exact.push(metric.distance(ctx.query, x, dimension: d), ids[i])
+                        ctx.exact.push(exactDistance(ctx.query, v.baseAddress! + i * d), ids[i])
                     }
                 }
             }
         }
+    }
+
+    /// The distance `FlatIndex` reports between the (normalized, for cosine) query `q` and a stored
+    /// vector `x` as added, bit for bit: for cosine, FlatIndex stores x * (1 / ||x||) and computes
+    /// 1 - <q, x * (1 / ||x||)>; `dotScaled` forms the same products in the same order without writing
+    /// the normalized copy (one read of x for the norm, one for the dot).
+    @inline(__always)
+    private func exactDistance(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>) -> Float {
+        let d = dimension
+        switch metric {
+        case .l2: return DistanceKernels.squaredL2(q, x, d)
+        case .dot: return -DistanceKernels.dot(q, x, d)
+        case .cosine: return cosineDistance(q, x, norm: DistanceKernels.dot(x, x, d).squareRoot())
+        }
+    }
+
+    /// `exactDistance` for cosine, given ||x|| (as `DistanceKernels.normalize` computes it).
+    @inline(__always)
+    private func cosineDistance(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, norm: Float) -> Float {
+        1 - (norm > 0 ? Self.dotScaled(q, x, 1 / norm, dimension) : DistanceKernels.dot(q, x, dimension))
+    }
+
+    /// `DistanceKernels.dot(a, b')` where b' = b * s componentwise (each product rounded as the stored
+    /// copy would be), with the same lanes and order of additions as `dot`: bit-identical to scaling a
+    /// copy of b and calling `dot` (checked by `IVFPQIndexTests.dotScaledMatchesNormalizeThenDot`).
+    @inline(__always)
+    static func dotScaled(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ s: Float, _ n: Int) -> Float {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        let sv = SIMD8<Float>(repeating: s)
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+        var i = 0
+        while i + 32 <= n {
+            let o = i * 4
+            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * sv)
+            s1 += ra.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self) * sv)
+            s2 += ra.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self) * sv)
+            s3 += ra.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self) * sv)
+            i += 32
+        }
+        while i + 8 <= n {
+            let o = i * 4
+            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * sv)
+            i += 8
+        }
+        var sum = ((s0 + s1) + (s2 + s3)).sum()
+        while i < n {
+            sum += a[i] * (b[i] * s)
+            i += 1
+        }
+        return sum
     }
 
     /// The exact answer over the live ids of a selective bitset.

@@ -11,6 +11,8 @@ public final class IVFPQSearchContext: @unchecked Sendable {
     /// precomputed tables).
     var query: UnsafeMutablePointer<Float>
     var residual: UnsafeMutablePointer<Float>
+    /// With an OPQ rotation: the query rotated (q R), from which the PQ tables are built.
+    var rotatedQuery: UnsafeMutablePointer<Float>
     var dimensionCapacity = 0
     /// Per list: the probing key (smaller = probe first) and the ADC base term; `probes`: lists in
     /// probing order (the first entries sorted, see `IVFPQIndex.selectProbes`).
@@ -29,31 +31,41 @@ public final class IVFPQSearchContext: @unchecked Sendable {
     var rerankIds: [Int64] = []
     var rerankVectors: [Float] = []
     var rerankFound: [Bool] = []
+    /// Re-ranking batch on a zero-copy source: a pointer per id (nil = unknown id).
+    var rerankRows: UnsafeMutablePointer<UnsafePointer<Float>?>
+    var rerankRowsCapacity = 0
+    /// Norms of the re-ranking batch (cosine, zero-copy source).
+    var rerankNorms: UnsafeMutablePointer<Float>
 
     /// An empty context; it grows on first use.
     public init() {
         query = .allocate(capacity: 1)
         residual = .allocate(capacity: 1)
+        rotatedQuery = .allocate(capacity: 1)
         coarseKey = .allocate(capacity: 1)
         coarseBase = .allocate(capacity: 1)
         probes = .allocate(capacity: 1)
         queryTable = .allocate(capacity: 1)
         listTable = .allocate(capacity: 1)
+        rerankRows = .allocate(capacity: 1)
+        rerankNorms = .allocate(capacity: 1)
     }
 
     deinit {
-        query.deallocate(); residual.deallocate()
+        query.deallocate(); residual.deallocate(); rotatedQuery.deallocate()
         coarseKey.deallocate(); coarseBase.deallocate(); probes.deallocate()
         queryTable.deallocate(); listTable.deallocate()
         heap.deallocate(); exact.deallocate()
+        rerankRows.deallocate(); rerankNorms.deallocate()
     }
 
     /// Grows the buffers for an index of these sizes; allocates only when a size grows.
     func prepare(dimension d: Int, nlist: Int, subspaces m: Int, candidates: Int, k: Int, rerankBatch: Int) {
         if dimensionCapacity < d {
-            query.deallocate(); residual.deallocate()
+            query.deallocate(); residual.deallocate(); rotatedQuery.deallocate()
             query = .allocate(capacity: d)
             residual = .allocate(capacity: d)
+            rotatedQuery = .allocate(capacity: d)
             dimensionCapacity = d
         }
         if listCapacity < nlist {
@@ -74,6 +86,12 @@ public final class IVFPQSearchContext: @unchecked Sendable {
         if rerankIds.count < rerankBatch {
             rerankIds = [Int64](repeating: 0, count: rerankBatch)
             rerankFound = [Bool](repeating: false, count: rerankBatch)
+        }
+        if rerankRowsCapacity < rerankBatch {
+            rerankRows.deallocate(); rerankNorms.deallocate()
+            rerankRows = .allocate(capacity: rerankBatch)
+            rerankNorms = .allocate(capacity: rerankBatch)
+            rerankRowsCapacity = rerankBatch
         }
         if rerankVectors.count < rerankBatch * d { rerankVectors = [Float](repeating: 0, count: rerankBatch * d) }
     }

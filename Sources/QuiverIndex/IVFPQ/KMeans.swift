@@ -86,6 +86,13 @@ public enum KMeans {
     /// column block of a wider matrix, such as a PQ subspace, needs no copy by the caller).
     public static func train(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, dimension d: Int, k: Int,
                              parameters: KMeansParameters = KMeansParameters()) throws -> KMeansResult {
+        try train(x, rows: rows, ldx: ldx, dimension: d, k: k, parameters: parameters, initialCentroids: nil)
+    }
+
+    /// `initialCentroids` (k * d floats), when given, replace the initialization (a warm start, as OPQ's
+    /// alternations use: the rotation moves the data a little, so the previous centroids are a good start).
+    static func train(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, dimension d: Int, k: Int,
+                      parameters: KMeansParameters, initialCentroids: UnsafePointer<Float>?) throws -> KMeansResult {
         try parameters.validate()
         guard d > 0, ldx >= d else { throw IndexError(.invalidParameter, "dimension \(d) with row stride \(ldx)") }
         guard k >= 1 else { throw IndexError(.invalidParameter, "k must be positive, got \(k)") }
@@ -116,6 +123,10 @@ public enum KMeans {
         var centroids = [Float](repeating: 0, count: k * d)
         sample.withUnsafeBufferPointer { s in
             centroids.withUnsafeMutableBufferPointer { c in
+                if let initialCentroids {
+                    c.baseAddress!.update(from: initialCentroids, count: k * d)
+                    return
+                }
                 switch parameters.initialization {
                 case .randomSample:
                     var perm = Array(0..<n)

@@ -69,6 +69,11 @@ public struct ProductQuantizer: Sendable, Equatable {
     /// per core, each k-means on one thread; subspace `j` uses seed `parameters.seed + j`, so the result
     /// does not depend on the thread count.
     public static func train(_ data: Matrix, subspaces: Int, parameters: KMeansParameters = KMeansParameters()) throws -> ProductQuantizer {
+        try train(data, subspaces: subspaces, parameters: parameters, warmStart: nil)
+    }
+
+    /// `warmStart`: a quantizer of the same shape whose centroids start each subspace's k-means.
+    static func train(_ data: Matrix, subspaces: Int, parameters: KMeansParameters, warmStart: ProductQuantizer?) throws -> ProductQuantizer {
         let d = data.dimension
         try check(dimension: d, subspaces: subspaces)
         try parameters.validate()
@@ -80,23 +85,29 @@ public struct ProductQuantizer: Sendable, Equatable {
         let workers = min(subspaces, parameters.threads > 0 ? parameters.threads : onlineProcessorCount())
         if workers > 1 { openblasSingleThreaded() }
         var failures = [IndexError?](repeating: nil, count: subspaces)
+        let initial = warmStart?.centroids ?? []
+        precondition(initial.isEmpty || initial.count == centroids.count, "warm start of another shape")
         data.storage.withUnsafeBufferPointer { x in
             centroids.withUnsafeMutableBufferPointer { c in
                 failures.withUnsafeMutableBufferPointer { f in
-                    // Workers write disjoint subspace blocks of `centroids` and slots of `failures`.
-                    let shared = UncheckedSendable((x.baseAddress!, c.baseAddress!, f.baseAddress!))
-                    ParallelFor.run(subspaces, threads: workers) { j in
-                        let (x, c, f) = shared.value
-                        var p = parameters
-                        p.seed = parameters.seed &+ UInt64(j)
-                        p.threads = 1
-                        do {
-                            let r = try KMeans.train(x + j * dsub, rows: data.rows, ldx: d, dimension: dsub, k: centroidCount, parameters: p)
-                            r.centroids.storage.withUnsafeBufferPointer {
-                                (c + j * centroidCount * dsub).update(from: $0.baseAddress!, count: centroidCount * dsub)
+                    initial.withUnsafeBufferPointer { i0 in
+                        // Workers write disjoint subspace blocks of `centroids` and slots of `failures`.
+                        let start = initial.isEmpty ? nil : i0.baseAddress
+                        let shared = UncheckedSendable((x.baseAddress!, c.baseAddress!, f.baseAddress!, start))
+                        ParallelFor.run(subspaces, threads: workers) { j in
+                            let (x, c, f, start) = shared.value
+                            var p = parameters
+                            p.seed = parameters.seed &+ UInt64(j)
+                            p.threads = 1
+                            do {
+                                let r = try KMeans.train(x + j * dsub, rows: data.rows, ldx: d, dimension: dsub, k: centroidCount,
+                                                         parameters: p, initialCentroids: start.map { $0 + j * centroidCount * dsub })
+                                r.centroids.storage.withUnsafeBufferPointer {
+                                    (c + j * centroidCount * dsub).update(from: $0.baseAddress!, count: centroidCount * dsub)
+                                }
+                            } catch {
+                                f[j] = error as? IndexError ?? IndexError(.invalidParameter, "\(error)")
                             }
-                        } catch {
-                            f[j] = error as? IndexError ?? IndexError(.invalidParameter, "\(error)")
                         }
                     }
                 }

@@ -13,6 +13,8 @@ public final class File: @unchecked Sendable {
     public let path: String
     public let descriptor: Int32
     private var closed = false
+    /// Set when this handle took a flock: closing releases it explicitly (see `close`).
+    private var locked = false
 
     /// How to open a file.
     public enum Mode: Sendable {
@@ -24,8 +26,14 @@ public final class File: @unchecked Sendable {
         case createNew
     }
 
-    public init(path: String, mode: Mode) throws {
+    public convenience init(path: String, mode: Mode) throws {
+        try self.init(path: path, mode: mode, hooked: true)
+    }
+
+    /// `hooked` false: not seen by fault injection (its own reads of the files it tracks).
+    init(path: String, mode: Mode, hooked: Bool) throws {
         self.path = path
+        if hooked { try FaultInjection.before(.open, path, call: "open") }
         var flags: Int32 = O_CLOEXEC
         switch mode {
         case .readOnly: flags |= O_RDONLY
@@ -37,12 +45,16 @@ public final class File: @unchecked Sendable {
         descriptor = fd
     }
 
-    deinit { if !closed { _ = Glibc.close(descriptor) } }
+    deinit { close() }
 
-    /// Closes the descriptor; later calls on this handle fail with EBADF.
+    /// Closes the descriptor; later calls on this handle fail with EBADF. A lock taken with
+    /// `tryLockExclusive` is released first, explicitly: a flock belongs to the open file
+    /// description, which a child process forked meanwhile shares until its exec, so closing alone
+    /// could leave the lock held for a moment after `close` returned.
     public func close() {
         if !closed {
             closed = true
+            if locked { _ = flock(descriptor, LOCK_UN) }
             _ = Glibc.close(descriptor)
         }
     }
@@ -57,6 +69,7 @@ public final class File: @unchecked Sendable {
     /// Writes all of `bytes` at `offset` (looping over short writes).
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
         CrashPoints.step("file write")
+        try FaultInjection.before(.write, path, call: "pwrite")
         var done = 0
         while done < bytes.count {
             let n = try Syscall.retrying("pwrite", path) {
@@ -94,19 +107,25 @@ public final class File: @unchecked Sendable {
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
     public func sync() throws {
         CrashPoints.step("file fsync")
+        try FaultInjection.before(.fsync, path, call: "fdatasync")
         _ = try Syscall.retrying("fdatasync", path) { fdatasync(descriptor) }
+        FaultInjection.synced(path, descriptor: descriptor)
     }
 
     /// Cuts the file to `length` bytes.
     public func truncate(to length: Int) throws {
         CrashPoints.step("file truncate")
+        try FaultInjection.before(.truncate, path, call: "ftruncate")
         _ = try Syscall.retrying("ftruncate", path) { ftruncate(descriptor, off_t(length)) }
     }
 
     /// Takes an exclusive advisory lock (flock) without waiting; false when another process holds it.
     public func tryLockExclusive() throws -> Bool {
         while true {
-            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 {
+                locked = true
+                return true
+            }
             let e = errno
             if e == EINTR { continue }
             if e == EWOULDBLOCK { return false }
@@ -127,15 +146,23 @@ public enum FileSystem {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// Creates `path` and missing parents (mode 0755); an existing directory is fine.
+    /// Creates `path` and missing parents (mode 0755); an existing directory is fine. The parent
+    /// of each created directory is fsynced, so that the new entry survives a power loss (files
+    /// later created in it and fsynced with it would otherwise be lost with it).
     public static func createDirectory(_ path: String) throws {
         if isDirectory(path) { return }
         let parent = parentDirectory(of: path)
         if parent != path && !parent.isEmpty && !isDirectory(parent) { try createDirectory(parent) }
+        try FaultInjection.before(.mkdir, path, call: "mkdir")
         if mkdir(path, 0o755) != 0 {
             let e = errno
             if e == EEXIST && isDirectory(path) { return }
             throw Syscall.error("mkdir", path, e)
+        }
+        if !parent.isEmpty {
+            // A parent this process may not read (or a file system without directory fsync) cannot
+            // be synced; the directory is still usable, only its entry's durability is the system's.
+            do { try syncDirectory(parent) } catch let e as StorageError where [EACCES, EPERM, EINVAL].contains(e.code) {}
         }
     }
 
@@ -155,6 +182,8 @@ public enum FileSystem {
 
     public static func remove(_ path: String) throws {
         CrashPoints.step("unlink")
+        try FaultInjection.before(.unlink, path, call: "unlink")
+        FaultInjection.detach(path)
         if unlink(path) != 0 {
             let e = errno
             if e != ENOENT { throw Syscall.error("unlink", path, e) }
@@ -175,15 +204,19 @@ public enum FileSystem {
 
     public static func rename(_ from: String, _ to: String) throws {
         CrashPoints.step("rename")
+        try FaultInjection.before(.rename, from, call: "rename to \(to)")
+        FaultInjection.detach(to)
         _ = try Syscall.retrying("rename", from + " -> " + to) { Glibc.rename(from, to) }
     }
 
     /// fsyncs a directory so that creations, renames and removals in it are durable.
     public static func syncDirectory(_ path: String) throws {
         CrashPoints.step("directory fsync")
+        try FaultInjection.before(.fsync, path, call: "fsync")
         let fd = try Syscall.retrying("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { _ = Glibc.close(fd) }
         _ = try Syscall.retrying("fsync", path) { fsync(fd) }
+        FaultInjection.syncedDirectory(path)
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the

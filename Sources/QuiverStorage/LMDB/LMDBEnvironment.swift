@@ -30,6 +30,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public private(set) var mapGrowths = 0
     /// Stale reader slots cleared at open.
     public let staleReadersCleared: Int
+    /// Opened with `MDB_RDONLY`: tables are opened, never created, and writes fail.
+    public let readOnly: Bool
 
     /// How commits reach the disk.
     public enum SyncMode: Sendable {
@@ -47,6 +49,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     ///   - maxTables: the most named tables this environment will hold.
     public init(path: String, mapSize: Int = 64 << 20, maxTables: Int = 32, syncMode: SyncMode = .dataSync, readOnly: Bool = false) throws {
         self.path = path
+        self.readOnly = readOnly
         if !readOnly { try FileSystem.createDirectory(path) }
         var e: OpaquePointer?
         try LMDBEnvironment.check(mdb_env_create(&e), "mdb_env_create", path)
@@ -89,6 +92,13 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return info.me_mapsize
     }
 
+    /// The id of the last committed write transaction (by any process): it changes with every commit.
+    public var lastTransactionID: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return info.me_last_txnid
+    }
+
     /// Switches between `dataSync` and `noSync` at run time (LMDB allows toggling these flags).
     public func setSyncMode(_ mode: SyncMode) throws {
         try LMDBEnvironment.check(mdb_env_set_flags(env, UInt32(MDB_NOSYNC), mode == .noSync ? 1 : 0), "mdb_env_set_flags", path)
@@ -115,10 +125,24 @@ public final class LMDBEnvironment: @unchecked Sendable {
             return t
         }
         pthread_mutex_unlock(tableLock)
-        let dbi: MDB_dbi = try write { txn in
-            var dbi: MDB_dbi = 0
-            try LMDBEnvironment.check(mdb_dbi_open(txn.txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))", path)
-            return dbi
+        let dbi: MDB_dbi
+        if readOnly {
+            // A handle opened in a read transaction lives on only if that transaction commits.
+            pthread_rwlock_rdlock(resizeLock)
+            defer { pthread_rwlock_unlock(resizeLock) }
+            let txn = try begin(readOnly: true)
+            var d: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn.txn, name, 0, &d)
+            if rc != 0 { mdb_txn_abort(txn.txn) }
+            try LMDBEnvironment.check(rc, "mdb_dbi_open(\(name))", path)
+            try LMDBEnvironment.check(mdb_txn_commit(txn.txn), "mdb_txn_commit(read)", path)
+            dbi = d
+        } else {
+            dbi = try write { txn in
+                var dbi: MDB_dbi = 0
+                try LMDBEnvironment.check(mdb_dbi_open(txn.txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))", path)
+                return dbi
+            }
         }
         let table = LMDBTable(name: name, dbi: dbi)
         pthread_mutex_lock(tableLock)
@@ -145,21 +169,26 @@ public final class LMDBEnvironment: @unchecked Sendable {
             do {
                 defer { pthread_rwlock_unlock(resizeLock) }
                 let txn = try begin(readOnly: false)
+                let result: R?
                 do {
-                    let result = try body(txn)
+                    result = try body(txn)
+                } catch let error as StorageError where error.kind == .lmdb && error.code == MDB_MAP_FULL {
+                    mdb_txn_abort(txn.txn)
+                    needsGrowth = true
+                    result = nil
+                } catch {
+                    mdb_txn_abort(txn.txn)
+                    throw error
+                }
+                if let result {
+                    // mdb_txn_commit frees the transaction whether it succeeds or fails: no abort after it.
                     CrashPoints.step("LMDB commit (before)")
                     let rc = mdb_txn_commit(txn.txn)
                     CrashPoints.step("LMDB commit (after)")
                     if rc == MDB_MAP_FULL { needsGrowth = true } else {
-                        try LMDBEnvironment.check(rc, "mdb_txn_commit", path)
+                        try LMDBEnvironment.check(rc, "mdb_txn_commit", path + LMDBEnvironment.spaceNote(rc, path))
                         return result
                     }
-                } catch let error as StorageError where error.kind == .lmdb && error.code == MDB_MAP_FULL {
-                    mdb_txn_abort(txn.txn)
-                    needsGrowth = true
-                } catch {
-                    mdb_txn_abort(txn.txn)
-                    throw error
                 }
             }
             if needsGrowth { try grow() }
@@ -191,6 +220,16 @@ public final class LMDBEnvironment: @unchecked Sendable {
         let newSize = mapSize * 2
         try LMDBEnvironment.check(mdb_env_set_mapsize(env, newSize), "mdb_env_set_mapsize(\(newSize))", path)
         mapGrowths += 1
+    }
+
+    /// For a failed write: LMDB reports a short write (what a full disk gives) as EIO, so say when
+    /// the file system holding `path` is full or nearly.
+    static func spaceNote(_ rc: Int32, _ path: String) -> String {
+        guard rc == EIO || rc == ENOSPC else { return "" }
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return "" }
+        let free = Int(st.f_bavail) * Int(st.f_frsize)
+        return free < 1 << 20 ? " (the file system is full: \(free) bytes free)" : ""
     }
 
     static func check(_ rc: Int32, _ what: String, _ path: String) throws {

@@ -52,13 +52,18 @@ public final class WriteAheadLog: @unchecked Sendable {
         public var records = 0
         /// An incomplete file (shorter than its header) that was removed.
         public var removedIncompleteFile: String?
+        /// Files removed because every record in them was below `minimumNextSequence` with records
+        /// missing after them (the caller's state ran ahead of the log; see `init`).
+        public var removedAppliedFiles = 0
     }
 
     public private(set) var recovery = RecoveryReport()
 
     /// Opens the log in `directory` (created when missing), recovering as the format describes.
     /// - Parameter minimumNextSequence: the least sequence number the next record may take (the
-    ///   caller's last applied number + 1), used when the log holds no records.
+    ///   caller's last applied number + 1), used when the log holds no records. When the log ends
+    ///   before it (records lost in a power loss that the caller applied and kept), the old files
+    ///   are removed: the caller must have made its applied state durable before this call.
     public init(directory: String, durability: Durability = .full, maxFileSize: Int = 64 << 20, minimumNextSequence: UInt64 = 1) throws {
         self.directory = directory
         self.durability = durability
@@ -111,7 +116,18 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
             found.append(LogFile(path: path, firstSequence: first, lastSequence: expected - 1, size: offset))
         }
-        let last = found.last?.lastSequence ?? 0
+        var last = found.last?.lastSequence ?? 0
+        if !found.isEmpty && last + 1 < minimumNextSequence {
+            // The caller's state is ahead of the log: a power loss kept a commit of the caller (LMDB)
+            // but not the log records written before it. Every record here is applied already; the
+            // files go, so that the new file does not start after a gap (which the next open would
+            // take for lost records). The caller made its applied state durable before opening.
+            for file in found { try FileSystem.remove(file.path) }
+            try FileSystem.syncDirectory(directory)
+            report.removedAppliedFiles = found.count
+            found = []
+            last = 0
+        }
         let next = max(last + 1, minimumNextSequence)
         if let tail = found.last, tail.lastSequence + 1 == next, tail.size < self.maxFileSize {
             active = try File(path: tail.path, mode: .readWrite)

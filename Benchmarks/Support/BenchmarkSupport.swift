@@ -1,0 +1,91 @@
+import Foundation
+import QuiverCore
+
+/// What the benchmarks share: command-line options, the `.fvecs`/`.ivecs` files of the ANN
+/// benchmarks, wall-clock and CPU timing, and recall against a ground truth.
+public struct BenchmarkArguments {
+    public let arguments: [String]
+
+    public init(_ arguments: [String] = CommandLine.arguments) { self.arguments = arguments }
+
+    /// The value after `--name`, if given.
+    public func value(_ name: String) -> String? {
+        arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+    }
+
+    public func int(_ name: String, _ defaultValue: Int) -> Int { value(name).flatMap { Int($0) } ?? defaultValue }
+
+    public func string(_ name: String, _ defaultValue: String) -> String { value(name) ?? defaultValue }
+
+    /// A comma-separated list of integers (`--nprobe 8,16,32`).
+    public func ints(_ name: String, _ defaultValue: [Int]) -> [Int] {
+        value(name).map { $0.split(separator: ",").compactMap { Int($0) } } ?? defaultValue
+    }
+
+    public func flag(_ name: String) -> Bool { arguments.contains(name) }
+}
+
+public enum BenchmarkFiles {
+    /// The vectors of an `.fvecs` file (each row: an Int32 dimension, then that many float32), as a matrix.
+    public static func fvecs(_ path: String) throws -> Matrix {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try bytes.withUnsafeBytes { raw -> Matrix in
+            guard raw.count >= 4 else { throw BenchmarkError("\(path) is too short for an .fvecs file") }
+            let d = Int(raw.loadUnaligned(as: Int32.self))
+            guard d > 0, raw.count % (4 + 4 * d) == 0 else { throw BenchmarkError("\(path) is not an .fvecs file of \(d)-d rows") }
+            let n = raw.count / (4 + 4 * d)
+            var storage = [Float](repeating: 0, count: n * d)
+            storage.withUnsafeMutableBytes { out in
+                for i in 0..<n {
+                    let row = UnsafeRawBufferPointer(rebasing: raw[(i * (4 + 4 * d) + 4)..<((i + 1) * (4 + 4 * d))])
+                    out.baseAddress!.advanced(by: i * 4 * d).copyMemory(from: row.baseAddress!, byteCount: 4 * d)
+                }
+            }
+            return Matrix(dimension: d, storage: storage)
+        }
+    }
+
+    /// The rows of an `.ivecs` file (ground-truth neighbour ids).
+    public static func ivecs(_ path: String) throws -> [[Int]] {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        return bytes.withUnsafeBytes { raw -> [[Int]] in
+            var out: [[Int]] = []
+            var o = 0
+            while o + 4 <= raw.count {
+                let d = Int(raw.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                guard d >= 0, o + 4 + 4 * d <= raw.count else { break }
+                out.append((0..<d).map { Int(raw.loadUnaligned(fromByteOffset: o + 4 + 4 * $0, as: Int32.self)) })
+                o += 4 + 4 * d
+            }
+            return out
+        }
+    }
+}
+
+public struct BenchmarkError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Wall-clock seconds and the process's CPU seconds (user + system) spent by `body`.
+public func measure<R>(_ body: () throws -> R) rethrows -> (result: R, wall: Double, cpu: Double) {
+    let cpu0 = processCPUSeconds()
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    let r = try body()
+    let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    return (r, wall, processCPUSeconds() - cpu0)
+}
+
+/// CPU seconds (user + system) of the process so far.
+public func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// The share of each query's first `k` true neighbours found among its first `k` results.
+public func recall(_ found: [[Int]], truth: [[Int]], k: Int) -> Double {
+    var hits = 0
+    for (f, t) in zip(found, truth) { hits += Set(f.prefix(k)).intersection(t.prefix(k)).count }
+    return Double(hits) / Double(max(1, min(found.count, truth.count) * k))
+}
