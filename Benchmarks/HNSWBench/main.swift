@@ -5,6 +5,10 @@
 //   swift run -c release HNSWBench --open-test 200000 [--dim 384]   (codec save/open times)
 //   --save FILE writes the single-threaded build's index (HNSWCodec); --load FILE maps such a file and
 //   measures only the search curve over it (tools/bench-hnsw alternates these rounds with the peers').
+//   --filters FILE (the filters.json FilterBench writes: allowed rows and exact filtered top k per
+//   filter) measures, instead of the curve, each filter under each filtered-search strategy (the
+//   index's own choice, then scan, graph and acorn forced) at the first --ef: recall@k, the fewest
+//   results a query got, single-thread QPS; over the --load index, or else a parallel build.
 //
 // Measures, in this order, in one process: the single-threaded build (time, and resident memory added
 // per vector), searches over the efSearch list on one thread with one reused context (recall@k against
@@ -26,6 +30,8 @@ struct Options {
     var dim = 384
     var save: String?
     var load: String?
+    var filters: String?
+    var strategies = ["auto", "scan", "graph", "acorn"]
 }
 
 func fail(_ message: String) -> Never {
@@ -56,8 +62,10 @@ func parse() -> Options {
         case "--dim": o.dim = Int(value(a)) ?? 384
         case "--save": o.save = value(a)
         case "--load": o.load = value(a)
+        case "--filters": o.filters = value(a)
+        case "--strategies": o.strategies = value(a).split(separator: ",").map(String.init)
         case "--help", "-h":
-            print("usage: HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot] [--m 16] [--ef-construction 200] [--ef 10,16,..] [--k 10] [--skip-parallel] [--save FILE | --load FILE]\n       HNSWBench --open-test N [--dim 384]")
+            print("usage: HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot] [--m 16] [--ef-construction 200] [--ef 10,16,..] [--k 10] [--skip-parallel] [--save FILE | --load FILE] [--filters FILE]\n       HNSWBench --open-test N [--dim 384]")
             exit(0)
         default: fail("unknown argument \(a)")
         }
@@ -220,6 +228,55 @@ func measureCurve(_ index: HNSWIndex, _ queries: Matrix, _ truth: [Set<Int64>], 
     return curve
 }
 
+/// Each filter of a FilterBench filters.json under each strategy (`--filters`).
+func measureFilters(_ index: HNSWIndex, _ queries: Matrix, _ path: String, _ o: Options) throws -> [[String: Any]] {
+    guard let data = FileManager.default.contents(atPath: path),
+          let spec = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let filters = spec["filters"] as? [[String: Any]] else { fail("cannot read filters from \(path)") }
+    let k = spec["k"] as? Int ?? o.k, ef = o.efs.first ?? 64
+    let nq = min(spec["queries"] as? Int ?? queries.rows, queries.rows), dim = queries.dimension
+    let ctx = HNSWSearchContext()
+    var out = [[String: Any]]()
+    for f in filters {
+        let rows = f["rows"] as! [Int]
+        var bits = Bitset(capacity: index.count)
+        for r in rows { bits.insert(r) }
+        let allow = AllowFilter.bitset(bits)
+        // A filter without "truth" gets it from an exact scan of its allowed rows.
+        var truth = ((f["truth"] as? [[Int]]) ?? []).map { Set($0.map(Int64.init)) }
+        if truth.isEmpty {
+            index.filteredSearchOverride = .scan
+            try queries.storage.withUnsafeBufferPointer { q in
+                for i in 0..<nq {
+                    let r = try index.search(UnsafeBufferPointer(rebasing: q[i * dim ..< (i + 1) * dim]), k: k, ef: ef, allow: allow, context: ctx)
+                    truth.append(Set(r.map(\.id)))
+                }
+            }
+        }
+        var row: [String: Any] = ["filter": f["filter"] as! String, "allowed": rows.count,
+                                  "chosen": index.filteredSearch(allowed: rows.count, ef: ef).rawValue]
+        for strategy in [nil] + FilteredSearch.allCases where o.strategies.contains(strategy?.rawValue ?? "auto") {
+            index.filteredSearchOverride = strategy
+            var hit = 0, expected = 0, fewest = Int.max
+            let t = now(), c = threadCPUTime()
+            try queries.storage.withUnsafeBufferPointer { q in
+                for i in 0..<nq {
+                    let r = try index.search(UnsafeBufferPointer(rebasing: q[i * dim ..< (i + 1) * dim]), k: k, ef: ef, allow: allow, context: ctx)
+                    hit += r.filter { truth[i].contains($0.id) }.count
+                    expected += truth[i].count
+                    fewest = min(fewest, r.count)
+                }
+            }
+            let cpu = threadCPUTime() - c, wall = now() - t
+            row[strategy?.rawValue ?? "auto"] = ["recall": expected == 0 ? 1 : Double(hit) / Double(expected), "fewest": fewest,
+                                                 "qps_cpu": Double(nq) / cpu, "qps": Double(nq) / wall]
+        }
+        index.filteredSearchOverride = nil
+        out.append(row)
+    }
+    return out
+}
+
 func run() throws {
     let o = parse()
     if let n = o.openTest { return try openTest(o, n: n) }
@@ -228,6 +285,23 @@ func run() throws {
     guard base.dimension == queries.dimension, gt.count >= queries.rows else { fail("inconsistent data files") }
     let n = base.rows, k = o.k
     let ids = (0..<Int64(n)).map { $0 }
+    if let filters = o.filters {
+        let index: HNSWIndex
+        var mapping: Mapping?
+        if let path = o.load {
+            mapping = Mapping(path)
+            index = try HNSWCodec.decode(mapping!.bytes, inPlace: mapping, verify: .structure)
+        } else {
+            index = try HNSWIndex(dimension: base.dimension, metric: o.metric, parameters: HNSWParameters(m: o.m, efConstruction: o.efConstruction))
+            try index.add(base, ids: ids)
+            if let path = o.save {
+                guard FileManager.default.createFile(atPath: path, contents: Data(HNSWCodec.encode(index))) else { fail("cannot write \(path)") }
+            }
+        }
+        print(json(["system": "quiver", "n": n, "filters": try measureFilters(index, queries, filters, o)]))
+        withExtendedLifetime(mapping) {}
+        return
+    }
     if let path = o.load {
         // Search rounds over a saved index, used in place from a read-only mapping (a sealed segment).
         let mapping = Mapping(path)

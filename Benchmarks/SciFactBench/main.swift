@@ -2,8 +2,9 @@
 // the built-in encoder and BM25 full-text indexing, and the 300 test claims are searched in dense,
 // lexical and hybrid mode. Prints nDCG@10 for each (BEIR's definition: binary gains, log2 discount).
 //
-// Usage: swift run -c release SciFactBench [--data DIR] [--db DIR] [--vectors FILE]
+// Usage: swift run -c release SciFactBench [--data DIR] [--db DIR] [--vectors FILE] [--k1 1.5] [--b 0.75]
 //   --data     the SciFact folder (default ../shared/data/scifact)
+//   --k1, --b  BM25's parameters (default the collection's standard full-text settings)
 //   --vectors  the corpus embeddings as little-endian float32, 384 per document in corpus order
 //              (EncoderBench writes them); without it the engine embeds the corpus on import
 import Foundation
@@ -38,7 +39,10 @@ if let path = option("--vectors") {
 
 try? FileManager.default.removeItem(atPath: dbPath)
 let db = try Database(path: dbPath, options: DatabaseOptions(durability: .relaxed(milliseconds: 200)))
-let c = try db.createCollection("scifact", encoder: "all-MiniLM-L6-v2")
+var fullText = FullTextSettings.standard
+if let k1 = option("--k1") { fullText.k1 = Double(k1)! }
+if let b = option("--b") { fullText.b = Double(b)! }
+let c = try db.createCollection("scifact", encoder: "all-MiniLM-L6-v2", options: CollectionOptions(fullText: fullText))
 let t0 = Date()
 var batch: [Document] = []
 for (i, d) in corpus.enumerated() {

@@ -7,33 +7,58 @@ Without --tokens, bm25s tokenizes with its own tokenizer: lowercase, the regex \
 bm25s's default) or \\w+ (min length 1), bm25s's English stop list (the same 33 words as Quiver's),
 and PyStemmer's Snowball English when --stem. With --tokens, it indexes exactly the terms that
 BM25Bench --dump-tokens wrote, so any difference left is in the ranking arithmetic alone.
-nDCG@10 is computed as in BM25Bench (linear gain, log2 discount, no identical-id removal).
+nDCG@10 is computed as in BM25Bench (linear gain, log2 discount, no identical-id removal), by
+tools/lib/scifact.py.
 """
 import argparse
 import json
-import math
+import pathlib
+import sys
 import time
 
 import bm25s
 
-
-def load(data):
-    corpus = [json.loads(l) for l in open(f"{data}/corpus.jsonl", encoding="utf-8") if l.strip()]
-    queries = [json.loads(l) for l in open(f"{data}/queries.jsonl", encoding="utf-8") if l.strip()]
-    qrels = {}
-    with open(f"{data}/qrels_test.tsv", encoding="utf-8") as f:
-        next(f)
-        for line in f:
-            q, d, s = line.rstrip("\n").split("\t")
-            qrels.setdefault(q, {})[d] = int(s)
-    queries = [q for q in queries if q["_id"] in qrels]
-    return corpus, queries, qrels
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from scifact import document_text, load, mean_ndcg10  # noqa: E402
 
 
-def ndcg10(ranked, judged):
-    dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
-    ideal = sum(r / math.log2(i + 2) for i, r in enumerate(sorted(judged.values(), reverse=True)[:10]))
-    return dcg / ideal if ideal > 0 else 0.0
+def rank(corpus, queries, k1, b, stopwords="english", stem=False, min_length=2, tokens=None, k=10):
+    """bm25s's top `k` corpus ids for each query, and (setting, index seconds, query seconds).
+    `tokens`: the path of a BM25Bench --dump-tokens file, whose terms are indexed as they are."""
+    ids = [d["_id"] for d in corpus]
+    t0 = time.perf_counter()
+    if tokens:
+        dump = json.load(open(tokens, encoding="utf-8"))
+        assert dump["corpusIDs"] == ids, "the token dump is of another corpus"
+        by_query = dict(zip(dump["queryIDs"], dump["queries"]))
+        corpus_tokens = dump["corpus"]
+        query_tokens = [by_query[q["_id"]] for q in queries]
+        setting = "quiver tokens: " + dump["analyzer"]
+    else:
+        stemmer = None
+        if stem:
+            import Stemmer
+            stemmer = Stemmer.Stemmer("english")
+        pattern = r"(?u)\b\w\w+\b" if min_length == 2 else r"(?u)\b\w+\b"
+        stop = "english" if stopwords == "english" else None
+        kw = dict(lower=True, token_pattern=pattern, stopwords=stop, stemmer=stemmer, return_ids=False, show_progress=False)
+        corpus_tokens = bm25s.tokenize([document_text(d) for d in corpus], **kw)
+        query_tokens = bm25s.tokenize([q["text"] for q in queries], **kw)
+        setting = f"bm25s tokenizer: stop={stopwords} stem={'snowball' if stem else 'none'} min={min_length}"
+    retriever = bm25s.BM25(k1=k1, b=b)  # method "lucene": idf = ln(1 + (N - df + 0.5) / (df + 0.5))
+    retriever.index(corpus_tokens, show_progress=False)
+    index_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    # Queries whose every term is unknown would raise in bm25s; they score nothing, as in Quiver.
+    results = []
+    for toks in query_tokens:
+        known = [t for t in toks if t in retriever.vocab_dict]
+        if not known:
+            results.append([])
+            continue
+        docs, _ = retriever.retrieve([known], k=min(k, len(ids)), show_progress=False)
+        results.append([ids[i] for i in docs[0]])
+    return results, (setting, index_seconds, time.perf_counter() - t1)
 
 
 def main():
@@ -48,41 +73,9 @@ def main():
     a = p.parse_args()
 
     corpus, queries, qrels = load(a.data)
-    ids = [d["_id"] for d in corpus]
-    t0 = time.perf_counter()
-    if a.tokens:
-        dump = json.load(open(a.tokens, encoding="utf-8"))
-        assert dump["corpusIDs"] == ids, "the token dump is of another corpus"
-        by_query = dict(zip(dump["queryIDs"], dump["queries"]))
-        corpus_tokens = dump["corpus"]
-        query_tokens = [by_query[q["_id"]] for q in queries]
-        setting = "quiver tokens: " + dump["analyzer"]
-    else:
-        stemmer = None
-        if a.stem:
-            import Stemmer
-            stemmer = Stemmer.Stemmer("english")
-        pattern = r"(?u)\b\w\w+\b" if a.min_length == 2 else r"(?u)\b\w+\b"
-        stop = "english" if a.stopwords == "english" else None
-        kw = dict(lower=True, token_pattern=pattern, stopwords=stop, stemmer=stemmer, return_ids=False, show_progress=False)
-        corpus_tokens = bm25s.tokenize([d["title"] + " " + d["text"] for d in corpus], **kw)
-        query_tokens = bm25s.tokenize([q["text"] for q in queries], **kw)
-        setting = f"bm25s tokenizer: stop={a.stopwords} stem={'snowball' if a.stem else 'none'} min={a.min_length}"
-    retriever = bm25s.BM25(k1=a.k1, b=a.b)  # method "lucene": idf = ln(1 + (N - df + 0.5) / (df + 0.5))
-    retriever.index(corpus_tokens, show_progress=False)
-    index_seconds = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    # Queries whose every term is unknown would raise in bm25s; they score nothing, as in Quiver.
-    results = []
-    for toks in query_tokens:
-        known = [t for t in toks if t in retriever.vocab_dict]
-        if not known:
-            results.append([])
-            continue
-        docs, _ = retriever.retrieve([known], k=10, show_progress=False)
-        results.append([ids[i] for i in docs[0]])
-    query_seconds = time.perf_counter() - t1
-    score = sum(ndcg10(r, qrels[q["_id"]]) for r, q in zip(results, queries)) / len(queries)
+    results, (setting, index_seconds, query_seconds) = rank(corpus, queries, a.k1, a.b, a.stopwords, a.stem,
+                                                             a.min_length, a.tokens)
+    score = mean_ndcg10(results, queries, qrels)
     print(json.dumps({"setting": setting, "ndcg10": score,
                       "docs_per_s": round(len(corpus) / index_seconds), "queries_per_s": round(len(queries) / query_seconds)}))
 

@@ -4,13 +4,18 @@ by both encoders; normalized again here so the search is cosine whatever the inp
   eval_scifact.py --ids ids.json --qrels qrels_test.tsv --corpus corpus.f32 --queries queries.f32 [--dim 384]
 
 nDCG@10 as trec_eval/pytrec_eval (BEIR): gain = relevance grade, discount 1/log2(rank + 1), ideal DCG
-from the judged relevant documents, averaged over the queries that have judgments. Prints JSON.
+from the judged relevant documents, averaged over the queries that have judgments (tools/lib/scifact.py).
+Prints JSON.
 """
 import argparse
 import json
-import math
+import pathlib
+import sys
 
 import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from scifact import ndcg10, rank_cosine, read_qrels  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--ids", required=True)
@@ -25,27 +30,9 @@ ids = json.load(open(args.ids))
 corpus = np.fromfile(args.corpus, dtype=np.float32).reshape(-1, args.dim)
 queries = np.fromfile(args.queries, dtype=np.float32).reshape(-1, args.dim)
 assert corpus.shape[0] == len(ids["corpus"]) and queries.shape[0] == len(ids["queries"])
-corpus /= np.maximum(np.linalg.norm(corpus, axis=1, keepdims=True), 1e-12)
-queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+qrels = read_qrels(args.qrels)
 
-qrels = {}
-with open(args.qrels) as f:
-    next(f)
-    for line in f:
-        q, d, s = line.strip().split("\t")
-        if int(s) > 0:
-            qrels.setdefault(q, {})[d] = int(s)
-
-scores = queries @ corpus.T
-total, n = 0.0, 0
-for qi, qid in enumerate(ids["queries"]):
-    if qid not in qrels:
-        continue
-    top = np.argsort(-scores[qi], kind="stable")[: args.k]
-    rel = qrels[qid]
-    dcg = sum(rel.get(ids["corpus"][d], 0) / math.log2(r + 2) for r, d in enumerate(top))
-    ideal = sorted(rel.values(), reverse=True)[: args.k]
-    idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
-    total += dcg / idcg
-    n += 1
-print(json.dumps({"ndcg_at_10": total / n, "queries": n}))
+judged = [qi for qi, qid in enumerate(ids["queries"]) if qid in qrels]
+ranked = rank_cosine(corpus, queries[judged], args.k)
+total = sum(ndcg10([ids["corpus"][d] for d in top], qrels[ids["queries"][qi]]) for qi, top in zip(judged, ranked))
+print(json.dumps({"ndcg_at_10": total / len(judged), "queries": len(judged)}))

@@ -108,10 +108,10 @@ extension Collection {
             return (results, plan(strategy, options.exact ? "exact search was asked for" : "no document matches the filter", results.count))
         }
         // The allowed rows go to every segment as a bitset: the exact segments scan them, and an HNSW
-        // segment scans the allowed rows exactly when that costs less than a graph search that must
-        // pass over the rows it may not return (allowed^2 < ef * M0 * n), else searches the graph
-        // with the filter, completing with an exact scan when the graph yields fewer than k. An
-        // IVF-PQ segment probes nprobe / (allowed share) lists, so that about as many allowed codes
+        // segment picks by their number (HNSWIndex.filteredSearch): an exact scan of the allowed rows
+        // when few are allowed, an ACORN walk over the allowed nodes in between, the plain filtered
+        // walk when most are allowed; a walk that yields fewer than k is completed by an exact scan.
+        // An IVF-PQ segment probes nprobe / (allowed share) lists, so that about as many allowed codes
         // are scored as without a filter, widens further when they hold fewer than k allowed vectors,
         // and scans the allowed rows exactly when they are few.
         guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
@@ -131,7 +131,16 @@ extension Collection {
             for hit in hits where out.count < k {
                 if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
             }
-            var reason = allowed == nil ? "no filter" : "the segments choose an exact scan of the \(allowedCount) allowed rows or a filtered graph search"
+            var reason = "no filter"
+            if allowed != nil {
+                let choices = segments.filteredStrategies(allowed: allowedCount, k: k + 8, efSearch: parameters.efSearch)
+                let counts = FilteredSearch.allCases.compactMap { s -> String? in
+                    let n = choices.filter { $0 == s }.count
+                    return n == 0 ? nil : "\(s.rawValue) in \(n)"
+                }
+                reason = "\(allowedCount) allowed rows; HNSW segments: " + (counts.isEmpty ? "none" : counts.joined(separator: ", "))
+                    + " (scan when few rows are allowed, acorn in between, graph when most are)"
+            }
             let lists = segments.ivfListCounts()
             if let nlist = lists.max() {
                 reason += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist)) of \(nlist) lists"

@@ -120,6 +120,16 @@ final class CollectionSegments: @unchecked Sendable {
         }
     }
 
+    /// The strategy each sealed HNSW segment picks for a filter allowing `allowed` rows (`explain`).
+    func filteredStrategies(allowed: Int, k: Int, efSearch: Int) -> [FilteredSearch] {
+        lock.read {
+            sealed.compactMap { s -> FilteredSearch? in
+                if case .hnsw(let index) = s.index { return index.filteredSearch(allowed: allowed, ef: max(efSearch, k)) }
+                return nil
+            }
+        }
+    }
+
     /// The list counts of the IVF-PQ sealed segments.
     func ivfListCounts() -> [Int] {
         lock.read {

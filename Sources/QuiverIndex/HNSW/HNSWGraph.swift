@@ -88,6 +88,19 @@ struct BitsetGate: ResultGate {
     }
 }
 
+/// Tombstones, then a bitset indexed by slot: `BitsetGate` for an index whose ids are its slots
+/// (no id map), which saves the label load on every test.
+struct SlotBitsetGate: ResultGate {
+    let tombstones: UnsafePointer<UInt64>
+    let words: UnsafePointer<UInt64>
+    let capacity: Int
+    @inline(__always) func allows(_ slot: UInt32) -> Bool {
+        guard Int(slot) < capacity else { return false }
+        let w = Int(slot >> 6), bit = UInt64(1) << UInt64(slot & 63)
+        return tombstones[w] & bit == 0 && words[w] & bit != 0
+    }
+}
+
 /// Tombstones, then a predicate over ids.
 struct PredicateGate: ResultGate {
     let tombstones: UnsafePointer<UInt64>
@@ -289,6 +302,129 @@ struct HNSWGraph {
                             }
                             if res.count >= ef { bound = HNSWKey.distance(~res.min) }
                         }
+                    }
+                }
+                i &+= width
+            }
+        }
+        ctx.candidates = cand
+        ctx.results = res
+    }
+
+    /// Best-first search of layer 0 restricted to the nodes `gate` admits (ACORN-1, Patel et al.
+    /// 2024): only admitted nodes are scored, enter the candidate list and are expanded, so a filter
+    /// that admits a fraction s of the nodes costs about ef expansions of admitted nodes instead of
+    /// the plain walk's ef / s. The subgraph of admitted nodes alone falls apart when s is small, so a
+    /// node with fewer than `expandBelow` admitted neighbours also looks through each of its
+    /// filtered-out neighbours to *their* admitted neighbours (two hops), until `m0` admitted
+    /// neighbours are listed: the expansion that keeps the predicate subgraph connected without
+    /// building a denser graph (ACORN-gamma) for it. `entry` is scored but need not be admitted.
+    /// On return `ctx.results` holds up to `ef` admitted results (complemented keys: a max-heap).
+    @inline(__always)
+    func searchLayerFiltered<D: HNSWDistance, G: ResultGate>(
+        _: D.Type, _ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, gate: G,
+        expandBelow: Int, context ctx: HNSWSearchContext
+    ) {
+        var cand = ctx.candidates
+        var res = ctx.results
+        cand.count = 0
+        res.count = 0
+        let visited = ctx.visited
+        let tag = ctx.nextGeneration()
+        let pending = ctx.pending
+        let blockedList = ctx.selected
+        let dim = dimension
+        let limit = m0
+
+        visited[Int(entry)] = tag
+        let entryKey = HNSWKey.make(entryDistance, entry)
+        cand.push(entryKey)
+        var bound = Float.infinity
+        if gate.allows(entry) {
+            res.push(~entryKey)
+            if ef <= 1 { bound = entryDistance }
+        }
+        while cand.count > 0 {
+            let c = cand.popMin()
+            if HNSWKey.distance(c) > bound { break }
+            let list = UnsafePointer(links(HNSWKey.slot(c), 0))
+            let n = Int(list[0])
+            // The admitted neighbours, in link order (closest first for the links a node chose itself),
+            // truncated to `limit`; `listed` counts visited ones too, so the truncation depends on the
+            // graph and the filter only, as ACORN's neighbour lists do. Filtered-out neighbours are
+            // gathered in `blockedList` for the second hop.
+            var fresh = 0
+            var listed = 0
+            var blocked = 0
+            var j = 1
+            while j <= n {
+                let nb = list[j]
+                j &+= 1
+                if gate.allows(nb) {
+                    if listed < limit {
+                        listed &+= 1
+                        if visited[Int(nb)] != tag {
+                            visited[Int(nb)] = tag
+                            pending[fresh] = nb
+                            fresh &+= 1
+                            prefetch(vector(nb))
+                        }
+                    }
+                } else {
+                    blockedList[blocked] = nb
+                    blocked &+= 1
+                    prefetch(links(nb, 0))
+                }
+            }
+            if listed < expandBelow {
+                // Two hops: the admitted neighbours of the filtered-out neighbours. Those are never
+                // marked visited (they are not scored), so another node may expand through them too.
+                var b = 0
+                while b < blocked && listed < limit {
+                    let via = blockedList[b]
+                    b &+= 1
+                    let second = UnsafePointer(links(via, 0))
+                    let n2 = Int(second[0])
+                    var t = 1
+                    while t <= n2 && listed < limit {
+                        let nb = second[t]
+                        t &+= 1
+                        if visited[Int(nb)] == tag || !gate.allows(nb) { continue }
+                        visited[Int(nb)] = tag
+                        listed &+= 1
+                        pending[fresh] = nb
+                        fresh &+= 1
+                        prefetch(vector(nb))
+                    }
+                }
+            }
+            var i = 0
+            while i < fresh {
+                var ds: SIMD4<Float>
+                var width = 4
+                if i &+ 4 <= fresh {
+                    ds = D.distance4(q, vector(pending[i]), vector(pending[i &+ 1]), vector(pending[i &+ 2]),
+                                     vector(pending[i &+ 3]), dim)
+                } else {
+                    ds = SIMD4(repeating: 0)
+                    ds[0] = D.distance(q, vector(pending[i]), dim)
+                    width = 1
+                }
+                var lane = 0
+                while lane < width {
+                    let nb = pending[i &+ lane]
+                    let d = ds[lane]
+                    lane &+= 1
+                    if d < bound {
+                        let key = HNSWKey.make(d, nb)
+                        cand.push(key)
+                        prefetch(links(HNSWKey.slot(cand.min), 0))
+                        if res.count < ef {
+                            res.push(~key)
+                        } else {
+                            res.replaceMin(~key)
+                        }
+                        if res.count >= ef { bound = HNSWKey.distance(~res.min) }
                     }
                 }
                 i &+= width

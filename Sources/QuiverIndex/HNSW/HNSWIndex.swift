@@ -31,6 +31,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     public let parameters: HNSWParameters
     /// The list size of searches that pass no `ef`; set it only while no search runs.
     public var efSearch: Int
+    /// Forces the strategy of filtered searches (benchmarks and tests); nil, the default, lets each
+    /// search choose with `filteredSearch(allowed:ef:)`. Set it only while no search runs.
+    public var filteredSearchOverride: FilteredSearch?
 
     let m: Int
     let m0: Int
@@ -455,11 +458,12 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// The hot-path search: the `k` nearest live, allowed vectors to `query` (`dimension` floats),
     /// closest first, with a list of `max(ef ?? efSearch, k)` candidates, using `context`'s memory.
     ///
-    /// With a filter, the graph search keeps exploring past filtered-out nodes; a bitset filter so
-    /// selective that exploring would cost more than scanning (allowed^2 < ef * M0 * count) is answered
-    /// by an exact scan of the allowed ids, and whenever the graph yields fewer than `k` results while
-    /// more may be allowed, an exact scan completes them. So a search returns `min(k, allowed live)`
-    /// results.
+    /// With a bitset filter the search picks a `FilteredSearch` strategy by the number of allowed ids
+    /// (`filteredSearch(allowed:ef:)`): an exact scan of the allowed ids when few are allowed, the ACORN
+    /// walk over the allowed nodes in between, the plain walk past filtered-out nodes when most are
+    /// allowed; a predicate filter (whose selectivity is unknown) takes the plain walk. Whenever a walk
+    /// yields fewer than `k` results while more may be allowed, an exact scan completes them. So a
+    /// search returns `min(k, allowed live)` results.
     ///
     /// Safe concurrently with other searches, as long as each uses its own `context`.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int? = nil, allow: AllowFilter? = nil,
@@ -491,41 +495,56 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         switch allow {
         case nil:
             if deletedCount == 0 {
-                return run(D.self, q, k: k, ef: ef, gate: OpenGate(), mostAllowed: live, scanFirst: false, context: ctx)
+                return run(D.self, q, k: k, ef: ef, gate: OpenGate(), mostAllowed: live, strategy: .graph, context: ctx)
             }
-            return run(D.self, q, k: k, ef: ef, gate: LiveGate(tombstones: tomb), mostAllowed: live, scanFirst: false, context: ctx)
+            return run(D.self, q, k: k, ef: ef, gate: LiveGate(tombstones: tomb), mostAllowed: live, strategy: .graph, context: ctx)
         case .bitset(let bits):
             return bits.words.withUnsafeBufferPointer { words in
                 var allowed = 0
                 for w in words { allowed += w.nonzeroBitCount }
-                let gate = BitsetGate(tombstones: tomb, labels: labels, words: words.baseAddress ?? UnsafePointer(tomb),
-                                      capacity: words.isEmpty ? 0 : bits.capacity)
-                let scanFirst = Double(allowed) * Double(allowed) < Double(ef) * Double(m0) * Double(count)
-                return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: min(allowed, live), scanFirst: scanFirst, context: ctx)
+                let strategy = filteredSearchOverride ?? filteredSearch(allowed: allowed, ef: ef)
+                let ef = strategy == .acorn ? acornListSize(ef, allowed: allowed) : ef
+                let base = words.baseAddress ?? UnsafePointer(tomb)
+                let capacity = words.isEmpty ? 0 : bits.capacity
+                if slotOf == nil {
+                    // Ids are slots: test the bitset by slot.
+                    let gate = SlotBitsetGate(tombstones: tomb, words: base, capacity: min(capacity, count))
+                    return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: min(allowed, live), strategy: strategy, context: ctx)
+                }
+                let gate = BitsetGate(tombstones: tomb, labels: labels, words: base, capacity: capacity)
+                return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: min(allowed, live), strategy: strategy, context: ctx)
             }
         case .predicate(let p):
             let gate = PredicateGate(tombstones: tomb, labels: labels, predicate: p)
-            return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: live, scanFirst: false, context: ctx)
+            return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: live, strategy: filteredSearchOverride ?? .graph, context: ctx)
         }
     }
 
     private func run<D: HNSWDistance, G: ResultGate>(_: D.Type, _ q: UnsafePointer<Float>, k: Int, ef: Int, gate: G,
-                                                     mostAllowed: Int, scanFirst: Bool, context ctx: HNSWSearchContext) -> [Neighbor] {
+                                                     mostAllowed: Int, strategy: FilteredSearch,
+                                                     context ctx: HNSWSearchContext) -> [Neighbor] {
         let g = graph
         let want = min(k, mostAllowed)
         if want <= 0 { return [] }
         var found = 0
-        if !scanFirst {
+        if strategy != .scan {
             let ep = entryPoint
             let (cur, curD) = g.greedy(D.self, q, entry: ep, entryDistance: D.distance(q, g.vector(ep), dimension),
                                        top: maxLevel, bottom: 0, locking: NoLocking(), buffer: ctx.linkCopy)
-            g.searchLayer(D.self, q, entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate,
-                          locking: NoLocking(), context: ctx)
+            if strategy == .acorn {
+                ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
+                g.searchLayerFiltered(D.self, q, entry: cur, entryDistance: curD, ef: ef, gate: gate,
+                                      expandBelow: Self.acornExpandBelow(m0: m0), context: ctx)
+            } else {
+                g.searchLayer(D.self, q, entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate,
+                              locking: NoLocking(), context: ctx)
+            }
             found = ctx.results.count
         }
         if found < want {
-            // The graph could not reach enough allowed nodes (a selective filter, many tombstones or a
-            // rare unreachable node): answer exactly.
+            // The graph could not reach enough allowed nodes (a selective filter, many tombstones, a
+            // filter whose allowed nodes lie far from the query, or a rare unreachable node): answer
+            // exactly.
             g.scan(D.self, q, count: count, k: k, gate: gate, context: ctx)
         }
         let n = g.drainResults(ctx, limit: k)

@@ -19,7 +19,8 @@ public final class HNSWSearchContext: @unchecked Sendable {
     // Ascending keys extracted from `results` (the W of the paper), capacity >= max(ef, M0 + 1).
     var sorted: UnsafeMutablePointer<UInt64>
     var sortedCapacity: Int
-    // Neighbour selection: candidate keys of a pruned list, and the selected slots.
+    // Neighbour selection: candidate keys of a pruned list, and the selected slots (in a filtered
+    // search: the filtered-out neighbours of the node being expanded, see `searchLayerFiltered`).
     var prune: UnsafeMutablePointer<UInt64>
     var selected: UnsafeMutablePointer<UInt32>
     // A copy of one link list, taken under the node's lock during a parallel build.
