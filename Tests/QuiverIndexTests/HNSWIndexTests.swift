@@ -195,3 +195,34 @@ struct HNSWIndexTests {
         #expect(parallel == serial)
     }
 }
+
+/// A node with no layer-0 link pointing at it cannot be found by any search; the repair links it.
+struct HNSWReachabilityTests {
+    @Test func unreachableNodesAreLinkedAgain() throws {
+        var rng = SplitMix64(seed: 12)
+        let n = 600, d = 8
+        let data = Matrix(dimension: d, storage: (0..<(n * d)).map { _ in Float.random(in: -1...1, using: &rng) })
+        let index = try HNSWIndex(dimension: d, metric: .l2, parameters: HNSWParameters(m: 8, efConstruction: 64, efSearch: 64))
+        try index.add(data, ids: (0..<n).map { Int64($0) })
+        // Even a fresh graph can leave nodes without in-links (4 of these 600 at M 8); once linked, none.
+        let fresh = index.linkUnreachableNodes()
+        print("unreachable nodes in a fresh graph of \(n): \(fresh)")
+        #expect(index.linkUnreachableNodes() == 0)
+        // Cut every layer-0 link to a node of layer 0 (not the entry point).
+        let g = index.graph
+        let victim = try #require((0..<n).first { g.levels[$0] == 0 && UInt32($0) != index.entryPoint })
+        for s in 0..<n {
+            let list = g.links(UInt32(s), 0)
+            let c = Int(list[0])
+            var kept: [UInt32] = []
+            if c > 0 { for t in 1...c where list[t] != UInt32(victim) { kept.append(list[t]) } }
+            for (i, v) in kept.enumerated() { list[i + 1] = v }
+            list[0] = UInt32(kept.count)
+        }
+        let query = Matrix(dimension: d, storage: Array(data[row: victim]))
+        #expect(try index.search(query, k: 1, ef: n, allow: nil)[0].first?.id != Int64(victim), "the cut node is unreachable")
+        #expect(index.linkUnreachableNodes() >= 1)
+        #expect(try index.search(query, k: 1, ef: n, allow: nil)[0].first?.id == Int64(victim))
+        #expect(index.linkUnreachableNodes() == 0)
+    }
+}

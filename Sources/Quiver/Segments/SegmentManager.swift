@@ -328,6 +328,7 @@ final class SegmentManager: @unchecked Sendable {
         if let v = vectors {
             index.reserveCapacity(ids.count)
             try index.add(v, ids: ids.map { Int64($0) })
+            index.linkUnreachableNodes()
         }
         return .hnsw(index)
     }
@@ -568,6 +569,7 @@ final class SegmentManager: @unchecked Sendable {
             if let v = vectors {
                 graph.reserveCapacity(graph.count + ids.count)
                 try graph.add(v, ids: ids.map { Int64($0) })
+                graph.linkUnreachableNodes()
             }
             merged = .hnsw(graph)
         case .ivfpq(let lists)?:
