@@ -114,3 +114,18 @@ struct BitsetTests {
         #expect(u.count == 4 && i.count == 1 && i.contains(63))
     }
 }
+
+struct BitsetRangeCountTests {
+    /// `count(in:)` equals counting members one by one, for ranges across word boundaries and past the ends.
+    @Test func rangeCountEqualsTheMembersInRange() {
+        var rng = SplitMix64(seed: 4)
+        var bits = Bitset(capacity: 300)
+        for _ in 0..<120 { bits.insert(Int.random(in: 0..<300, using: &rng)) }
+        for _ in 0..<500 {
+            let a = Int.random(in: -10..<320, using: &rng), b = Int.random(in: -10..<320, using: &rng)
+            let range = min(a, b)...max(a, b)
+            #expect(bits.count(in: range) == range.filter { bits.contains($0) }.count, "\(range)")
+        }
+        #expect(bits.count(in: 0...299) == bits.count)
+    }
+}

@@ -29,6 +29,21 @@ public struct Bitset: Sendable, Equatable {
     /// The number of members.
     public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
 
+    /// The number of members in `range` (clamped to 0..<capacity).
+    public func count(in range: ClosedRange<Int>) -> Int {
+        let lo = Swift.max(range.lowerBound, 0), hi = Swift.min(range.upperBound, capacity - 1)
+        guard lo <= hi else { return 0 }
+        let first = lo >> 6, last = hi >> 6
+        var n = 0
+        for w in first...last {
+            var word = words[w]
+            if w == first { word &= ~0 << UInt64(lo & 63) }
+            if w == last && hi & 63 != 63 { word &= (1 << UInt64((hi & 63) + 1)) - 1 }
+            n += word.nonzeroBitCount
+        }
+        return n
+    }
+
     /// Adds every member of `other` (of the same capacity).
     public mutating func formUnion(_ other: Bitset) {
         precondition(other.capacity == capacity, "union of bitsets of capacities \(capacity) and \(other.capacity)")

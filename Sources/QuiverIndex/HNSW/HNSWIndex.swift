@@ -44,6 +44,10 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     // `capacity` slots, upperPool for `upperCapacity` words, of which `upperWords` are used.
     var level0: UnsafeMutableRawPointer
     var labels: UnsafeMutablePointer<Int64>
+    /// The least and greatest id stored (nil while empty): a bitset filter's allowed count is taken
+    /// within it, so that a segment holding some of a collection's rows sees its own selectivity.
+    /// Kept by `add`; computed once for a decoded index.
+    var idRange: ClosedRange<Int64>?
     var levels: UnsafeMutablePointer<UInt8>
     var upperOffsets: UnsafeMutablePointer<UInt32>
     var upperPool: UnsafeMutablePointer<UInt32>
@@ -135,6 +139,11 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         rng = SplitMix64(state: rngState)
         self.slotOf = slotOf
         self.backing = backing
+        if count > 0 {
+            var lo = Int64.max, hi = Int64.min
+            for s in 0..<count { lo = Swift.min(lo, labels[s]); hi = Swift.max(hi, labels[s]) }
+            idRange = lo...hi
+        }
     }
 
     deinit {
@@ -305,6 +314,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
                 v.update(from: src.baseAddress! + i * dimension, count: dimension)
                 if metric.normalizes { DistanceKernels.normalize(v, dimension) }
                 labels[s] = ids[i]
+                idRange = Swift.min(idRange?.lowerBound ?? ids[i], ids[i])...Swift.max(idRange?.upperBound ?? ids[i], ids[i])
                 let level = Int(newLevels[i])
                 levels[s] = UInt8(level)
                 if level > 0 {
@@ -500,8 +510,10 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             return run(D.self, q, k: k, ef: ef, gate: LiveGate(tombstones: tomb), mostAllowed: live, strategy: .graph, context: ctx)
         case .bitset(let bits):
             return bits.words.withUnsafeBufferPointer { words in
-                var allowed = 0
-                for w in words { allowed += w.nonzeroBitCount }
+                // Allowed ids within this index's id range: a segment's own selectivity.
+                let allowed = idRange.map { r in
+                    bits.count(in: Int(clamping: r.lowerBound)...Int(clamping: r.upperBound))
+                } ?? 0
                 let strategy = filteredSearchOverride ?? filteredSearch(allowed: allowed, ef: ef)
                 let ef = strategy == .acorn ? acornListSize(ef, allowed: allowed) : ef
                 let base = words.baseAddress ?? UnsafePointer(tomb)
