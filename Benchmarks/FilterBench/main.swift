@@ -11,6 +11,7 @@
 // tools/bench-filter can run hnswlib's filtered search on exactly the same sets.
 import Foundation
 import Quiver
+import BenchmarkSupport
 
 let args = CommandLine.arguments
 func option(_ name: String) -> String? { args.firstIndex(of: name).map { args[$0 + 1] } }
@@ -18,25 +19,17 @@ let data = option("--data") ?? "Benchmarks/data"
 let queryCount = Int(option("--queries") ?? "200")!
 let dbPath = option("--db") ?? data + "/filterbench.db"
 
-func fvecs(_ path: String) throws -> [[Float]] {
-    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-    return bytes.withUnsafeBytes { raw -> [[Float]] in
-        var out: [[Float]] = []
-        var o = 0
-        while o < raw.count {
-            let d = Int(raw.loadUnaligned(fromByteOffset: o, as: Int32.self))
-            out.append((0..<d).map { raw.loadUnaligned(fromByteOffset: o + 4 + 4 * $0, as: Float.self) })
-            o += 4 + 4 * d
-        }
-        return out
-    }
+/// The rows of an `.fvecs` file as arrays (documents and queries take `[Float]`).
+func rows(_ path: String) throws -> [[Float]] {
+    let m = try BenchmarkFiles.fvecs(path)
+    return (0..<m.rows).map { Array(m[row: $0]) }
 }
 
 /// The independent field: a multiplicative hash of the row, 0..<1000 (tools/bench-filter computes the same).
 func bucket(_ row: Int) -> Int { Int((UInt64(row) &* 2_654_435_761) % (1 << 32) % 1000) }
 
-let base = try fvecs(data + "/wordnet.fvecs")
-let queries = Array(try fvecs(data + "/wordnet_query.fvecs").prefix(queryCount))
+let base = try rows(data + "/wordnet.fvecs")
+let queries = Array(try rows(data + "/wordnet_query.fvecs").prefix(queryCount))
 var lex: [Int] = Array(repeating: 0, count: base.count), pos: [String] = Array(repeating: "", count: base.count)
 for line in try String(contentsOfFile: data + "/wordnet.meta.tsv", encoding: .utf8).split(separator: "\n").dropFirst() {
     let f = line.split(separator: "\t").map(String.init)
@@ -94,23 +87,16 @@ let db = try Database(path: dbPath)
 let c = try db.collection("wordnet")
 let k = 10
 
-/// CPU seconds of this process (every thread): on a shared machine the steadier measure.
-func cpuSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
-
 func run(_ filter: Filter?, exact: Bool) throws -> (results: [[String]], seconds: Double, cpu: Double, allowed: Int) {
     var out: [[String]] = []
     var allowed = base.count
-    let t = Date(), c0 = cpuSeconds()
+    let t = Date(), c0 = processCPUSeconds()
     for q in queries {
         let (hits, plan) = try c.explain(vector: q, k: k, options: SearchOptions(exact: exact, filter: filter))
         allowed = plan.allowed
         out.append(hits.map(\.id))
     }
-    return (out, Date().timeIntervalSince(t), cpuSeconds() - c0, allowed)
+    return (out, Date().timeIntervalSince(t), processCPUSeconds() - c0, allowed)
 }
 
 _ = try run(nil, exact: false)  // warm-up: page in the segment and the allowed-set machinery

@@ -18,6 +18,7 @@
 import Foundation
 import QuiverCore
 import QuiverIndex
+import BenchmarkSupport
 
 struct Options {
     var base: String?, queries: String?, gt: String?
@@ -73,55 +74,6 @@ func parse() -> Options {
     return o
 }
 
-func readFvecs(_ path: String) -> Matrix {
-    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
-    return data.withUnsafeBytes { raw in
-        let d = Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self).littleEndian)
-        let n = raw.count / (4 + 4 * d)
-        var storage = [Float](repeating: 0, count: n * d)
-        storage.withUnsafeMutableBytes { dst in
-            for r in 0..<n {
-                dst.baseAddress!.advanced(by: r * d * 4).copyMemory(from: raw.baseAddress! + r * (4 + 4 * d) + 4, byteCount: 4 * d)
-            }
-        }
-        return Matrix(dimension: d, storage: storage)
-    }
-}
-
-func readIvecs(_ path: String) -> [[Int64]] {
-    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
-    return data.withUnsafeBytes { raw in
-        var rows = [[Int64]]()
-        var o = 0
-        while o + 4 <= raw.count {
-            let n = Int(raw.loadUnaligned(fromByteOffset: o, as: Int32.self).littleEndian)
-            rows.append((0..<n).map { Int64(raw.loadUnaligned(fromByteOffset: o + 4 + 4 * $0, as: Int32.self).littleEndian) })
-            o += 4 + 4 * n
-        }
-        return rows
-    }
-}
-
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
-/// CPU time of the calling thread: robust to other processes competing for the 2 cores, which a
-/// shared machine has; the figures report both clocks.
-func threadCPUTime() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
-/// CPU time of the whole process (all threads), user + system.
-func processCPUTime() -> Double {
-    var ru = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &ru)
-    return Double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + Double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6
-}
 
 /// Resident set size of this process, in bytes (from /proc/self/statm).
 func residentBytes() -> Int {
@@ -154,27 +106,27 @@ final class Mapping: @unchecked Sendable {
 func codecFigures(_ index: HNSWIndex) throws -> [String: Any] {
     let path = NSTemporaryDirectory() + "hnswbench-\(getpid()).qvh"
     defer { unlink(path) }
-    var t = now()
+    var t = wallSeconds()
     guard let fh = FileHandle(forWritingAtPath: path) ?? {
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         return FileHandle(forWritingAtPath: path)
     }() else { fail("cannot create \(path)") }
     try HNSWCodec.encode(index) { chunk in try fh.write(contentsOf: Data(chunk)) }
     try fh.close()
-    let encodeSeconds = now() - t
+    let encodeSeconds = wallSeconds() - t
     // Open = map + validate; the file is in the page cache, as it is right after sealing.
-    t = now()
+    t = wallSeconds()
     let mapping = Mapping(path)
     let opened = try HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .full)
-    let openFull = now() - t
-    t = now()
+    let openFull = wallSeconds() - t
+    t = wallSeconds()
     let mapping2 = Mapping(path)
     let opened2 = try HNSWCodec.decode(mapping2.bytes, inPlace: mapping2, verify: .structure)
-    let openStructure = now() - t
-    t = now()
+    let openStructure = wallSeconds() - t
+    t = wallSeconds()
     let data = try Data(contentsOf: URL(fileURLWithPath: path))
     let copied = try data.withUnsafeBytes { try HNSWCodec.decode($0, inPlace: nil) }
-    let openCopy = now() - t
+    let openCopy = wallSeconds() - t
     precondition(opened.count == index.count && opened2.count == index.count && copied.count == index.count)
     return ["bytes": HNSWCodec.encodedSize(index), "encode_seconds": encodeSeconds,
             "open_mmap_full_verify_seconds": openFull, "open_mmap_structure_only_seconds": openStructure,
@@ -188,12 +140,12 @@ func openTest(_ o: Options, n: Int) throws {
     for i in 0..<storage.count { storage[i] = Float.random(in: -1...1, using: &rng) }
     let index = try HNSWIndex(dimension: o.dim, metric: .cosine, parameters: HNSWParameters(m: o.m, efConstruction: 40))
     index.reserveCapacity(n)
-    let t = now()
+    let t = wallSeconds()
     try index.add(Matrix(dimension: o.dim, storage: storage), ids: (0..<Int64(n)).map { $0 })
     var out = try codecFigures(index)
     out["vectors"] = n
     out["dimension"] = o.dim
-    out["build_seconds_parallel_efc40"] = now() - t
+    out["build_seconds_parallel_efc40"] = wallSeconds() - t
     print(json(out))
 }
 
@@ -208,7 +160,7 @@ func measureCurve(_ index: HNSWIndex, _ queries: Matrix, _ truth: [Set<Int64>], 
         var bestWall = 0.0, bestCPU = 0.0
         for _ in 0..<3 {
             var reps = 0
-            let t = now(), c = threadCPUTime()
+            let t = wallSeconds(), c = threadCPUSeconds()
             repeat {
                 try queries.storage.withUnsafeBufferPointer { q in
                     for i in 0..<queries.rows {
@@ -217,9 +169,9 @@ func measureCurve(_ index: HNSWIndex, _ queries: Matrix, _ truth: [Set<Int64>], 
                     }
                 }
                 reps += 1
-            } while now() - t < o.minSeconds / 3
-            bestWall = max(bestWall, Double(reps * queries.rows) / (now() - t))
-            bestCPU = max(bestCPU, Double(reps * queries.rows) / (threadCPUTime() - c))
+            } while wallSeconds() - t < o.minSeconds / 3
+            bestWall = max(bestWall, Double(reps * queries.rows) / (wallSeconds() - t))
+            bestCPU = max(bestCPU, Double(reps * queries.rows) / (threadCPUSeconds() - c))
         }
         var hit = 0
         for i in 0..<queries.rows { hit += results[i].filter { truth[i].contains($0.id) }.count }
@@ -258,7 +210,7 @@ func measureFilters(_ index: HNSWIndex, _ queries: Matrix, _ path: String, _ o: 
         for strategy in [nil] + FilteredSearch.allCases where o.strategies.contains(strategy?.rawValue ?? "auto") {
             index.filteredSearchOverride = strategy
             var hit = 0, expected = 0, fewest = Int.max
-            let t = now(), c = threadCPUTime()
+            let t = wallSeconds(), c = threadCPUSeconds()
             try queries.storage.withUnsafeBufferPointer { q in
                 for i in 0..<nq {
                     let r = try index.search(UnsafeBufferPointer(rebasing: q[i * dim ..< (i + 1) * dim]), k: k, ef: ef, allow: allow, context: ctx)
@@ -267,7 +219,7 @@ func measureFilters(_ index: HNSWIndex, _ queries: Matrix, _ path: String, _ o: 
                     fewest = min(fewest, r.count)
                 }
             }
-            let cpu = threadCPUTime() - c, wall = now() - t
+            let cpu = threadCPUSeconds() - c, wall = wallSeconds() - t
             row[strategy?.rawValue ?? "auto"] = ["recall": expected == 0 ? 1 : Double(hit) / Double(expected), "fewest": fewest,
                                                  "qps_cpu": Double(nq) / cpu, "qps": Double(nq) / wall]
         }
@@ -281,7 +233,10 @@ func run() throws {
     let o = parse()
     if let n = o.openTest { return try openTest(o, n: n) }
     guard let bp = o.base, let qp = o.queries, let gp = o.gt else { fail("--base, --queries and --gt are required (see --help)") }
-    let base = readFvecs(bp), queries = readFvecs(qp), gt = readIvecs(gp)
+    let base: Matrix, queries: Matrix, gt: [[Int64]]
+    do {
+        (base, queries, gt) = (try BenchmarkFiles.fvecs(bp), try BenchmarkFiles.fvecs(qp), try BenchmarkFiles.ivecs64(gp))
+    } catch { fail("cannot read the data: \(error)") }
     guard base.dimension == queries.dimension, gt.count >= queries.rows else { fail("inconsistent data files") }
     let n = base.rows, k = o.k
     let ids = (0..<Int64(n)).map { $0 }
@@ -316,11 +271,11 @@ func run() throws {
     let serialParams = HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: 1)
     var index: HNSWIndex? = try HNSWIndex(dimension: base.dimension, metric: o.metric, parameters: serialParams)
     index!.reserveCapacity(n)
-    var t = now()
-    let c = threadCPUTime()
+    var t = wallSeconds()
+    let c = threadCPUSeconds()
     try index!.add(base, ids: ids)
-    let buildSerial = now() - t
-    let buildSerialCPU = threadCPUTime() - c
+    let buildSerial = wallSeconds() - t
+    let buildSerialCPU = threadCPUSeconds() - c
     let rss1 = residentBytes()
 
     let truth = gt.map { Set($0.prefix(k)) }
@@ -345,13 +300,13 @@ func run() throws {
         let p = try HNSWIndex(dimension: base.dimension, metric: o.metric,
                               parameters: HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: threads))
         p.reserveCapacity(n)
-        t = now()
-        let cpu0 = processCPUTime()
+        t = wallSeconds()
+        let cpu0 = processCPUSeconds()
         try p.add(base, ids: ids)
-        out["build_seconds_parallel"] = now() - t
+        out["build_seconds_parallel"] = wallSeconds() - t
         // Total CPU of the parallel build: compared with the serial build's, it shows the locking
         // overhead, whatever share of the cores other work left to this process.
-        out["build_cpu_seconds_parallel_total"] = processCPUTime() - cpu0
+        out["build_cpu_seconds_parallel_total"] = processCPUSeconds() - cpu0
         out["build_threads_parallel"] = threads
         let ef = 64
         let found = try p.search(queries, k: k, ef: ef, allow: nil)

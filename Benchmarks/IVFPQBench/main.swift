@@ -18,6 +18,7 @@ import Glibc
 import Foundation
 import QuiverCore
 import QuiverIndex
+import BenchmarkSupport
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -41,60 +42,13 @@ let k = Int(options["k"] ?? "10")!
 let minSeconds = Double(options["min-seconds"] ?? "0.5")!
 let nprobes = (options["nprobe"] ?? "1,2,4,8,16,32,64,128").split(separator: ",").map { Int($0)! }.filter { $0 <= nlist }
 
-func fvecs(_ path: String, hugePages: Bool = false) -> Matrix {
-    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
-    return data.withUnsafeBytes { raw -> Matrix in
-        let d = Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self).littleEndian)
-        let rowBytes = 4 + 4 * d
-        let n = raw.count / rowBytes
-        var storage = [Float](repeating: 0, count: 0)
-        storage.reserveCapacity(n * d)
-        if hugePages {
-            storage.withUnsafeMutableBufferPointer { _ in }
-            // madvise before the pages are touched.
-            let base = UInt(bitPattern: storage.withUnsafeBufferPointer { $0.baseAddress! })
-            let start = (base + 4095) & ~4095
-            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), n * d * 4 - Int(start - base), MADV_HUGEPAGE)
-        }
-        storage.append(contentsOf: repeatElement(0, count: n * d))
-        storage.withUnsafeMutableBytes { dst in
-            for r in 0..<n {
-                dst.baseAddress!.advanced(by: r * 4 * d).copyMemory(from: raw.baseAddress! + r * rowBytes + 4, byteCount: 4 * d)
-            }
-        }
-        return Matrix(dimension: d, storage: storage)
-    }
+func load<T>(_ body: () throws -> T) -> T {
+    do { return try body() } catch { fail("cannot read the data: \(error)") }
 }
 
-func ivecs(_ path: String) -> [[Int64]] {
-    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
-    return data.withUnsafeBytes { raw in
-        var rows = [[Int64]]()
-        var o = 0
-        while o + 4 <= raw.count {
-            let n = Int(raw.loadUnaligned(fromByteOffset: o, as: Int32.self).littleEndian)
-            rows.append((0..<n).map { Int64(raw.loadUnaligned(fromByteOffset: o + 4 + 4 * $0, as: Int32.self).littleEndian) })
-            o += 4 + 4 * n
-        }
-        return rows
-    }
-}
-
-func now() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
-
-func threadCPU() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
-
-let base = fvecs(basePath, hugePages: options["hugepages"] == "1")
-let queries = fvecs(queryPath)
-let truth = ivecs(gtPath)
+let base = load { try BenchmarkFiles.fvecs(basePath, hugePages: options["hugepages"] == "1") }
+let queries = load { try BenchmarkFiles.fvecs(queryPath) }
+let truth = load { try BenchmarkFiles.ivecs64(gtPath) }
 let n = base.rows, d = base.dimension
 
 var parameters = IVFPQParameters(nlist: nlist, subspaces: m, rerank: rerank)
@@ -123,7 +77,7 @@ if let i = initialization(options["pq-init"]) { parameters.pqKMeans.initializati
 // --cache PATH: load a trained, filled index saved by an earlier run (IVFPQCodec), or save this one
 // there (for profiling searches without retraining; the timings then report the load).
 var trainSeconds = 0.0, addSeconds = 0.0
-var t0 = now()
+var t0 = wallSeconds()
 let index: IVFPQIndex
 if let cache = options["cache"], let bytes = FileManager.default.contents(atPath: cache) {
     index = try IVFPQCodec.decode([UInt8](bytes))
@@ -131,10 +85,10 @@ if let cache = options["cache"], let bytes = FileManager.default.contents(atPath
 } else {
     index = try IVFPQIndex(dimension: d, metric: metric, parameters: parameters)
     try index.train(base)
-    trainSeconds = now() - t0
-    t0 = now()
+    trainSeconds = wallSeconds() - t0
+    t0 = wallSeconds()
     try index.add(base, ids: (0..<n).map { Int64($0) })
-    addSeconds = now() - t0
+    addSeconds = wallSeconds() - t0
     if let cache = options["cache"] { try Data(IVFPQCodec.encode(index)).write(to: URL(fileURLWithPath: cache)) }
 }
 let memory = index.memoryBytes
@@ -156,13 +110,13 @@ func measure(nprobe: Int, rerank: Int) throws -> (recall: Double, qps: Double, q
     var bestWall = 0.0, bestCPU = 0.0
     for _ in 0..<3 {
         var reps = 0
-        let w0 = now(), c0 = threadCPU()
+        let w0 = wallSeconds(), c0 = threadCPUSeconds()
         repeat {
             results = try index.search(queries, k: k, nprobe: nprobe, rerank: rerank, allow: nil, threads: 1)
             reps += 1
-        } while now() - w0 < minSeconds / 3
-        bestWall = max(bestWall, Double(reps * queries.rows) / (now() - w0))
-        bestCPU = max(bestCPU, Double(reps * queries.rows) / (threadCPU() - c0))
+        } while wallSeconds() - w0 < minSeconds / 3
+        bestWall = max(bestWall, Double(reps * queries.rows) / (wallSeconds() - w0))
+        bestCPU = max(bestCPU, Double(reps * queries.rows) / (threadCPUSeconds() - c0))
     }
     return (recall(results), bestWall, bestCPU)
 }
@@ -223,10 +177,10 @@ var opqOut: [String: Any]? = nil
 if let iterations = options["opq"].flatMap(Int.init) {
     var p = parameters
     p.opq = OPQParameters(iterations: iterations)
-    let t = now()
+    let t = wallSeconds()
     let idx = try IVFPQIndex(dimension: d, metric: metric, parameters: p)
     try idx.train(base)
-    let opqTrain = now() - t
+    let opqTrain = wallSeconds() - t
     try idx.add(base, ids: (0..<n).map { Int64($0) })
     idx.vectorSource = MatrixVectorSource(base)
     var opqCurve: [[String: Any]] = []

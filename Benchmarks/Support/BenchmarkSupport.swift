@@ -26,23 +26,36 @@ public struct BenchmarkArguments {
 }
 
 public enum BenchmarkFiles {
-    /// The vectors of an `.fvecs` file (each row: an Int32 dimension, then that many float32), as a matrix.
-    public static func fvecs(_ path: String) throws -> Matrix {
+    /// The vectors of an `.fvecs` file (each row: an Int32 dimension, then that many float32), as a
+    /// matrix. `hugePages`: ask for transparent huge pages for the matrix's storage before it is
+    /// touched (fewer TLB misses when a benchmark's random accesses are what it measures).
+    public static func fvecs(_ path: String, hugePages: Bool = false) throws -> Matrix {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         return try bytes.withUnsafeBytes { raw -> Matrix in
             guard raw.count >= 4 else { throw BenchmarkError("\(path) is too short for an .fvecs file") }
             let d = Int(raw.loadUnaligned(as: Int32.self))
             guard d > 0, raw.count % (4 + 4 * d) == 0 else { throw BenchmarkError("\(path) is not an .fvecs file of \(d)-d rows") }
             let n = raw.count / (4 + 4 * d)
-            var storage = [Float](repeating: 0, count: n * d)
+            var storage = [Float]()
+            storage.reserveCapacity(n * d)
+            if hugePages && n * d > 1024 {
+                let base = UInt(bitPattern: storage.withUnsafeBufferPointer { $0.baseAddress! })
+                let start = (base + 4095) & ~4095
+                _ = madvise(UnsafeMutableRawPointer(bitPattern: start), n * d * 4 - Int(start - base), MADV_HUGEPAGE)
+            }
+            storage.append(contentsOf: repeatElement(0, count: n * d))
             storage.withUnsafeMutableBytes { out in
                 for i in 0..<n {
-                    let row = UnsafeRawBufferPointer(rebasing: raw[(i * (4 + 4 * d) + 4)..<((i + 1) * (4 + 4 * d))])
-                    out.baseAddress!.advanced(by: i * 4 * d).copyMemory(from: row.baseAddress!, byteCount: 4 * d)
+                    out.baseAddress!.advanced(by: i * 4 * d).copyMemory(from: raw.baseAddress! + i * (4 + 4 * d) + 4, byteCount: 4 * d)
                 }
             }
             return Matrix(dimension: d, storage: storage)
         }
+    }
+
+    /// The rows of an `.ivecs` file (ground-truth neighbour ids), as Int64 ids.
+    public static func ivecs64(_ path: String) throws -> [[Int64]] {
+        try ivecs(path).map { $0.map(Int64.init) }
     }
 
     /// The rows of an `.ivecs` file (ground-truth neighbour ids).
@@ -74,6 +87,21 @@ public func measure<R>(_ body: () throws -> R) rethrows -> (result: R, wall: Dou
     let r = try body()
     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     return (r, wall, processCPUSeconds() - cpu0)
+}
+
+/// Seconds on the monotonic clock.
+public func wallSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// CPU seconds of the calling thread: robust to other processes competing for the cores, as they
+/// do on a shared machine.
+public func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// CPU seconds (user + system) of the process so far.
