@@ -74,7 +74,8 @@ public enum FilterCondition: Sendable, Hashable {
 /// with `Filter(json:)` / `Filter(text:)`. Parsed filters are *normalized*: nested `and`s inside
 /// an `and` (and `or`s inside an `or`) are flattened and a single-child `and`/`or` is replaced by
 /// its child, so `a = 1 and (b = 2 and c = 3)` and `{"a": 1, "$and": [{"b": 2}, {"c": 3}]}` are the
-/// same value. Parsed filters also respect `FilterLimits` (depth, list sizes); a filter built in
+/// same value; the negation of the constant `true` (`.and([])`) is `false` (`.or([])`) and the other
+/// way round, which is how the JSON form spells `false`: `{"$not": {}}`. Parsed filters also respect `FilterLimits` (depth, list sizes); a filter built in
 /// code can be checked with `validate(limits:)` before use, since evaluation recurses once per level.
 ///
 /// Thread safety: a value type with no shared state; use it from any thread.
@@ -109,6 +110,17 @@ public indirect enum Filter: Sendable, Hashable {
 
     /// The filter that every document matches (`{}` in the JSON form).
     public static let matchAll: Filter = .and([])
+
+    /// The negation of `filter`, normalized: `not true` is `false` and `not false` is `true`, so that
+    /// the constant `false` (`.or([])`), which the JSON form cannot write as an empty `$or`, has one
+    /// spelling in both forms (`false`, `{"$not": {}}`) that parses back to the same value.
+    public static func negation(of filter: Filter) -> Filter {
+        switch filter {
+        case .and(let cs) where cs.isEmpty: return .or([])
+        case .or(let cs) where cs.isEmpty: return .and([])
+        default: return .not(filter)
+        }
+    }
 
     /// The number of nested levels: a field condition is 1, each `and`/`or`/`not` adds one.
     /// Computed without recursion, so it is safe on a tree of any depth.

@@ -10,6 +10,8 @@
 //              |  "$not"                                            operand: { op: operand, ... }
 //   literal    := string | number | true | false | null   (a number without '.', 'e' or 'E' is an int)
 //
+// A key starting with '$' is an operator, so a field whose name starts with '$' can only be named in
+// the text form (backquoted); an empty key is an error, as metadata keys are never empty.
 // Range operators need a number or a string. `{"f": {"$exists": false}}` is `not exists(f)`;
 // `{"f": {"$not": {...}}}` is `not (conditions on f)`. Keys are kept in input order; a key twice in
 // one object is an error (JSON leaves it undefined, and silently keeping one would hide a typo).
@@ -312,8 +314,11 @@ struct JSONFilterBuilder {
                 }
                 parts.append(key == "$and" ? .all(children) : .any(children))
             case "$not":
-                parts.append(.not(try filter(value, path: memberPath, depth: depth + 1)))
+                parts.append(.negation(of: try filter(value, path: memberPath, depth: depth + 1)))
             default:
+                if key.isEmpty {
+                    throw FilterError("an empty field name (metadata keys are never empty)", offset: keyOffset, path: memberPath)
+                }
                 if key.hasPrefix("$") {
                     throw FilterError("unknown operator \(key) (a filter's keys are field names, $and, $or or $not)", offset: keyOffset, path: memberPath)
                 }

@@ -5,7 +5,9 @@ extension Filter: CustomStringConvertible {
     /// The text form, e.g. `year >= 2020 and (lang = "en" or not exists(lang))`.
     public var description: String { FilterRendering.text(self, parent: .top) }
 
-    /// The JSON form, with explicit operators: `{"year":{"$gte":2020}}`.
+    /// The JSON form, with explicit operators: `{"year":{"$gte":2020}}`. A field whose name starts
+    /// with `$` has no JSON spelling (such keys are operators there): `Filter(json:)` rejects what
+    /// this prints for a filter on one, which only the text form can name.
     public var json: String { FilterRendering.json(self) }
 }
 
@@ -62,6 +64,9 @@ enum FilterRendering {
 
     static func json(_ f: Filter) -> String {
         switch f {
+        // The constants: `$and`/`$or` need at least one filter, so `true` is {} and `false` is its negation.
+        case .and(let cs) where cs.isEmpty: return "{}"
+        case .or(let cs) where cs.isEmpty: return "{\"$not\":{}}"
         case .and(let cs): return "{\"$and\":[" + cs.map(json).joined(separator: ",") + "]}"
         case .or(let cs): return "{\"$or\":[" + cs.map(json).joined(separator: ",") + "]}"
         case .not(let c): return "{\"$not\":" + json(c) + "}"
@@ -106,10 +111,12 @@ enum FilterRendering {
 }
 
 extension String {
-    /// Every occurrence of `target` replaced (Foundation-free).
-    fileprivate func replacingAll(_ target: Character, with replacement: String) -> String {
+    /// Every occurrence of the scalar `target` replaced (Foundation-free). By scalar, not Character:
+    /// a backquote followed by a combining mark is one Character ("`\u{0DCF}") that a Character
+    /// comparison would miss, while the lexer reads bytes and sees the backquote.
+    fileprivate func replacingAll(_ target: Unicode.Scalar, with replacement: String) -> String {
         var out = ""
-        for c in self { if c == target { out += replacement } else { out.append(c) } }
+        for u in unicodeScalars { if u == target { out += replacement } else { out.unicodeScalars.append(u) } }
         return out
     }
 }

@@ -335,7 +335,7 @@ struct FilterTextParser {
             nots += 1
         }
         var f = try parsePrimary()
-        for _ in 0..<nots { f = .not(f) }
+        for _ in 0..<nots { f = .negation(of: f) }
         depth -= nots
         return f
     }

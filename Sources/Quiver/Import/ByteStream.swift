@@ -37,7 +37,10 @@ struct ByteStream {
                 bufferOffset += start
                 start = 0
             }
-            let more = try file.read(count: max(ByteStream.chunk, n), at: bufferOffset + buffer.count)
+            // A chunk, but no more than the file held at open (a 100-byte file does not cost a 1 MiB
+            // buffer), and at least `n`, so that a file that grew since is still read to its end.
+            let at = bufferOffset + buffer.count
+            let more = try file.read(count: max(n, min(ByteStream.chunk, size - at)), at: at)
             if more.isEmpty { eof = true } else { buffer.append(contentsOf: more) }
         }
         return buffer.count - start >= n
