@@ -132,8 +132,8 @@ extension Collection {
                 if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
             }
             var reason = "no filter"
-            if allowed != nil {
-                let choices = segments.filteredStrategies(allowed: allowedCount, k: k + 8, efSearch: parameters.efSearch)
+            if let allowed {
+                let choices = segments.filteredStrategies(allowed: allowed, k: k + 8, efSearch: parameters.efSearch)
                 let counts = FilteredSearch.allCases.compactMap { s -> String? in
                     let n = choices.filter { $0 == s }.count
                     return n == 0 ? nil : "\(s.rawValue) in \(n)"

@@ -120,11 +120,11 @@ final class CollectionSegments: @unchecked Sendable {
         }
     }
 
-    /// The strategy each sealed HNSW segment picks for a filter allowing `allowed` rows (`explain`).
-    func filteredStrategies(allowed: Int, k: Int, efSearch: Int) -> [FilteredSearch] {
+    /// The strategy each sealed HNSW segment picks for a filter allowing the rows of `allowed` (`explain`).
+    func filteredStrategies(allowed: Bitset, k: Int, efSearch: Int) -> [FilteredSearch] {
         lock.read {
             sealed.compactMap { s -> FilteredSearch? in
-                if case .hnsw(let index) = s.index { return index.filteredSearch(allowed: allowed, ef: max(efSearch, k)) }
+                if case .hnsw(let index) = s.index { return index.filteredSearch(allowed: index.allowedCount(allowed), ef: max(efSearch, k)) }
                 return nil
             }
         }

@@ -1,3 +1,5 @@
+import QuiverCore
+
 /// How an `HNSWIndex` answers a search with an allow-filter. Every strategy completes with an exact
 /// scan when it yields fewer than k results while more may be allowed, so each returns
 /// `min(k, allowed live vectors)` results; they differ in cost and in recall.
@@ -30,6 +32,12 @@ extension HNSWIndex {
         if Double(allowed) <= Self.scanFactor * ef * Double(m0) { return .scan }
         if Double(allowed) >= Self.graphFrom * live { return .graph }
         return .acorn
+    }
+
+    /// The members of `bits` within this index's id range: the filter's allowed count as this index
+    /// sees it (an upper bound on the allowed ids it holds), which picks the strategy.
+    public func allowedCount(_ bits: Bitset) -> Int {
+        idRange.map { bits.count(in: Int(clamping: $0.lowerBound)...Int(clamping: $0.upperBound)) } ?? 0
     }
 
     /// The list size of an ACORN walk with `allowed` allowed ids: `ef`, raised by up to

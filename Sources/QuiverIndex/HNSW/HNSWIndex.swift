@@ -510,10 +510,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             return run(D.self, q, k: k, ef: ef, gate: LiveGate(tombstones: tomb), mostAllowed: live, strategy: .graph, context: ctx)
         case .bitset(let bits):
             return bits.words.withUnsafeBufferPointer { words in
-                // Allowed ids within this index's id range: a segment's own selectivity.
-                let allowed = idRange.map { r in
-                    bits.count(in: Int(clamping: r.lowerBound)...Int(clamping: r.upperBound))
-                } ?? 0
+                let allowed = allowedCount(bits)
                 let strategy = filteredSearchOverride ?? filteredSearch(allowed: allowed, ef: ef)
                 let ef = strategy == .acorn ? acornListSize(ef, allowed: allowed) : ef
                 let base = words.baseAddress ?? UnsafePointer(tomb)
