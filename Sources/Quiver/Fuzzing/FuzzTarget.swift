@@ -86,14 +86,7 @@ import QuiverEncoder
         let path = scratch + "/input." + format.rawValue
         write(bytes, to: path)
         do {
-            var source: any RowSource
-            switch format {
-            case .jsonl: source = try JSONLSource(path: path)
-            case .csv: source = try CSVSource(path: path, options: options)
-            case .fvecs: source = try VecsSource(path: path, bytes: false, options: options)
-            case .bvecs: source = try VecsSource(path: path, bytes: true, options: options)
-            case .npy: source = try NPYSource(path: path, options: options)
-            }
+            var source = try makeRowSource(format, path: path, options: options)
             var previous = source.position.offset
             while let row = try source.next() {
                 // Every row moves the reader forward: a row that consumes nothing would loop forever.

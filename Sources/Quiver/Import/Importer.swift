@@ -40,15 +40,8 @@ extension Collection {
         guard options.batchSize >= 1 && options.batchSize <= 100_000 else {
             throw QuiverError.invalidArgument("the batch size must be between 1 and 100000, not \(options.batchSize)")
         }
-        var source: any RowSource
-        switch format {
         // Sources read (and name in errors) the path as given; the checkpoint key uses the absolute one.
-        case .jsonl: source = try JSONLSource(path: path)
-        case .csv: source = try CSVSource(path: path, options: options)
-        case .fvecs: source = try VecsSource(path: path, bytes: false, options: options)
-        case .bvecs: source = try VecsSource(path: path, bytes: true, options: options)
-        case .npy: source = try NPYSource(path: path, options: options)
-        }
+        var source = try makeRowSource(format, path: path, options: options)
         var report = ImportReport(file: path, format: format.rawValue)
         let key = Keys.collection(info.number) + Array(absolute.utf8)
         if options.resume, let saved = try savedCheckpoint(key) {

@@ -428,3 +428,14 @@ struct NPYHeader {
         return NPYHeader(descr: descr == "<u1" ? "|u1" : descr, shape: (n, dim))
     }
 }
+
+/// The row source that reads a file of `format` at `path` (named in its errors as given).
+func makeRowSource(_ format: ImportOptions.Format, path: String, options: ImportOptions) throws -> any RowSource {
+    switch format {
+    case .jsonl: return try JSONLSource(path: path)
+    case .csv: return try CSVSource(path: path, options: options)
+    case .fvecs: return try VecsSource(path: path, bytes: false, options: options)
+    case .bvecs: return try VecsSource(path: path, bytes: true, options: options)
+    case .npy: return try NPYSource(path: path, options: options)
+    }
+}
