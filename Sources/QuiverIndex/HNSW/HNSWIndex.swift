@@ -68,7 +68,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     var slotOf: [Int64: UInt32]?
     /// Non-nil when the graph arrays point into a caller's read-only buffer that this keeps alive.
     var backing: AnyObject?
-    private let contexts = Mutex<[HNSWSearchContext]>([])
+    private let contexts = ContextPool { HNSWSearchContext() }
 
     static let noSlot = UInt32.max
     /// Slots are UInt32 and `noSlot` is reserved.
@@ -418,20 +418,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: - Search
 
-    /// A context from the pool (or a new one); give it back with `recycle`.
-    private func borrowContext() -> HNSWSearchContext {
-        contexts.withLock { $0.popLast() } ?? HNSWSearchContext()
-    }
-
-    private func recycle(_ ctx: HNSWSearchContext) {
-        contexts.withLock { pool in
-            if pool.count < 64 { pool.append(ctx) }
-        }
-    }
-
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
-        let ctx = borrowContext()
-        defer { recycle(ctx) }
+        let ctx = contexts.take()
+        defer { contexts.give(ctx) }
         return try search(query, k: k, ef: nil, allow: allow, context: ctx)
     }
 
@@ -454,11 +443,11 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             queries.storage.withUnsafeBufferPointer { q in
                 let q = UncheckedSendable(q)
                 ParallelFor.run(n) { i in
-                    let ctx = self.borrowContext()
+                    let ctx = self.contexts.take()
                     let row = UnsafeBufferPointer(start: q.value.baseAddress! + i * self.dimension, count: self.dimension)
                     // Cannot throw: dimension and k were checked above.
                     results.value[i] = (try? self.search(row, k: k, ef: ef, allow: allow, context: ctx)) ?? []
-                    self.recycle(ctx)
+                    self.contexts.give(ctx)
                 }
             }
         }

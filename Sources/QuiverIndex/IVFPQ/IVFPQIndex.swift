@@ -98,7 +98,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     private(set) var deleted = Set<Int64>()
     /// Every stored id, or nil while the ids are exactly 0..<count (then membership is a range check).
     private(set) var idSet: Set<Int64>?
-    private let contexts = Mutex<[IVFPQSearchContext]>([])
+    private let contexts = ContextPool { IVFPQSearchContext() }
 
     /// One inverted list: `ids.count` entries; entry i has id `ids[i]` and code `codes[i*m ..< (i+1)*m]`,
     /// and, when the index uses ADC terms (`usesTerms`), `terms[i]` = ||r^||^2 + 2<y, r^> (see the type's
@@ -352,19 +352,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: - Search
 
-    private func borrowContext() -> IVFPQSearchContext {
-        contexts.withLock { $0.popLast() } ?? IVFPQSearchContext()
-    }
-
-    private func recycle(_ ctx: IVFPQSearchContext) {
-        contexts.withLock { pool in
-            if pool.count < 64 { pool.append(ctx) }
-        }
-    }
-
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
-        let ctx = borrowContext()
-        defer { recycle(ctx) }
+        let ctx = contexts.take()
+        defer { contexts.give(ctx) }
         return try search(query, k: k, nprobe: nil, rerank: nil, allow: allow, context: ctx)
     }
 
@@ -418,8 +408,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                     let shared = UncheckedSendable(dotsBase)
                     let first = start
                     ParallelFor.run(b, threads: threads) { i in
-                        let ctx = self.borrowContext()
-                        defer { self.recycle(ctx) }
+                        let ctx = self.contexts.take()
+                        defer { self.contexts.give(ctx) }
                         let row = UnsafeBufferPointer(start: q.value.baseAddress! + (first + i) * d, count: d)
                         do {
                             results.value[first + i] = try self.search(row, k: k, nprobe: nprobe, rerank: rerank, allow: allow,
