@@ -54,8 +54,15 @@ public struct SHA256: Sendable {
         if offset < bytes.count { pending.append(contentsOf: bytes[offset...]) }
     }
 
-    /// Pads, finishes and returns the digest as 64 lowercase hex digits.
-    public mutating func finalizeHex() -> String {
+    /// The 32-byte digest of `bytes`.
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] {
+        var h = SHA256()
+        bytes.withUnsafeBytes { h.update($0) }
+        return h.finalize()
+    }
+
+    /// Pads, finishes and returns the 32-byte digest (big-endian words).
+    public mutating func finalize() -> [UInt8] {
         let bitLength = length &* 8
         var tail = pending
         tail.append(0x80)
@@ -66,12 +73,22 @@ public struct SHA256: Sendable {
             while o < raw.count { compress(raw.baseAddress! + o); o += 64 }
         }
         pending.removeAll()
-        let words = [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7]
+        var out = [UInt8]()
+        out.reserveCapacity(32)
+        for w in [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7] {
+            for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: w >> UInt32(shift))) }
+        }
+        return out
+    }
+
+    /// Pads, finishes and returns the digest as 64 lowercase hex digits.
+    public mutating func finalizeHex() -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(64)
-        for w in words {
-            for shift in stride(from: 28, through: 0, by: -4) { out.append(digits[Int((w >> UInt32(shift)) & 0xf)]) }
+        for b in finalize() {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xf)])
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -71,6 +71,7 @@ public struct Collection: Sendable {
         return try database.write { txn in
             let current = try database.info(name, txn: txn)
             guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
+            try StorageLimits.check(documents, info: current, checkpoint: checkpoint)
             if insert {
                 for (i, d) in documents.enumerated() where try txn.contains(database.tables.documents, Keys.document(info.number, d.id)) {
                     throw QuiverError.duplicateID(collection: name, id: d.id, index: i)

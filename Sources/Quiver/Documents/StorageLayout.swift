@@ -1,5 +1,6 @@
 import Foundation
 import QuiverCore
+import QuiverEncoder
 import QuiverStorage
 
 /*
@@ -18,6 +19,7 @@ import QuiverStorage
  vectors     C ++ R                      dimension x f32 LE, as written (not normalized)
  rows        C ++ R                      document id (UTF-8)
  imports     C ++ input path (UTF-8)     JSON object of ImportCheckpoint: the resume point of an import
+             (a path over 400 bytes: its first 400 bytes ++ 0x00 ++ its SHA-256)
 
  DocumentRecord: u8 version (1), u64 LE row id, u8 flags (bit 0: has text; bit 1: text is a zstd
  frame), if has text: varint length + bytes (UTF-8, or a zstd frame of UTF-8), then the metadata
@@ -64,6 +66,18 @@ enum Keys {
     static func document(_ c: UInt32, _ id: String) -> [UInt8] { collection(c) + Array(id.utf8) }
 
     static func row(_ c: UInt32, _ r: UInt64) -> [UInt8] { collection(c) + withUnsafeBytes(of: r.bigEndian) { Array($0) } }
+
+    /// Input paths up to this many UTF-8 bytes key the `imports` table as they are.
+    static let maxInlineImportPathBytes = 400
+
+    /// The `imports` key of an input path: C ++ the path, or for a longer path C ++ its first 400
+    /// bytes ++ 0x00 ++ its SHA-256 (32 bytes; a path holds no NUL), at most 437 bytes in all. The
+    /// value names the whole path, which a resume compares.
+    static func importKey(_ c: UInt32, path: String) -> [UInt8] {
+        let p = Array(path.utf8)
+        if p.count <= maxInlineImportPathBytes { return collection(c) + p }
+        return collection(c) + p[..<maxInlineImportPathBytes] + [0] + SHA256.digest(p)
+    }
 
     /// The row id of a `vectors`/`rows` key.
     static func rowID(of key: UnsafeRawBufferPointer) -> UInt64 {

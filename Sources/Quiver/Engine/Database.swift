@@ -296,6 +296,7 @@ public final class Database: @unchecked Sendable {
             let (mutation, r) = try readTransaction { txn in try prepare(txn) }
             result = r
             let payload = try mutation.payload()
+            try StorageLimits.check(payload: payload, documents: mutation.documentCount)
             guard let wal else { throw QuiverError.unavailable("the database at \(path) is open read-only") }
             do {
                 sequence = try wal.append(type: mutation.type, payload: payload)

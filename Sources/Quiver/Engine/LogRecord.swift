@@ -43,6 +43,15 @@ enum LogRecord {
         }
     }
 
+    /// The documents a write or delete names (for messages).
+    var documentCount: Int {
+        switch self {
+        case .write(_, _, let documents, _): return documents.count
+        case .delete(_, let ids): return ids.count
+        default: return 0
+        }
+    }
+
     func payload() throws -> [UInt8] {
         var w = ByteWriter()
         switch self {

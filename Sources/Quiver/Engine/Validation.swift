@@ -1,4 +1,5 @@
 import QuiverCore
+import QuiverStorage
 
 /// The checks every write passes before anything is logged. Each failure names the record.
 enum Validation {
@@ -66,6 +67,42 @@ enum Validation {
         }
         if bytes > Limits.maxMetadataBytes {
             throw QuiverError.invalidMetadata(id: id, index: index, reason: "about \(bytes) bytes; the limit is \(Limits.maxMetadataBytes)")
+        }
+    }
+}
+
+/// The limits of the storage itself (LMDB's key size, the log's record size), checked for every
+/// mutation before it is logged: a record that is logged must be able to apply, or every later
+/// write and every open would replay it and fail the same way. Writes and imports both pass here
+/// (`Collection.write` for documents, `Database.write` for the logged record as a whole).
+enum StorageLimits {
+    /// LMDB's largest key (MDB_MAXKEYSIZE of Debian's liblmdb).
+    static let maxKeyBytes = 511
+
+    /// Checks every LMDB key that writing `documents` into collection `info` would create.
+    static func check(_ documents: [Document], info: CollectionInfo, checkpoint: LogRecord.Checkpoint?) throws {
+        let c = info.number
+        let specs = info.payloadIndexes ?? []
+        for (i, d) in documents.enumerated() {
+            let key = Keys.document(c, d.id).count
+            if key > maxKeyBytes {
+                throw QuiverError.invalidDocumentID(id: d.id, index: i, reason: "its key is \(key) bytes; the storage limit is \(maxKeyBytes)")
+            }
+            for spec in specs where d.metadata[spec.field] != nil {
+                for k in PayloadIndexing.keys([spec], number: c, row: .max, metadata: d.metadata) where k.count > maxKeyBytes {
+                    throw QuiverError.invalidMetadata(id: d.id, index: i, reason: "the \(spec.type.rawValue) index entry of field '\(spec.field.prefix(64))' would be a \(k.count)-byte key; the storage limit is \(maxKeyBytes)")
+                }
+            }
+        }
+        if let k = checkpoint?.key, k.count > maxKeyBytes {
+            throw QuiverError.invalidArgument("the import's resume key is \(k.count) bytes; the storage limit is \(maxKeyBytes)")
+        }
+    }
+
+    /// Checks the size of a record's log payload.
+    static func check(payload: [UInt8], documents: Int) throws {
+        if payload.count > WALFormat.maxPayload {
+            throw QuiverError.invalidArgument("a write of \(documents) document(s) is \(payload.count) bytes as logged; the log's record limit is \(WALFormat.maxPayload) bytes: write it in smaller batches")
         }
     }
 }

@@ -43,8 +43,8 @@ extension Collection {
         // Sources read (and name in errors) the path as given; the checkpoint key uses the absolute one.
         var source = try makeRowSource(format, path: path, options: options)
         var report = ImportReport(file: path, format: format.rawValue)
-        let key = Keys.collection(info.number) + Array(absolute.utf8)
-        if options.resume, let saved = try savedCheckpoint(key) {
+        let key = Keys.importKey(info.number, path: absolute)
+        if options.resume, let saved = try savedCheckpoint(key), saved.path == absolute {
             guard saved.size == size && saved.modified == modified else {
                 throw QuiverError.invalidArgument("\(path) changed since the interrupted import (size or modification time); import it again without --resume")
             }

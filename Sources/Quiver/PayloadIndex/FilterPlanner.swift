@@ -99,7 +99,10 @@ struct FilterPlanner {
     /// is unbounded). `exact` turns false when the literal itself is rounded.
     private func encode(_ literal: FilterLiteral, _ type: PayloadIndexType, exact: inout Bool) -> [UInt8]? {
         switch (type, literal) {
-        case (.keyword, .string(let s)): return PayloadKeys.keyword(s)
+        case (.keyword, .string(let s)):
+            // A long value is indexed by a prefix and a hash: its matches are re-checked.
+            if PayloadKeys.isLongKeyword(s) { exact = false }
+            return PayloadKeys.keyword(s)
         case (.integer, .int(let i)), (.float, .int(let i)):
             if !PayloadKeys.isExact(i) { exact = false }
             return PayloadKeys.number(Double(i))
@@ -132,11 +135,12 @@ struct FilterPlanner {
         var lowKey: [UInt8]?, highKey: [UInt8]?
         if let (l, _) = lower {
             guard let e = encode(l, type, exact: &exact) else { return nil }
-            lowKey = e
+            // A long keyword bound: every value sharing its prefix is a candidate (hashes are unordered).
+            if case .string(let s) = l, PayloadKeys.isLongKeyword(s) { lowKey = PayloadKeys.keywordBounds(s).low } else { lowKey = e }
         }
         if let (h, _) = upper {
             guard let e = encode(h, type, exact: &exact) else { return nil }
-            highKey = e
+            if case .string(let s) = h, PayloadKeys.isLongKeyword(s) { highKey = PayloadKeys.keywordBounds(s).high } else { highKey = e }
         }
         let lowInclusive = lower?.1 ?? true, highInclusive = upper?.1 ?? true
         var rows = Bitset(capacity: capacity)

@@ -1,4 +1,5 @@
 import QuiverCore
+import QuiverEncoder
 import QuiverStorage
 
 /*
@@ -15,6 +16,14 @@ import QuiverStorage
                  +-2^53 (not exact as a float64) also gets the entry  prefix ++ 0xFF ++ R,  which
                  tells the planner that the field's numeric entries are only candidates
  kind 3 bool:    0x00 false, 0x01 true
+
+ Long fields and values (LMDB keys are at most 511 bytes): a field name of more than 128 UTF-8 bytes
+ is written as the length 0xFFFF followed by its SHA-256 (32 bytes) instead of its bytes; a keyword
+ value whose escaped form is longer than 256 bytes is written as the first 256 escaped bytes (255
+ when the 256th would split an escaped NUL), then 0x00 0x02, then the SHA-256 of the whole value
+ (32 bytes). Byte order is still string order, except among long values that share their first 256
+ bytes; an equality or range condition whose literal is long therefore yields candidates that are
+ re-checked against the documents. The longest key is 4 + 2 + 128 + 1 + 290 + 8 = 433 bytes.
 */
 
 /// The kinds of payload index a field can have.
@@ -44,18 +53,52 @@ public struct PayloadIndexSpec: Sendable, Codable, Equatable {
 }
 
 enum PayloadKeys {
+    /// Field names up to this many UTF-8 bytes are written as they are; longer ones by their hash.
+    static let maxInlineFieldBytes = 128
+    /// Escaped keyword values up to this many bytes are written whole; longer ones as a prefix of
+    /// this length and a hash.
+    static let maxInlineKeywordBytes = 256
+
     static func fieldPrefix(_ c: UInt32, _ field: String, kind: UInt8) -> [UInt8] {
         let f = Array(field.utf8)
+        if f.count > maxInlineFieldBytes { return Keys.collection(c) + [0xFF, 0xFF] + SHA256.digest(f) + [kind] }
         return Keys.collection(c) + [UInt8(f.count >> 8), UInt8(f.count & 0xFF)] + f + [kind]
     }
 
     static func keyword(_ s: String) -> [UInt8] {
+        let escaped = escape(s)
+        if escaped.count <= maxInlineKeywordBytes { return escaped + [0x00, 0x01] }
+        return longKeywordPrefix(escaped) + [0x00, 0x02] + SHA256.digest(Array(s.utf8))
+    }
+
+    /// Whether `s` is indexed by a prefix and a hash (so that a condition on it is re-checked).
+    static func isLongKeyword(_ s: String) -> Bool { escape(s).count > maxInlineKeywordBytes }
+
+    /// The first `maxInlineKeywordBytes` bytes of an escaped value, one fewer when the last would be
+    /// the first byte of an escaped NUL.
+    static func longKeywordPrefix(_ escaped: [UInt8]) -> [UInt8] {
+        var n = maxInlineKeywordBytes
+        if escaped[n - 1] == 0 { n -= 1 }
+        return Array(escaped[..<n])
+    }
+
+    private static func escape(_ s: String) -> [UInt8] {
         var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + 2)
         for b in s.utf8 {
             out.append(b)
             if b == 0 { out.append(0xFF) }
         }
-        return out + [0x00, 0x01]
+        return out
+    }
+
+    /// The bounds of a range scan for a keyword literal: for a long literal, the first and last keys
+    /// that any value sharing its prefix can have (the candidates are then re-checked).
+    static func keywordBounds(_ s: String) -> (low: [UInt8], high: [UInt8]) {
+        let escaped = escape(s)
+        if escaped.count <= maxInlineKeywordBytes { let k = escaped + [0x00, 0x01]; return (k, k) }
+        let p = longKeywordPrefix(escaped)
+        return (p + [0x00, 0x02], p + [0x00, 0x02] + [UInt8](repeating: 0xFF, count: 32))
     }
 
     static func number(_ d: Double) -> [UInt8] {
