@@ -14,12 +14,13 @@ struct CLI {
     }
 
     @discardableResult
-    func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+    func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try builtProduct("quiver"))
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["QUIVER_DB"] = db
+        env.merge(environment) { $1 }
         p.environment = env
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out

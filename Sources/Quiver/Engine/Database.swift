@@ -38,6 +38,8 @@ public final class Database: @unchecked Sendable {
     private let stateLock = NSLock()
     private var closed = false
     private var failure: QuiverError?
+    /// The log record replay could not apply, until `repair()` sets it aside.
+    var unapplied: UnappliedRecord?
 
     /// What opening the database found and repaired.
     public struct OpenReport: Sendable, Equatable {
@@ -50,10 +52,17 @@ public final class Database: @unchecked Sendable {
         /// Segment files (or directories) that no manifest entry named, removed: what a crash during
         /// sealing or compaction leaves behind.
         public var orphanSegmentFiles = 0
+        /// Segment files that could not be used (damaged, truncated, missing), one sentence each:
+        /// their rows are searched exactly meanwhile, and a writable open rebuilds them from LMDB
+        /// in the background (`repair()` does it at once).
+        public var damagedSegments: [String] = []
+        /// A log record that replay could not apply (it and the records after it are not applied):
+        /// the database serves reads but refuses writes until `repair()` sets it aside.
+        public var unappliedRecord: UnappliedRecord?
     }
 
     /// What opening the database found and repaired.
-    public let openReport: OpenReport
+    public private(set) var openReport: OpenReport
 
     /// The format version this code writes and reads.
     public static let formatVersion: UInt32 = 1
@@ -85,6 +94,7 @@ public final class Database: @unchecked Sendable {
                 self.timingsRecorder = recorder
                 openReport = OpenReport(staleReaders: env.staleReadersCleared)
                 try reloadSegments()
+                openReport.damagedSegments = segments.damagedSegments()
             } catch let e as StorageError {
                 throw QuiverError.storage(e)
             }
@@ -137,14 +147,12 @@ public final class Database: @unchecked Sendable {
             try env.sync()
             let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
             var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes, staleReaders: env.staleReadersCleared)
-            // Replay what LMDB has not applied, one LMDB transaction per record, in order.
-            try wal.forEachRecord(after: applied) { record in
-                try env.write { txn in
-                    let mutation = try LogRecord(record) { number in try Database.info(number: number, txn: txn, tables: tables).dimension }
-                    try Database.apply(mutation, sequence: record.sequence, txn: txn, tables: tables)
-                }
-                report.replayedRecords += 1
-            }
+            // Replay what LMDB has not applied, one LMDB transaction per record, in order. A record
+            // that cannot apply (not a passing I/O failure) stops replay without failing the open:
+            // reads are served from what LMDB holds, writes are refused until `repair()`.
+            let (replayed, unapplied) = try Database.replay(wal, after: applied, env: env, tables: tables)
+            report.replayedRecords = replayed
+            report.unappliedRecord = unapplied
             // Index segments: mapped from their files, tombstoned from LMDB, mutable ones rebuilt.
             let recorder = TimingsRecorder()
             let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder)
@@ -155,6 +163,7 @@ public final class Database: @unchecked Sendable {
             }
             try segments.load(infos)
             report.orphanSegmentFiles = segments.orphansRemoved
+            report.damagedSegments = segments.damagedSegments()
             self.lockFile = lockFile
             self.env = env
             self.tables = tables
@@ -162,6 +171,13 @@ public final class Database: @unchecked Sendable {
             self.segments = segments
             self.timingsRecorder = recorder
             openReport = report
+            if let u = report.unappliedRecord {
+                self.unapplied = u
+                failure = u.refusal(path: path)
+            } else {
+                // Damaged segments are rebuilt from LMDB in the background; they are searched exactly meanwhile.
+                segments.scheduleHeal()
+            }
         } catch let e as StorageError {
             throw QuiverError.storage(e)
         }
@@ -338,6 +354,29 @@ public final class Database: @unchecked Sendable {
         return result
     }
 
+    /// Runs `body` with the writer lock held (no write runs meanwhile).
+    func withWriterLock<R>(_ body: () throws -> R) rethrows -> R {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        return try body()
+    }
+
+    /// For `repair`: open, for writing, and not fail-stopped by a storage failure (which only a
+    /// reopen recovers from); a pending unappliable record is what repair is for.
+    func checkOpenForRepair() throws {
+        stateLock.lock(); defer { stateLock.unlock() }
+        if closed { throw QuiverError.unavailable("the database at \(path) is closed") }
+        if options.readOnly { throw QuiverError.unavailable("the database at \(path) is open read-only; repair needs it open for writing") }
+        if let f = failure, unapplied == nil { throw f }
+    }
+
+    /// After `repair` set aside the records that could not apply: writes are taken again.
+    func clearUnapplied() {
+        stateLock.lock(); defer { stateLock.unlock() }
+        unapplied = nil
+        failure = nil
+    }
+
     func checkWritable() throws {
         stateLock.lock(); defer { stateLock.unlock() }
         if closed { throw QuiverError.unavailable("the database at \(path) is closed") }
@@ -397,7 +436,7 @@ public final class Database: @unchecked Sendable {
             let at = env.lastTransactionID
             do {
                 let infos = try collections()
-                try wrapStorage { try segments.load(infos) }
+                try wrapStorage { try segments.load(infos, standInMissing: attempt >= 20) }
                 segmentsLoadedAt = at
                 filterCache.removeAll()
                 return
@@ -442,6 +481,11 @@ public final class Database: @unchecked Sendable {
                 for k in keys { try txn.delete(table, k) }
             }
         case .write(let number, _, let documents, let checkpoint):
+            #if DEBUG
+            if let bad = DebugHooks.unappliableID, documents.contains(where: { $0.id == bad }) {
+                throw StorageError(.invalidArgument, "document '\(bad)' cannot be applied (the debug hook QUIVER_DEBUG_UNAPPLIABLE_ID)")
+            }
+            #endif
             if let c = checkpoint { try txn.put(tables.imports, c.key, c.value) }
             guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
                 throw StorageError(.corrupt, "log record \(sequence) writes to collection number \(number), which has no counters")

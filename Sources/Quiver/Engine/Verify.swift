@@ -61,33 +61,15 @@ extension Database {
         let c = info.number
         let name = info.name
         func problem(_ s: String) { if report.problems.count < 1_000 { report.problems.append("'\(name)': " + s) } }
-        // Documents, rows and vectors agree; the payload entries each document should have.
+        // Documents, rows and vectors agree; the payload entries and postings each document should have.
         var live: [UInt64: String] = [:]
-        let specs = info.payloadIndexes ?? []
-        var expectedPayload = Set<[UInt8]>()
-        var expectedPostings: [[UInt8]: [UInt8]] = [:]
-        var expectedDF: [String: UInt64] = [:]
-        var textDocuments: UInt64 = 0, textTerms: UInt64 = 0
+        var expected = DerivedIndexExpectation(info)
         try txn.forEach(tables.documents, prefix: Keys.collection(c)) { k, v in
             let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             report.documents += 1
             do {
                 let record = try DocumentRecord(Array(v))
-                if let ft = info.fullText, let text = record.text {
-                    let terms = ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }
-                    var tf: [String: Int] = [:]
-                    for t in terms { tf[t, default: 0] += 1 }
-                    for (t, f) in tf {
-                        var w = ByteWriter(capacity: 8)
-                        w.write(UInt32(f))
-                        w.write(UInt32(terms.count))
-                        expectedPostings[TextIndexStore.postingPrefix(c, t) + Keys.row(c, record.row)[4...]] = w.bytes
-                        expectedDF[t, default: 0] += 1
-                    }
-                    textDocuments += 1
-                    textTerms += UInt64(terms.count)
-                }
-                expectedPayload.formUnion(PayloadIndexing.keys(specs, number: c, row: record.row, metadata: record.metadata))
+                expected.add(row: record.row, record: record)
                 if let previous = live[record.row] { problem("documents '\(previous)' and '\(id)' share row \(record.row)") }
                 live[record.row] = id
                 let rowID = try txn.get(tables.rows, Keys.row(c, record.row)).map { String(decoding: $0, as: UTF8.self) }
@@ -107,34 +89,8 @@ extension Database {
                 return true
             }
         }
-        var payloadEntries = 0
-        try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
-            payloadEntries += 1
-            if !expectedPayload.contains(Array(k)) { problem("payload index entry for row \(FilterPlanner.row(k)) does not match its document") }
-            return true
-        }
-        if payloadEntries < expectedPayload.count { problem("payload indexes lack \(expectedPayload.count - payloadEntries) entries of the documents' metadata") }
-        // BM25 postings, document frequencies and totals agree with the documents' text.
-        var postings = 0
-        try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
-            postings += 1
-            if expectedPostings[Array(k)] != Array(v) { problem("a BM25 posting of row \(FilterPlanner.row(k)) does not match its document's text") }
-            return true
-        }
-        if postings != expectedPostings.count { problem("the BM25 index holds \(postings) postings; the documents' text gives \(expectedPostings.count)") }
-        var terms = 0
-        try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
-            terms += 1
-            let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
-            let df = (try? ByteReader(Array(v)).readUInt64Value()) ?? 0
-            if expectedDF[term] != df { problem("term '\(term)' has document frequency \(df); the documents give \(expectedDF[term] ?? 0)") }
-            return true
-        }
-        if terms != expectedDF.count { problem("the BM25 index knows \(terms) terms; the documents' text has \(expectedDF.count)") }
-        let (statDocuments, statTerms) = try TextIndexStore.stats(c, txn: txn, tables: tables)
-        if statDocuments != textDocuments || statTerms != textTerms {
-            problem("BM25 totals say \(statDocuments) documents of \(statTerms) terms; the documents give \(textDocuments) and \(textTerms)")
-        }
+        // Payload entries and BM25 postings, document frequencies and totals agree with the documents.
+        _ = try expected.compare(txn: txn, tables: tables, problem: problem)
         let counted = try txn.get(tables.counters, Keys.collection(c)).map { try Counters($0) }
         if let counters = counted {
             if counters.liveDocuments != UInt64(live.count) { problem("the counter says \(counters.liveDocuments) documents; \(live.count) are stored") }

@@ -33,6 +33,26 @@ public struct FullTextSettings: Sendable, Codable, Equatable {
 }
 
 enum TextIndexStore {
+    /// Drops collection `info`'s BM25 terms, postings and totals and builds them again from the
+    /// stored documents' text (`repair`).
+    static func rebuild(_ info: CollectionInfo, txn: LMDBTransaction, tables: Tables) throws {
+        let c = info.number
+        for table in [tables.terms, tables.postings] {
+            var keys: [[UInt8]] = []
+            try txn.forEach(table, prefix: Keys.collection(c)) { k, _ in keys.append(Array(k)); return true }
+            for k in keys { try txn.delete(table, k) }
+        }
+        try txn.delete(tables.textStats, Keys.collection(c))
+        guard let ft = info.fullText else { return }
+        var texts: [(UInt64, String)] = []
+        try txn.forEach(tables.documents, prefix: Keys.collection(c)) { _, v in
+            let record = try DocumentRecord(Array(v))
+            if let t = record.text { texts.append((record.row, t)) }
+            return true
+        }
+        for (row, text) in texts { try update(ft, number: c, row: row, text: text, remove: false, txn: txn, tables: tables) }
+    }
+
     static func postingPrefix(_ c: UInt32, _ term: String) -> [UInt8] {
         let t = Array(term.utf8)
         return Keys.collection(c) + [UInt8(t.count >> 8), UInt8(t.count & 0xFF)] + t

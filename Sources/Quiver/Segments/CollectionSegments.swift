@@ -11,11 +11,14 @@ final class SealedSegment: @unchecked Sendable {
     let record: SegmentRecord
     let index: SegmentIndex
     let path: String
+    /// Why the file could not be used, for an exact stand-in (`SegmentIndex.exact`); nil otherwise.
+    let damage: String?
 
-    init(record: SegmentRecord, index: SegmentIndex, path: String) {
+    init(record: SegmentRecord, index: SegmentIndex, path: String, damage: String? = nil) {
         self.record = record
         self.index = index
         self.path = path
+        self.damage = damage
     }
 
     func holds(_ row: UInt64) -> Bool { row >= record.minRow && row <= record.maxRow && index.contains(Int64(row)) }
@@ -111,6 +114,8 @@ final class CollectionSegments: @unchecked Sendable {
                         case .ivfpq(let index):
                             hits = try index.search(m, k: k, nprobe: p.probes(nlist: index.nlist), rerank: max(p.rerank, k),
                                                     allow: allow, threads: 1)[0]
+                        case .exact(let index):
+                            hits = try index.search(q, k: k, allow: allow)
                         }
                         for n in hits { top.push(id: n.id, distance: n.distance) }
                     }

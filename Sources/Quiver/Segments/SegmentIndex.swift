@@ -3,18 +3,22 @@ import QuiverIndex
 import QuiverStorage
 
 /// The index of one sealed segment: an HNSW graph mapped from its file, or an IVF-PQ index (codes in
-/// memory, full vectors in LMDB for re-ranking).
+/// memory, full vectors in LMDB for re-ranking), or, while a damaged or missing segment file waits to
+/// be rebuilt, an exact stand-in holding the segment's live rows read from LMDB.
 ///
 /// Thread-safety: as `VectorIndex`: searches run concurrently; `markDeleted` is exclusive (the owning
 /// `CollectionSegments`' lock enforces both).
 enum SegmentIndex {
     case hnsw(HNSWIndex)
     case ivfpq(IVFPQIndex)
+    /// A stand-in for a segment whose file could not be read: searched exactly, never written.
+    case exact(FlatIndex)
 
     var kind: IndexKind {
         switch self {
         case .hnsw: return .hnsw
         case .ivfpq: return .ivfpq
+        case .exact: return .flat
         }
     }
 
@@ -23,6 +27,7 @@ enum SegmentIndex {
         switch self {
         case .hnsw: return SegmentRecord.hnsw
         case .ivfpq: return SegmentRecord.ivfpq
+        case .exact: return 0
         }
     }
 
@@ -30,6 +35,7 @@ enum SegmentIndex {
         switch self {
         case .hnsw(let i): return i
         case .ivfpq(let i): return i
+        case .exact(let i): return i
         }
     }
 
@@ -40,6 +46,7 @@ enum SegmentIndex {
         switch self {
         case .hnsw(let i): return i.deletedCount
         case .ivfpq(let i): return i.deletedCount
+        case .exact(let i): return i.tombstonedCount
         }
     }
 
@@ -50,6 +57,7 @@ enum SegmentIndex {
         switch self {
         case .hnsw(let i): return i.memoryBytes
         case .ivfpq(let i): return i.memoryBytes
+        case .exact(let i): return i.memoryBytes
         }
     }
 
@@ -62,6 +70,7 @@ enum SegmentIndex {
         switch self {
         case .hnsw(let i): try i.forEachID(body)
         case .ivfpq(let i): try i.forEachID(body)
+        case .exact(let i): try i.forEachID(body)
         }
     }
 
@@ -70,6 +79,7 @@ enum SegmentIndex {
         switch self {
         case .hnsw(let i): try HNSWCodec.encode(i, to: write)
         case .ivfpq(let i): try IVFPQCodec.encode(i, to: write)
+        case .exact: throw StorageError(.invalidArgument, "an exact stand-in for a damaged segment is rebuilt, never written")
         }
     }
 }

@@ -57,10 +57,16 @@ final class SegmentManager: @unchecked Sendable {
     /// tombstones rows deleted since they were sealed, rebuilds the mutable segment from the rows
     /// past the sealed mark, and removes files the manifest does not name.
     /// Read-only, it leaves the files alone and replaces whatever was loaded before.
-    func load(_ infos: [CollectionInfo]) throws {
+    ///
+    /// A segment file that cannot be used (damaged, truncated, missing, of another shape) does not
+    /// stop the load: the segment's live rows are read from LMDB into an exact stand-in
+    /// (`SegmentIndex.exact`), so searches stay correct, and `damagedSegments` names it until it is
+    /// rebuilt (`heal`). Read-only, a missing file is thrown instead unless `standInMissing` (the
+    /// writer may have merged it away since the snapshot; the caller retries on a newer one).
+    func load(_ infos: [CollectionInfo], standInMissing: Bool = true) throws {
         if readOnly {
             var loaded: [UInt32: CollectionSegments] = [:]
-            for info in infos { loaded[info.number] = try loadCollection(info) }
+            for info in infos { loaded[info.number] = try loadCollection(info, standInMissing: standInMissing) }
             lock.lock()
             collections = loaded
             lock.unlock()
@@ -72,15 +78,25 @@ final class SegmentManager: @unchecked Sendable {
             try FileSystem.removeTree(root + "/" + entry)
             orphansRemoved += 1
         }
-        for info in infos {
-            let segs = try loadCollection(info)
-            lock.lock()
-            collections[info.number] = segs
-            lock.unlock()
+        var loaded: [UInt32: CollectionSegments] = [:]
+        for info in infos { loaded[info.number] = try loadCollection(info, standInMissing: true) }
+        lock.lock()
+        collections = loaded
+        lock.unlock()
+    }
+
+    /// Every sealed segment whose file could not be used and is searched exactly until rebuilt:
+    /// one sentence each.
+    func damagedSegments() -> [String] {
+        lock.lock()
+        let all = collections.values.sorted { $0.number < $1.number }
+        lock.unlock()
+        return all.flatMap { segs in
+            segs.lock.read { segs.sealed.compactMap { s in s.damage.map { "collection '\(segs.name)': \($0)" } } }
         }
     }
 
-    private func loadCollection(_ info: CollectionInfo) throws -> CollectionSegments {
+    private func loadCollection(_ info: CollectionInfo, standInMissing: Bool) throws -> CollectionSegments {
         let c = info.number
         let dir = directory(c)
         let (records, state) = try env.read { txn in
@@ -96,9 +112,16 @@ final class SegmentManager: @unchecked Sendable {
         }
         if removed { try FileSystem.syncDirectory(dir) }
         let segs = try CollectionSegments(info: info, directory: dir, sealedThrough: state.sealedThrough)
+        var unusable: [(SegmentRecord, String)] = []
         for record in records {
             let path = dir + "/" + record.fileName
-            segs.sealed.append(SealedSegment(record: record, index: try openSegment(path, kind: record.kind, info: info), path: path))
+            do {
+                segs.sealed.append(SealedSegment(record: record, index: try openSegment(path, kind: record.kind, info: info), path: path))
+            } catch let e as StorageError where e.kind == .io && e.code == ENOENT && readOnly && !standInMissing {
+                throw e
+            } catch {
+                unusable.append((record, Self.describe(error)))
+            }
         }
         // Rows deleted after their segment was sealed: live rows are exactly those in `rows`.
         try env.read { txn in
@@ -114,6 +137,25 @@ final class SegmentManager: @unchecked Sendable {
                 s.index.forEachID { id, deleted in if !deleted && !live.contains(UInt64(id)) { dead.append(id) } }
                 for id in dead { s.index.markDeleted(id) }
             }
+            // Stand-ins for the unusable files: the live sealed rows of each one's row range that no
+            // usable segment holds (merged segments' ranges can overlap others').
+            var claimed = Set<UInt64>()
+            for (record, reason) in unusable {
+                var rows: [UInt64] = []
+                for row in live where row >= record.minRow && row <= record.maxRow && !claimed.contains(row)
+                    && !segs.sealed.contains(where: { $0.holds(row) }) {
+                    rows.append(row)
+                }
+                rows.sort()
+                claimed.formUnion(rows)
+                let stand = try FlatIndex(dimension: info.dimension, metric: info.metric)
+                let (found, vectors) = try readRows(c, dimension: info.dimension, ids: rows, txn: txn)
+                if let v = vectors { try stand.add(v, ids: found.map { Int64($0) }) }
+                let path = dir + "/" + record.fileName
+                let damage = "segment file \(path) (rows \(record.minRow)...\(record.maxRow)) cannot be used (\(reason)); its \(found.count) live rows are searched exactly until it is rebuilt"
+                segs.sealed.append(SealedSegment(record: record, index: .exact(stand), path: path, damage: damage))
+            }
+            if !unusable.isEmpty { segs.sealed.sort { $0.record.minRow < $1.record.minRow } }
         }
         // The mutable segment: every row past the sealed mark, from LMDB.
         let (rows, vectors) = try readRows(c, dimension: info.dimension, after: state.sealedThrough)
@@ -151,6 +193,8 @@ final class SegmentManager: @unchecked Sendable {
             v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: info.number)
             v.nprobe = min(settings.nprobe, v.nlist)
             v.rerank = settings.rerank
+        case .exact:
+            break
         }
         return index
     }
@@ -173,22 +217,31 @@ final class SegmentManager: @unchecked Sendable {
         }
     }
 
+    /// A one-line reason for an error (a storage error's message without its kind).
+    static func describe(_ error: Error) -> String {
+        if let e = error as? StorageError { return e.message }
+        return "\(error)"
+    }
+
     /// The vectors of the given rows (those still stored), from LMDB.
     private func readRows(_ c: UInt32, dimension: Int, ids: [UInt64]) throws -> ([UInt64], Matrix?) {
-        try env.read { txn in
-            var rows: [UInt64] = []
-            var storage: [Float] = []
-            for row in ids {
-                try txn.withValue(tables.vectors, Keys.row(c, row)) { v in
-                    guard let v = v else { return }
-                    rows.append(row)
-                    let start = storage.count
-                    storage.append(contentsOf: repeatElement(0, count: dimension))
-                    try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: dimension, into: $0.baseAddress! + start) }
-                }
+        try env.read { txn in try readRows(c, dimension: dimension, ids: ids, txn: txn) }
+    }
+
+    /// The vectors of the given rows (those still stored), from the snapshot `txn`.
+    private func readRows(_ c: UInt32, dimension: Int, ids: [UInt64], txn: LMDBTransaction) throws -> ([UInt64], Matrix?) {
+        var rows: [UInt64] = []
+        var storage: [Float] = []
+        for row in ids {
+            try txn.withValue(tables.vectors, Keys.row(c, row)) { v in
+                guard let v = v else { return }
+                rows.append(row)
+                let start = storage.count
+                storage.append(contentsOf: repeatElement(0, count: dimension))
+                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: dimension, into: $0.baseAddress! + start) }
             }
-            return (rows, rows.isEmpty ? nil : Matrix(dimension: dimension, storage: storage))
         }
+        return (rows, rows.isEmpty ? nil : Matrix(dimension: dimension, storage: storage))
     }
 
     // MARK: - Writes
@@ -250,6 +303,41 @@ final class SegmentManager: @unchecked Sendable {
     func stop() {
         lock.lock(); stopping = true; lock.unlock()
         queue.sync {}
+    }
+
+    // MARK: - Healing
+
+    /// Rebuilds every exact stand-in of `segs` (a segment whose file could not be used) from its
+    /// live rows in LMDB, as a segment of the kind the collection calls for. Runs on the
+    /// maintenance queue (or a caller that holds it).
+    func heal(_ segs: CollectionSegments, progress: ((CompactionProgress) -> Void)?) throws -> Int {
+        var healed = 0
+        while !isStopping, let stand = segs.lock.read({ segs.sealed.first { $0.damage != nil } }) {
+            progress?(CompactionProgress(collection: segs.name, message: "rebuilding damaged segment \(stand.record.id) (rows \(stand.record.minRow)...\(stand.record.maxRow)) from LMDB"))
+            try replace([stand], in: segs, base: nil, progress: progress)
+            healed += 1
+        }
+        return healed
+    }
+
+    /// Every collection with a stand-in.
+    func collectionsNeedingHeal() -> [CollectionSegments] {
+        lock.lock()
+        let all = collections.values.sorted { $0.number < $1.number }
+        lock.unlock()
+        return all.filter { segs in segs.lock.read { segs.sealed.contains { $0.damage != nil } } }
+    }
+
+    /// Rebuilds every stand-in in the background (after a writable open); failures are recorded
+    /// like other maintenance failures, and the stand-ins keep serving searches meanwhile.
+    func scheduleHeal() {
+        let pending = collectionsNeedingHeal()
+        guard !pending.isEmpty else { return }
+        queue.async { [self] in
+            for segs in pending {
+                do { _ = try heal(segs, progress: nil) } catch { noteMaintenanceError("collection '\(segs.name)': rebuilding a damaged segment: \(error)") }
+            }
+        }
     }
 
     // MARK: - Sealing
@@ -575,7 +663,7 @@ final class SegmentManager: @unchecked Sendable {
         case .ivfpq(let lists)?:
             if let v = vectors { try lists.add(v, ids: ids.map { Int64($0) }) }
             merged = .ivfpq(lists)
-        case nil:
+        case .exact?, nil:
             merged = try buildIndex(segs, kind: kind, vectors: vectors, ids: ids, progress: progress)
         }
         guard let segment = try publish(segs, index: merged, minRow: old.map(\.record.minRow).min()!, maxRow: old.map(\.record.maxRow).max()!,

@@ -18,7 +18,15 @@ final class CommandContext {
         var options = DatabaseOptions()
         options.createIfMissing = false
         options.readOnly = readOnly
-        return try Database(path: databasePath, options: options)
+        let db = try Database(path: databasePath, options: options)
+        // What the open found that the user must know about, whatever the command.
+        if let u = db.openReport.unappliedRecord {
+            FileHandle.standardError.write(Data("quiver: warning: log record \(u.sequence) (\(u.summary)) cannot be applied: \(u.reason); reads work, writes are refused until `quiver repair`\n".utf8))
+        }
+        for d in db.openReport.damagedSegments {
+            FileHandle.standardError.write(Data("quiver: warning: \(d)\(readOnly ? "" : "; rebuilding it now (or run `quiver repair`)")\n".utf8))
+        }
+        return db
     }
 
     func write(_ s: String) { standardOutput(s) }

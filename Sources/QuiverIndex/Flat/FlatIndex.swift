@@ -65,6 +65,17 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
         return !deleted[s]
     }
 
+    /// Tombstoned vectors.
+    public var tombstonedCount: Int { deletedCount }
+
+    /// Resident bytes: the vectors, ids, tombstones and the id map.
+    public var memoryBytes: Int { vectors.count * 4 + ids.count * 25 }
+
+    /// Calls `body` with every id and whether it is tombstoned, in insertion order.
+    public func forEachID(_ body: (_ id: Int64, _ deleted: Bool) throws -> Void) rethrows {
+        for (slot, id) in ids.enumerated() { try body(id, deleted[slot]) }
+    }
+
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
         guard query.count == dimension else {
             throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")

@@ -1,0 +1,114 @@
+import QuiverCore
+import QuiverStorage
+
+/// What a collection's derived LMDB indexes (payload entries, BM25 terms, postings and totals)
+/// should hold, computed from its documents, and the comparison with what they hold: shared by
+/// `verify` (which reports each difference) and `repair` (which rebuilds what differs).
+struct DerivedIndexExpectation {
+    let info: CollectionInfo
+    private var payload = Set<[UInt8]>()
+    private var postings: [[UInt8]: [UInt8]] = [:]
+    private var documentFrequency: [String: UInt64] = [:]
+    private var textDocuments: UInt64 = 0
+    private var textTerms: UInt64 = 0
+
+    init(_ info: CollectionInfo) { self.info = info }
+
+    /// Adds what one stored document contributes.
+    mutating func add(row: UInt64, record: DocumentRecord) {
+        let c = info.number
+        if let ft = info.fullText, let text = record.text {
+            let terms = ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }
+            var tf: [String: Int] = [:]
+            for t in terms { tf[t, default: 0] += 1 }
+            for (t, f) in tf {
+                var w = ByteWriter(capacity: 8)
+                w.write(UInt32(f))
+                w.write(UInt32(terms.count))
+                postings[TextIndexStore.postingPrefix(c, t) + Keys.row(c, row)[4...]] = w.bytes
+                documentFrequency[t, default: 0] += 1
+            }
+            textDocuments += 1
+            textTerms += UInt64(terms.count)
+        }
+        payload.formUnion(PayloadIndexing.keys(info.payloadIndexes ?? [], number: c, row: row, metadata: record.metadata))
+    }
+
+    /// The expectation of every stored document of `info` (documents that do not decode are left
+    /// out: they are reported where they are read).
+    static func of(_ info: CollectionInfo, txn: LMDBTransaction, tables: Tables) throws -> DerivedIndexExpectation {
+        var e = DerivedIndexExpectation(info)
+        try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { _, v in
+            if let record = try? DocumentRecord(Array(v)) { e.add(row: record.row, record: record) }
+            return true
+        }
+        return e
+    }
+
+    /// Compares with what LMDB holds; `problem` gets one sentence per difference. Returns whether the
+    /// payload entries and the BM25 index each agree.
+    func compare(txn: LMDBTransaction, tables: Tables, problem: (String) -> Void) throws -> (payload: Bool, text: Bool) {
+        let c = info.number
+        var payloadOK = true, textOK = true
+        var payloadEntries = 0
+        try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
+            payloadEntries += 1
+            if !payload.contains(Array(k)) {
+                payloadOK = false
+                problem("payload index entry for row \(FilterPlanner.row(k)) does not match its document")
+            }
+            return true
+        }
+        if payloadEntries < payload.count {
+            payloadOK = false
+            problem("payload indexes lack \(payload.count - payloadEntries) entries of the documents' metadata")
+        }
+        var seenPostings = 0
+        try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
+            seenPostings += 1
+            if postings[Array(k)] != Array(v) {
+                textOK = false
+                problem("a BM25 posting of row \(FilterPlanner.row(k)) does not match its document's text")
+            }
+            return true
+        }
+        if seenPostings != postings.count {
+            textOK = false
+            problem("the BM25 index holds \(seenPostings) postings; the documents' text gives \(postings.count)")
+        }
+        var terms = 0
+        try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
+            terms += 1
+            let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
+            let df = (try? ByteReader(Array(v)).readUInt64Value()) ?? 0
+            if documentFrequency[term] != df {
+                textOK = false
+                problem("term '\(term)' has document frequency \(df); the documents give \(documentFrequency[term] ?? 0)")
+            }
+            return true
+        }
+        if terms != documentFrequency.count {
+            textOK = false
+            problem("the BM25 index knows \(terms) terms; the documents' text has \(documentFrequency.count)")
+        }
+        let stats: (UInt64, UInt64)
+        do { stats = try TextIndexStore.stats(c, txn: txn, tables: tables) } catch {
+            textOK = false
+            problem("the BM25 totals cannot be read: \(error)")
+            return (payloadOK, textOK)
+        }
+        if stats.0 != textDocuments || stats.1 != textTerms {
+            textOK = false
+            problem("BM25 totals say \(stats.0) documents of \(stats.1) terms; the documents give \(textDocuments) and \(textTerms)")
+        }
+        return (payloadOK, textOK)
+    }
+}
+
+extension Database {
+    /// Whether collection `info`'s payload indexes and BM25 index agree with its documents.
+    func derivedIndexesAgree(_ info: CollectionInfo, txn: LMDBTransaction) throws -> (Bool, Bool) {
+        let e = try DerivedIndexExpectation.of(info, txn: txn, tables: tables)
+        return try e.compare(txn: txn, tables: tables) { _ in }
+    }
+}
