@@ -133,6 +133,13 @@ public struct DatabaseOptions: Sendable {
     /// reached before it was acknowledged) and reloads its in-memory index before a search when the
     /// writer has committed since. Writes throw `QuiverError.unavailable`. The database must exist.
     public var readOnly = false
+    /// Last resort for a write-ahead log damaged where the open cannot cut it without losing
+    /// acknowledged writes (default false): the damaged file is copied into
+    /// `<db>/quarantine/wal-<time>/` and cut at the damage, later files are moved there, and the
+    /// database opens with what precedes the damage (`OpenReport.salvagedLog` says what was set
+    /// aside). `quiver repair` opens this way. Damage in records LMDB already holds is dropped by
+    /// every open, losing nothing.
+    public var salvageDamagedLog = false
 
     public init(durability: DurabilitySetting = .full, createIfMissing: Bool = true, readOnly: Bool = false) {
         self.durability = durability

@@ -59,6 +59,10 @@ public final class Database: @unchecked Sendable {
         /// A log record that replay could not apply (it and the records after it are not applied):
         /// the database serves reads but refuses writes until `repair()` sets it aside.
         public var unappliedRecord: UnappliedRecord?
+        /// What `DatabaseOptions.salvageDamagedLog` set aside of a damaged log (nil when nothing).
+        public var salvagedLog: WriteAheadLog.SalvageReport?
+        /// Damaged log files whose records LMDB already held, removed (nothing was lost).
+        public var droppedDamagedLogFiles: [String] = []
     }
 
     /// What opening the database found and repaired.
@@ -145,8 +149,16 @@ public final class Database: @unchecked Sendable {
             // The log may be behind LMDB (a power loss can keep an LMDB commit and lose the log
             // records before it); the log then drops its files, so LMDB's state must be durable first.
             try env.sync()
+            var salvaged: WriteAheadLog.SalvageReport?
+            if options.salvageDamagedLog {
+                let stamp = String(format: "%.0f", Date().timeIntervalSince1970)
+                salvaged = try WriteAheadLog.salvage(directory: path + "/wal", quarantine: path + "/quarantine/wal-" + stamp)
+            }
             let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
-            var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes, staleReaders: env.staleReadersCleared)
+            var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes + wal.recovery.truncatedDamagedAppliedBytes,
+                                    staleReaders: env.staleReadersCleared)
+            report.salvagedLog = salvaged
+            report.droppedDamagedLogFiles = wal.recovery.removedDamagedAppliedFiles
             // Replay what LMDB has not applied, one LMDB transaction per record, in order. A record
             // that cannot apply (not a passing I/O failure) stops replay without failing the open:
             // reads are served from what LMDB holds, writes are refused until `repair()`.

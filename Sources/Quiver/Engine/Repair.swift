@@ -31,10 +31,13 @@ public struct RepairReport: Sendable, Equatable, Codable {
     public var rebuiltPayloadIndexes: [String] = []
     /// Collections whose BM25 index was rebuilt from their documents' text (it disagreed).
     public var rebuiltTextIndexes: [String] = []
+    /// The part of a damaged log set aside when the database was opened to be repaired
+    /// (`DatabaseOptions.salvageDamagedLog`): the writes it held are lost to the database.
+    public var salvagedLog: WriteAheadLog.SalvageReport?
 
     /// Whether repair found nothing to do.
     public var nothingToDo: Bool {
-        setAside.isEmpty && rebuiltSegments.isEmpty && rebuiltPayloadIndexes.isEmpty && rebuiltTextIndexes.isEmpty
+        salvagedLog == nil && setAside.isEmpty && rebuiltSegments.isEmpty && rebuiltPayloadIndexes.isEmpty && rebuiltTextIndexes.isEmpty
     }
 }
 
@@ -121,6 +124,7 @@ extension Database {
     /// Nothing else is changed. Needs the database open for writing.
     public func repair(progress: (@Sendable (CompactionProgress) -> Void)? = nil) throws -> RepairReport {
         var report = RepairReport()
+        report.salvagedLog = openReport.salvagedLog
         try withWriterLock {
             try checkOpenForRepair()
             if unapplied != nil, let wal {

@@ -14,10 +14,11 @@ final class CommandContext {
 
     /// Opens the database, which must exist. Commands that only read open it read-only: they take
     /// no lock, so they work beside a writer in another process, and change no file.
-    func openDatabase(readOnly: Bool = false) throws -> Database {
+    func openDatabase(readOnly: Bool = false, salvageDamagedLog: Bool = false) throws -> Database {
         var options = DatabaseOptions()
         options.createIfMissing = false
         options.readOnly = readOnly
+        options.salvageDamagedLog = salvageDamagedLog
         let db = try Database(path: databasePath, options: options)
         // What the open found that the user must know about, whatever the command.
         if let u = db.openReport.unappliedRecord {

@@ -55,6 +55,12 @@ public final class WriteAheadLog: @unchecked Sendable {
         /// Files removed because every record in them was below `minimumNextSequence` with records
         /// missing after them (the caller's state ran ahead of the log; see `init`).
         public var removedAppliedFiles = 0
+        /// Damaged files removed because every record in them (and before them) was below
+        /// `minimumNextSequence`: already applied by the caller, so nothing was lost.
+        public var removedDamagedAppliedFiles: [String] = []
+        /// Bytes cut from the last file at damage that only records below `minimumNextSequence`
+        /// follow (already applied by the caller, so nothing was lost).
+        public var truncatedDamagedAppliedBytes = 0
     }
 
     public private(set) var recovery = RecoveryReport()
@@ -78,6 +84,18 @@ public final class WriteAheadLog: @unchecked Sendable {
             let handle = try File(path: path, mode: .readWrite)
             defer { handle.close() }
             let bytes = try handle.readAll()
+            // Damage in a file all of whose records the caller applied already (the next file starts
+            // at or before `minimumNextSequence`) loses nothing: that file and the ones before it go.
+            func dropIfApplied() throws -> Bool {
+                guard !isLast, let nextFirst = WALFormat.firstSequence(fromFileName: names[index + 1]),
+                      nextFirst <= minimumNextSequence else { return false }
+                for file in found { try FileSystem.remove(file.path) }
+                try FileSystem.remove(path)
+                try FileSystem.syncDirectory(directory)
+                report.removedDamagedAppliedFiles += found.map(\.path) + [path]
+                found = []
+                return true
+            }
             guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
                 if isLast && bytes.count < WALFormat.fileHeaderSize {
                     try FileSystem.remove(path)
@@ -85,7 +103,8 @@ public final class WriteAheadLog: @unchecked Sendable {
                     report.removedIncompleteFile = path
                     continue
                 }
-                throw StorageError(.corrupt, "write-ahead log file \(path) has a damaged header; the log cannot be trusted (run `quiver repair` to drop the damaged part)")
+                if try dropIfApplied() { continue }
+                throw StorageError(.corrupt, "write-ahead log file \(path) has a damaged header; the log cannot be trusted (`quiver repair` sets the damaged part aside, losing the writes it holds)")
             }
             guard first == WALFormat.firstSequence(fromFileName: name) else {
                 throw StorageError(.corrupt, "write-ahead log file \(path) starts at sequence \(first), not the number in its name")
@@ -95,6 +114,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
             var offset = WALFormat.fileHeaderSize
             var expected = first
+            var dropped = false
             while offset < bytes.count {
                 if let (record, size) = WALFormat.decodeRecord(bytes, at: offset), record.sequence == expected {
                     offset += size
@@ -103,10 +123,19 @@ public final class WriteAheadLog: @unchecked Sendable {
                     continue
                 }
                 if !isLast {
-                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file; open refused to avoid losing acknowledged writes")
+                    if try dropIfApplied() { dropped = true; break }
+                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file; open refused to avoid losing acknowledged writes (`quiver repair` sets the damaged part aside, losing the writes it holds)")
                 }
                 if let later = WriteAheadLog.findValidRecord(in: bytes, after: offset, minimumSequence: expected) {
-                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later); open refused to avoid losing acknowledged writes")
+                    if WriteAheadLog.greatestValidSequence(in: bytes, from: later) < minimumNextSequence {
+                        // Only records the caller applied follow the damage: cutting them loses nothing.
+                        report.truncatedDamagedAppliedBytes = bytes.count - offset
+                        report.truncatedFile = path
+                        try handle.truncate(to: offset)
+                        try handle.sync()
+                        break
+                    }
+                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later); open refused to avoid losing acknowledged writes (`quiver repair` sets the damaged part aside, losing the writes it holds)")
                 }
                 report.truncatedBytes = bytes.count - offset
                 report.truncatedFile = path
@@ -114,7 +143,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                 try handle.sync()
                 break
             }
-            found.append(LogFile(path: path, firstSequence: first, lastSequence: expected - 1, size: offset))
+            if !dropped { found.append(LogFile(path: path, firstSequence: first, lastSequence: expected - 1, size: offset)) }
         }
         var last = found.last?.lastSequence ?? 0
         if !found.isEmpty && last + 1 < minimumNextSequence {
@@ -178,6 +207,93 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 
     /// The offset of a record with a valid checksum and a plausible sequence number after `offset`.
+    /// The greatest sequence number of the valid records at or after `offset` (found as
+    /// `findValidRecord` finds them, past damage too).
+    private static func greatestValidSequence(in bytes: [UInt8], from offset: Int) -> UInt64 {
+        var greatest: UInt64 = 0
+        var o = offset
+        while let (record, size) = WALFormat.decodeRecord(bytes, at: o) {
+            greatest = max(greatest, record.sequence)
+            o += size
+            if o >= bytes.count { break }
+            if WALFormat.decodeRecord(bytes, at: o) == nil {
+                guard let next = findValidRecord(in: bytes, after: o, minimumSequence: record.sequence + 1) else { break }
+                o = next
+            }
+        }
+        return greatest
+    }
+
+    /// What `salvage` set aside.
+    public struct SalvageReport: Sendable, Equatable, Codable {
+        /// The file where the damage is, and the byte offset where it starts.
+        public var damagedFile: String
+        public var offset: Int
+        /// The sequence number of the first record lost (the one at the damage).
+        public var firstLostSequence: UInt64
+        /// Files copied whole into the quarantine directory: the damaged one (before it was cut at
+        /// the damage) and every later one (moved).
+        public var setAsideFiles: [String]
+    }
+
+    /// Makes a damaged log openable again by giving up what follows the first damage: the damaged
+    /// file is copied whole into `quarantine`, then cut at the damage (removed when its header is
+    /// damaged), and every later file is moved there. Returns nil (and changes nothing) when the log
+    /// opens as it is. Records after the damage are lost to the database (they stay in the copies);
+    /// this is `quiver repair`'s last resort, never done by an open.
+    public static func salvage(directory: String, quarantine: String) throws -> SalvageReport? {
+        guard FileSystem.exists(directory) else { return nil }
+        let names = try FileSystem.list(directory).filter { WALFormat.firstSequence(fromFileName: $0) != nil }
+        var previousLast: UInt64?
+        for (index, name) in names.enumerated() {
+            let path = directory + "/" + name
+            let isLast = index == names.count - 1
+            let bytes = try File(path: path, mode: .readOnly).readAll()
+            var damageAt: Int?
+            let named = WALFormat.firstSequence(fromFileName: name)!
+            var expected = named
+            if let first = WALFormat.decodeFileHeader(bytes[...]), first == named, previousLast.map({ $0 + 1 == first }) ?? true {
+                var offset = WALFormat.fileHeaderSize
+                while offset < bytes.count {
+                    if let (record, size) = WALFormat.decodeRecord(bytes, at: offset), record.sequence == expected {
+                        offset += size
+                        expected += 1
+                        continue
+                    }
+                    // A torn tail of the last file is an open's own business.
+                    if !isLast || findValidRecord(in: bytes, after: offset, minimumSequence: expected) != nil { damageAt = offset }
+                    break
+                }
+                previousLast = expected - 1
+            } else if isLast && bytes.count < WALFormat.fileHeaderSize {
+                return nil
+            } else {
+                damageAt = 0
+                expected = previousLast.map { $0 + 1 } ?? named
+            }
+            guard let cut = damageAt else { continue }
+            try FileSystem.createDirectory(quarantine)
+            try FileSystem.writeAtomically(bytes, to: quarantine + "/" + name)
+            var moved = [quarantine + "/" + name]
+            for later in names[(index + 1)...] {
+                try FileSystem.rename(directory + "/" + later, quarantine + "/" + later)
+                moved.append(quarantine + "/" + later)
+            }
+            if cut < WALFormat.fileHeaderSize {
+                try FileSystem.remove(path)
+            } else {
+                let handle = try File(path: path, mode: .readWrite)
+                defer { handle.close() }
+                try handle.truncate(to: cut)
+                try handle.sync()
+            }
+            try FileSystem.syncDirectory(quarantine)
+            try FileSystem.syncDirectory(directory)
+            return SalvageReport(damagedFile: path, offset: cut, firstLostSequence: expected, setAsideFiles: moved)
+        }
+        return nil
+    }
+
     private static func findValidRecord(in bytes: [UInt8], after offset: Int, minimumSequence: UInt64) -> Int? {
         var o = offset + 1
         while o + WALFormat.recordHeaderSize <= bytes.count {
