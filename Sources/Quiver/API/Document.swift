@@ -16,6 +16,14 @@ public struct Document: Sendable, Equatable, Codable {
         self.vector = vector
     }
 
+    /// A document whose metadata values are everyday Swift values (`Int`, `Double`, `Bool`,
+    /// `String`, `[String]`, optionals of these, or `MetadataValue`):
+    /// `Document(id: "a", metadata: ["year": year, "tags": tags])`.
+    @_disfavoredOverload
+    public init(id: String, text: String? = nil, metadata: [String: any MetadataConvertible], vector: [Float]? = nil) {
+        self.init(id: id, text: text, metadata: metadata.mapValues { $0.metadataValue }, vector: vector)
+    }
+
     enum CodingKeys: String, CodingKey { case id, text, metadata, vector }
 
     /// Decodes `{"id": "...", "text": "...", "metadata": {...}, "vector": [...]}`; only `id` is

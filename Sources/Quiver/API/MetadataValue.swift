@@ -25,6 +25,61 @@ public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
 /// A document's metadata object.
 public typealias Metadata = [String: MetadataValue]
 
+extension MetadataValue {
+    /// The value of a Swift value of an everyday type: `MetadataValue(year)` for an `Int`,
+    /// `MetadataValue(tags)` for a `[String]`, ...
+    public init(_ value: some MetadataConvertible) { self = value.metadataValue }
+
+    /// The string, or nil for another type.
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    /// The integer, or nil for another type (a float is not converted).
+    public var int64Value: Int64? { if case .int(let i) = self { return i }; return nil }
+    /// The integer as an `Int`, or nil for another type.
+    public var intValue: Int? { int64Value.map { Int($0) } }
+    /// The number as a `Double`: a float, or an integer converted (nil for another type).
+    public var doubleValue: Double? {
+        switch self {
+        case .double(let d): return d
+        case .int(let i): return Double(i)
+        default: return nil
+        }
+    }
+    /// The boolean, or nil for another type.
+    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    /// The list of strings, or nil for another type.
+    public var stringListValue: [String]? { if case .stringList(let l) = self { return l }; return nil }
+    /// Whether the value is null.
+    public var isNull: Bool { self == .null }
+}
+
+/// A Swift type whose values are metadata values, so that
+/// `Document(id: "a", metadata: ["year": year, "tags": tags])` takes an `Int` and a `[String]`
+/// variable as they are. Integers, floats, booleans, strings, lists of strings, optionals of these
+/// (nil is null) and `MetadataValue` itself conform.
+public protocol MetadataConvertible {
+    /// This value as metadata.
+    var metadataValue: MetadataValue { get }
+}
+
+extension MetadataValue: MetadataConvertible { public var metadataValue: MetadataValue { self } }
+extension String: MetadataConvertible { public var metadataValue: MetadataValue { .string(self) } }
+extension Substring: MetadataConvertible { public var metadataValue: MetadataValue { .string(String(self)) } }
+extension Int: MetadataConvertible { public var metadataValue: MetadataValue { .int(Int64(self)) } }
+extension Int64: MetadataConvertible { public var metadataValue: MetadataValue { .int(self) } }
+extension Int32: MetadataConvertible { public var metadataValue: MetadataValue { .int(Int64(self)) } }
+extension Int16: MetadataConvertible { public var metadataValue: MetadataValue { .int(Int64(self)) } }
+extension Int8: MetadataConvertible { public var metadataValue: MetadataValue { .int(Int64(self)) } }
+extension UInt32: MetadataConvertible { public var metadataValue: MetadataValue { .int(Int64(self)) } }
+extension UInt16: MetadataConvertible { public var metadataValue: MetadataValue { .int(Int64(self)) } }
+extension UInt8: MetadataConvertible { public var metadataValue: MetadataValue { .int(Int64(self)) } }
+extension Double: MetadataConvertible { public var metadataValue: MetadataValue { .double(self) } }
+extension Float: MetadataConvertible { public var metadataValue: MetadataValue { .double(Double(self)) } }
+extension Bool: MetadataConvertible { public var metadataValue: MetadataValue { .bool(self) } }
+extension Array: MetadataConvertible where Element == String { public var metadataValue: MetadataValue { .stringList(self) } }
+extension Optional: MetadataConvertible where Wrapped: MetadataConvertible {
+    public var metadataValue: MetadataValue { self?.metadataValue ?? .null }
+}
+
 extension MetadataValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral {
     public init(stringLiteral value: String) { self = .string(value) }
