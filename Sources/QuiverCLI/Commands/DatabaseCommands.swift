@@ -69,12 +69,12 @@ struct CreateCommand: CLICommand {
         let d = IndexSettings()
         let kindName = a.value("index") ?? d.kind.rawValue
         guard let kind = IndexKind(rawValue: kindName) else {
-            throw UsageError(message: "--index must be hnsw, ivfpq, flat or auto, not '\(kindName)'", command: Self.name)
+            throw UsageError(message: "--index must be hnsw, ivfpq, flat or auto, not \(MessageText.quoted(kindName))", command: Self.name)
         }
         var budget: Int?
         if let b = a.value("memory-budget") {
             guard let bytes = parseByteCount(b) else {
-                throw UsageError(message: "--memory-budget must be a byte count such as 536870912, 512M or 4G, not '\(b)'", command: Self.name)
+                throw UsageError(message: "--memory-budget must be a byte count such as 536870912, 512M or 4G, not \(MessageText.quoted(b))", command: Self.name)
             }
             budget = bytes
         }
@@ -95,7 +95,7 @@ struct CreateCommand: CLICommand {
         }
         dimension = a.value("dimension") == nil ? nil : try a.int("dimension", default: 0, range: 1...65_536)
         guard let m = Metric(rawValue: a.value("metric") ?? "cosine") else {
-            throw UsageError(message: "--metric must be cosine, dot or l2, not '\(a.value("metric")!)'", command: Self.name)
+            throw UsageError(message: "--metric must be cosine, dot or l2, not \(MessageText.quoted(a.value("metric")!))", command: Self.name)
         }
         metric = m
         threshold = try a.int("compress-above", default: 512, range: 0...Int(Int32.max))
@@ -147,7 +147,7 @@ struct DropCommand: CLICommand {
         let db = try context.openDatabase()
         let count = try db.collection(collection).count()
         guard confirmed else {
-            throw CLIError("dropping '\(collection)' deletes its \(count) documents; add --yes to confirm")
+            throw CLIError("dropping \(MessageText.quoted(collection)) deletes its \(count) documents; add --yes to confirm")
         }
         try db.dropCollection(collection)
         if context.json { try context.printJSON(["dropped": collection]) } else {
