@@ -236,17 +236,23 @@ struct VerifyCommand: CLICommand {
     static let abstract = "Check every checksum and that documents, vectors and index segments agree; change nothing."
     static let positionals: [PositionalSpec] = []
     static let options: [OptionSpec] = []
-    static let discussion = "Exit code 0 when the database is sound, 1 when a problem was found (each is printed)."
+    static let discussion = """
+    Opens the database read-only: it changes no file, and works beside a writer in another process.
+    Log records not yet applied to LMDB (a write in flight, or the tail of a crash that the next
+    writable open replays) are noted, not problems. Exit code 0 when the database is sound, 1 when a
+    problem was found (each is printed).
+    """
     static let examples = ["quiver verify --db ./vectors.db", "quiver verify --json"]
 
     init(_ a: ParsedArguments) {}
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let report = try db.verify()
         if context.json { try context.printJSON(report) } else {
             context.line("Checked \(report.logRecords) log record(s), \(report.segmentFiles) segment file(s), \(report.documents) document(s)")
-            for p in report.problems { context.line("problem: \(p)") }
+            for n in report.notes { context.line("note: \(MessageText.escapingControls(n))") }
+            for p in report.problems { context.line("problem: \(MessageText.escapingControls(p))") }
             context.line(report.ok ? "OK" : "\(report.problems.count) problem(s) found")
         }
         if !report.ok { throw CLIError("verify found \(report.problems.count) problem(s)") }
