@@ -197,6 +197,37 @@ extension BackupTests {
     }
 }
 
+extension BackupTests {
+    /// A backup that fails leaves nothing behind (a new target is removed, an empty one emptied),
+    /// and a FIFO where a segment file should be fails it at once rather than blocking.
+    @Test func aFailedBackupLeavesNothing() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path + "/db")
+        defer { db.close() }
+        let c = try db.createCollection("c", dimension: 2, options: CollectionOptions(index: IndexSettings(segmentSize: 4)))
+        try c.upsert((0..<8).map { Document(id: "d\($0)", vector: [Float($0), 1]) })
+        try db.compact()
+        let segmentDirectory = dir.path + "/db/segments/\(c.info.number)"
+        let segment = try #require(try FileSystem.list(segmentDirectory).first)
+        try FileSystem.rename(segmentDirectory + "/" + segment, dir.path + "/aside")
+        #expect(mkfifo(segmentDirectory + "/" + segment, 0o644) == 0)
+        try FileSystem.createDirectory(dir.path + "/empty")
+        for target in [dir.path + "/new", dir.path + "/empty"] {
+            guard let outcome = within(10, { try db.backup(to: target) }) else {
+                Issue.record("backup blocked on a FIFO")
+                continue
+            }
+            guard case .failure(let error) = outcome else { Issue.record("a backup with a FIFO for a segment file succeeded"); continue }
+            #expect("\(error)".contains("FIFO"), "\(error)")
+        }
+        #expect(!FileSystem.exists(dir.path + "/new"))
+        #expect(try FileSystem.list(dir.path + "/empty").isEmpty)
+        try FileSystem.remove(segmentDirectory + "/" + segment)
+        try FileSystem.rename(dir.path + "/aside", segmentDirectory + "/" + segment)
+        #expect(try db.backup(to: dir.path + "/empty").files >= 2)
+    }
+}
+
 final class ResultBox<R>: @unchecked Sendable {
     var result: Result<R, any Error>?
 }

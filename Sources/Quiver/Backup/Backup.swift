@@ -44,45 +44,82 @@ public struct BackupReport: Sendable, Codable, Equatable {
 
 extension Database {
     /// Copies a consistent snapshot of the database into `directory`, which must not exist or be
-    /// empty, while the database stays open for reads and writes (background sealing and compaction
-    /// wait until the copy is done). Every file is fsynced; the manifest is written last.
+    /// empty, while the database stays open for reads and writes, here or (opened read-only, as
+    /// `quiver backup` opens it) beside a writer in another process. LMDB is copied with
+    /// `mdb_env_copy2` (one snapshot), then the segment files that snapshot's manifest names.
+    /// Background sealing and compaction of this process wait until the copy is done; a writer in
+    /// another process may merge a file away meanwhile, so the files named by the latest manifest
+    /// are opened before the copy (an open file stays readable after it is removed), and when a file
+    /// named by the copy's manifest is gone anyway, the backup starts again from a newer snapshot
+    /// (up to 20 times). Every file is fsynced; the manifest is written last. On failure nothing
+    /// this call wrote is left in `directory`.
     @discardableResult
     public func backup(to directory: String) throws -> BackupReport {
         try Backup.checkEmptyTarget(directory)
-        return try wrapStorage {
-            try segments.queue.sync {
-                try FileSystem.createDirectory(directory)
-                try env.copy(to: directory + "/lmdb")
-                try FileSystem.remove(directory + "/lmdb/lock.mdb")
-                var entries: [BackupManifest.Entry] = []
-                entries.append(try Backup.entry(directory, "lmdb/data.mdb"))
-                // The segment files the copied snapshot names (maintenance is paused, so they exist).
-                let copy = try LMDBEnvironment(path: directory + "/lmdb", mapSize: 1 << 20, readOnly: false)
-                let copyTables = try Tables(copy)
-                let (named, applied): ([(UInt32, SegmentRecord)], UInt64) = try copy.read { txn in
-                    var out: [(UInt32, SegmentRecord)] = []
-                    try txn.forEach(copyTables.segments) { k, v in
-                        let c = UInt32(k[0]) << 24 | UInt32(k[1]) << 16 | UInt32(k[2]) << 8 | UInt32(k[3])
-                        out.append((c, try SegmentRecord(id: Keys.rowID(of: k), bytes: v)))
-                        return true
+        let existed = FileSystem.isDirectory(directory)
+        do {
+            return try wrapStorage {
+                try segments.queue.sync {
+                    var attempt = 0
+                    while true {
+                        attempt += 1
+                        if let report = try backupOnce(to: directory) { return report }
+                        guard attempt < 20 else {
+                            throw StorageError(.io, "the backup could not be completed: in \(attempt) attempts the writer merged away a segment file of each snapshot before it was copied", code: ENOENT)
+                        }
+                        try Backup.clear(directory)
+                        usleep(UInt32(1_000 * attempt))
                     }
-                    let applied = try txn.get(copyTables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
-                    return (out, applied)
                 }
-                try FileSystem.remove(directory + "/lmdb/lock.mdb")
-                for (c, record) in named {
-                    let relative = "segments/\(c)/" + record.fileName
-                    try FileSystem.createDirectory(directory + "/segments/\(c)")
-                    let (size, crc) = try Backup.copyFile(path + "/" + relative, to: directory + "/" + relative)
-                    entries.append(BackupManifest.Entry(path: relative, size: size, crc32c: crc))
-                }
-                let manifest = BackupManifest(created: Date().timeIntervalSince1970, source: path, appliedSequence: applied, files: entries)
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                try FileSystem.writeAtomically(Array(try encoder.encode(manifest)), to: directory + "/BACKUP")
-                return BackupReport(files: entries.count, bytes: entries.reduce(0) { $0 + $1.size }, appliedSequence: applied)
+            }
+        } catch {
+            if existed { try? Backup.clear(directory) } else { try? FileSystem.removeTree(directory) }
+            throw error
+        }
+    }
+
+    /// One attempt: nil when a segment file the copied snapshot names was removed before it could
+    /// be opened (a writer in another process merged it away).
+    private func backupOnce(to directory: String) throws -> BackupReport? {
+        // Pin the files the latest manifest names: the copy's snapshot is this one or newer, and a
+        // newer one names these files or ones written since.
+        var pinned: [String: File] = [:]
+        defer { for f in pinned.values { f.close() } }
+        for (c, record) in try Backup.segmentRecords(env, tables) {
+            let relative = "segments/\(c)/" + record.fileName
+            if let file = try Backup.openIfPresent(path + "/" + relative) { pinned[relative] = file }
+        }
+        try FileSystem.createDirectory(directory)
+        try env.copy(to: directory + "/lmdb")
+        try FileSystem.remove(directory + "/lmdb/lock.mdb")
+        var entries: [BackupManifest.Entry] = [try Backup.entry(directory, "lmdb/data.mdb")]
+        // The segment files the copied snapshot names.
+        let (named, applied): ([(UInt32, SegmentRecord)], UInt64)
+        do {
+            let copy = try LMDBEnvironment(path: directory + "/lmdb", mapSize: 1 << 20, readOnly: true)
+            let copyTables = try Tables(copy)
+            named = try Backup.segmentRecords(copy, copyTables)
+            applied = try copy.read { txn in
+                try txn.get(copyTables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
             }
         }
+        try FileSystem.remove(directory + "/lmdb/lock.mdb")
+        for (c, record) in named {
+            let relative = "segments/\(c)/" + record.fileName
+            guard let source = try pinned[relative] ?? Backup.openIfPresent(path + "/" + relative) else { return nil }
+            pinned[relative] = source
+            try FileSystem.createDirectory(directory + "/segments/\(c)")
+            let (size, crc) = try Backup.copy(source, to: directory + "/" + relative, expectedSize: nil)
+            entries.append(BackupManifest.Entry(path: relative, size: size, crc32c: crc))
+        }
+        for c in Set(named.map(\.0)) { try FileSystem.syncDirectory(directory + "/segments/\(c)") }
+        if !named.isEmpty { try FileSystem.syncDirectory(directory + "/segments") }
+        try FileSystem.syncDirectory(directory + "/lmdb")
+        let manifest = BackupManifest(created: Date().timeIntervalSince1970, source: path, appliedSequence: applied, files: entries)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try FileSystem.writeAtomically(Array(try encoder.encode(manifest)), to: directory + "/BACKUP")
+        return BackupReport(files: entries.count, bytes: entries.reduce(0) { $0 + $1.size }, appliedSequence: applied)
     }
 
     /// Restores the backup in `backup` into `directory` (which must not exist or be empty unless
@@ -202,11 +239,30 @@ enum Backup {
         return BackupManifest.Entry(path: relative, size: offset, crc32c: crc)
     }
 
-    /// Copies a regular file (never following a symbolic link, never blocking on a FIFO) into a new
-    /// file, fsyncs the copy, and returns its size and CRC-32C.
-    @discardableResult
-    static func copyFile(_ from: String, to: String) throws -> (size: Int, crc32c: UInt32) {
-        try copy(from, to: to, expectedSize: nil)
+    /// Every segment record of every collection in `env`'s latest snapshot.
+    static func segmentRecords(_ env: LMDBEnvironment, _ tables: Tables) throws -> [(UInt32, SegmentRecord)] {
+        try env.read { txn in
+            var out: [(UInt32, SegmentRecord)] = []
+            try txn.forEach(tables.segments) { k, v in
+                let c = UInt32(k[0]) << 24 | UInt32(k[1]) << 16 | UInt32(k[2]) << 8 | UInt32(k[3])
+                out.append((c, try SegmentRecord(id: Keys.rowID(of: k), bytes: v)))
+                return true
+            }
+            return out
+        }
+    }
+
+    /// The regular file at `path` opened for reading, or nil when it does not exist.
+    static func openIfPresent(_ path: String) throws -> File? {
+        do { return try File(regularFileForReading: path) } catch let e as StorageError where e.kind == .io && e.code == ENOENT {
+            return nil
+        }
+    }
+
+    /// Removes everything inside `directory` (which stays).
+    static func clear(_ directory: String) throws {
+        guard FileSystem.isDirectory(directory) else { return }
+        for name in try FileSystem.list(directory) { try FileSystem.removeTree(directory + "/" + name) }
     }
 
     /// Copies a backup's file, checking it against its manifest entry as it goes.
@@ -220,6 +276,11 @@ enum Backup {
     private static func copy(_ from: String, to: String, expectedSize: Int?) throws -> (size: Int, crc32c: UInt32) {
         let source = try File(regularFileForReading: from)
         defer { source.close() }
+        return try copy(source, to: to, expectedSize: expectedSize)
+    }
+
+    /// Copies an open file into a new file `to`, fsyncs the copy, and returns its size and CRC-32C.
+    static func copy(_ source: File, to: String, expectedSize: Int?) throws -> (size: Int, crc32c: UInt32) {
         let target = try File(path: to, mode: .createNew)
         defer { target.close() }
         var offset = 0

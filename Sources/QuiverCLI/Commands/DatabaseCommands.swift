@@ -265,8 +265,10 @@ struct BackupCommand: CLICommand {
     static let positionals = [PositionalSpec(name: "target", help: "The backup directory (must not exist or be empty).")]
     static let options: [OptionSpec] = []
     static let discussion = """
-    The database stays open for reads and writes meanwhile. The backup holds LMDB (one snapshot), the
-    segment files it names, and a BACKUP manifest with each file's size and CRC-32C, written last.
+    Opens the database read-only, so it works while another process has it open for reads and
+    writes. The backup holds LMDB (one snapshot), the segment files that snapshot names, and a
+    BACKUP manifest with each file's size and CRC-32C, written last. A failed backup leaves nothing
+    in the target.
     """
     static let examples = ["quiver backup /backups/vectors-2026-11-25 --db ./vectors.db"]
 
@@ -274,7 +276,7 @@ struct BackupCommand: CLICommand {
     init(_ a: ParsedArguments) { target = a.positional(0)! }
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let report = try db.backup(to: target)
         if context.json { try context.printJSON(report); return }
         context.line("Backed up \(report.files) file(s), \(formatBytes(report.bytes)), every write up to sequence \(report.appliedSequence), to \(target)")
