@@ -92,6 +92,12 @@ extension Database {
         try FileSystem.createDirectory(directory)
         try env.copy(to: directory + "/lmdb")
         try FileSystem.remove(directory + "/lmdb/lock.mdb")
+        do {
+            // mdb_env_copy2 writes the copy without fsyncing it.
+            let copied = try File(path: directory + "/lmdb/data.mdb", mode: .readWrite)
+            defer { copied.close() }
+            try copied.sync()
+        }
         var entries: [BackupManifest.Entry] = [try Backup.entry(directory, "lmdb/data.mdb")]
         // The segment files the copied snapshot names.
         let (named, applied): ([(UInt32, SegmentRecord)], UInt64)

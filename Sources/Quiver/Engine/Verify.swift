@@ -102,8 +102,6 @@ extension Database {
         }
     }
 
-
-
     /// Checks one collection in `txn`. Read-only, a segment file the snapshot names that the
     /// writer has removed since goes to `moved`.
     private func verify(_ info: CollectionInfo, txn: LMDBTransaction, report: inout VerifyReport, moved: inout [String]) throws {
