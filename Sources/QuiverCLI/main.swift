@@ -28,8 +28,11 @@ let commands: [any CLICommand.Type] = [
     return out
 }
 
+/// Prints an error and exits. Control characters are escaped here once more, whatever the message
+/// came from (a name in it could otherwise send escape sequences to the terminal); its own line
+/// breaks (a filter's caret diagnostic) are kept.
 func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data("quiver: error: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("quiver: error: \(MessageText.escapingControls(message, keepingNewlines: true))\n".utf8))
     exit(code)
 }
 
@@ -48,7 +51,7 @@ if arguments[0] == "--version" {
 }
 let name = arguments.removeFirst()
 guard let command = commands.first(where: { $0.name == name }) else {
-    fail("unknown command '\(name)' (run 'quiver --help' for the list)", code: 2)
+    fail("unknown command \(MessageText.quoted(name)) (run 'quiver --help' for the list)", code: 2)
 }
 do {
     let parsed = try command.parse(arguments)

@@ -85,6 +85,153 @@ struct BackupTests {
     }
 }
 
+extension BackupTests {
+    /// Runs `body` on a thread and waits at most `seconds`: nil when it did not return (it blocked).
+    func within<R>(_ seconds: Double, _ body: @escaping @Sendable () throws -> R) -> Result<R, any Error>? {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<R>()
+        Thread { box.result = Result { try body() }; done.signal() }.start()
+        return done.wait(timeout: .now() + seconds) == .success ? box.result : nil
+    }
+
+    /// Names in `directory` that a restore's temporary directories would have.
+    func leftovers(_ directory: String) throws -> [String] {
+        try FileSystem.list(directory).filter { $0.contains(".restoring-") || $0.contains(".replaced-") }
+    }
+
+    /// A FIFO (or anything but a regular file) named by the manifest is refused without blocking;
+    /// a file listed twice is refused before anything is written; any failure leaves no partial
+    /// target and no temporary directory; an existing database replaced with `overwrite` survives a
+    /// failed restore; messages name the CLI's `--force`.
+    @Test func restoreRefusesSpecialFilesAndDuplicatesAndLeavesNothingOnFailure() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path + "/db")
+        let c = try db.createCollection("c", dimension: 2, options: CollectionOptions(index: IndexSettings(segmentSize: 4)))
+        try c.upsert((0..<10).map { Document(id: "d\($0)", vector: [Float($0), 1]) })
+        try db.compact()
+        let report = try db.backup(to: dir.path + "/good")
+        #expect(report.files >= 2)
+        db.close()
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path + "/good/BACKUP"))) as! [String: Any]
+        let files = (manifest["files"] as! [[String: Any]]).map { $0["path"] as! String }
+        let segment = try #require(files.first { $0.hasPrefix("segments/") })
+        func copyOfGood(_ name: String) throws -> String {
+            let path = dir.path + "/" + name
+            try FileManager.default.copyItem(atPath: dir.path + "/good", toPath: path)
+            return path
+        }
+
+        // A FIFO in place of a segment file, of LMDB's file, or of the manifest: refused at once.
+        for victim in [segment, "lmdb/data.mdb", "BACKUP"] {
+            let backup = try copyOfGood("fifo-\(victim.count)")
+            try FileSystem.remove(backup + "/" + victim)
+            #expect(mkfifo(backup + "/" + victim, 0o644) == 0)
+            let target = dir.path + "/from-fifo-\(victim.count)"
+            guard let outcome = within(10, { try Database.restore(backup: backup, to: target) }) else {
+                Issue.record("restore blocked on a FIFO in place of \(victim)")
+                continue
+            }
+            guard case .failure(let error) = outcome else { Issue.record("a FIFO in place of \(victim) was restored"); continue }
+            #expect("\(error)".contains("FIFO"), "\(victim): \(error)")
+            #expect(!FileSystem.exists(target))
+        }
+
+        // A manifest listing a file twice: refused before anything is written.
+        let twice = try copyOfGood("twice")
+        var doubled = manifest
+        doubled["files"] = (manifest["files"] as! [Any]) + [(manifest["files"] as! [Any])[0]]
+        try JSONSerialization.data(withJSONObject: doubled).write(to: URL(fileURLWithPath: twice + "/BACKUP"))
+        do {
+            try Database.restore(backup: twice, to: dir.path + "/from-twice")
+            Issue.record("a manifest listing a file twice was restored")
+        } catch {
+            #expect("\(error)".contains("more than once"), "\(error)")
+        }
+        #expect(!FileSystem.exists(dir.path + "/from-twice"))
+
+        // A damaged segment file (copied after LMDB's): no target, no temporary directory; an empty
+        // target directory stays an empty directory; an existing database survives an overwrite.
+        let damaged = try copyOfGood("damaged")
+        let handle = try File(path: damaged + "/" + segment, mode: .readWrite)
+        try handle.write([0xA5, 0x5A], at: 40)
+        handle.close()
+        #expect(throws: QuiverError.self) { try Database.restore(backup: damaged, to: dir.path + "/from-damaged") }
+        #expect(!FileSystem.exists(dir.path + "/from-damaged"))
+        try FileSystem.createDirectory(dir.path + "/empty")
+        #expect(throws: QuiverError.self) { try Database.restore(backup: damaged, to: dir.path + "/empty") }
+        let emptyAfter = try FileSystem.list(dir.path + "/empty")
+        #expect(FileSystem.isDirectory(dir.path + "/empty") && emptyAfter.isEmpty)
+        try Database.restore(backup: dir.path + "/good", to: dir.path + "/existing")
+        do {
+            let existing = try Database(path: dir.path + "/existing")
+            try existing.collection("c").upsert(Document(id: "only-here", vector: [1, 1]))
+            existing.close()
+        }
+        #expect(throws: QuiverError.self) { try Database.restore(backup: damaged, to: dir.path + "/existing", overwrite: true) }
+        let survivor = try Database(path: dir.path + "/existing", options: DatabaseOptions(readOnly: true))
+        #expect(try survivor.collection("c").get("only-here") != nil && survivor.verify().ok)
+        survivor.close()
+        let left = try leftovers(dir.path)
+        #expect(left.isEmpty, "\(left)")
+
+        // Overwriting works, and restoring into an empty directory (or `.`-style paths) too.
+        try Database.restore(backup: dir.path + "/good", to: dir.path + "/existing/", overwrite: true)
+        let replaced = try Database(path: dir.path + "/existing", options: DatabaseOptions(readOnly: true))
+        #expect(try replaced.collection("c").get("only-here") == nil && replaced.collection("c").count() == 10)
+        replaced.close()
+        try Database.restore(backup: dir.path + "/good", to: dir.path + "/empty")
+        #expect(try Database(path: dir.path + "/empty", options: DatabaseOptions(readOnly: true)).verify().ok)
+        #expect(try leftovers(dir.path).isEmpty)
+
+        // Every message names the flag or parameter that exists.
+        do {
+            try Database.restore(backup: dir.path + "/good", to: dir.path + "/empty")
+            Issue.record("a non-empty target was overwritten")
+        } catch {
+            #expect("\(error)".contains("overwrite: true") && "\(error)".contains("--force") && !"\(error)".contains("pass overwrite"), "\(error)")
+        }
+        let cli = CLI(db: dir.path + "/unused")
+        let r = try cli.run(["restore", dir.path + "/good", dir.path + "/empty"])
+        #expect(r.status == 1 && r.stderr.contains("quiver restore --force"), "\(r.stderr)")
+        #expect(try cli.run(["restore", dir.path + "/good", dir.path + "/empty", "--force"]).status == 0)
+    }
+}
+
+extension BackupTests {
+    /// A backup that fails leaves nothing behind (a new target is removed, an empty one emptied),
+    /// and a FIFO where a segment file should be fails it at once rather than blocking.
+    @Test func aFailedBackupLeavesNothing() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path + "/db")
+        defer { db.close() }
+        let c = try db.createCollection("c", dimension: 2, options: CollectionOptions(index: IndexSettings(segmentSize: 4)))
+        try c.upsert((0..<8).map { Document(id: "d\($0)", vector: [Float($0), 1]) })
+        try db.compact()
+        let segmentDirectory = dir.path + "/db/segments/\(c.info.number)"
+        let segment = try #require(try FileSystem.list(segmentDirectory).first)
+        try FileSystem.rename(segmentDirectory + "/" + segment, dir.path + "/aside")
+        #expect(mkfifo(segmentDirectory + "/" + segment, 0o644) == 0)
+        try FileSystem.createDirectory(dir.path + "/empty")
+        for target in [dir.path + "/new", dir.path + "/empty"] {
+            guard let outcome = within(10, { try db.backup(to: target) }) else {
+                Issue.record("backup blocked on a FIFO")
+                continue
+            }
+            guard case .failure(let error) = outcome else { Issue.record("a backup with a FIFO for a segment file succeeded"); continue }
+            #expect("\(error)".contains("FIFO"), "\(error)")
+        }
+        #expect(!FileSystem.exists(dir.path + "/new"))
+        #expect(try FileSystem.list(dir.path + "/empty").isEmpty)
+        try FileSystem.remove(segmentDirectory + "/" + segment)
+        try FileSystem.rename(dir.path + "/aside", segmentDirectory + "/" + segment)
+        #expect(try db.backup(to: dir.path + "/empty").files >= 2)
+    }
+}
+
+final class ResultBox<R>: @unchecked Sendable {
+    var result: Result<R, any Error>?
+}
+
 final class LockedFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var flag = false

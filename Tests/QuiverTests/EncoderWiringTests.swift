@@ -39,7 +39,15 @@ struct EncoderWiringTests {
         #expect(try c.get("v")?.vector == [Float](repeating: 1, count: 26))  // a given vector wins
         #expect(try c.search(text: "bb", k: 1).first?.id == "b")
         #expect(try c.embed("q") == LetterCountEncoder().vector("q q"))
-        #expect(throws: QuiverError.missingVector(collection: "t", id: "x", index: 0)) { try c.upsert(Document(id: "x")) }
+        #expect(throws: QuiverError.missingVectorAndText(collection: "t", id: "x", index: 0)) { try c.upsert(Document(id: "x")) }
+        // `"text": null` is no text: the message says what is missing, not that there is no encoder.
+        do {
+            try c.upsert(Document(json: Data(#"{"id":"n","text":null}"#.utf8)))
+            Issue.record("a document with a null text and no vector was accepted")
+        } catch let e as QuiverError {
+            #expect(e == .missingVectorAndText(collection: "t", id: "n", index: 0))
+            #expect(e.description.contains("neither a vector nor a text") && !e.description.contains("no text encoder"), "\(e.description)")
+        }
         #expect(throws: QuiverError.self) { try db.createCollection("u", dimension: 5, encoder: "letters") }
         #expect(throws: QuiverError.self) { try db.createCollection("u", encoder: "no-such-encoder") }
     }

@@ -51,7 +51,8 @@ public struct Collection: Sendable {
         for (i, d) in given.enumerated() {
             try Validation.document(d, index: i)
             if d.vector == nil {
-                guard info.encoder != nil, d.text != nil else { throw QuiverError.missingVector(collection: name, id: d.id, index: i) }
+                guard info.encoder != nil else { throw QuiverError.missingVector(collection: name, id: d.id, index: i) }
+                guard d.text != nil else { throw QuiverError.missingVectorAndText(collection: name, id: d.id, index: i) }
                 needText.append(i)
             }
             if !seen.insert(d.id).inserted { throw QuiverError.duplicateID(collection: name, id: d.id, index: i) }

@@ -5,8 +5,12 @@ extension Document {
     /// importer and `quiver put` read it. Unlike the `Codable` conformance (whose decoder cannot
     /// see how a number was written), a number written with a fraction or an exponent (`2.0`, `1e3`)
     /// becomes a `.double` and one written without (`2`) an `.int`, so exported files round-trip.
-    /// Throws `QuiverError.invalidArgument` with a one-line reason.
+    /// Bytes that are not valid UTF-8 are refused (never replaced with U+FFFD, which could make two
+    /// different ids one). Throws `QuiverError.invalidArgument` with a one-line reason.
     public init(json: Data) throws {
+        if let offset = Document.invalidUTF8Offset(json) {
+            throw QuiverError.invalidArgument("invalid UTF-8 at byte \(offset + 1) (0x\(String(json[json.startIndex + offset], radix: 16, uppercase: true)))")
+        }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: json, options: [.fragmentsAllowed]) } catch {
             throw QuiverError.invalidArgument("not valid JSON")
@@ -45,6 +49,21 @@ extension Document {
             throw QuiverError.invalidArgument("the vector must be an array of numbers")
         }
         self = doc
+    }
+
+    /// The offset of the first byte that does not begin a valid UTF-8 sequence, or nil when all of
+    /// `bytes` is valid UTF-8.
+    public static func invalidUTF8Offset<Bytes: Swift.Collection>(_ bytes: Bytes) -> Int? where Bytes.Element == UInt8 {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
     }
 
     static func isBool(_ n: NSNumber) -> Bool {

@@ -21,8 +21,11 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
     case duplicateID(collection: String, id: String, index: Int)
     /// Metadata is not an object of supported values, or is too large.
     case invalidMetadata(id: String, index: Int, reason: String)
-    /// A document has neither a vector nor text that the collection's encoder could turn into one.
+    /// A document has no vector, and its collection has no text encoder to make one.
     case missingVector(collection: String, id: String, index: Int)
+    /// A document of a collection with a text encoder has neither a vector nor text (or its text is
+    /// `null`) for the encoder to make one from.
+    case missingVectorAndText(collection: String, id: String, index: Int)
     /// A document is larger than the limits allow.
     case documentTooLarge(id: String, index: Int, reason: String)
     /// A query or option is out of range.
@@ -47,7 +50,7 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
     public var recordIndex: Int? {
         switch self {
         case .dimensionMismatch(_, _, let i, _, _), .nonFiniteVector(_, _, let i, _), .invalidDocumentID(_, let i, _),
-             .duplicateID(_, _, let i), .invalidMetadata(_, let i, _), .missingVector(_, _, let i), .documentTooLarge(_, let i, _):
+             .duplicateID(_, _, let i), .invalidMetadata(_, let i, _), .missingVector(_, _, let i), .missingVectorAndText(_, _, let i), .documentTooLarge(_, let i, _):
             return i
         default:
             return nil
@@ -60,28 +63,33 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
     /// file and line instead).
     public func message(withRecord: Bool) -> String {
         func at(_ i: Int) -> String { withRecord ? " (record \(i))" : "" }
+        // Names, ids and paths come from users: shortened and escaped (see MessageText).
+        func q(_ s: String) -> String { MessageText.quoted(s) }
+        func p(_ s: String) -> String { MessageText.path(s) }
         switch self {
-        case .unknownCollection(let name): return "no collection named '\(name)'"
-        case .collectionExists(let name): return "a collection named '\(name)' already exists"
-        case .invalidCollectionName(let name, let reason): return "invalid collection name '\(name)': \(reason)"
+        case .unknownCollection(let name): return "no collection named \(q(name))"
+        case .collectionExists(let name): return "a collection named \(q(name)) already exists"
+        case .invalidCollectionName(let name, let reason): return "invalid collection name \(q(name)): \(reason)"
         case .invalidDimension(let d): return "invalid dimension \(d): it must be between 1 and \(Limits.maxDimension)"
         case .dimensionMismatch(let c, let id, let i, let expected, let actual):
-            return "document '\(id)'\(at(i)) in '\(c)': vector has \(actual) components, the collection has dimension \(expected)"
+            return "document \(q(id))\(at(i)) in \(q(c)): vector has \(actual) components, the collection has dimension \(expected)"
         case .nonFiniteVector(let c, let id, let i, let component):
-            return "document '\(id)'\(at(i)) in '\(c)': vector component \(component) is NaN or infinite"
-        case .invalidDocumentID(let id, let i, let reason): return (withRecord ? "record \(i): " : "") + "invalid document id '\(id.prefix(80))': \(reason)"
-        case .duplicateID(let c, let id, let i): return "document '\(id)'\(at(i)) already exists in '\(c)'"
-        case .invalidMetadata(let id, let i, let reason): return "document '\(id)'\(at(i)): invalid metadata: \(reason)"
+            return "document \(q(id))\(at(i)) in \(q(c)): vector component \(component) is NaN or infinite"
+        case .invalidDocumentID(let id, let i, let reason): return (withRecord ? "record \(i): " : "") + "invalid document id \(q(id)): \(reason)"
+        case .duplicateID(let c, let id, let i): return "document \(q(id))\(at(i)) already exists in \(q(c))"
+        case .invalidMetadata(let id, let i, let reason): return "document \(q(id))\(at(i)): invalid metadata: \(MessageText.escapingControls(reason))"
         case .missingVector(let c, let id, let i):
-            return "document '\(id)'\(at(i)) in '\(c)' has no vector, and the collection has no text encoder to make one"
-        case .documentTooLarge(let id, let i, let reason): return "document '\(id)'\(at(i)) is too large: \(reason)"
-        case .invalidArgument(let m): return m
-        case .notADatabase(let path, let reason): return "\(path) is not a Quiver database: \(reason)"
-        case .databaseLocked(let path): return "the database at \(path) is open for writing in another process"
+            return "document \(q(id))\(at(i)) in \(q(c)) has no vector, and the collection has no text encoder to make one"
+        case .missingVectorAndText(let c, let id, let i):
+            return "document \(q(id))\(at(i)) in \(q(c)) has neither a vector nor a text (a null text is none); give one of them (the collection's encoder makes the vector from the text)"
+        case .documentTooLarge(let id, let i, let reason): return "document \(q(id))\(at(i)) is too large: \(MessageText.escapingControls(reason))"
+        case .invalidArgument(let m): return MessageText.escapingControls(m, keepingNewlines: true)
+        case .notADatabase(let path, let reason): return "\(p(path)) is not a Quiver database: \(reason)"
+        case .databaseLocked(let path): return "the database at \(p(path)) is open for writing in another process"
         case .unavailable(let m): return m
         case .encoder(let m): return m
-        case .storage(let e): return e.message
-        case .badInput(let file, let line, let reason): return "\(file):\(line): \(reason)"
+        case .storage(let e): return MessageText.escapingControls(e.message)
+        case .badInput(let file, let line, let reason): return "\(p(file)):\(line): \(MessageText.escapingControls(reason))"
         case .invalidFilter(let e): return "invalid filter: \(e.description)"
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import QuiverCore
 import QuiverIndex
 import QuiverStorage
@@ -12,6 +13,10 @@ public struct VerifyReport: Sendable, Codable, Equatable {
     public var documents = 0
     /// Every inconsistency found, one sentence each (empty when the database is sound).
     public var problems: [String] = []
+    /// What is worth knowing but is no damage, one sentence each: log records not yet applied to
+    /// LMDB (a write in flight, or a crash's tail that the next writable open replays), a torn log
+    /// tail that the next writable open cuts.
+    public var notes: [String] = []
 
     /// Whether nothing is wrong.
     public var ok: Bool { problems.isEmpty }
@@ -24,43 +29,91 @@ extension Database {
     /// every live document's vector is in exactly one index segment (sealed or mutable) and no
     /// deleted one is. Runs while the database is open; pauses background maintenance meanwhile.
     ///
-    /// Read-only (beside a writer in another process), the log is not read (the writer may be
-    /// appending to it), and the in-memory segments are loaded from a snapshot a little older than
-    /// the one checked; when the writer committed meanwhile and the check found problems, it runs
-    /// again (up to 3 times); problems a moving database explains (a segment file merged away
-    /// meanwhile) may remain while the writer is busy.
+    /// Read-only (`DatabaseOptions(readOnly: true)`, also beside a writer in another process), it
+    /// changes no file either. The log files are read read-only and checked as recovery would
+    /// check them (`WriteAheadLog.inspect`): what recovery would refuse is a problem; log records
+    /// past LMDB's last applied one (a write in flight, or the tail of a crash that the next writable
+    /// open replays) and a torn tail are `notes`. The index check compares the segment files the
+    /// snapshot names with its documents (every live row up to the sealed mark in exactly one file,
+    /// none past it), not this process's in-memory copy; when the writer merges a file away before
+    /// it is read, the check runs again on a newer snapshot (for up to 5 s, then a note says which
+    /// file could not be read).
     public func verify() throws -> VerifyReport {
-        guard options.readOnly else { return try verifyOnce() }
-        var attempt = 0
+        guard options.readOnly else { return try verifyOnce(log: true).report }
+        // The log is read once, read-only; then the rest until it is exact.
+        var logReport = VerifyReport()
+        try checkLogReadOnly(&logReport)
+        // Beside a writer, a segment file its snapshot names may be merged away before it is read:
+        // the check then runs again on a newer snapshot, for up to 5 s.
+        let deadline = monotonicSeconds() + 5
+        var attempts = 0
         while true {
-            let at = env.lastTransactionID
-            try refreshIfReadOnly()
-            let report = try verifyOnce()
-            attempt += 1
-            if report.ok || env.lastTransactionID == at || attempt == 3 { return report }
+            var (report, moved) = try verifyOnce(log: false)
+            attempts += 1
+            report.logRecords = logReport.logRecords
+            report.problems = logReport.problems + report.problems
+            report.notes = logReport.notes + report.notes
+            if moved.isEmpty { return report }
+            if monotonicSeconds() > deadline {
+                report.notes.append("the writer merged segments away throughout \(attempts) attempts in 5 s, so \(moved.count) segment file(s) of the snapshot checked could not be read (the first: \(moved[0])); run verify again when the writer is idle or stopped")
+                return report
+            }
+            usleep(2_000)
         }
     }
 
-    private func verifyOnce() throws -> VerifyReport {
+    /// One check, in one LMDB snapshot. Read-only, also the segment files that snapshot names
+    /// which the writer removed before they were read (empty when every file was read).
+    private func verifyOnce(log: Bool) throws -> (report: VerifyReport, moved: [String]) {
         var report = VerifyReport()
-        try wrapStorage {
-            try wal?.forEachRecord(after: 0) { _ in report.logRecords += 1 }
+        var moved: [String] = []
+        if log, let wal {
+            try wrapStorage { try wal.forEachRecord(after: 0) { _ in report.logRecords += 1 } }
         }
         // With maintenance paused the segment set cannot change under the check.
         try segments.queue.sync {
             try readTransaction { txn in
                 for info in try collections() {
-                    try verify(info, txn: txn, report: &report)
+                    try verify(info, txn: txn, report: &report, moved: &moved)
                 }
             }
         }
-        return report
+        return (report, moved)
     }
 
-    private func verify(_ info: CollectionInfo, txn: LMDBTransaction, report: inout VerifyReport) throws {
+    /// Read-only: reads the log files without changing them (`WriteAheadLog.inspect`); what
+    /// recovery would refuse is a problem, what it would replay or cut is a note.
+    private func checkLogReadOnly(_ report: inout VerifyReport) throws {
+        // LMDB's applied number first: a record the log holds past it is then unapplied, or applied
+        // since by a writer beside us; never a gap.
+        let applied = try appliedSequence()
+        let log = try wrapStorage { try WriteAheadLog.inspect(directory: path + "/wal") }
+        report.logRecords = log.records
+        report.problems += log.problems
+        if let last = log.lastSequence, last > applied {
+            let pending = last - max(applied, (log.firstSequence ?? 1) - 1)
+            report.notes.append("the log holds \(pending) record(s) past LMDB's last applied record (\(applied)): a write in flight, or the tail of a crash that the next writable open replays")
+        }
+        if log.tailBytes > 0 {
+            report.notes.append("the last log file ends in \(log.tailBytes) byte(s) that are no whole record: an append in flight, or one a crash tore, which the next writable open cuts")
+        }
+        if let file = log.incompleteLastFile {
+            report.notes.append("the log file \(file) is shorter than its header: a new log file in the making, or one a crash interrupted, which the next writable open removes")
+        }
+    }
+
+    /// Checks one collection in `txn`. Read-only, a segment file the snapshot names that the
+    /// writer has removed since goes to `moved`.
+    private func verify(_ info: CollectionInfo, txn: LMDBTransaction, report: inout VerifyReport, moved: inout [String]) throws {
         let c = info.number
         let name = info.name
         func problem(_ s: String) { if report.problems.count < 1_000 { report.problems.append("'\(name)': " + s) } }
+        // The segment files this snapshot names, mapped first: a mapping stays valid when a writer
+        // beside us merges the file away and removes it.
+        let records = try Manifest.records(c, txn: txn, tables: tables)
+        let mappings: [Result<MappedFile, any Error>] = records.map { record in
+            Result { try MappedFile(path: segments.directory(c) + "/" + record.fileName) }
+        }
         // Documents, rows and vectors agree; the payload entries and postings each document should have.
         var live: [UInt64: String] = [:]
         var expected = DerivedIndexExpectation(info)
@@ -99,16 +152,50 @@ extension Database {
             problem("no counters")
         }
         // Segment files: read back from disk and checked in full.
-        let records = try Manifest.records(c, txn: txn, tables: tables)
-        for record in records {
+        var files: [(SegmentRecord, SegmentIndex)] = []
+        for (record, mapping) in zip(records, mappings) {
             let path = segments.directory(c) + "/" + record.fileName
             do {
-                let index = try SegmentManager.readSegment(path, kind: record.kind)
+                let index = try SegmentManager.readSegment(mapping.get(), kind: record.kind)
                 if index.count != Int(record.vectors) { problem("segment file \(path) holds \(index.count) vectors; the manifest says \(record.vectors)") }
                 report.segmentFiles += 1
+                files.append((record, index))
+            } catch let e as StorageError where options.readOnly && e.kind == .io && e.code == ENOENT {
+                // Beside a writer: merged away after this snapshot named it, unless the latest
+                // snapshot still names it and it is still missing with no commit meanwhile.
+                let before = env.lastTransactionID
+                let stillNamed = try env.read { latest in try Manifest.records(c, txn: latest, tables: tables).contains { $0.id == record.id } }
+                if stillNamed && !FileSystem.exists(path) && env.lastTransactionID == before {
+                    problem("segment file \(path): \(e)")
+                } else {
+                    moved.append("'\(name)': segment file \(path)")
+                }
             } catch {
                 problem("segment file \(path): \(error)")
             }
+        }
+        if options.readOnly {
+            // Read-only (perhaps beside a writer), the segment files of this snapshot are checked
+            // against its documents, in the same snapshot: every live row up to the sealed mark is
+            // in exactly one of them (rows deleted since their segment was sealed are tombstoned
+            // from LMDB when loaded), and none past the mark (those are the mutable segment's).
+            guard files.count == records.count else { return }  // a file was missing: reported above
+            let sealedThrough = try Manifest.state(c, txn: txn, tables: tables).sealedThrough
+            var seen: [UInt64: Int] = [:]
+            for (record, index) in files {
+                index.forEachID { id, deleted in
+                    guard !deleted else { return }
+                    let row = UInt64(id)
+                    seen[row, default: 0] += 1
+                    if row > sealedThrough && live[row] != nil {
+                        problem("segment file \(record.fileName) holds row \(row), past the sealed mark \(sealedThrough)")
+                    }
+                }
+            }
+            for (row, id) in live where row <= sealedThrough && seen[row] != 1 {
+                problem("document '\(id)' (row \(row)) is in \(seen[row] ?? 0) sealed segment files, not 1")
+            }
+            return
         }
         // Every live row is in exactly one segment, not tombstoned; no deleted row is live in one.
         guard let segs = segments.segments(c) else { problem("no index segments in memory"); return }

@@ -42,6 +42,7 @@ extension Collection {
         }
         // Sources read (and name in errors) the path as given; the checkpoint key uses the absolute one.
         var source = try makeRowSource(format, path: path, options: options)
+        if let csv = source as? CSVSource { try csv.checkDeclaredColumns() }
         var report = ImportReport(file: path, format: format.rawValue)
         let key = Keys.importKey(info.number, path: absolute)
         if options.resume, let saved = try savedCheckpoint(key), saved.path == absolute {

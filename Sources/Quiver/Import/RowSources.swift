@@ -108,6 +108,15 @@ struct CSVSource: RowSource {
         rows = p.rows
     }
 
+    /// Refuses a declared type for a column the header does not have: a typo would otherwise leave
+    /// the real column's type silently inferred. (The importer checks; the fuzz harness, which
+    /// declares types for its seeds' columns, does not.)
+    func checkDeclaredColumns() throws {
+        if let unknown = options.columnTypes.keys.sorted().first(where: { !header.contains($0) }) {
+            throw QuiverError.badInput(file: stream.path, line: 1, reason: "a type is declared (--type, ImportOptions.columnTypes) for column \(MessageText.quoted(unknown)), which the header does not have (columns: \(header.map { MessageText.escaped($0) }.joined(separator: ", ")))")
+        }
+    }
+
     /// The next record's fields and whether it broke a rule (an unterminated quote, say).
     private mutating func record() throws -> ([String], String?)? {
         guard try stream.peek() != nil else { return nil }

@@ -166,7 +166,13 @@ final class SegmentManager: @unchecked Sendable {
     /// Reads the segment file at `path`, every checksum verified: an HNSW file is searched in place
     /// over its mapping; an IVF-PQ file is read into memory (its codes are what searches scan).
     static func readSegment(_ path: String, kind: UInt8) throws -> SegmentIndex {
-        let mapped = try MappedFile(path: path)
+        try readSegment(MappedFile(path: path), kind: kind)
+    }
+
+    /// Decodes and checks a segment file already mapped (verify maps a snapshot's files first, so
+    /// that a writer removing one afterwards does not matter).
+    static func readSegment(_ mapped: MappedFile, kind: UInt8) throws -> SegmentIndex {
+        let path = mapped.path
         do {
             switch kind {
             case SegmentRecord.ivfpq: return .ivfpq(try IVFPQCodec.decode(mapped.bytes, verify: .full))

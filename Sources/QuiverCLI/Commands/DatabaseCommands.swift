@@ -69,12 +69,12 @@ struct CreateCommand: CLICommand {
         let d = IndexSettings()
         let kindName = a.value("index") ?? d.kind.rawValue
         guard let kind = IndexKind(rawValue: kindName) else {
-            throw UsageError(message: "--index must be hnsw, ivfpq, flat or auto, not '\(kindName)'", command: Self.name)
+            throw UsageError(message: "--index must be hnsw, ivfpq, flat or auto, not \(MessageText.quoted(kindName))", command: Self.name)
         }
         var budget: Int?
         if let b = a.value("memory-budget") {
             guard let bytes = parseByteCount(b) else {
-                throw UsageError(message: "--memory-budget must be a byte count such as 536870912, 512M or 4G, not '\(b)'", command: Self.name)
+                throw UsageError(message: "--memory-budget must be a byte count such as 536870912, 512M or 4G, not \(MessageText.quoted(b))", command: Self.name)
             }
             budget = bytes
         }
@@ -95,7 +95,7 @@ struct CreateCommand: CLICommand {
         }
         dimension = a.value("dimension") == nil ? nil : try a.int("dimension", default: 0, range: 1...65_536)
         guard let m = Metric(rawValue: a.value("metric") ?? "cosine") else {
-            throw UsageError(message: "--metric must be cosine, dot or l2, not '\(a.value("metric")!)'", command: Self.name)
+            throw UsageError(message: "--metric must be cosine, dot or l2, not \(MessageText.quoted(a.value("metric")!))", command: Self.name)
         }
         metric = m
         threshold = try a.int("compress-above", default: 512, range: 0...Int(Int32.max))
@@ -147,7 +147,7 @@ struct DropCommand: CLICommand {
         let db = try context.openDatabase()
         let count = try db.collection(collection).count()
         guard confirmed else {
-            throw CLIError("dropping '\(collection)' deletes its \(count) documents; add --yes to confirm")
+            throw CLIError("dropping \(MessageText.quoted(collection)) deletes its \(count) documents; add --yes to confirm")
         }
         try db.dropCollection(collection)
         if context.json { try context.printJSON(["dropped": collection]) } else {
@@ -236,17 +236,23 @@ struct VerifyCommand: CLICommand {
     static let abstract = "Check every checksum and that documents, vectors and index segments agree; change nothing."
     static let positionals: [PositionalSpec] = []
     static let options: [OptionSpec] = []
-    static let discussion = "Exit code 0 when the database is sound, 1 when a problem was found (each is printed)."
+    static let discussion = """
+    Opens the database read-only: it changes no file, and works beside a writer in another process.
+    Log records not yet applied to LMDB (a write in flight, or the tail of a crash that the next
+    writable open replays) are noted, not problems. Exit code 0 when the database is sound, 1 when a
+    problem was found (each is printed).
+    """
     static let examples = ["quiver verify --db ./vectors.db", "quiver verify --json"]
 
     init(_ a: ParsedArguments) {}
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let report = try db.verify()
         if context.json { try context.printJSON(report) } else {
             context.line("Checked \(report.logRecords) log record(s), \(report.segmentFiles) segment file(s), \(report.documents) document(s)")
-            for p in report.problems { context.line("problem: \(p)") }
+            for n in report.notes { context.line("note: \(MessageText.escapingControls(n))") }
+            for p in report.problems { context.line("problem: \(MessageText.escapingControls(p))") }
             context.line(report.ok ? "OK" : "\(report.problems.count) problem(s) found")
         }
         if !report.ok { throw CLIError("verify found \(report.problems.count) problem(s)") }
@@ -259,8 +265,10 @@ struct BackupCommand: CLICommand {
     static let positionals = [PositionalSpec(name: "target", help: "The backup directory (must not exist or be empty).")]
     static let options: [OptionSpec] = []
     static let discussion = """
-    The database stays open for reads and writes meanwhile. The backup holds LMDB (one snapshot), the
-    segment files it names, and a BACKUP manifest with each file's size and CRC-32C, written last.
+    Opens the database read-only, so it works while another process has it open for reads and
+    writes. The backup holds LMDB (one snapshot), the segment files that snapshot names, and a
+    BACKUP manifest with each file's size and CRC-32C, written last. A failed backup leaves nothing
+    in the target.
     """
     static let examples = ["quiver backup /backups/vectors-2026-11-25 --db ./vectors.db"]
 
@@ -268,7 +276,7 @@ struct BackupCommand: CLICommand {
     init(_ a: ParsedArguments) { target = a.positional(0)! }
 
     func run(_ context: CommandContext) throws {
-        let db = try context.openDatabase()
+        let db = try context.openDatabase(readOnly: true)
         let report = try db.backup(to: target)
         if context.json { try context.printJSON(report); return }
         context.line("Backed up \(report.files) file(s), \(formatBytes(report.bytes)), every write up to sequence \(report.appliedSequence), to \(target)")

@@ -14,16 +14,22 @@ func readDocuments(from source: String?) throws -> InputDocuments {
     let data: Data
     let name: String
     if let path = source, path != "-" {
-        guard let d = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
+        guard let d = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(MessageText.path(path))") }
         data = d
-        name = path
+        name = MessageText.path(path)
     } else {
         data = FileHandle.standardInput.readDataToEndOfFile()
         name = "standard input"
     }
-    let text = String(decoding: data, as: UTF8.self)
     var input = InputDocuments(name: name)
-    if text.drop(while: { $0.isWhitespace }).first == "[" {
+    let bytes = [UInt8](data)
+    func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+    if bytes.first(where: { !isSpace($0) }) == UInt8(ascii: "[") {
+        // Invalid UTF-8 is refused as in a JSON Lines input (and by `quiver import`), by line.
+        if let offset = Document.invalidUTF8Offset(bytes) {
+            let line = bytes[..<offset].reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+            throw CLIError("\(name), line \(line): invalid UTF-8 at byte \(offset + 1) of the input (0x\(String(bytes[offset], radix: 16, uppercase: true)))")
+        }
         guard let array = try? JSONSerialization.jsonObject(with: data) as? [Any] else { throw CLIError("\(name): not a valid JSON array") }
         for (i, element) in array.enumerated() {
             do {
@@ -36,9 +42,11 @@ func readDocuments(from source: String?) throws -> InputDocuments {
         input.lines = Array(repeating: 1, count: input.documents.count)
         return input
     }
-    for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        if line.allSatisfy({ $0.isWhitespace }) { continue }
-        do { input.documents.append(try Document(json: Data(line.utf8))) } catch let e as QuiverError {
+    // JSON Lines, split on the bytes (a line is decoded by Document(json:), which refuses invalid
+    // UTF-8 as the importer does).
+    for (i, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+        if line.allSatisfy(isSpace) { continue }
+        do { input.documents.append(try Document(json: Data(line))) } catch let e as QuiverError {
             throw CLIError("\(name), line \(i + 1): \(e.description)")
         }
         input.lines.append(i + 1)
@@ -56,13 +64,21 @@ func parseFilterOption(_ text: String, command: String) throws -> Filter {
     }
 }
 
-/// Parses a vector given on the command line: `[0.1, 0.2]` or `0.1,0.2`.
+/// Parses a vector given on the command line: `[0.1, 0.2]` or `0.1,0.2`. Anything else (an
+/// unclosed bracket, an empty component, a stray bracket) is a usage error.
 func parseVector(_ s: String) throws -> [Float] {
-    let trimmed = s.trimmingCharacters(in: CharacterSet(charactersIn: "[] \n"))
-    if trimmed.isEmpty { throw UsageError(message: "the vector is empty", command: "search") }
-    return try trimmed.split(separator: ",").map { part in
-        guard let f = Float(part.trimmingCharacters(in: .whitespaces)) else {
-            throw UsageError(message: "'\(part)' in the vector is not a number", command: "search")
+    var body = Substring(s.trimmingCharacters(in: .whitespacesAndNewlines))
+    let opens = body.hasPrefix("["), closes = body.hasSuffix("]")
+    if opens != closes || (opens && body.count < 2) {
+        throw UsageError(message: "the vector \(MessageText.quoted(s)) \(opens ? "has no closing ']'" : "has no opening '['"); give '[0.1, 0.2, ...]' or '0.1,0.2,...'", command: "search")
+    }
+    if opens { body = body.dropFirst().dropLast() }
+    if body.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw UsageError(message: "the vector is empty", command: "search") }
+    return try body.split(separator: ",", omittingEmptySubsequences: false).enumerated().map { i, part in
+        let text = part.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw UsageError(message: "component \(i + 1) of the vector \(MessageText.quoted(s)) is empty", command: "search") }
+        guard let f = Float(text) else {
+            throw UsageError(message: "component \(i + 1) of the vector, \(MessageText.quoted(text)), is not a number", command: "search")
         }
         return f
     }
@@ -161,7 +177,7 @@ struct GetCommand: CLICommand {
                 context.line()
             }
         }
-        if !missing.isEmpty { throw CLIError("not found in '\(collection)': \(missing.joined(separator: ", "))") }
+        if !missing.isEmpty { throw CLIError("not found in \(MessageText.quoted(collection)): \(missing.map { MessageText.quoted($0) }.joined(separator: ", "))") }
     }
 }
 
@@ -199,7 +215,7 @@ struct DeleteCommand: CLICommand {
         if let (text, f) = filter {
             let matching = try c.ids(matching: f)
             if matching.count > 100 && !confirmed {
-                throw CLIError("the filter \(text) matches \(matching.count) documents of '\(collection)'; add --yes to delete them")
+                throw CLIError("the filter \(text) matches \(matching.count) documents of \(MessageText.quoted(collection)); add --yes to delete them")
             }
             n = try c.delete(ids: matching)
         } else {
@@ -255,14 +271,14 @@ struct SearchCommand: CLICommand {
         collection = a.positional(0)!
         explain = a.flag("explain")
         if let m = a.value("mode") {
-            guard let mode = SearchMode(rawValue: m) else { throw UsageError(message: "--mode must be dense, lexical or hybrid, not '\(m)'", command: Self.name) }
+            guard let mode = SearchMode(rawValue: m) else { throw UsageError(message: "--mode must be dense, lexical or hybrid, not \(MessageText.quoted(m))", command: Self.name) }
             self.mode = mode
         }
         if let f = a.value("fusion") {
             if f == "rrf" { fusion = .reciprocalRank(k: 60) } else if f.hasPrefix("weighted:"), let w = Double(f.dropFirst(9)), (0...1).contains(w) {
                 fusion = .weighted(dense: w)
             } else {
-                throw UsageError(message: "--fusion must be rrf or weighted:<0..1>, not '\(f)'", command: Self.name)
+                throw UsageError(message: "--fusion must be rrf or weighted:<0..1>, not \(MessageText.quoted(f))", command: Self.name)
             }
         }
         options.exact = a.flag("exact")
@@ -328,7 +344,7 @@ struct EmbedCommand: CLICommand {
             e = try EncoderRegistry.shared.encoder(named: encoder)
             m = document ? try e.encode(documents: [text]) : try e.encode(queries: [text])
         } catch let error as CustomStringConvertible where !(error is QuiverError) {
-            throw CLIError("encoder '\(encoder)': \(error)")
+            throw CLIError("encoder \(MessageText.quoted(encoder)): \(error)")
         }
         let v = m[row: 0]
         if context.json { try context.printJSON(v); return }

@@ -74,12 +74,12 @@ struct ImportCommand: CLICommand {
         file = a.positional(1)!
         if let f = a.value("format") {
             guard let format = ImportOptions.Format(rawValue: f) else {
-                throw UsageError(message: "--format must be one of \(ImportOptions.Format.allCases.map(\.rawValue).joined(separator: ", ")), not '\(f)'", command: Self.name)
+                throw UsageError(message: "--format must be one of \(ImportOptions.Format.allCases.map(\.rawValue).joined(separator: ", ")), not \(MessageText.quoted(f))", command: Self.name)
             }
             options.format = format
         }
         if let p = a.value("on-error") {
-            guard let policy = ImportOptions.ErrorPolicy(rawValue: p) else { throw UsageError(message: "--on-error must be abort or skip, not '\(p)'", command: Self.name) }
+            guard let policy = ImportOptions.ErrorPolicy(rawValue: p) else { throw UsageError(message: "--on-error must be abort or skip, not \(MessageText.quoted(p))", command: Self.name) }
             options.onError = policy
         }
         options.resume = a.flag("resume")
@@ -91,7 +91,7 @@ struct ImportCommand: CLICommand {
         for t in a.values["type"] ?? [] {
             let parts = t.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2, let type = ImportOptions.ColumnType(rawValue: parts[1]) else {
-                throw UsageError(message: "--type takes column:type with type string, int, float, bool or list, not '\(t)'", command: Self.name)
+                throw UsageError(message: "--type takes column:type with type string, int, float, bool or list, not \(MessageText.quoted(t))", command: Self.name)
             }
             options.columnTypes[parts[0]] = type
         }
@@ -145,7 +145,7 @@ struct ExportCommand: CLICommand {
         file = a.positional(1)!
         let name = a.value("format") ?? (file as NSString).pathExtension.lowercased()
         guard let f = ExportFormat(rawValue: name) else {
-            throw UsageError(message: "name the format with --format (jsonl, npy, fvecs); '\(name)' is not one", command: Self.name)
+            throw UsageError(message: "name the format with --format (jsonl, npy, fvecs); \(MessageText.quoted(name)) is not one", command: Self.name)
         }
         format = f
         ids = a.value("ids")

@@ -2,6 +2,8 @@
 /// each command declares its positionals and options; the parser checks them, and `--help` on any
 /// command prints its usage, options and examples.
 
+import Quiver
+
 /// One option a command accepts.
 struct OptionSpec {
     /// The long name, without dashes (`dimension` for `--dimension`).
@@ -45,7 +47,7 @@ struct ParsedArguments {
     func int(_ name: String, default def: Int, range: ClosedRange<Int>) throws -> Int {
         guard let raw = value(name) else { return def }
         guard let v = Int(raw), range.contains(v) else {
-            throw UsageError(message: "--\(name) must be an integer between \(range.lowerBound) and \(range.upperBound), not '\(raw)'", command: command)
+            throw UsageError(message: "--\(name) must be an integer between \(range.lowerBound) and \(range.upperBound), not \(MessageText.quoted(raw))", command: command)
         }
         return v
     }
@@ -136,7 +138,7 @@ extension CLICommand {
                 spec = key.count == 2 ? specs.first { $0.short.map { "-\($0)" } == key } : nil
             }
             guard let s = spec else {
-                throw UsageError(message: "unknown option '\(key)' for 'quiver \(name)' (see 'quiver \(name) --help')", command: name)
+                throw UsageError(message: "unknown option \(MessageText.quoted(key)) for 'quiver \(name)' (see 'quiver \(name) --help')", command: name)
             }
             if s.value != nil {
                 let v: String
@@ -159,7 +161,7 @@ extension CLICommand {
             throw UsageError(message: "missing argument <\(missing.name)> (usage: \(usageLine))", command: name)
         }
         if !repeating && parsed.positionals.count > positionals.count {
-            throw UsageError(message: "unexpected argument '\(parsed.positionals[positionals.count])' (usage: \(usageLine))", command: name)
+            throw UsageError(message: "unexpected argument \(MessageText.quoted(parsed.positionals[positionals.count])) (usage: \(usageLine))", command: name)
         }
         return parsed
     }

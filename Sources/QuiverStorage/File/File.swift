@@ -45,6 +45,44 @@ public final class File: @unchecked Sendable {
         descriptor = fd
     }
 
+    /// Opens an existing regular file for reading, for a path that untrusted input names (a
+    /// backup's manifest): a symbolic link is not followed and a FIFO or device does not block the
+    /// open (O_NOFOLLOW | O_NONBLOCK); anything but a regular file is an `.invalidArgument` error
+    /// naming the path and what it is.
+    public init(regularFileForReading path: String) throws {
+        self.path = path
+        try FaultInjection.before(.open, path, call: "open")
+        let fd: Int32
+        do {
+            fd = try Syscall.retrying("open", path) { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) }
+        } catch let e as StorageError where e.code == ELOOP {
+            throw StorageError(.invalidArgument, "\(path) is a symbolic link, not a regular file", code: ELOOP)
+        }
+        var st = stat()
+        let statResult = fstat(fd, &st)
+        let statError = errno
+        guard statResult == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            _ = Glibc.close(fd)
+            if statResult != 0 { throw Syscall.error("fstat", path, statError) }
+            throw StorageError(.invalidArgument, "\(path) is \(File.describeType(st.st_mode)), not a regular file")
+        }
+        descriptor = fd
+    }
+
+    /// What kind of file a mode describes, for messages ("a FIFO", "a directory").
+    public static func describeType(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: return "a regular file"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symbolic link"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        default: return "a special file"
+        }
+    }
+
     deinit { close() }
 
     /// Closes the descriptor; later calls on this handle fail with EBADF. A lock taken with

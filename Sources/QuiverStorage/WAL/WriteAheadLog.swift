@@ -481,3 +481,98 @@ public final class WriteAheadLog: @unchecked Sendable {
         }
     }
 }
+
+extension WriteAheadLog {
+    /// What a read-only look at a log directory found (`inspect`).
+    public struct Inspection: Sendable, Equatable {
+        /// Log files read.
+        public var files = 0
+        /// Records read whose checksums and sequence numbers hold.
+        public var records = 0
+        /// The sequence numbers of the first and last of those records (nil when there are none).
+        public var firstSequence: UInt64?
+        public var lastSequence: UInt64?
+        /// Bytes at the end of the last file that are no whole record: an append in progress, or
+        /// one a crash tore (the next writable open cuts them). Not damage.
+        public var tailBytes = 0
+        /// A last file shorter than its header: a roll-over in progress, or one a crash interrupted
+        /// (the next writable open removes it). Not damage.
+        public var incompleteLastFile: String?
+        /// Damage that a writable open would refuse, one sentence each.
+        public var problems: [String] = []
+    }
+
+    /// Reads every log file in `directory` read-only and checks each record's checksum and
+    /// sequence number as recovery would, changing nothing (no file is created, truncated or
+    /// removed; a missing directory is an empty log). Safe beside a writer in another process: a
+    /// file the writer removes meanwhile (a checkpoint) restarts the scan, and damage is confirmed
+    /// by reading again (a reader can see an append half done).
+    public static func inspect(directory: String) throws -> Inspection {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let found = try inspectOnce(directory: directory)
+                if found.problems.isEmpty || attempt >= 3 { return found }
+                usleep(20_000)
+            } catch let e as StorageError where e.kind == .io && e.code == ENOENT && attempt < 20 {
+                usleep(1_000)
+            }
+        }
+    }
+
+    private static func inspectOnce(directory: String) throws -> Inspection {
+        var result = Inspection()
+        guard FileSystem.isDirectory(directory) else { return result }
+        let names = try FileSystem.list(directory).filter { WALFormat.firstSequence(fromFileName: $0) != nil }
+        var previousLast: UInt64?
+        for (index, name) in names.enumerated() {
+            let path = directory + "/" + name
+            let isLast = index == names.count - 1
+            let handle = try File(regularFileForReading: path)
+            defer { handle.close() }
+            let bytes = try handle.readAll()
+            result.files += 1
+            guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
+                if isLast && bytes.count < WALFormat.fileHeaderSize {
+                    result.incompleteLastFile = path
+                    continue
+                }
+                result.problems.append("write-ahead log file \(path) has a damaged header")
+                return result
+            }
+            guard first == WALFormat.firstSequence(fromFileName: name) else {
+                result.problems.append("write-ahead log file \(path) starts at sequence \(first), not the number in its name")
+                return result
+            }
+            if let previous = previousLast, previous + 1 != first {
+                result.problems.append("write-ahead log file \(path) starts at sequence \(first) but the previous file ends at \(previous): records are missing")
+                return result
+            }
+            var offset = WALFormat.fileHeaderSize
+            var expected = first
+            while offset < bytes.count {
+                if let (record, size) = WALFormat.decodeRecord(bytes, at: offset), record.sequence == expected {
+                    offset += size
+                    expected += 1
+                    result.records += 1
+                    if result.firstSequence == nil { result.firstSequence = record.sequence }
+                    result.lastSequence = record.sequence
+                    continue
+                }
+                if !isLast {
+                    result.problems.append("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file")
+                    return result
+                }
+                if let later = findValidRecord(in: bytes, after: offset, minimumSequence: expected) {
+                    result.problems.append("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later)")
+                    return result
+                }
+                result.tailBytes = bytes.count - offset
+                break
+            }
+            previousLast = expected - 1
+        }
+        return result
+    }
+}
