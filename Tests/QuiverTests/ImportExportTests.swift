@@ -58,6 +58,15 @@ struct ImportExportTests {
         let again = try db.createCollection("again", dimension: 2)
         _ = try again.importFile(dir.path + "/c.jsonl")
         #expect(try all(again) == all(c))
+        // CSV export reads back the same, lists declared as lists.
+        try c.export(to: dir.path + "/c.csv", format: .csv)
+        let fromCSV = try db.createCollection("fromcsv", dimension: 2)
+        var csvOptions = ImportOptions()
+        csvOptions.columnTypes = ["tags": .list, "note": ImportOptions.ColumnType(named: "keyword")!]
+        let csvReport = try fromCSV.importFile(dir.path + "/c.csv", options: csvOptions)
+        #expect(csvReport.imported == 3, "\(csvReport.skipped)")
+        #expect(try all(fromCSV) == all(c))
+        #expect(PayloadIndexType(named: "int") == .integer && PayloadIndexType(named: "string") == .keyword && ImportOptions.ColumnType(named: "integer") == .int)
     }
 
     @Test func csvBadRowsAreReportedByLine() throws {
@@ -171,9 +180,31 @@ struct ImportExportTests {
         let u = try db.createCollection("u", dimension: 4, metric: .l2)
         _ = try u.importFile(dir.path + "/u.npy")
         #expect(try u.get("0")?.vector == [1, 2, 3, 250])
-        // Damaged headers are errors naming the file.
-        try npy("<f8", "(1, 4)", [UInt8](repeating: 0, count: 32)).write(to: URL(fileURLWithPath: dir.path + "/bad.npy"))
-        #expect(throws: QuiverError.self) { try u.importFile(dir.path + "/bad.npy") }
+        // float64 (numpy's default) and integer arrays are converted; a float64 beyond float32's
+        // range is a bad row.
+        var f8: [UInt8] = []
+        for x in [1.5, -2.0, 1e300, 0.25, 3, 4, 5, 6] as [Double] { withUnsafeBytes(of: x.bitPattern.littleEndian) { f8.append(contentsOf: $0) } }
+        try npy("<f8", "(2, 4)", f8).write(to: URL(fileURLWithPath: dir.path + "/d.npy"))
+        let d = try db.createCollection("d", dimension: 4, metric: .l2)
+        let dReport = try d.importFile(dir.path + "/d.npy", options: ImportOptions(onError: .skip))
+        #expect(dReport.skipped.map(\.line) == [0] && dReport.skipped.first?.reason.contains("float32") == true)
+        #expect(try d.get("1")?.vector == [3, 4, 5, 6])
+        var i8: [UInt8] = []
+        for x in [-7, 0, 1 << 40, 9] as [Int64] { withUnsafeBytes(of: x.littleEndian) { i8.append(contentsOf: $0) } }
+        try npy("<i8", "(1, 4)", i8).write(to: URL(fileURLWithPath: dir.path + "/i.npy"))
+        try npy("|i1", "(1, 4)", [0xFF, 0x80, 1, 2]).write(to: URL(fileURLWithPath: dir.path + "/i1.npy"))
+        _ = try d.importFile(dir.path + "/i.npy", options: { var o = ImportOptions(); o.idPrefix = "i8-"; return o }())
+        _ = try d.importFile(dir.path + "/i1.npy", options: { var o = ImportOptions(); o.idPrefix = "i1-"; return o }())
+        #expect(try d.get("i8-0")?.vector == [-7, 0, Float(1 << 40), 9])
+        #expect(try d.get("i1-0")?.vector == [-1, -128, 1, 2])
+        // Damaged headers and unsupported types are errors naming the file (and no line).
+        try npy(">f4", "(1, 4)", [UInt8](repeating: 0, count: 16)).write(to: URL(fileURLWithPath: dir.path + "/bad.npy"))
+        do {
+            _ = try u.importFile(dir.path + "/bad.npy")
+            Issue.record("a big-endian array was imported")
+        } catch let e as QuiverError {
+            #expect(e.description.hasPrefix(dir.path + "/bad.npy: element type >f4"), "\(e)")
+        }
         try npy("<f4", "(5, 4)", [UInt8](repeating: 0, count: 16)).write(to: URL(fileURLWithPath: dir.path + "/short.npy"))
         #expect(throws: QuiverError.self) { try u.importFile(dir.path + "/short.npy") }
         try Data([0xFF, 0xFF, 0xFF, 0x7F, 1, 2]).write(to: URL(fileURLWithPath: dir.path + "/bad.fvecs"))

@@ -89,7 +89,9 @@ public enum QuiverError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unavailable(let m): return m
         case .encoder(let m): return m
         case .storage(let e): return MessageText.escapingControls(e.message)
-        case .badInput(let file, let line, let reason): return "\(p(file)):\(line): \(MessageText.escapingControls(reason))"
+        case .badInput(let file, let line, let reason):
+            // Line 0: the error is about the file as a whole (a header, a missing file), not a line.
+            return line == 0 ? "\(p(file)): \(MessageText.escapingControls(reason))" : "\(p(file)):\(line): \(MessageText.escapingControls(reason))"
         case .invalidFilter(let e): return "invalid filter: \(e.description)"
         }
     }

@@ -9,6 +9,11 @@ public enum ExportFormat: String, Sendable, CaseIterable {
     case npy
     /// fvecs (int32 dimension + float32 values per vector), with the ids in a side file.
     case fvecs
+    /// RFC 4180 CSV with a header: `id`, `text`, one column per metadata field (sorted), `vector`
+    /// (`[0.1, 0.2]`). What `importFile` reads back, with two losses CSV imposes: an empty string and
+    /// null are both an empty cell (read back as null), and a list of strings is written `a|b`,
+    /// which reads back as a list only when the column is declared one (`--type tags:list`).
+    case csv
 }
 
 /// Buffered sequential writes to a new file.
@@ -56,12 +61,26 @@ extension Collection {
             try checkExists(txn)
             let total = Int(try txn.get(database.tables.counters, Keys.collection(info.number)).map { try Counters($0).liveDocuments } ?? 0)
             var out = try wrapStorage { try FileWriter(path: tmp) }
-            var ids = format == .jsonl ? nil : try wrapStorage { try FileWriter(path: idsTmp) }
+            var ids = format == .jsonl || format == .csv ? nil : try wrapStorage { try FileWriter(path: idsTmp) }
             if format == .npy { try out.write(npyHeader(rows: total, dimension: info.dimension)) }
+            // CSV: the header needs every metadata field of the snapshot first.
+            var fields: [String] = []
+            if format == .csv {
+                var seen = Set<String>()
+                try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { _, v in
+                    seen.formUnion(try DocumentRecord(Array(v), withText: false).metadata.keys)
+                    return true
+                }
+                fields = seen.filter { !["id", "text", "vector"].contains($0) }.sorted()
+                if fields.count < seen.count {
+                    throw QuiverError.invalidArgument("'\(name)' has a metadata field named id, text or vector, which CSV cannot tell from those columns; export as jsonl")
+                }
+                try out.write(CSVLine.encode(["id", "text"] + fields + ["vector"]))
+            }
             var n = 0
             try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
                 let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
-                let record = try DocumentRecord(Array(v), withText: format == .jsonl)
+                let record = try DocumentRecord(Array(v), withText: format == .jsonl || format == .csv)
                 let vector = try txn.withValue(database.tables.vectors, Keys.row(info.number, record.row)) { bytes -> [Float] in
                     guard let b = bytes else { throw QuiverError.storage(StorageError(.corrupt, "document '\(id)' has no stored vector")) }
                     return try VectorCodec.decode(b, dimension: info.dimension)
@@ -69,6 +88,9 @@ extension Collection {
                 switch format {
                 case .jsonl:
                     try out.write(JSONLine.encode(Document(id: id, text: record.text, metadata: record.metadata, vector: vector)))
+                case .csv:
+                    let cells = fields.map { CSVLine.cell(record.metadata[$0]) }
+                    try out.write(CSVLine.encode([id, record.text ?? ""] + cells + ["[" + vector.map { "\($0)" }.joined(separator: ", ") + "]"]))
                 case .npy, .fvecs:
                     if format == .fvecs { try out.write(withUnsafeBytes(of: Int32(info.dimension).littleEndian) { Array($0) }) }
                     try out.write(VectorCodec.encode(vector))
@@ -86,7 +108,7 @@ extension Collection {
         }
         try wrapStorage {
             try FileSystem.rename(tmp, path)
-            if format != .jsonl { try FileSystem.rename(idsTmp, idsFinal) }
+            if format == .npy || format == .fvecs { try FileSystem.rename(idsTmp, idsFinal) }
             try FileSystem.syncDirectory(FileSystem.parentDirectory(of: URL(fileURLWithPath: path).standardizedFileURL.path))
         }
         return count
@@ -104,4 +126,42 @@ func npyHeader(rows: Int, dimension: Int) -> [UInt8] {
     out += [UInt8(length & 0xFF), UInt8(length >> 8)]
     out += Array(dict.utf8)
     return out
+}
+
+/// CSV records as `CSVSource` reads them: comma-separated, a field quoted when it holds a comma,
+/// a quote, a line break or leading or trailing spaces (quotes doubled inside).
+enum CSVLine {
+    static func encode(_ fields: [String]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (i, f) in fields.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            let needsQuotes = f.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 10 || $0 == 13 }
+                || f.first == " " || f.last == " "
+            if needsQuotes {
+                out.append(UInt8(ascii: "\""))
+                for b in f.utf8 {
+                    if b == UInt8(ascii: "\"") { out.append(b) }
+                    out.append(b)
+                }
+                out.append(UInt8(ascii: "\""))
+            } else {
+                out.append(contentsOf: f.utf8)
+            }
+        }
+        out.append(UInt8(ascii: "\n"))
+        return out
+    }
+
+    /// A metadata value's cell: floats always with a point or an exponent (so that an import infers
+    /// a float, not an integer), lists joined with `|`, null (and a missing field) empty.
+    static func cell(_ value: MetadataValue?) -> String {
+        switch value {
+        case .string(let s)?: return s
+        case .int(let i)?: return String(i)
+        case .double(let d)?: let t = "\(d)"; return t.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? t : t + ".0"
+        case .bool(let b)?: return b ? "true" : "false"
+        case .stringList(let l)?: return l.joined(separator: "|")
+        case .null?, nil: return ""
+        }
+    }
 }

@@ -39,6 +39,19 @@ public struct ImportOptions: Sendable {
     /// The value type of a CSV column that becomes metadata.
     public enum ColumnType: String, Sendable {
         case string, int, float, bool, list
+
+        /// The type a name of the one vocabulary that the CLI accepts everywhere names: `string`
+        /// (or `keyword`), `int` (or `integer`), `float` (or `double`), `bool` (or `boolean`), `list`.
+        public init?(named name: String) {
+            switch name.lowercased() {
+            case "string", "keyword": self = .string
+            case "int", "integer": self = .int
+            case "float", "double": self = .float
+            case "bool", "boolean": self = .bool
+            case "list": self = .list
+            default: return nil
+            }
+        }
     }
 
     /// The format (default: from the file's extension).

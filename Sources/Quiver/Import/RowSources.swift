@@ -316,7 +316,9 @@ struct VecsSource: RowSource {
     }
 }
 
-/// NumPy `.npy` (format versions 1, 2 and 3): a 2-d C-order array of `<f4`, `<f2` or `|u1`.
+/// NumPy `.npy` (format versions 1, 2 and 3): a 2-d C-order array of float32 `<f4`, float16 `<f2`,
+/// float64 `<f8` (numpy's default; a value beyond float32's range is a bad row) or integers (`|u1`,
+/// `|i1`, `<u2`, `<i2`, `<u4`, `<i4`, `<u8`, `<i8`; rounded to the nearest float32).
 struct NPYSource: RowSource {
     var stream: ByteStream
     var ids: IDSource
@@ -356,13 +358,35 @@ struct NPYSource: RowSource {
         guard let body = try stream.bytes(dimension * width) else {
             throw QuiverError.badInput(file: stream.path, line: index, reason: "the file ends inside vector \(index)")
         }
-        let vector: [Float]
+        defer { index += 1 }
+        func le(_ i: Int, _ width: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for b in 0..<width { v |= UInt64(body[i * width + b]) << (8 * b) }
+            return v
+        }
+        var vector: [Float]
         switch type {
         case "<f4": vector = float32LE(body, count: dimension)
-        case "<f2": vector = (0..<dimension).map { i in halfToFloat(UInt16(body[2 * i]) | UInt16(body[2 * i + 1]) << 8) }
+        case "<f2": vector = (0..<dimension).map { i in halfToFloat(UInt16(le(i, 2))) }
+        case "<f8":
+            vector = []
+            vector.reserveCapacity(dimension)
+            for i in 0..<dimension {
+                let d = Double(bitPattern: le(i, 8))
+                if d.isFinite && abs(d) > Double(Float.greatestFiniteMagnitude) {
+                    return .bad(location: index, reason: "component \(i) of vector \(index) is \(d), beyond float32's range")
+                }
+                vector.append(Float(d))
+            }
+        case "|i1": vector = body.map { Float(Int8(bitPattern: $0)) }
+        case "<u2": vector = (0..<dimension).map { Float(UInt16(le($0, 2))) }
+        case "<i2": vector = (0..<dimension).map { Float(Int16(bitPattern: UInt16(le($0, 2)))) }
+        case "<u4": vector = (0..<dimension).map { Float(UInt32(le($0, 4))) }
+        case "<i4": vector = (0..<dimension).map { Float(Int32(bitPattern: UInt32(le($0, 4)))) }
+        case "<u8": vector = (0..<dimension).map { Float(le($0, 8)) }
+        case "<i8": vector = (0..<dimension).map { Float(Int64(bitPattern: le($0, 8))) }
         default: vector = body.map { Float($0) }
         }
-        defer { index += 1 }
         guard let id = try ids.next(index) else {
             throw QuiverError.badInput(file: ids.path ?? "", line: index + 1, reason: "the ids file has no id for vector \(index)")
         }
@@ -398,7 +422,11 @@ struct NPYHeader {
     var shape: (Int, Int)
     var itemSize: Int { NPYHeader.itemSize(descr) }
 
-    static func itemSize(_ descr: String) -> Int { descr == "<f4" ? 4 : descr == "<f2" ? 2 : 1 }
+    /// The element types read, as written in `descr` (`<u1` and `<i1` are read as `|u1` and `|i1`).
+    static let supported: [String: Int] = ["<f4": 4, "<f2": 2, "<f8": 8, "|u1": 1, "|i1": 1, "<u2": 2, "<i2": 2,
+                                           "<u4": 4, "<i4": 4, "<u8": 8, "<i8": 8]
+
+    static func itemSize(_ descr: String) -> Int { supported[descr] ?? 1 }
 
     static func read(_ stream: inout ByteStream, path: String) throws -> NPYHeader {
         func bad(_ reason: String) -> QuiverError { .badInput(file: path, line: 0, reason: reason) }
@@ -424,9 +452,10 @@ struct NPYHeader {
             return String(dict[r.upperBound...]).trimmingCharacters(in: .whitespaces)
         }
         guard let d = value("descr"), d.hasPrefix("'"), let end = d.dropFirst().firstIndex(of: "'") else { throw bad("the header has no descr") }
-        let descr = String(d[d.index(after: d.startIndex)..<end])
-        guard ["<f4", "<f2", "|u1", "<u1"].contains(descr) else {
-            throw bad("element type \(descr) is not supported (float32 '<f4', float16 '<f2' or uint8 '|u1')")
+        var descr = String(d[d.index(after: d.startIndex)..<end])
+        if descr == "<u1" || descr == "<i1" { descr = "|" + descr.dropFirst() }
+        guard supported[descr] != nil else {
+            throw bad("element type \(descr) is not supported (little-endian floats '<f4', '<f8', '<f2' or integers such as '<i8', '|u1'; convert big-endian or complex arrays with astype('<f4'))")
         }
         guard let f = value("fortran_order"), f.hasPrefix("False") else { throw bad("Fortran-order arrays are not supported; save with C order") }
         guard let s = value("shape"), s.hasPrefix("("), let close = s.firstIndex(of: ")") else { throw bad("the header has no shape") }
@@ -434,7 +463,7 @@ struct NPYHeader {
         guard dims.count == 2, let n = Int(dims[0]), let dim = Int(dims[1]), n >= 0, dim >= 1, dim <= Limits.maxDimension else {
             throw bad("the shape \(s[...close]) is not (rows, dimension) with a dimension of 1 to \(Limits.maxDimension)")
         }
-        return NPYHeader(descr: descr == "<u1" ? "|u1" : descr, shape: (n, dim))
+        return NPYHeader(descr: descr, shape: (n, dim))
     }
 }
 

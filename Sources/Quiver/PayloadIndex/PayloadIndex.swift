@@ -37,6 +37,18 @@ public enum PayloadIndexType: String, Sendable, Codable, CaseIterable {
     /// Booleans: equality.
     case bool
 
+    /// The type a name of the one vocabulary that the CLI accepts everywhere names: `keyword`
+    /// (or `string`), `integer` (or `int`), `float` (or `double`), `bool` (or `boolean`).
+    public init?(named name: String) {
+        switch name.lowercased() {
+        case "keyword", "string": self = .keyword
+        case "integer", "int": self = .integer
+        case "float", "double": self = .float
+        case "bool", "boolean": self = .bool
+        default: return nil
+        }
+    }
+
     var kind: UInt8 {
         switch self {
         case .keyword: return 1

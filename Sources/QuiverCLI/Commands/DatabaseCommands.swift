@@ -323,7 +323,7 @@ struct IndexCommand: CLICommand {
         PositionalSpec(name: "collection", help: "The collection."),
         PositionalSpec(name: "field", help: "The metadata field."),
     ]
-    static let options = [OptionSpec(name: "type", value: "<type>", help: "keyword, integer, float or bool (required).")]
+    static let options = [OptionSpec(name: "type", value: "<type>", help: "keyword (or string), integer (or int), float (or double) or bool (or boolean) (required).")]
     static let discussion = "The index is built now over the stored documents and kept current by every write."
     static let examples = ["quiver index papers year --type integer", "quiver index papers tags --type keyword"]
 
@@ -334,8 +334,8 @@ struct IndexCommand: CLICommand {
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
         field = a.positional(1)!
-        guard let t = a.value("type").flatMap(PayloadIndexType.init(rawValue:)) else {
-            throw UsageError(message: "--type must be keyword, integer, float or bool", command: Self.name)
+        guard let t = a.value("type").flatMap(PayloadIndexType.init(named:)) else {
+            throw UsageError(message: "--type must be keyword (or string), integer (or int), float (or double) or bool (or boolean)", command: Self.name)
         }
         type = t
     }

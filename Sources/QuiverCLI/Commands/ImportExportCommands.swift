@@ -90,8 +90,8 @@ struct ImportCommand: CLICommand {
         options.vectorColumn = a.value("vector-column") ?? "vector"
         for t in a.values["type"] ?? [] {
             let parts = t.split(separator: ":", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let type = ImportOptions.ColumnType(rawValue: parts[1]) else {
-                throw UsageError(message: "--type takes column:type with type string, int, float, bool or list, not \(MessageText.quoted(t))", command: Self.name)
+            guard parts.count == 2, let type = ImportOptions.ColumnType(named: parts[1]) else {
+                throw UsageError(message: "--type takes column:type with type string (or keyword), int (or integer), float (or double), bool (or boolean) or list, not \(MessageText.quoted(t))", command: Self.name)
             }
             options.columnTypes[parts[0]] = type
         }
@@ -129,7 +129,7 @@ struct ExportCommand: CLICommand {
         PositionalSpec(name: "file", help: "The output file (must not exist); its extension names the format unless --format does."),
     ]
     static let options = [
-        OptionSpec(name: "format", value: "<format>", help: "jsonl, npy or fvecs."),
+        OptionSpec(name: "format", value: "<format>", help: "jsonl, csv, npy or fvecs."),
         OptionSpec(name: "ids", value: "<file>", help: "npy/fvecs: where the ids go (default: <file>.ids)."),
     ]
     static let discussion = "The export is one consistent snapshot; `quiver import` reads every format back."
@@ -145,7 +145,7 @@ struct ExportCommand: CLICommand {
         file = a.positional(1)!
         let name = a.value("format") ?? (file as NSString).pathExtension.lowercased()
         guard let f = ExportFormat(rawValue: name) else {
-            throw UsageError(message: "name the format with --format (jsonl, npy, fvecs); \(MessageText.quoted(name)) is not one", command: Self.name)
+            throw UsageError(message: "name the format with --format (jsonl, csv, npy, fvecs); \(MessageText.quoted(name)) is not one", command: Self.name)
         }
         format = f
         ids = a.value("ids")
@@ -156,6 +156,6 @@ struct ExportCommand: CLICommand {
         let db = try context.openDatabase(readOnly: true)
         let n = try db.collection(collection).export(to: file, format: format, idsPath: ids)
         if context.json { try context.printJSON(["exported": n]); return }
-        context.line("Exported \(n) document(s) from '\(collection)' to \(file)" + (format == .jsonl ? "" : " (ids in \(ids ?? file + ".ids"))"))
+        context.line("Exported \(n) document(s) from '\(collection)' to \(file)" + (format == .jsonl || format == .csv ? "" : " (ids in \(ids ?? file + ".ids"))"))
     }
 }
