@@ -51,7 +51,8 @@ if arguments[0] == "--version" {
 }
 let name = arguments.removeFirst()
 guard let command = commands.first(where: { $0.name == name }) else {
-    fail("unknown command \(MessageText.quoted(name)) (run 'quiver --help' for the list)", code: 2)
+    let hint = MessageText.closest(to: name, among: commands.map { $0.name }).map { "did you mean '\($0)'? " } ?? ""
+    fail("unknown command \(MessageText.quoted(name)) (\(hint)run 'quiver --help' for the list)", code: 2)
 }
 do {
     let parsed = try command.parse(arguments)

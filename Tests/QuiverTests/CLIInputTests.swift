@@ -80,3 +80,26 @@ extension CLITests {
         #expect(MessageText.quoted("short") == "'short'")
     }
 }
+
+extension CLITests {
+    @Test func unknownCommandsAndOptionsSuggestTheClosest() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        let command = try cli.run(["serch"])
+        #expect(command.status == 2 && command.stderr.contains("did you mean 'search'?"))
+        let option = try cli.run(["search", "c", "--filtr", "x"])
+        #expect(option.status == 2 && option.stderr.contains("did you mean '--filter'?"))
+        #expect(try !cli.run(["zzzzzz"]).stderr.contains("did you mean"))
+        #expect(MessageText.closest(to: "yaer", among: ["year", "venue"]) == "year")
+        #expect(MessageText.closest(to: "title", among: ["year", "venue"]) == nil)
+    }
+
+    @Test func getIndentsMultiLineText() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        try cli.run(["init"])
+        try cli.run(["create", "c", "--dimension", "2"])
+        try cli.run(["put", "c"], stdin: #"{"id":"a","text":"one\ntwo","vector":[1,0]}"#)
+        #expect(try cli.run(["get", "c", "a"]).stdout.contains("text:     one\n          two\n"))
+    }
+}

@@ -52,4 +52,39 @@ public enum MessageText {
         let v = scalar.value
         return v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v)
     }
+
+    /// The candidate closest to `word` by edit distance, when it is close enough to be what was
+    /// meant (at most a third of the word's length, at least 1, or `word` is a prefix of it): for
+    /// "did you mean" in messages. Nil when nothing is close.
+    public static func closest(to word: String, among candidates: [String]) -> String? {
+        let w = Array(word.lowercased())
+        guard !w.isEmpty else { return nil }
+        var best: (String, Int)?
+        for c in candidates {
+            let d = editDistance(w, Array(c.lowercased()))
+            if best == nil || d < best!.1 { best = (c, d) }
+        }
+        guard let (c, d) = best, d > 0 else { return nil }
+        if d <= max(1, w.count / 3) || (w.count >= 3 && c.lowercased().hasPrefix(word.lowercased())) { return c }
+        return nil
+    }
+
+    /// Levenshtein distance (insertions, deletions, substitutions; a swap of neighbours counts 1).
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var before = [Int](repeating: 0, count: b.count + 1)
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                var d = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] { d = min(d, before[j - 2] + 1) }
+                current[j] = d
+            }
+            (before, previous, current) = (previous, current, before)
+        }
+        return previous[b.count]
+    }
 }

@@ -171,7 +171,7 @@ struct GetCommand: CLICommand {
         } else {
             for d in docs.compactMap({ $0 }) {
                 context.line("id:       \(d.id)")
-                if let t = d.text { context.line("text:     \(t)") }
+                if let t = d.text { context.line("text:     " + indentedText(t, indent: 10)) }
                 context.line("metadata: \(formatMetadata(d.metadata))")
                 if showVector, let v = d.vector { context.line("vector:   \(v)") }
                 context.line()
@@ -367,4 +367,13 @@ func printHits(_ hits: [SearchResult], context: CommandContext, withText: Bool) 
 
 func formatMetadata(_ m: Metadata) -> String {
     m.isEmpty ? "{}" : "{" + m.keys.sorted().map { "\($0): \(m[$0]!)" }.joined(separator: ", ") + "}"
+}
+
+/// A document's text for a labelled column: lines after the first are indented to the column (so
+/// that multi-line text stays readable under its label), and control characters other than line
+/// breaks and tabs are escaped.
+func indentedText(_ text: String, indent: Int) -> String {
+    let pad = String(repeating: " ", count: indent)
+    let lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+    return lines.map { MessageText.escapingControls($0.replacingOccurrences(of: "\t", with: "    ")) }.joined(separator: "\n" + pad)
 }

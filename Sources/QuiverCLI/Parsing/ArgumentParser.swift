@@ -138,7 +138,9 @@ extension CLICommand {
                 spec = key.count == 2 ? specs.first { $0.short.map { "-\($0)" } == key } : nil
             }
             guard let s = spec else {
-                throw UsageError(message: "unknown option \(MessageText.quoted(key)) for 'quiver \(name)' (see 'quiver \(name) --help')", command: name)
+                let known = specs.map { "--" + $0.name } + ["--db", "--json", "--help"]
+                let hint = key.hasPrefix("--") ? MessageText.closest(to: key, among: known).map { "did you mean '\($0)'? " } ?? "" : ""
+                throw UsageError(message: "unknown option \(MessageText.quoted(key)) for 'quiver \(name)' (\(hint)see 'quiver \(name) --help')", command: name)
             }
             if s.value != nil {
                 let v: String
