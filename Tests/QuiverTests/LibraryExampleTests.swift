@@ -74,9 +74,10 @@ struct LibraryExampleTests {
         #expect(output == (try Self.block(after: "It prints:\n\n")))
     }
 
-    /// The text example with the model where tools/install-model put it, and again (a second run
-    /// over the same database changes nothing) from a copy of the binary that has the model in a
-    /// `models` directory beside it, with QUIVER_MODELS unset and HOME elsewhere.
+    /// The text example with the model where tools/install-model put it; again (a second run over
+    /// the same database changes nothing) from a copy of the binary that has the model in a
+    /// `models` directory beside it, with QUIVER_MODELS unset and HOME elsewhere; and with
+    /// QUIVER_MODELS naming that directory.
     @Test func textExampleRunsAndPrintsWhatTheDocSays() throws {
         let expected = try Self.block(after: "With the model installed, it prints:\n\n")
         let model = try Self.installedModel()
@@ -93,6 +94,14 @@ struct LibraryExampleTests {
         let shipped = try Self.run(app.path + "/PaperSearch", [dir.path + "/db"], environment: Self.environmentWithoutModels(home: home.path))
         #expect(shipped.status == 0)
         #expect(shipped.output == expected)
+
+        // The environment variable: the original binary, HOME elsewhere, QUIVER_MODELS naming the
+        // directory that holds the folder.
+        var env = Self.environmentWithoutModels(home: home.path)
+        env["QUIVER_MODELS"] = app.path + "/models"
+        let fromEnvironment = try Self.run(try builtProduct("QuiverTextExample"), [dir.path + "/db"], environment: env)
+        #expect(fromEnvironment.status == 0)
+        #expect(fromEnvironment.output == expected)
     }
 
     /// Without the model, the text example prints the error the doc shows (the doc's HOME is
