@@ -36,6 +36,8 @@ let package = Package(
         .executableTarget(name: "QuiverCLI", dependencies: ["Quiver"]),
         // The host-app example of docs/library.md, compiled and run by the test suite.
         .executableTarget(name: "QuiverExample", dependencies: ["Quiver"]),
+        // The text-search example of docs/library.md (the real model), compiled and run by the test suite.
+        .executableTarget(name: "QuiverTextExample", dependencies: ["Quiver"]),
         // A child process for the kill -9 recovery harness (Tests/QuiverTests/CrashRecoveryTests.swift).
         .executableTarget(name: "QuiverCrashWriter", dependencies: ["Quiver", "QuiverStorage"], path: "Tests/QuiverCrashWriter"),
 
@@ -59,6 +61,6 @@ let package = Package(
         .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex", "QuiverTestSupport"]),
         .testTarget(name: "QuiverEncoderTests", dependencies: ["QuiverEncoder", "QuiverTestSupport"]),
         .testTarget(name: "QuiverTextTests", dependencies: ["QuiverText", "QuiverCore"]),
-        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverCrashWriter"]),
+        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverTextExample", "QuiverCrashWriter"]),
     ]
 )

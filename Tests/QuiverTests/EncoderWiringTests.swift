@@ -78,6 +78,36 @@ struct EncoderWiringTests {
         #expect(throws: QuiverError.self) { try empty.createCollection("x", encoder: "all-MiniLM-L6-v2") }
     }
 
+    /// `DatabaseOptions(modelsDirectory:)` is where the model is read from, and nowhere else: the
+    /// installed model, linked into a directory of the test's own, is found there; an empty directory
+    /// fails (although the default directory has the model) with a message naming that directory.
+    @Test func modelsDirectoryOptionIsWhereTheModelIsRead() throws {
+        let installed = ModelStore().folderPath(BuiltInModel.name)
+        try #require(FileManager.default.fileExists(atPath: installed + "/model.safetensors"), "the model is not installed (tools/install-model)")
+        let shipped = TemporaryDirectory()
+        try FileManager.default.createSymbolicLink(atPath: shipped.path + "/" + BuiltInModel.name, withDestinationPath: installed)
+        let options = DatabaseOptions(modelsDirectory: shipped.path)
+        #expect(options.modelsDirectory == shipped.path && options.encoders !== EncoderRegistry.shared)
+        let dbDir = TemporaryDirectory()
+        let db = try Database(path: dbDir.path, options: options)
+        let c = try db.createCollection("t", encoder: BuiltInModel.name)
+        #expect(c.info.encoder?.weightsChecksum == BuiltInModel.weightsSHA256)
+        try c.upsert(Document(id: "a", text: "a shipped model"))
+        #expect(try c.search(text: "model", k: 1).first?.id == "a")
+
+        let empty = TemporaryDirectory()
+        var options2 = DatabaseOptions()
+        options2.modelsDirectory = empty.path
+        let dbDir2 = TemporaryDirectory()
+        let db2 = try Database(path: dbDir2.path, options: options2)
+        do {
+            _ = try db2.createCollection("t", encoder: BuiltInModel.name)
+            Issue.record("found a model outside the given models directory")
+        } catch let QuiverError.encoder(message) {
+            #expect(message.contains("no folder \(empty.path)/all-MiniLM-L6-v2 in the models directory the app gave"), "\(message)")
+        }
+    }
+
     /// With the real model: text written without a vector gets exactly the document tower's vector,
     /// and a query finds the paraphrase.
     @Test func builtInEncoderEndToEnd() throws {

@@ -133,8 +133,17 @@ public struct DatabaseOptions: Sendable {
     public var walFileSize = 64 << 20
     /// When the log exceeds this many bytes, LMDB is synced and the log truncated (default 128 MiB).
     public var checkpointBytes = 128 << 20
-    /// Where collections find their text encoders by name (default: the process-wide registry).
+    /// Where collections find their text encoders by name (default: the process-wide registry,
+    /// whose models directory is `$QUIVER_MODELS`, else `~/.local/share/quiver/models`).
     public var encoders: EncoderRegistry = .shared
+    /// The directory holding the model folders (`<directory>/all-MiniLM-L6-v2/`): `encoders`'
+    /// models directory. Setting it replaces `encoders` with a new registry over that directory
+    /// (`$QUIVER_MODELS` and `$HOME` are then not consulted), so set it before registering encoders
+    /// of your own in `encoders`. A host app that ships its model sets it to where it put the folder.
+    public var modelsDirectory: String {
+        get { encoders.modelStore.directory }
+        set { encoders = EncoderRegistry(modelsDirectory: newValue) }
+    }
     /// Open for reading only, beside a writer in another process (default false). A read-only
     /// database takes no lock, never changes a file (no log replay or truncation, no removal of
     /// orphan segment files), sees LMDB's latest committed state (which every acknowledged write
@@ -149,10 +158,14 @@ public struct DatabaseOptions: Sendable {
     /// every open, losing nothing.
     public var salvageDamagedLog = false
 
-    public init(durability: DurabilitySetting = .full, createIfMissing: Bool = true, readOnly: Bool = false) {
+    /// Options; `modelsDirectory`, when given, is where the text encoders' models are read from
+    /// (instead of `$QUIVER_MODELS`, else `~/.local/share/quiver/models`).
+    public init(durability: DurabilitySetting = .full, createIfMissing: Bool = true, readOnly: Bool = false,
+                modelsDirectory: String? = nil) {
         self.durability = durability
         self.createIfMissing = createIfMissing
         self.readOnly = readOnly
+        if let modelsDirectory { self.modelsDirectory = modelsDirectory }
     }
 }
 

@@ -17,3 +17,6 @@ public typealias EncoderRegistry = QuiverEncoder.EncoderRegistry
 /// Where sentence-transformers model folders are found (`$QUIVER_MODELS`, else
 /// `~/.local/share/quiver/models`).
 public typealias ModelStore = QuiverEncoder.ModelStore
+
+/// Where the built-in encoder's model comes from (the PyPI wheel, the folder in it, its checksum).
+public typealias BuiltInModel = QuiverEncoder.BuiltInModel

@@ -12,7 +12,7 @@ public final class EncoderRegistry: @unchecked Sendable {
     public typealias Factory = @Sendable (ModelStore) throws -> any TextEncoder
 
     /// The name of the built-in default encoder.
-    public static let defaultEncoderName = "all-MiniLM-L6-v2"
+    public static let defaultEncoderName = BuiltInModel.name
 
     /// A process-wide registry over the default model store.
     public static let shared = EncoderRegistry()
@@ -30,6 +30,12 @@ public final class EncoderRegistry: @unchecked Sendable {
         factories[name] = { store in
             try SentenceTransformerEncoder(folder: store.folder(named: name), identifier: name, options: options)
         }
+    }
+
+    /// A registry with the built-in encoders, over the models directory `modelsDirectory` (neither
+    /// `$QUIVER_MODELS` nor `$HOME` is consulted).
+    public convenience init(modelsDirectory: String, options: SentenceTransformerEncoder.Options = .init()) {
+        self.init(modelStore: ModelStore(directory: modelsDirectory), options: options)
     }
 
     /// Registers (or replaces) the encoder called `name`; a cached instance of the old one is dropped.
