@@ -100,9 +100,10 @@ public struct Collection: Sendable {
     }
 
     /// The ids of the documents whose metadata matches `filter` (payload indexes bound the search
-    /// where they can), in byte order.
-    public func ids(matching filter: Filter) throws -> [String] {
-        let (set, _, _, _) = try allowedSet(filter)
+    /// where they can), in byte order. A filter naming a field no document has, or comparing a
+    /// field with a type it never holds, is an error unless `allowUnknownFields`.
+    public func ids(matching filter: Filter, allowUnknownFields: Bool = false) throws -> [String] {
+        let (set, _, _, _) = try allowedSet(filter, allowUnknownFields: allowUnknownFields)
         guard let rows = set else { return try ids() }
         return try database.readTransaction { txn in
             var out: [String] = []
@@ -118,8 +119,8 @@ public struct Collection: Sendable {
     /// Deletes the documents whose metadata matches `filter`, in batches of 10,000 (each atomic).
     /// Returns the number deleted.
     @discardableResult
-    public func delete(matching filter: Filter) throws -> Int {
-        let ids = try ids(matching: filter)
+    public func delete(matching filter: Filter, allowUnknownFields: Bool = false) throws -> Int {
+        let ids = try ids(matching: filter, allowUnknownFields: allowUnknownFields)
         var deleted = 0
         var start = 0
         while start < ids.count {

@@ -41,6 +41,7 @@ struct Tables: Sendable {
     let terms: LMDBTable
     let postings: LMDBTable
     let textStats: LMDBTable
+    let fields: LMDBTable
 
     init(_ env: LMDBEnvironment) throws {
         meta = try env.table("meta")
@@ -56,6 +57,7 @@ struct Tables: Sendable {
         terms = try env.table("terms")
         postings = try env.table("postings")
         textStats = try env.table("text_stats")
+        fields = try env.table("fields")
     }
 }
 

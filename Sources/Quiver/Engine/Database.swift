@@ -165,6 +165,17 @@ public final class Database: @unchecked Sendable {
             let (replayed, unapplied) = try Database.replay(wal, after: applied, env: env, tables: tables)
             report.replayedRecords = replayed
             report.unappliedRecord = unapplied
+            // The metadata field catalog (derived data) of collections written before it existed.
+            try env.write { txn in
+                var numbers: [UInt32] = []
+                try txn.forEach(tables.catalog) { _, v in
+                    if let info = try? CollectionInfo(encoded: Array(v)) { numbers.append(info.number) }
+                    return true
+                }
+                for c in numbers where try !FieldCatalog.isComplete(c, txn: txn, tables: tables) {
+                    try FieldCatalog.rebuild(c, txn: txn, tables: tables)
+                }
+            }
             // Index segments: mapped from their files, tombstoned from LMDB, mutable ones rebuilt.
             let recorder = TimingsRecorder()
             let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder)
@@ -478,6 +489,7 @@ public final class Database: @unchecked Sendable {
             change = .created(info)
             try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
             try txn.put(tables.counters, Keys.collection(info.number), Counters().bytes)
+            try FieldCatalog.markComplete(info.number, txn: txn, tables: tables)
             var w = ByteWriter()
             w.write(info.number + 1)
             try txn.put(tables.meta, Array("next_collection".utf8), w.bytes)
@@ -487,7 +499,7 @@ public final class Database: @unchecked Sendable {
             try txn.delete(tables.segmentState, Keys.collection(number))
             try txn.delete(tables.textStats, Keys.collection(number))
             try txn.delete(tables.counters, Keys.collection(number))
-            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings] {
+            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings, tables.fields] {
                 var keys: [[UInt8]] = []
                 try txn.forEach(table, prefix: Keys.collection(number)) { k, _ in keys.append(Array(k)); return true }
                 for k in keys { try txn.delete(table, k) }
@@ -505,6 +517,7 @@ public final class Database: @unchecked Sendable {
             var counters = try Counters(counterBytes)
             let info = try info(number: number, txn: txn, tables: tables)
             var added: [UInt64] = [], removed: [UInt64] = []
+            var removedMetadata: [Metadata] = []
             var vectors = [Float]()
             vectors.reserveCapacity(documents.count * info.dimension)
             let specs = info.payloadIndexes ?? []
@@ -520,6 +533,7 @@ public final class Database: @unchecked Sendable {
                         try TextIndexStore.update(ft, number: number, row: oldRow, text: text, remove: true, txn: txn, tables: tables)
                     }
                     removed.append(oldRow)
+                    removedMetadata.append(oldRecord.metadata)
                 } else {
                     counters.liveDocuments += 1
                 }
@@ -537,6 +551,9 @@ public final class Database: @unchecked Sendable {
                 }
             }
             try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            if try FieldCatalog.isComplete(number, txn: txn, tables: tables) {
+                try FieldCatalog.update(number, removed: removedMetadata, added: documents.map(\.metadata), txn: txn, tables: tables)
+            }
             change = .rows(number: number, added: added, vectors: added.isEmpty ? nil : Matrix(dimension: info.dimension, storage: vectors), removed: removed)
         case .delete(let number, let ids):
             guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
@@ -544,6 +561,7 @@ public final class Database: @unchecked Sendable {
             }
             var counters = try Counters(counterBytes)
             var removed: [UInt64] = []
+            var removedMetadata: [Metadata] = []
             let info = try info(number: number, txn: txn, tables: tables)
             let specs = info.payloadIndexes ?? []
             for id in ids {
@@ -556,12 +574,16 @@ public final class Database: @unchecked Sendable {
                     try TextIndexStore.update(ft, number: number, row: row, text: text, remove: true, txn: txn, tables: tables)
                 }
                 removed.append(row)
+                removedMetadata.append(oldRecord.metadata)
                 try txn.delete(tables.documents, key)
                 try txn.delete(tables.vectors, Keys.row(number, row))
                 try txn.delete(tables.rows, Keys.row(number, row))
                 counters.liveDocuments -= 1
             }
             try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            if try FieldCatalog.isComplete(number, txn: txn, tables: tables) {
+                try FieldCatalog.update(number, removed: removedMetadata, added: [], txn: txn, tables: tables)
+            }
             change = .rows(number: number, added: [], vectors: nil, removed: removed)
         case .createPayloadIndex(let number, let spec):
             var info = try info(number: number, txn: txn, tables: tables)

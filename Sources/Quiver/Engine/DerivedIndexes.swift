@@ -11,6 +11,7 @@ struct DerivedIndexExpectation {
     private var documentFrequency: [String: UInt64] = [:]
     private var textDocuments: UInt64 = 0
     private var textTerms: UInt64 = 0
+    private var fields: [String: FieldStats] = [:]
 
     init(_ info: CollectionInfo) { self.info = info }
 
@@ -32,6 +33,7 @@ struct DerivedIndexExpectation {
             textTerms += UInt64(terms.count)
         }
         payload.formUnion(PayloadIndexing.keys(info.payloadIndexes ?? [], number: c, row: row, metadata: record.metadata))
+        for (field, value) in record.metadata { fields[field, default: FieldStats(field: field)].count(value, 1) }
     }
 
     /// The expectation of every stored document of `info` (documents that do not decode are left
@@ -43,6 +45,22 @@ struct DerivedIndexExpectation {
             return true
         }
         return e
+    }
+
+    /// Compares the metadata field catalog (when complete) with the documents.
+    func compareFields(txn: LMDBTransaction, tables: Tables, problem: (String) -> Void) throws -> Bool {
+        guard let stored = try FieldCatalog.fields(info.number, txn: txn, tables: tables) else { return true }
+        var ok = true
+        for s in stored where fields[s.field] != s {
+            ok = false
+            problem("the field catalog says \(s.summary); the documents give \(fields[s.field]?.summary ?? "none")")
+        }
+        let named = Set(stored.map(\.field))
+        for f in fields.keys.sorted() where !named.contains(f) {
+            ok = false
+            problem("the field catalog lacks field \(MessageText.quoted(f)) of \(fields[f]!.documents) document(s)")
+        }
+        return ok
     }
 
     /// Compares with what LMDB holds; `problem` gets one sentence per difference. Returns whether the
@@ -107,8 +125,9 @@ struct DerivedIndexExpectation {
 
 extension Database {
     /// Whether collection `info`'s payload indexes and BM25 index agree with its documents.
-    func derivedIndexesAgree(_ info: CollectionInfo, txn: LMDBTransaction) throws -> (Bool, Bool) {
+    func derivedIndexesAgree(_ info: CollectionInfo, txn: LMDBTransaction) throws -> (Bool, Bool, Bool) {
         let e = try DerivedIndexExpectation.of(info, txn: txn, tables: tables)
-        return try e.compare(txn: txn, tables: tables) { _ in }
+        let (payload, text) = try e.compare(txn: txn, tables: tables) { _ in }
+        return (payload, text, try e.compareFields(txn: txn, tables: tables) { _ in })
     }
 }

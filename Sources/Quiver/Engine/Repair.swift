@@ -31,6 +31,8 @@ public struct RepairReport: Sendable, Equatable, Codable {
     public var rebuiltPayloadIndexes: [String] = []
     /// Collections whose BM25 index was rebuilt from their documents' text (it disagreed).
     public var rebuiltTextIndexes: [String] = []
+    /// Collections whose metadata field catalog was rebuilt from their documents (it disagreed).
+    public var rebuiltFieldCatalogs: [String] = []
     /// The part of a damaged log set aside when the database was opened to be repaired
     /// (`DatabaseOptions.salvageDamagedLog`): the writes it held are lost to the database.
     public var salvagedLog: WriteAheadLog.SalvageReport?
@@ -38,6 +40,7 @@ public struct RepairReport: Sendable, Equatable, Codable {
     /// Whether repair found nothing to do.
     public var nothingToDo: Bool {
         salvagedLog == nil && setAside.isEmpty && rebuiltSegments.isEmpty && rebuiltPayloadIndexes.isEmpty && rebuiltTextIndexes.isEmpty
+            && rebuiltFieldCatalogs.isEmpty
     }
 }
 
@@ -119,7 +122,8 @@ extension Database {
     ///    LMDB records it as passed over, and replay goes on; each further record that cannot apply
     ///    is set aside the same way. Writes are taken again afterwards.
     /// 2. Segment files that could not be used are rebuilt now from LMDB.
-    /// 3. Payload indexes and BM25 postings that disagree with the documents are rebuilt from them.
+    /// 3. Payload indexes, BM25 postings and the metadata field catalog that disagree with the
+    ///    documents are rebuilt from them.
     ///
     /// Nothing else is changed. Needs the database open for writing.
     public func repair(progress: (@Sendable (CompactionProgress) -> Void)? = nil) throws -> RepairReport {
@@ -190,7 +194,11 @@ extension Database {
     /// disagree with the documents (derived data: never logged, always recomputable).
     private func rebuildDerivedIndexes(_ report: inout RepairReport, progress: (@Sendable (CompactionProgress) -> Void)?) throws {
         for info in try collections() {
-            let (payloadOK, textOK) = try readTransaction { txn in try derivedIndexesAgree(info, txn: txn) }
+            let (payloadOK, textOK, fieldsOK) = try readTransaction { txn in try derivedIndexesAgree(info, txn: txn) }
+            if !fieldsOK {
+                try wrapStorage { try env.write { txn in try FieldCatalog.rebuild(info.number, txn: txn, tables: tables) } }
+                report.rebuiltFieldCatalogs.append(info.name)
+            }
             if payloadOK && textOK { continue }
             progress?(CompactionProgress(collection: info.name, message: "rebuilding \(payloadOK ? "" : "payload indexes")\(payloadOK || textOK ? "" : " and ")\(textOK ? "" : "the BM25 index") from the documents"))
             try wrapStorage {

@@ -144,6 +144,7 @@ extension Database {
         }
         // Payload entries and BM25 postings, document frequencies and totals agree with the documents.
         _ = try expected.compare(txn: txn, tables: tables, problem: problem)
+        _ = try expected.compareFields(txn: txn, tables: tables, problem: problem)
         let counted = try txn.get(tables.counters, Keys.collection(c)).map { try Counters($0) }
         if let counters = counted {
             if counters.liveDocuments != UInt64(live.count) { problem("the counter says \(counters.liveDocuments) documents; \(live.count) are stored") }

@@ -25,6 +25,10 @@ public struct SearchOptions: Sendable {
     /// Only documents whose metadata matches this filter are returned (k of them whenever at least
     /// k match).
     public var filter: Filter?
+    /// Let the filter name fields that no document has yet, and compare fields with values of a
+    /// type they never hold (default false: such a filter is an error that lists the collection's
+    /// fields, since it is usually a typo that would silently match nothing).
+    public var allowUnknownFields = false
 
     public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil,
                 nprobe: Int? = nil, rerank: Int? = nil, filter: Filter? = nil) {
@@ -55,6 +59,9 @@ public struct SearchPlan: Sendable, Codable, Equatable {
     public var estimate: Int = 0
     /// The payload indexes that bounded the filter.
     public var indexesUsed: [String] = []
+    /// What the collection's documents hold under each field the filter names (from the field
+    /// catalog; empty without a filter).
+    public var fields: [FieldStats] = []
 }
 
 extension Collection {
@@ -95,12 +102,13 @@ extension Collection {
         try database.refreshIfReadOnly()
         let documents = try count()
         // The filter's allowed rows: payload-index candidates re-checked, or every document read.
-        let (allowed, allowedCount0, estimate0, indexesUsed) = try allowedSet(options.filter)
+        let (allowed, allowedCount0, estimate0, indexesUsed) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
         let allowedCount = allowedCount0 ?? documents
         let estimate = estimate0 ?? documents
+        let fieldStats = try filterFieldStats(options.filter)
         func plan(_ strategy: String, _ reason: String, _ returned: Int) -> SearchPlan {
             SearchPlan(strategy: strategy, documents: documents, allowed: allowedCount, reason: reason, returned: returned,
-                       estimate: estimate, indexesUsed: indexesUsed)
+                       estimate: estimate, indexesUsed: indexesUsed, fields: fieldStats)
         }
         if options.exact || allowedCount == 0 {
             let results = allowedCount == 0 ? [] : try exactSearch(vector, k: k, allowed: allowed, options: options)
@@ -152,9 +160,10 @@ extension Collection {
     }
 
     /// The rows whose documents match `filter` (nil without a filter), with the planner's figures.
-    func allowedSet(_ filter: Filter?) throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String]) {
+    func allowedSet(_ filter: Filter?, allowUnknownFields: Bool = false) throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String]) {
         guard let f = filter else { return (nil, nil, nil, []) }
         do { try f.validate() } catch { throw QuiverError.invalidFilter(error) }
+        if !allowUnknownFields { try checkFilterFields(f) }
         // The generation is read before the rows, so a write racing with this search at worst
         // leaves an entry that is never found again.
         guard let generation = database.segments.segments(info.number)?.generation else { throw QuiverError.unknownCollection(name) }
@@ -163,6 +172,37 @@ extension Collection {
         let rows = try allowedRows(f)
         database.filterCache.put(key, FilterCache.Entry(set: rows.set, count: rows.count, candidates: rows.candidates, indexes: rows.indexes))
         return (rows.set, rows.count, rows.candidates, rows.indexes)
+    }
+
+    /// Refuses a filter that names a field no document has, or compares one with a type it never
+    /// holds (when the collection's field catalog is complete: a read-only open of a database
+    /// written before the catalog existed skips the check).
+    func checkFilterFields(_ filter: Filter) throws {
+        try database.readTransaction { txn in
+            let tables = database.tables
+            guard try FieldCatalog.isComplete(info.number, txn: txn, tables: tables) else { return }
+            try FieldCatalog.check(filter, collection: name,
+                                   lookup: { try FieldCatalog.stats(info.number, $0, txn: txn, tables: tables) },
+                                   all: { try FieldCatalog.fields(info.number, txn: txn, tables: tables) ?? [] })
+        }
+    }
+
+    /// The field catalog's figures of the fields `filter` names (for `explain`).
+    func filterFieldStats(_ filter: Filter?) throws -> [FieldStats] {
+        guard let f = filter else { return [] }
+        return try database.readTransaction { txn in
+            try FieldCatalog.names(in: f).map { try FieldCatalog.stats(info.number, $0, txn: txn, tables: database.tables) ?? FieldStats(field: $0) }
+        }
+    }
+
+    /// Every metadata field of the collection's documents, with the number of documents holding
+    /// it and the types of its values (from the field catalog, kept current by every write).
+    public func fields() throws -> [FieldStats] {
+        try database.readTransaction { txn in
+            try checkExists(txn)
+            if let f = try FieldCatalog.fields(info.number, txn: txn, tables: database.tables) { return f }
+            return try FieldCatalog.count(info.number, txn: txn, tables: database.tables).values.sorted { $0.field < $1.field }
+        }
     }
 
     /// The rows whose documents match `filter`: from payload-index candidates re-checked against

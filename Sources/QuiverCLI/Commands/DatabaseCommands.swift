@@ -116,19 +116,35 @@ struct CollectionsCommand: CLICommand {
     static let name = "collections"
     static let abstract = "List the collections with their dimension, metric and size."
     static let positionals: [PositionalSpec] = []
-    static let options: [OptionSpec] = []
-    static let examples = ["quiver collections --db ./vectors.db", "quiver collections --json"]
+    static let options = [OptionSpec(name: "fields", help: "Also list each collection's metadata fields: documents holding each, and the types of its values.")]
+    static let examples = ["quiver collections --db ./vectors.db", "quiver collections --json", "quiver collections --fields"]
 
-    init(_ a: ParsedArguments) {}
+    let showFields: Bool
+    init(_ a: ParsedArguments) { showFields = a.flag("fields") }
 
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase(readOnly: true)
         let stats = try db.stats()
-        if context.json { try context.printJSON(stats.collections); return }
+        if context.json {
+            if showFields {
+                try context.printJSON(Dictionary(uniqueKeysWithValues: try stats.collections.map { ($0.name, try db.collection($0.name).fields()) }))
+            } else {
+                try context.printJSON(stats.collections)
+            }
+            return
+        }
         if stats.collections.isEmpty { context.line("No collections (create one with 'quiver create <name> --dimension <n>')"); return }
         context.table(["NAME", "DIMENSION", "METRIC", "DOCUMENTS", "ENCODER"], stats.collections.map {
             [$0.name, String($0.dimension), $0.metric.rawValue, String($0.documents), $0.encoder ?? "-"]
         })
+        guard showFields else { return }
+        for c in stats.collections {
+            context.line()
+            context.line("fields of '\(c.name)':")
+            let fields = try db.collection(c.name).fields()
+            if fields.isEmpty { context.line("  (no metadata)") }
+            for f in fields { context.line("  " + f.summary) }
+        }
     }
 }
 

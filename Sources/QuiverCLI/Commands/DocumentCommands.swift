@@ -191,6 +191,7 @@ struct DeleteCommand: CLICommand {
     static let options = [
         OptionSpec(name: "filter", value: "<filter>", help: "Delete every document whose metadata matches (text or JSON form)."),
         OptionSpec(name: "yes", short: "y", help: "Confirm a delete by filter of more than 100 documents."),
+        OptionSpec(name: "allow-unknown-fields", help: "Let the filter name fields no document has (by default an error listing the fields)."),
     ]
     static let discussion = "A delete by filter first counts what matches; above 100 documents it needs --yes, and prints the count either way."
     static let examples = ["quiver delete papers 4983 5836", #"quiver delete papers --filter 'year < 2000' --yes"#]
@@ -199,11 +200,13 @@ struct DeleteCommand: CLICommand {
     let ids: [String]
     let filter: (String, Filter)?
     let confirmed: Bool
+    let allowUnknownFields: Bool
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
         ids = Array(a.positionals.dropFirst())
         confirmed = a.flag("yes")
+        allowUnknownFields = a.flag("allow-unknown-fields")
         filter = try a.value("filter").map { ($0, try parseFilterOption($0, command: Self.name)) }
         if ids.isEmpty == (filter == nil) { throw UsageError(message: "give document ids or --filter (not both)", command: Self.name) }
     }
@@ -213,7 +216,7 @@ struct DeleteCommand: CLICommand {
         let c = try db.collection(collection)
         let n: Int
         if let (text, f) = filter {
-            let matching = try c.ids(matching: f)
+            let matching = try c.ids(matching: f, allowUnknownFields: allowUnknownFields)
             if matching.count > 100 && !confirmed {
                 throw CLIError("the filter \(text) matches \(matching.count) documents of \(MessageText.quoted(collection)); add --yes to delete them")
             }
@@ -242,6 +245,7 @@ struct SearchCommand: CLICommand {
         OptionSpec(name: "rerank", value: "<n>", help: "IVF-PQ candidates re-ranked with full vectors by this search (default: the collection's)."),
         OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
         OptionSpec(name: "with-text", help: "Show each hit's text."),
+        OptionSpec(name: "allow-unknown-fields", help: "Let the filter name fields no document has, or compare a field with a type it never holds (by default an error listing the fields)."),
     ]
     static let discussion = """
     Scores are cosine similarity or dot product (higher is closer), or Euclidean distance for l2
@@ -286,6 +290,7 @@ struct SearchCommand: CLICommand {
         if a.value("nprobe") != nil { options.nprobe = try a.int("nprobe", default: 32, range: 1...(1 << 20)) }
         if a.value("rerank") != nil { options.rerank = try a.int("rerank", default: 100, range: 0...(1 << 24)) }
         options.filter = try a.value("filter").map { try parseFilterOption($0, command: Self.name) }
+        options.allowUnknownFields = a.flag("allow-unknown-fields")
         text = a.value("text")
         vector = try a.value("vector").map(parseVector)
         guard (vector == nil) != (text == nil) else {
@@ -313,6 +318,7 @@ struct SearchCommand: CLICommand {
             context.line()
             let indexes = plan.indexesUsed.isEmpty ? "no payload index" : "payload indexes " + plan.indexesUsed.joined(separator: ", ")
             context.line("plan: \(plan.strategy) (\(plan.reason)); estimate \(plan.estimate) from \(indexes); \(plan.allowed) of \(plan.documents) documents allowed; \(plan.returned) returned")
+            for f in plan.fields { context.line("field \(f.summary)") }
         }
     }
 }
