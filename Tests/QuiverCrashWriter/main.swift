@@ -25,6 +25,29 @@ if arguments.count == 4 && arguments[1] == "--sweep" {
         exit(1)
     }
 }
+// The damage sweep's probe: QuiverCrashWriter --probe database|backup <path> <scratch-dir> <out.json>;
+// runs every operation on the (damaged) database or backup and writes DamageFixture.Summary as JSON.
+if arguments.count == 6 && arguments[1] == "--probe" && ["database", "backup"].contains(arguments[2]) {
+    let summary = arguments[2] == "database" ? DamageFixture.probe(database: arguments[3], scratch: arguments[4])
+                                             : DamageFixture.probe(backup: arguments[3], scratch: arguments[4])
+    do {
+        try JSONEncoder().encode(summary).write(to: URL(fileURLWithPath: arguments[5]))
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("QuiverCrashWriter: cannot write \(arguments[5]): \(error)\n".utf8))
+        exit(1)
+    }
+}
+// QuiverCrashWriter --damage-build <database> <backup>: builds the damage sweep's database.
+if arguments.count == 4 && arguments[1] == "--damage-build" {
+    do {
+        try DamageFixture.build(at: arguments[2], backup: arguments[3])
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("QuiverCrashWriter: \(error)\n".utf8))
+        exit(1)
+    }
+}
 guard arguments.count == 5, let seed = UInt64(arguments[3]), let first = Int(arguments[4]) else {
     FileHandle.standardError.write(Data("usage: QuiverCrashWriter <database> <ack-file> <seed> <first-batch>\n".utf8))
     exit(2)

@@ -78,7 +78,7 @@ public final class Database: @unchecked Sendable {
         self.path = path
         self.options = options
         let lmdbPath = path + "/lmdb"
-        let exists = FileSystem.exists(lmdbPath + "/data.mdb")
+        let exists = try Database.mainFileExists(path, readOnly: options.readOnly)
         if options.readOnly {
             guard exists else { throw QuiverError.notADatabase(path: path, reason: "no database there to open read-only") }
             do {
@@ -204,6 +204,31 @@ public final class Database: @unchecked Sendable {
         } catch let e as StorageError {
             throw QuiverError.storage(e)
         }
+    }
+
+    /// Whether `lmdb/data.mdb` holds a database. A missing or empty one where the directory says a
+    /// database exists (a log file, a segment file) is an error, never a fresh empty database: that
+    /// would silently lose everything. An empty one in a directory with neither is a creation that
+    /// stopped inside LMDB's initialisation (LMDB creates the file, then writes its meta pages; the
+    /// log is created only after the first commit is durable): a writable open removes it and
+    /// creates the database afresh.
+    static func mainFileExists(_ path: String, readOnly: Bool) throws -> Bool {
+        let file = path + "/lmdb/data.mdb"
+        var st = stat()
+        let present = lstat(file, &st) == 0
+        if present && (st.st_mode & S_IFMT) != S_IFREG {
+            throw QuiverError.storage(StorageError(.corrupt, "the LMDB data file \(file) is not a regular file"))
+        }
+        if present && st.st_size > 0 { return true }
+        let logFiles = ((try? FileSystem.list(path + "/wal")) ?? []).filter { $0.hasSuffix(".wal") }
+        let segmentDirectories = (try? FileSystem.list(path + "/segments")) ?? []
+        if !logFiles.isEmpty || !segmentDirectories.isEmpty {
+            let evidence = !logFiles.isEmpty ? "its log (\(path)/wal) holds \(logFiles.count) file(s)"
+                                             : "it holds segment directories (\(path)/segments)"
+            throw QuiverError.storage(StorageError(.corrupt, "the LMDB data file \(file) is \(present ? "empty (0 bytes)" : "missing"), but \(path) holds a database: \(evidence); restore it from a backup"))
+        }
+        if present && !readOnly { try wrapStorage { try FileSystem.remove(file) } }
+        return false
     }
 
     deinit { close() }

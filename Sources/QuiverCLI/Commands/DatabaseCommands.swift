@@ -19,7 +19,9 @@ struct InitCommand: CLICommand {
 
     func run(_ context: CommandContext) throws {
         let path = dir ?? context.databasePath
-        if FileManager.default.fileExists(atPath: path + "/lmdb/data.mdb") {
+        // An empty data.mdb is not a database: Database decides whether it is a creation that
+        // stopped inside LMDB's initialisation (then it creates the database) or a lost file.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path + "/lmdb/data.mdb"))?[.size] as? Int, size > 0 {
             throw CLIError("a database already exists at \(path)")
         }
         let db = try Database(path: path)

@@ -43,7 +43,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
         case noSync
     }
 
-    /// Opens (creating when missing) the environment in directory `path`.
+    /// Opens (creating when missing) the environment in directory `path`. An existing `data.mdb`
+    /// is first checked against LMDB's meta pages (`LMDBFileCheck`): an empty, truncated or
+    /// foreign file throws `StorageError(.corrupt)` naming it.
     /// - Parameters:
     ///   - mapSize: the initial map size in bytes; it grows by doubling on demand.
     ///   - maxTables: the most named tables this environment will hold.
@@ -51,6 +53,10 @@ public final class LMDBEnvironment: @unchecked Sendable {
         self.path = path
         self.readOnly = readOnly
         if !readOnly { try FileSystem.createDirectory(path) }
+        // LMDB maps the file and faults (SIGBUS) on a page past its end: check an existing file
+        // against its own meta pages first (LMDBFileCheck), so that a truncated, empty or foreign
+        // file is an error, not a signal death.
+        if FileSystem.exists(path + "/data.mdb") { try LMDBFileCheck.check(path + "/data.mdb") }
         var e: OpaquePointer?
         try LMDBEnvironment.check(mdb_env_create(&e), "mdb_env_create", path)
         guard let env = e else { throw StorageError(.lmdb, "mdb_env_create returned no environment for \(path)") }
