@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex", "QuiverTestSupport"]),
         .testTarget(name: "QuiverEncoderTests", dependencies: ["QuiverEncoder", "QuiverTestSupport"]),
         .testTarget(name: "QuiverTextTests", dependencies: ["QuiverText", "QuiverCore"]),
-        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverCrashWriter"]),
+        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverCrashWriter"],
+                    exclude: ["Fixtures"]),
     ]
 )
