@@ -63,7 +63,7 @@ extension Database {
                     var out: [(UInt32, SegmentRecord)] = []
                     try txn.forEach(copyTables.segments) { k, v in
                         let c = UInt32(k[0]) << 24 | UInt32(k[1]) << 16 | UInt32(k[2]) << 8 | UInt32(k[3])
-                        out.append((c, try SegmentRecord(id: Keys.rowID(of: k), bytes: v)))
+                        out.append((c, try SegmentRecord(stored: v, key: k, collection: "number \(c)")))
                         return true
                     }
                     let applied = try txn.get(copyTables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0

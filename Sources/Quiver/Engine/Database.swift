@@ -50,13 +50,18 @@ public final class Database: @unchecked Sendable {
         /// Segment files (or directories) that no manifest entry named, removed: what a crash during
         /// sealing or compaction leaves behind.
         public var orphanSegmentFiles = 0
+        /// The format the database was upgraded from at this open (nil: none was needed).
+        public var upgradedFromFormat: UInt32? = nil
+        /// LMDB values rewritten by that upgrade.
+        public var upgradedValues = 0
     }
 
     /// What opening the database found and repaired.
     public let openReport: OpenReport
 
-    /// The format version this code writes and reads.
-    public static let formatVersion: UInt32 = 1
+    /// The format version this code writes and reads. Format 1 (values without checksums) is
+    /// upgraded at the first writable open; a read-only open of it is refused.
+    public static let formatVersion: UInt32 = 2
 
     /// Opens the database in directory `path`, creating it when missing (unless
     /// `options.createIfMissing` is false). Recovers after a crash: a torn log tail is cut and the
@@ -73,7 +78,7 @@ public final class Database: @unchecked Sendable {
                 let tables = try Tables(env)
                 let format = try env.read { txn in try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() } }
                 guard format == Database.formatVersion else {
-                    throw QuiverError.notADatabase(path: path, reason: format.map { "format version \($0); this Quiver reads version \(Database.formatVersion)" } ?? "LMDB holds no Quiver format marker")
+                    throw QuiverError.notADatabase(path: path, reason: format.map { Database.unreadableFormat($0, readOnly: true) } ?? "LMDB holds no Quiver format marker")
                 }
                 let recorder = TimingsRecorder()
                 let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder, readOnly: true)
@@ -110,7 +115,7 @@ public final class Database: @unchecked Sendable {
             let sync: LMDBEnvironment.SyncMode = options.durability == .full ? .dataSync : .noSync
             let env = try LMDBEnvironment(path: lmdbPath, mapSize: options.initialMapSize, maxTables: 32, syncMode: sync)
             let tables = try Tables(env)
-            let (format, applied) = try env.write { txn -> (UInt32?, UInt64) in
+            let (format, applied, upgraded) = try env.write { txn -> (UInt32?, UInt64, Int?) in
                 var format = try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() }
                 // A new database, or one whose creation a crash interrupted before its first commit
                 // (an LMDB file with nothing in it): write the format marker.
@@ -121,11 +126,17 @@ public final class Database: @unchecked Sendable {
                     format = Database.formatVersion
                 }
                 let applied = try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
-                return (format, applied)
+                // A format-1 database gets its checksums before anything (replay included) writes.
+                var upgraded: Int?
+                if format == 1 {
+                    upgraded = try FormatUpgrade.toFormat2(txn: txn, tables: tables)
+                    format = 2
+                }
+                return (format, applied, upgraded)
             }
             guard let f = format else { throw QuiverError.notADatabase(path: path, reason: "LMDB holds no Quiver format marker") }
             guard f == Database.formatVersion else {
-                throw QuiverError.notADatabase(path: path, reason: "format version \(f); this Quiver reads version \(Database.formatVersion)")
+                throw QuiverError.notADatabase(path: path, reason: Database.unreadableFormat(f, readOnly: false))
             }
             let durability: Durability
             switch options.durability {
@@ -137,6 +148,10 @@ public final class Database: @unchecked Sendable {
             try env.sync()
             let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
             var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes, staleReaders: env.staleReadersCleared)
+            if let n = upgraded {
+                report.upgradedFromFormat = 1
+                report.upgradedValues = n
+            }
             // Replay what LMDB has not applied, one LMDB transaction per record, in order.
             try wal.forEachRecord(after: applied) { record in
                 try env.write { txn in
@@ -150,7 +165,7 @@ public final class Database: @unchecked Sendable {
             let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder)
             let infos = try env.read { txn in
                 var out: [CollectionInfo] = []
-                try txn.forEach(tables.catalog) { _, v in out.append(try CollectionInfo(encoded: Array(v))); return true }
+                try txn.forEach(tables.catalog) { k, v in out.append(try CollectionInfo(stored: v, key: k)); return true }
                 return out
             }
             try segments.load(infos)
@@ -165,6 +180,14 @@ public final class Database: @unchecked Sendable {
         } catch let e as StorageError {
             throw QuiverError.storage(e)
         }
+    }
+
+    /// Why a database of format `f` cannot be opened.
+    static func unreadableFormat(_ f: UInt32, readOnly: Bool) -> String {
+        if f == 1 && readOnly {
+            return "it is of format version 1, written by an earlier Quiver; open it for writing once (any writing command, such as `quiver compact`) to upgrade it to version \(formatVersion), which checksums every stored value"
+        }
+        return "format version \(f); this Quiver reads version \(formatVersion)" + (f == 1 ? " (and upgrades version 1 when opened for writing)" : "")
     }
 
     deinit { close() }
@@ -241,8 +264,8 @@ public final class Database: @unchecked Sendable {
     public func collections() throws -> [CollectionInfo] {
         try readTransaction { txn in
             var out: [CollectionInfo] = []
-            try txn.forEach(tables.catalog) { _, v in
-                out.append(try CollectionInfo(encoded: Array(v)))
+            try txn.forEach(tables.catalog) { k, v in
+                out.append(try CollectionInfo(stored: v, key: k))
                 return true
             }
             return out
@@ -264,14 +287,14 @@ public final class Database: @unchecked Sendable {
 
     func info(_ name: String, txn: LMDBTransaction) throws -> CollectionInfo {
         guard let bytes = try txn.get(tables.catalog, Array(name.utf8)) else { throw QuiverError.unknownCollection(name) }
-        return try CollectionInfo(encoded: bytes)
+        return try CollectionInfo(stored: bytes, key: Array(name.utf8))
     }
 
     /// The catalog entry of collection `number` (log records and row keys name collections by number).
     static func info(number: UInt32, txn: LMDBTransaction, tables: Tables) throws -> CollectionInfo {
         var found: CollectionInfo?
-        try txn.forEach(tables.catalog) { _, v in
-            let info = try CollectionInfo(encoded: Array(v))
+        try txn.forEach(tables.catalog) { k, v in
+            let info = try CollectionInfo(stored: v, key: k)
             if info.number == number { found = info }
             return found == nil
         }
@@ -424,8 +447,8 @@ public final class Database: @unchecked Sendable {
         switch mutation {
         case .createCollection(let info):
             change = .created(info)
-            try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
-            try txn.put(tables.counters, Keys.collection(info.number), Counters().bytes)
+            try txn.put(tables.catalog, Array(info.name.utf8), try info.stored())
+            try txn.put(tables.counters, Keys.collection(info.number), Counters().stored(info.number))
             var w = ByteWriter()
             w.write(info.number + 1)
             try txn.put(tables.meta, Array("next_collection".utf8), w.bytes)
@@ -441,12 +464,11 @@ public final class Database: @unchecked Sendable {
                 for k in keys { try txn.delete(table, k) }
             }
         case .write(let number, _, let documents, let checkpoint):
-            if let c = checkpoint { try txn.put(tables.imports, c.key, c.value) }
-            guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
+            if let c = checkpoint { try txn.put(tables.imports, c.key, StoredValue.seal(c.value, key: c.key)) }
+            let info = try info(number: number, txn: txn, tables: tables)
+            guard var counters = try Counters.read(number, collection: info.name, txn: txn, tables: tables) else {
                 throw StorageError(.corrupt, "log record \(sequence) writes to collection number \(number), which has no counters")
             }
-            var counters = try Counters(counterBytes)
-            let info = try info(number: number, txn: txn, tables: tables)
             var added: [UInt64] = [], removed: [UInt64] = []
             var vectors = [Float]()
             vectors.reserveCapacity(documents.count * info.dimension)
@@ -454,13 +476,13 @@ public final class Database: @unchecked Sendable {
             for d in documents {
                 let key = Keys.document(number, d.id)
                 if let old = try txn.get(tables.documents, key) {
-                    let oldRecord = try DocumentRecord(old, withText: info.fullText != nil)
+                    let oldRecord = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
                     let oldRow = oldRecord.row
                     try txn.delete(tables.vectors, Keys.row(number, oldRow))
                     try txn.delete(tables.rows, Keys.row(number, oldRow))
                     try PayloadIndexing.update(specs, number: number, row: oldRow, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
                     if let ft = info.fullText, let text = oldRecord.text {
-                        try TextIndexStore.update(ft, number: number, row: oldRow, text: text, remove: true, txn: txn, tables: tables)
+                        try TextIndexStore.update(ft, number: number, name: info.name, row: oldRow, text: text, remove: true, txn: txn, tables: tables)
                     }
                     removed.append(oldRow)
                 } else {
@@ -471,32 +493,32 @@ public final class Database: @unchecked Sendable {
                 added.append(row)
                 vectors.append(contentsOf: d.vector ?? [])
                 let record = DocumentRecord(row: row, text: d.text, metadata: d.metadata)
-                try txn.put(tables.documents, key, try record.encode(compressionThreshold: info.textCompressionThreshold))
-                try txn.put(tables.vectors, Keys.row(number, row), VectorCodec.encode(d.vector ?? []))
-                try txn.put(tables.rows, Keys.row(number, row), Array(d.id.utf8))
+                let rowKey = Keys.row(number, row)
+                try txn.put(tables.documents, key, try record.stored(key: key, compressionThreshold: info.textCompressionThreshold))
+                try txn.put(tables.vectors, rowKey, VectorCodec.stored(d.vector ?? [], key: rowKey))
+                try txn.put(tables.rows, rowKey, RowCodec.stored(d.id, key: rowKey))
                 try PayloadIndexing.update(specs, number: number, row: row, metadata: d.metadata, remove: false, txn: txn, tables: tables)
                 if let ft = info.fullText, let text = d.text {
-                    try TextIndexStore.update(ft, number: number, row: row, text: text, remove: false, txn: txn, tables: tables)
+                    try TextIndexStore.update(ft, number: number, name: info.name, row: row, text: text, remove: false, txn: txn, tables: tables)
                 }
             }
-            try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            try txn.put(tables.counters, Keys.collection(number), counters.stored(number))
             change = .rows(number: number, added: added, vectors: added.isEmpty ? nil : Matrix(dimension: info.dimension, storage: vectors), removed: removed)
         case .delete(let number, let ids):
-            guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
+            let info = try info(number: number, txn: txn, tables: tables)
+            guard var counters = try Counters.read(number, collection: info.name, txn: txn, tables: tables) else {
                 throw StorageError(.corrupt, "log record \(sequence) deletes from collection number \(number), which has no counters")
             }
-            var counters = try Counters(counterBytes)
             var removed: [UInt64] = []
-            let info = try info(number: number, txn: txn, tables: tables)
             let specs = info.payloadIndexes ?? []
             for id in ids {
                 let key = Keys.document(number, id)
                 guard let old = try txn.get(tables.documents, key) else { continue }
-                let oldRecord = try DocumentRecord(old, withText: info.fullText != nil)
+                let oldRecord = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
                 let row = oldRecord.row
                 try PayloadIndexing.update(specs, number: number, row: row, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
                 if let ft = info.fullText, let text = oldRecord.text {
-                    try TextIndexStore.update(ft, number: number, row: row, text: text, remove: true, txn: txn, tables: tables)
+                    try TextIndexStore.update(ft, number: number, name: info.name, row: row, text: text, remove: true, txn: txn, tables: tables)
                 }
                 removed.append(row)
                 try txn.delete(tables.documents, key)
@@ -504,7 +526,7 @@ public final class Database: @unchecked Sendable {
                 try txn.delete(tables.rows, Keys.row(number, row))
                 counters.liveDocuments -= 1
             }
-            try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            try txn.put(tables.counters, Keys.collection(number), counters.stored(number))
             change = .rows(number: number, added: [], vectors: nil, removed: removed)
         case .createPayloadIndex(let number, let spec):
             var info = try info(number: number, txn: txn, tables: tables)
@@ -512,8 +534,8 @@ public final class Database: @unchecked Sendable {
             if !specs.contains(spec) {
                 specs.append(spec)
                 info.payloadIndexes = specs
-                try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
-                try PayloadIndexing.backfill(spec, number: number, txn: txn, tables: tables)
+                try txn.put(tables.catalog, Array(info.name.utf8), try info.stored())
+                try PayloadIndexing.backfill(spec, number: number, name: info.name, txn: txn, tables: tables)
             }
             change = .rows(number: number, added: [], vectors: nil, removed: [])
         }
@@ -568,7 +590,7 @@ extension Database {
         var out: [DatabaseStats.CollectionStats] = []
         try readTransaction { txn in
             for info in infos {
-                let count = try txn.get(tables.counters, Keys.collection(info.number)).map { try Counters($0).liveDocuments } ?? 0
+                let count = try Counters.read(info.number, collection: info.name, txn: txn, tables: tables)?.liveDocuments ?? 0
                 var bytes = 0
                 for table in [tables.documents, tables.vectors, tables.rows] {
                     try txn.forEach(table, prefix: Keys.collection(info.number)) { k, v in

@@ -10,6 +10,15 @@ public struct VerifyReport: Sendable, Codable, Equatable {
     public var segmentFiles = 0
     /// Documents checked.
     public var documents = 0
+    /// LMDB values whose checksum was checked.
+    public var storedValues = 0
+    /// Of those, damaged ones (each also a problem).
+    public var damagedValues = 0
+    /// Index segment entries compared with the vectors in LMDB (HNSW: the stored vector; IVF-PQ:
+    /// the code). In a quick verify, a sample.
+    public var segmentVectorsCompared = 0
+    /// Whether the segment-vs-LMDB comparison was sampled (`verify(quick: true)`).
+    public var quick = false
     /// Every inconsistency found, one sentence each (empty when the database is sound).
     public var problems: [String] = []
 
@@ -18,49 +27,98 @@ public struct VerifyReport: Sendable, Codable, Equatable {
 }
 
 extension Database {
+    /// Segment entries a quick verify compares with LMDB, per segment (evenly spread).
+    public static let quickVerifySample = 1_000
+
     /// Checks the database without changing anything: every write-ahead log record's checksum,
-    /// every segment file's checksums and structure, and in one LMDB snapshot that every document has
-    /// its vector and row entry, that the counters match, that no vector or row is orphaned, and that
-    /// every live document's vector is in exactly one index segment (sealed or mutable) and no
-    /// deleted one is. Runs while the database is open; pauses background maintenance meanwhile.
+    /// every segment file's checksums and structure, and in one LMDB snapshot the checksum of every
+    /// stored value (each damaged one is a problem naming the document or row), that every document
+    /// has its vector and row entry, that the counters match, that no vector or row is orphaned,
+    /// that payload and BM25 entries match the documents, that every live document's vector is in
+    /// exactly one index segment (sealed or mutable) and no deleted one is, and that each sealed
+    /// segment agrees with LMDB's vectors: an HNSW segment's stored vector equals the LMDB vector
+    /// (L2-normalized for cosine, within 1e-4), an IVF-PQ segment's code is a nearest-centroid
+    /// encoding of it. `quick` compares up to `quickVerifySample` entries of each segment (evenly
+    /// spread) instead of all; everything else is checked in full. Runs while the database is open;
+    /// pauses background maintenance meanwhile.
     ///
     /// Read-only (beside a writer in another process), the log is not read (the writer may be
     /// appending to it), and the in-memory segments are loaded from a snapshot a little older than
     /// the one checked; when the writer committed meanwhile and the check found problems, it runs
     /// again (up to 3 times); problems a moving database explains (a segment file merged away
     /// meanwhile) may remain while the writer is busy.
-    public func verify() throws -> VerifyReport {
-        guard options.readOnly else { return try verifyOnce() }
+    public func verify(quick: Bool = false) throws -> VerifyReport {
+        guard options.readOnly else { return try verifyOnce(quick: quick) }
         var attempt = 0
         while true {
             let at = env.lastTransactionID
             try refreshIfReadOnly()
-            let report = try verifyOnce()
+            let report = try verifyOnce(quick: quick)
             attempt += 1
             if report.ok || env.lastTransactionID == at || attempt == 3 { return report }
         }
     }
 
-    private func verifyOnce() throws -> VerifyReport {
+    private func verifyOnce(quick: Bool) throws -> VerifyReport {
         var report = VerifyReport()
+        report.quick = quick
         try wrapStorage {
             try wal?.forEachRecord(after: 0) { _ in report.logRecords += 1 }
         }
         // With maintenance paused the segment set cannot change under the check.
         try segments.queue.sync {
             try readTransaction { txn in
-                for info in try collections() {
-                    try verify(info, txn: txn, report: &report)
+                var infos: [CollectionInfo] = []
+                try txn.forEach(tables.catalog) { k, v in
+                    report.storedValues += 1
+                    do {
+                        infos.append(try CollectionInfo(stored: v, key: k))
+                    } catch {
+                        report.damagedValues += 1
+                        let name = String(decoding: k, as: UTF8.self)
+                        report.problems.append("'\(name)': the stored catalog entry is damaged (\(StoredValue.intactPayload(v, key: k) == nil ? StoredValue.damage(v) : "it does not decode"))")
+                    }
+                    return true
+                }
+                for info in infos {
+                    try verify(info, txn: txn, quick: quick, report: &report)
                 }
             }
         }
         return report
     }
 
-    private func verify(_ info: CollectionInfo, txn: LMDBTransaction, report: inout VerifyReport) throws {
+    private func verify(_ info: CollectionInfo, txn: LMDBTransaction, quick: Bool, report: inout VerifyReport) throws {
         let c = info.number
         let name = info.name
         func problem(_ s: String) { if report.problems.count < 1_000 { report.problems.append("'\(name)': " + s) } }
+        // Every stored value of the collection: its checksum. Damaged ones are findings here and are
+        // passed over by the cross-checks below (which would otherwise report their consequences).
+        var damagedDocuments = Set<String>()
+        var damagedRows = Set<UInt64>()
+        var damagedKeys = Set<[UInt8]>()
+        for table in StoredValue.checkedTables(tables) where table != tables.catalog {
+            try txn.forEach(table, prefix: Keys.collection(c)) { k, v in
+                // Single-key tables hold exactly the prefix; others only longer keys of this collection.
+                report.storedValues += 1
+                guard StoredValue.intactPayload(v, key: k) == nil else { return true }
+                report.damagedValues += 1
+                problem("the stored \(StoredValue.describe(table: table.name, key: k)) is damaged (\(StoredValue.damage(v)))")
+                damagedKeys.insert(Array(k))
+                if table == tables.documents { damagedDocuments.insert(String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)) }
+                if table == tables.rows || table == tables.vectors { damagedRows.insert(Keys.rowID(of: k)) }
+                return true
+            }
+        }
+        // Rows whose document is damaged (its row is unknown): found through the rows table.
+        var rowsOfDamaged = damagedRows
+        if !damagedDocuments.isEmpty {
+            try txn.forEach(tables.rows, prefix: Keys.collection(c)) { k, v in
+                if let id = try? RowCodec.decode(v, key: k, collection: name), damagedDocuments.contains(id) { rowsOfDamaged.insert(Keys.rowID(of: k)) }
+                return true
+            }
+        }
+        let incomplete = !damagedDocuments.isEmpty
         // Documents, rows and vectors agree; the payload entries each document should have.
         var live: [UInt64: String] = [:]
         let specs = info.payloadIndexes ?? []
@@ -71,8 +129,9 @@ extension Database {
         try txn.forEach(tables.documents, prefix: Keys.collection(c)) { k, v in
             let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             report.documents += 1
+            if damagedDocuments.contains(id) { return true }
             do {
-                let record = try DocumentRecord(Array(v))
+                let record = try DocumentRecord(stored: v, key: k, collection: name)
                 if let ft = info.fullText, let text = record.text {
                     let terms = ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }
                     var tf: [String: Int] = [:]
@@ -90,60 +149,72 @@ extension Database {
                 expectedPayload.formUnion(PayloadIndexing.keys(specs, number: c, row: record.row, metadata: record.metadata))
                 if let previous = live[record.row] { problem("documents '\(previous)' and '\(id)' share row \(record.row)") }
                 live[record.row] = id
-                let rowID = try txn.get(tables.rows, Keys.row(c, record.row)).map { String(decoding: $0, as: UTF8.self) }
-                if rowID != id { problem("document '\(id)' has row \(record.row), which names \(rowID.map { "'\($0)'" } ?? "nothing")") }
-                try txn.withValue(tables.vectors, Keys.row(c, record.row)) { vector in
-                    if vector?.count != info.dimension * 4 { problem("document '\(id)' has \(vector == nil ? "no vector" : "a vector of \(vector!.count) bytes")") }
+                if !damagedRows.contains(record.row) {
+                    let rowID = try RowCodec.read(c, record.row, collection: name, txn: txn, tables: tables)
+                    if rowID != id { problem("document '\(id)' has row \(record.row), which names \(rowID.map { "'\($0)'" } ?? "nothing")") }
+                    let rowKey = Keys.row(c, record.row)
+                    try txn.withValue(tables.vectors, rowKey) { vector in
+                        guard let vector else { problem("document '\(id)' has no vector"); return }
+                        if vector.count != info.dimension * 4 + 4 { problem("document '\(id)' has a vector of \(vector.count - 4) bytes, not \(info.dimension * 4)") }
+                    }
                 }
             } catch {
-                problem("document '\(id)' cannot be decoded: \(error)")
+                problem("the stored document '\(id)' does not decode: \(error)")
             }
             return true
         }
         for table in [tables.rows, tables.vectors] {
             try txn.forEach(table, prefix: Keys.collection(c)) { k, _ in
                 let row = Keys.rowID(of: k)
-                if live[row] == nil { problem("row \(row) in table '\(table.name)' belongs to no document") }
+                if live[row] == nil && !rowsOfDamaged.contains(row) { problem("row \(row) in table '\(table.name)' belongs to no document") }
                 return true
             }
         }
         var payloadEntries = 0
         try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
             payloadEntries += 1
-            if !expectedPayload.contains(Array(k)) { problem("payload index entry for row \(FilterPlanner.row(k)) does not match its document") }
+            let row = FilterPlanner.row(k)
+            if !expectedPayload.contains(Array(k)) && !rowsOfDamaged.contains(UInt64(row)) { problem("payload index entry for row \(row) does not match its document") }
             return true
         }
-        if payloadEntries < expectedPayload.count { problem("payload indexes lack \(expectedPayload.count - payloadEntries) entries of the documents' metadata") }
+        if payloadEntries < expectedPayload.count && !incomplete { problem("payload indexes lack \(expectedPayload.count - payloadEntries) entries of the documents' metadata") }
         // BM25 postings, document frequencies and totals agree with the documents' text.
         var postings = 0
         try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
             postings += 1
-            if expectedPostings[Array(k)] != Array(v) { problem("a BM25 posting of row \(FilterPlanner.row(k)) does not match its document's text") }
+            let row = UInt64(FilterPlanner.row(k))
+            guard !damagedKeys.contains(Array(k)), !rowsOfDamaged.contains(row), let payload = StoredValue.intactPayload(v, key: k) else { return true }
+            if expectedPostings[Array(k)] != Array(payload) { problem("a BM25 posting of row \(row) does not match its document's text") }
             return true
         }
-        if postings != expectedPostings.count { problem("the BM25 index holds \(postings) postings; the documents' text gives \(expectedPostings.count)") }
+        if postings != expectedPostings.count && !incomplete { problem("the BM25 index holds \(postings) postings; the documents' text gives \(expectedPostings.count)") }
         var terms = 0
         try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
             terms += 1
+            guard !incomplete, let payload = StoredValue.intactPayload(v, key: k) else { return true }
             let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
-            let df = (try? ByteReader(Array(v)).readUInt64Value()) ?? 0
+            let df = (try? ByteReader(Array(payload)).readUInt64Value()) ?? 0
             if expectedDF[term] != df { problem("term '\(term)' has document frequency \(df); the documents give \(expectedDF[term] ?? 0)") }
             return true
         }
-        if terms != expectedDF.count { problem("the BM25 index knows \(terms) terms; the documents' text has \(expectedDF.count)") }
-        let (statDocuments, statTerms) = try TextIndexStore.stats(c, txn: txn, tables: tables)
-        if statDocuments != textDocuments || statTerms != textTerms {
+        if terms != expectedDF.count && !incomplete { problem("the BM25 index knows \(terms) terms; the documents' text has \(expectedDF.count)") }
+        if !incomplete, let (statDocuments, statTerms) = try? TextIndexStore.stats(c, name: name, txn: txn, tables: tables),
+           statDocuments != textDocuments || statTerms != textTerms {
             problem("BM25 totals say \(statDocuments) documents of \(statTerms) terms; the documents give \(textDocuments) and \(textTerms)")
         }
-        let counted = try txn.get(tables.counters, Keys.collection(c)).map { try Counters($0) }
-        if let counters = counted {
-            if counters.liveDocuments != UInt64(live.count) { problem("the counter says \(counters.liveDocuments) documents; \(live.count) are stored") }
-            if let maxRow = live.keys.max(), maxRow >= counters.nextRow { problem("row \(maxRow) is at or past the next row id \(counters.nextRow)") }
-        } else {
+        // Counters (when damaged, reported above).
+        if !(try txn.contains(tables.counters, Keys.collection(c))) {
             problem("no counters")
+        } else if let counters = try? Counters.read(c, collection: name, txn: txn, tables: tables) {
+            if counters.liveDocuments != UInt64(live.count + damagedDocuments.count) { problem("the counter says \(counters.liveDocuments) documents; \(live.count + damagedDocuments.count) are stored") }
+            if let maxRow = live.keys.max(), maxRow >= counters.nextRow { problem("row \(maxRow) is at or past the next row id \(counters.nextRow)") }
         }
         // Segment files: read back from disk and checked in full.
-        let records = try Manifest.records(c, txn: txn, tables: tables)
+        var records: [SegmentRecord] = []
+        try txn.forEach(tables.segments, prefix: Keys.collection(c)) { k, v in
+            if let record = try? SegmentRecord(stored: v, key: k, collection: name) { records.append(record) }
+            return true
+        }
         for record in records {
             let path = segments.directory(c) + "/" + record.fileName
             do {
@@ -171,6 +242,42 @@ extension Database {
             }
             for (row, id) in live where seen[row] != 1 {
                 problem("document '\(id)' (row \(row)) is in \(seen[row] ?? 0) index segments, not 1")
+            }
+        }
+        // Each sealed segment's vectors against LMDB's (all of them, or a sample when quick).
+        func stored(_ row: UInt64) -> [Float]? {
+            guard live[row] != nil, !damagedRows.contains(row) else { return nil }
+            let key = Keys.row(c, row)
+            return try? txn.withValue(tables.vectors, key) { v in try v.map { try VectorCodec.decode($0, key: key, collection: name, dimension: info.dimension) } }
+        }
+        segs.lock.read {
+            for s in segs.sealed {
+                let entries = s.index.any.count
+                let step = quick ? max(1, entries / Database.quickVerifySample) : 1
+                switch s.index {
+                case .hnsw(let h):
+                    h.forEachStoredVector(every: step) { id, deleted, vector in
+                        guard !deleted, var expected = stored(UInt64(id)) else { return }
+                        if info.metric.normalizes { expected = expected.normalized() }
+                        report.segmentVectorsCompared += 1
+                        var worst: Float = 0, at = 0
+                        var scale: Float = 1
+                        for j in 0..<info.dimension {
+                            scale = max(scale, abs(expected[j]))
+                            let e = abs(expected[j] - vector[j])
+                            if !(e <= worst) { worst = e; at = j }
+                        }
+                        if !(worst <= 1e-4 * scale) {
+                            problem("sealed segment \(s.record.id) holds a vector of document '\(live[UInt64(id)]!)' (row \(id)) that differs from the stored one (component \(at): \(vector[at]) in the segment, \(expected[at]) from LMDB)")
+                        }
+                    }
+                case .ivfpq(let v):
+                    let (checked, mismatches) = v.checkCodes(every: step) { stored(UInt64($0)) }
+                    report.segmentVectorsCompared += checked
+                    for m in mismatches {
+                        problem("sealed IVF-PQ segment \(s.record.id): the code of document '\(live[UInt64(m.id)] ?? "?")' (row \(m.id)) does not encode its stored vector: \(m.reason)")
+                    }
+                }
             }
         }
     }

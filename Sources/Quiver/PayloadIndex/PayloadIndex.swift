@@ -112,10 +112,10 @@ enum PayloadIndexing {
     }
 
     /// Builds a new index over every stored document of collection `number`.
-    static func backfill(_ spec: PayloadIndexSpec, number: UInt32, txn: LMDBTransaction, tables: Tables) throws {
+    static func backfill(_ spec: PayloadIndexSpec, number: UInt32, name: String, txn: LMDBTransaction, tables: Tables) throws {
         var entries: [(UInt64, Metadata)] = []
-        try txn.forEach(tables.documents, prefix: Keys.collection(number)) { _, v in
-            let record = try DocumentRecord(Array(v), withText: false)
+        try txn.forEach(tables.documents, prefix: Keys.collection(number)) { k, v in
+            let record = try DocumentRecord(stored: v, key: k, collection: name, withText: false)
             entries.append((record.row, record.metadata))
             return true
         }

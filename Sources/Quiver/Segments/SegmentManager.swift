@@ -84,7 +84,7 @@ final class SegmentManager: @unchecked Sendable {
         let c = info.number
         let dir = directory(c)
         let (records, state) = try env.read { txn in
-            (try Manifest.records(c, txn: txn, tables: tables), try Manifest.state(c, txn: txn, tables: tables))
+            (try Manifest.records(c, name: info.name, txn: txn, tables: tables), try Manifest.state(c, name: info.name, txn: txn, tables: tables))
         }
         let named = Set(records.map(\.fileName))
         var removed = false
@@ -116,7 +116,7 @@ final class SegmentManager: @unchecked Sendable {
             }
         }
         // The mutable segment: every row past the sealed mark, from LMDB.
-        let (rows, vectors) = try readRows(c, dimension: info.dimension, after: state.sealedThrough)
+        let (rows, vectors) = try readRows(c, name: info.name, dimension: info.dimension, after: state.sealedThrough)
         try segs.apply(added: rows, vectors: vectors, removed: [])
         return segs
     }
@@ -148,7 +148,7 @@ final class SegmentManager: @unchecked Sendable {
         case .hnsw(let h):
             h.efSearch = settings.efSearch
         case .ivfpq(let v):
-            v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: info.number)
+            v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: info.number, name: info.name)
             v.nprobe = min(settings.nprobe, v.nlist)
             v.rerank = settings.rerank
         }
@@ -156,7 +156,7 @@ final class SegmentManager: @unchecked Sendable {
     }
 
     /// The rows of collection `c` with ids in `after+1 ... through` and their vectors, from LMDB.
-    private func readRows(_ c: UInt32, dimension: Int, after: UInt64, through: UInt64 = .max) throws -> ([UInt64], Matrix?) {
+    private func readRows(_ c: UInt32, name: String, dimension: Int, after: UInt64, through: UInt64 = .max) throws -> ([UInt64], Matrix?) {
         try env.read { txn in
             var rows: [UInt64] = []
             var storage: [Float] = []
@@ -166,7 +166,7 @@ final class SegmentManager: @unchecked Sendable {
                 rows.append(row)
                 let start = storage.count
                 storage.append(contentsOf: repeatElement(0, count: dimension))
-                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: dimension, into: $0.baseAddress! + start) }
+                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: k, collection: name, dimension: dimension, into: $0.baseAddress! + start) }
                 return true
             }
             return (rows, rows.isEmpty ? nil : Matrix(dimension: dimension, storage: storage))
@@ -174,7 +174,7 @@ final class SegmentManager: @unchecked Sendable {
     }
 
     /// The vectors of the given rows (those still stored), from LMDB.
-    private func readRows(_ c: UInt32, dimension: Int, ids: [UInt64]) throws -> ([UInt64], Matrix?) {
+    private func readRows(_ c: UInt32, name: String, dimension: Int, ids: [UInt64]) throws -> ([UInt64], Matrix?) {
         try env.read { txn in
             var rows: [UInt64] = []
             var storage: [Float] = []
@@ -184,7 +184,7 @@ final class SegmentManager: @unchecked Sendable {
                     rows.append(row)
                     let start = storage.count
                     storage.append(contentsOf: repeatElement(0, count: dimension))
-                    try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: dimension, into: $0.baseAddress! + start) }
+                    try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: Keys.row(c, row), collection: name, dimension: dimension, into: $0.baseAddress! + start) }
                 }
             }
             return (rows, rows.isEmpty ? nil : Matrix(dimension: dimension, storage: storage))
@@ -269,7 +269,7 @@ final class SegmentManager: @unchecked Sendable {
         guard let rows = range else { return }
         do {
             // 2. Build the index from the rows' stored vectors.
-            let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, after: rows.lowerBound - 1, through: rows.upperBound)
+            let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, after: rows.lowerBound - 1, through: rows.upperBound)
             let kind = segs.settings.sealKind(liveVectors: segs.liveVectors, dimension: segs.dimension)
             progress?(CompactionProgress(collection: segs.name, message: "sealing \(ids.count) vectors into \(kind == .ivfpq ? "an IVF-PQ" : "an HNSW") segment"))
             let index = try buildIndex(segs, kind: kind, vectors: vectors, ids: ids, progress: progress)
@@ -299,7 +299,7 @@ final class SegmentManager: @unchecked Sendable {
 
     /// Moves the live rows of a frozen flat segment back into the mutable one (after a failed seal).
     private func mergeFlat(_ f: FlatIndex, into segs: CollectionSegments) throws {
-        let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, after: segs.sealedThrough, through: segs.maxRow)
+        let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, after: segs.sealedThrough, through: segs.maxRow)
         let fresh = try FlatIndex(dimension: segs.dimension, metric: segs.metric)
         var keepIDs: [UInt64] = []
         var keep: [Float] = []
@@ -403,12 +403,12 @@ final class SegmentManager: @unchecked Sendable {
             var storage: [Float] = []
             storage.reserveCapacity(min(cap, live) * d)
             var i = 0
-            try txn.forEach(tables.vectors, prefix: Keys.collection(segs.number)) { _, v in
+            try txn.forEach(tables.vectors, prefix: Keys.collection(segs.number)) { k, v in
                 defer { i += 1 }
                 guard i % step == 0 else { return true }
                 let start = storage.count
                 storage.append(contentsOf: repeatElement(0, count: d))
-                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: d, into: $0.baseAddress! + start) }
+                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: k, collection: segs.name, dimension: d, into: $0.baseAddress! + start) }
                 return storage.count < cap * d
             }
             return Matrix(dimension: d, storage: storage)
@@ -420,7 +420,7 @@ final class SegmentManager: @unchecked Sendable {
         var ids: [UInt64] = []
         segs.lock.read { segment.index.forEachID { id, deleted in if !deleted { ids.append(UInt64(id)) } } }
         if ids.count > max { ids = (0..<max).map { ids[$0 * ids.count / max] } }
-        let (_, vectors) = try readRows(segs.number, dimension: segs.dimension, ids: ids.sorted())
+        let (_, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, ids: ids.sorted())
         return vectors ?? Matrix(dimension: segs.dimension, storage: [])
     }
 
@@ -429,7 +429,7 @@ final class SegmentManager: @unchecked Sendable {
     private func publish(_ segs: CollectionSegments, index: SegmentIndex, minRow: UInt64, maxRow: UInt64,
                          replacing: [SealedSegment], sealedThrough: UInt64?) throws -> SealedSegment? {
         let c = segs.number
-        let id: UInt64 = try env.read { txn in try Manifest.state(c, txn: txn, tables: tables).nextSegment }
+        let id: UInt64 = try env.read { txn in try Manifest.state(c, name: segs.name, txn: txn, tables: tables).nextSegment }
         let path = segs.directory + "/" + SegmentRecord.fileName(id, kind: index.recordKind)
         let tmp = path + ".tmp"
         try FileSystem.remove(tmp)
@@ -468,13 +468,13 @@ final class SegmentManager: @unchecked Sendable {
         let record = SegmentRecord(id: id, kind: index.recordKind, vectors: UInt64(index.count), minRow: minRow, maxRow: maxRow, fileBytes: UInt64(offset))
         let recorded: Bool = try env.write { txn in
             guard try txn.contains(tables.counters, Keys.collection(c)) else { return false }
-            var state = try Manifest.state(c, txn: txn, tables: tables)
+            var state = try Manifest.state(c, name: segs.name, txn: txn, tables: tables)
             guard state.nextSegment == id else { throw StorageError(.corrupt, "segment ids of collection \(c) moved under a seal") }
             state.nextSegment = id + 1
             if let through = sealedThrough { state.sealedThrough = through }
             for old in replacing { try txn.delete(tables.segments, Keys.segment(c, old.record.id)) }
-            try txn.put(tables.segments, Keys.segment(c, id), record.bytes)
-            try txn.put(tables.segmentState, Keys.collection(c), state.bytes)
+            try txn.put(tables.segments, Keys.segment(c, id), record.stored(c))
+            try txn.put(tables.segmentState, Keys.collection(c), state.stored(c))
             return true
         }
         guard recorded else {
@@ -562,7 +562,7 @@ final class SegmentManager: @unchecked Sendable {
         segs.lock.read {
             for seg in others { seg.index.forEachID { id, deleted in if !deleted { addIDs.append(UInt64(id)) } } }
         }
-        let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, ids: addIDs.sorted())
+        let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, ids: addIDs.sorted())
         let merged: SegmentIndex
         switch index {
         case .hnsw(let graph)?:
