@@ -233,7 +233,7 @@ extension Database {
                 guard !deleted else { return }
                 let row = UInt64(id)
                 seen[row, default: 0] += 1
-                if live[row] == nil { problem("\(where_) returns row \(row), which is deleted") }
+                if live[row] == nil && !rowsOfDamaged.contains(row) { problem("\(where_) returns row \(row), which is deleted") }
             }
             for s in segs.sealed { s.index.forEachID { visit($0, $1, "sealed segment \(s.record.id)") } }
             for (label, flat) in [("the mutable segment", segs.mutable), ("the segment being sealed", segs.frozen)] {
