@@ -163,6 +163,29 @@ struct IntegrityTests {
                 try txn.withValue(db.tables.vectors, rowKey) { try VectorCodec.decode($0!, key: rowKey, collection: "h", dimension: 8) } }), k: 1) }
             try Self.flip(db, db.tables.documents, docKey, at: offset)
         }
+        // A write that would read a damaged value is refused before it is logged (a logged record
+        // that cannot apply would fail again at every open): replacing or deleting the damaged
+        // document, or a text whose term's stored frequency is damaged. Other writes go on.
+        try Self.flip(db, db.tables.documents, docKey, at: 5)
+        let logged = try db.appliedSequence()
+        expectDamageError("upsert over it") { try h.upsert(Document(id: "h5", vector: [1, 1, 1, 1, 1, 1, 1, 1])) }
+        expectDamageError("delete") { _ = try h.delete(ids: ["h4", "h5"]) }
+        #expect(try db.appliedSequence() == logged)
+        try h.upsert(Document(id: "fresh", text: "fresh words", vector: [1, 1, 1, 1, 1, 1, 1, 1]))
+        #expect(try db.appliedSequence() == logged + 1)
+        try Self.flip(db, db.tables.documents, docKey, at: 5)
+        let termKey = Keys.collection(n) + Array("river".utf8)
+        try Self.flip(db, db.tables.terms, termKey, at: 0)
+        do {
+            try h.upsert(Document(id: "another", text: "a river", vector: [1, 1, 1, 1, 1, 1, 1, 1]))
+            Issue.record("a write read a damaged term frequency")
+        } catch {
+            #expect("\(error)".contains("BM25 document frequency of term 'river' is damaged"), "\(error)")
+        }
+        #expect(try db.appliedSequence() == logged + 1)
+        try Self.flip(db, db.tables.terms, termKey, at: 0)
+        #expect(try h.delete(ids: ["fresh"]) == 1)
+        #expect(try db.verify().ok)
         // A flipped key byte: the value is now under another key, which its trailer does not match.
         try db.env.write { txn in
             let v = try txn.get(db.tables.documents, docKey)!

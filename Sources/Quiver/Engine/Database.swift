@@ -316,7 +316,11 @@ public final class Database: @unchecked Sendable {
             try checkWritable()
             // Validation reads the state under the writer lock, so nothing can change it before apply.
             let t0 = monotonicSeconds()
-            let (mutation, r) = try readTransaction { txn in try prepare(txn) }
+            let (mutation, r) = try readTransaction { txn in
+                let prepared = try prepare(txn)
+                try Database.checkStoredValues(read: prepared.0, txn: txn, tables: tables)
+                return prepared
+            }
             result = r
             let payload = try mutation.payload()
             guard let wal else { throw QuiverError.unavailable("the database at \(path) is open read-only") }
@@ -436,6 +440,46 @@ public final class Database: @unchecked Sendable {
         defer { writeLock.unlock() }
         try checkWritable()
         try checkpointLocked()
+    }
+
+    /// Before a mutation is logged: decodes (so checks the checksum of) every stored value that
+    /// applying it reads, so that a damaged value refuses the write before the log holds a record
+    /// that cannot apply: the catalog, the counters, the documents it replaces or deletes (their
+    /// text and metadata too), and for a full-text collection the BM25 totals and the document
+    /// frequencies of the old and new texts' terms; every document for a new payload index.
+    static func checkStoredValues(read mutation: LogRecord, txn: LMDBTransaction, tables: Tables) throws {
+        func documents(_ number: UInt32, _ ids: [String], newTexts: [String]) throws {
+            let info = try info(number: number, txn: txn, tables: tables)
+            _ = try Counters.read(number, collection: info.name, txn: txn, tables: tables)
+            var texts = newTexts
+            for id in ids {
+                let key = Keys.document(number, id)
+                guard let old = try txn.get(tables.documents, key) else { continue }
+                let record = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
+                if let text = record.text { texts.append(text) }
+            }
+            guard let ft = info.fullText, !texts.isEmpty else { return }
+            _ = try TextIndexStore.stats(number, name: info.name, txn: txn, tables: tables)
+            var terms = Set<String>()
+            for text in texts { terms.formUnion(ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }) }
+            for term in terms {
+                _ = try TextIndexStore.documentFrequency(Keys.collection(number) + Array(term.utf8), collection: info.name, txn: txn, tables: tables)
+            }
+        }
+        switch mutation {
+        case .createCollection, .dropCollection:
+            return
+        case .write(let number, _, let docs, _):
+            try documents(number, docs.map(\.id), newTexts: docs.compactMap(\.text))
+        case .delete(let number, let ids):
+            try documents(number, ids, newTexts: [])
+        case .createPayloadIndex(let number, _):
+            let info = try info(number: number, txn: txn, tables: tables)
+            try txn.forEach(tables.documents, prefix: Keys.collection(number)) { k, v in
+                _ = try DocumentRecord(stored: v, key: k, collection: info.name, withText: false)
+                return true
+            }
+        }
     }
 
     /// Applies one logged mutation in `txn` and records `sequence` as applied. Deterministic: the
