@@ -167,7 +167,9 @@ public struct Collection: Sendable {
         try database.readTransaction { txn in
             try checkExists(txn)
             var out: [String] = []
-            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, _ in
+            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
+                // The key's bytes are covered by the value's checksum: a damaged id is not listed as real.
+                _ = try StoredValue.open(v, key: k, table: "documents", collection: name)
                 out.append(String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self))
                 return true
             }

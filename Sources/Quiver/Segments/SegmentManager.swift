@@ -116,7 +116,7 @@ final class SegmentManager: @unchecked Sendable {
             }
         }
         // The mutable segment: every row past the sealed mark, from LMDB.
-        let (rows, vectors) = try readRows(c, name: info.name, dimension: info.dimension, after: state.sealedThrough)
+        let (rows, vectors) = try readRows(c, name: info.name, dimension: info.dimension, after: state.sealedThrough, skipDamaged: true)
         try segs.apply(added: rows, vectors: vectors, removed: [])
         return segs
     }
@@ -156,17 +156,26 @@ final class SegmentManager: @unchecked Sendable {
     }
 
     /// The rows of collection `c` with ids in `after+1 ... through` and their vectors, from LMDB.
-    private func readRows(_ c: UInt32, name: String, dimension: Int, after: UInt64, through: UInt64 = .max) throws -> ([UInt64], Matrix?) {
+    /// A damaged vector throws, unless `skipDamaged` (the load at open, which must not fail on one
+    /// damaged value): then its row is left out of the index, where no search can return it (the
+    /// exact scan refuses it; `verify` reports it).
+    private func readRows(_ c: UInt32, name: String, dimension: Int, after: UInt64, through: UInt64 = .max,
+                          skipDamaged: Bool = false) throws -> ([UInt64], Matrix?) {
         try env.read { txn in
             var rows: [UInt64] = []
             var storage: [Float] = []
             try txn.forEach(tables.vectors, prefix: Keys.collection(c), from: Keys.row(c, after &+ 1)) { k, v in
                 let row = Keys.rowID(of: k)
                 if row > through { return false }
-                rows.append(row)
                 let start = storage.count
                 storage.append(contentsOf: repeatElement(0, count: dimension))
-                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: k, collection: name, dimension: dimension, into: $0.baseAddress! + start) }
+                do {
+                    try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: k, collection: name, dimension: dimension, into: $0.baseAddress! + start) }
+                } catch let e as StorageError where skipDamaged && e.kind == .corrupt {
+                    storage.removeLast(dimension)
+                    return true
+                }
+                rows.append(row)
                 return true
             }
             return (rows, rows.isEmpty ? nil : Matrix(dimension: dimension, storage: storage))
