@@ -304,6 +304,47 @@ struct IntegrityTests {
         #expect(full.segmentVectorsCompared - sampled.segmentVectorsCompared == 3_000 - 1_000)
     }
 
+    /// What the trailers cost on the read path: a pass over 20,000 stored 128-d vectors that copies
+    /// them out, with and without the checksum check (figures printed; docs/architecture.md).
+    @Test func checksumCost() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path + "/db", options: DatabaseOptions(durability: .relaxed(milliseconds: 100)))
+        let c = try db.createCollection("v", dimension: 128, metric: .l2, options: CollectionOptions(index: IndexSettings(kind: .flat), fullText: nil))
+        var rng = SplitMix64(seed: 9)
+        for b in 0..<4 { try c.insert((0..<5_000).map { Document(id: "\(b)-\($0)", vector: randomVector(128, &rng)) }) }
+        var out = [Float](repeating: 0, count: 128)
+        func pass(checked: Bool) throws -> Double {
+            let t = Date()
+            try db.readTransaction { txn in
+                try out.withUnsafeMutableBufferPointer { o in
+                    try txn.forEach(db.tables.vectors, prefix: Keys.collection(c.info.number)) { k, v in
+                        if checked {
+                            try VectorCodec.decode(v, key: k, collection: "v", dimension: 128, into: o.baseAddress!)
+                        } else {
+                            UnsafeMutableRawPointer(o.baseAddress!).copyMemory(from: v.baseAddress!, byteCount: 512)
+                        }
+                        return true
+                    }
+                }
+            }
+            return Date().timeIntervalSince(t)
+        }
+        var raw = Double.infinity, checked = Double.infinity
+        for _ in 0..<3 {
+            raw = min(raw, try pass(checked: false))
+            checked = min(checked, try pass(checked: true))
+        }
+        let t0 = Date()
+        _ = try c.search(vector: randomVector(128, &rng), k: 10, options: SearchOptions(exact: true))
+        let exact = Date().timeIntervalSince(t0)
+        let t1 = Date()
+        #expect(try db.verify().ok)
+        let verify = Date().timeIntervalSince(t1)
+        print(String(format: "checksum cost: 20,000 x 128-d vectors read %.1f ms without the check, %.1f ms with it (%.2f us per vector more); exact search %.1f ms; verify %.1f ms",
+                     raw * 1_000, checked * 1_000, (checked - raw) / 20_000 * 1e6, exact * 1_000, verify * 1_000))
+        #expect(checked < raw + 0.5)
+    }
+
     @Test func cliVerifyQuick() throws {
         let dir = TemporaryDirectory()
         let db = try Self.makeDatabase(dir)
