@@ -345,6 +345,20 @@ struct IntegrityTests {
         #expect(checked < raw + 0.5)
     }
 
+    /// The CLI on the format-1 fixture: read commands refuse it and say what to do; a writing
+    /// command upgrades it; then reads work.
+    @Test func cliOnAFormatOneDatabase() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: try Self.fixtureCopy(dir))
+        let refused = try cli.run(["get", "docs", "doc-0"])
+        #expect(refused.status == 1 && refused.stderr.contains("format version 1") && refused.stderr.contains("quiver compact"), "\(refused.stderr)")
+        #expect(try cli.run(["compact"]).status == 0)
+        let get = try cli.run(["get", "docs", "doc-0", "--json"])
+        #expect(get.status == 0 && get.stdout.contains("river quiet paper"), "\(get.stdout)\(get.stderr)")
+        let verify = try cli.run(["verify", "--quick"])
+        #expect(verify.status == 0 && verify.stdout.contains("OK"), "\(verify.stdout)")
+    }
+
     @Test func cliVerifyQuick() throws {
         let dir = TemporaryDirectory()
         let db = try Self.makeDatabase(dir)
