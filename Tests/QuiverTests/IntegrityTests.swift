@@ -277,7 +277,7 @@ struct IntegrityTests {
         let report = try db.verify()
         #expect(report.ok && report.segmentVectorsCompared == 120 + 1_500, "\(report)")
         let quick = try db.verify(quick: true)
-        #expect(quick.ok && quick.quick && quick.segmentVectorsCompared == 120 + 1_500)
+        #expect(quick.ok && quick.quick && quick.segmentVectorsCompared == 120 + 750, "\(quick)")
         for (name, id) in [("h", "h9"), ("p", "p33")] {
             let c = try db.collection(name)
             let docKey = Keys.document(c.info.number, id)
@@ -290,7 +290,7 @@ struct IntegrityTests {
             let expected = name == "h" ? "holds a vector of document '\(id)' (row \(row)) that differs from the stored one"
                                        : "the code of document '\(id)' (row \(row)) does not encode its stored vector"
             #expect(r.problems.count == 1 && r.problems[0].contains(expected), "\(r.problems)")
-            #expect(try db.verify(quick: true).problems == r.problems)
+            if name == "h" { #expect(try db.verify(quick: true).problems == r.problems) }
             try db.env.write { txn in try txn.put(db.tables.vectors, rowKey, VectorCodec.stored(original, key: rowKey)) }
         }
         #expect(try db.verify().ok)
@@ -301,7 +301,7 @@ struct IntegrityTests {
         try db.compact("big")
         let full = try db.verify(), sampled = try db.verify(quick: true)
         #expect(full.ok && sampled.ok)
-        #expect(full.segmentVectorsCompared - sampled.segmentVectorsCompared == 3_000 - 1_000)
+        #expect(full.segmentVectorsCompared == 120 + 1_500 + 3_000 && sampled.segmentVectorsCompared == 120 + 750 + 1_000)
     }
 
     /// What the trailers cost on the read path: a pass over 20,000 stored 128-d vectors that copies
@@ -367,7 +367,7 @@ struct IntegrityTests {
         let quick = try cli.run(["verify", "--quick", "--json"])
         #expect(quick.status == 0, "\(quick.stderr)")
         let report = try JSONDecoder().decode(VerifyReport.self, from: Data(quick.stdout.utf8))
-        #expect(report.ok && report.quick && report.segmentVectorsCompared == 1_620)
+        #expect(report.ok && report.quick && report.segmentVectorsCompared == 120 + 750)
         #expect(try cli.run(["verify", "--help"]).stdout.contains("--quick"))
     }
 }

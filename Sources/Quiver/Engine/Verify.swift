@@ -253,7 +253,8 @@ extension Database {
         segs.lock.read {
             for s in segs.sealed {
                 let entries = s.index.any.count
-                let step = quick ? max(1, entries / Database.quickVerifySample) : 1
+                // At most quickVerifySample entries: every step-th one.
+                let step = quick ? max(1, (entries + Database.quickVerifySample - 1) / Database.quickVerifySample) : 1
                 switch s.index {
                 case .hnsw(let h):
                     h.forEachStoredVector(every: step) { id, deleted, vector in
