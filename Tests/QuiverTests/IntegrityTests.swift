@@ -233,6 +233,18 @@ struct IntegrityTests {
             #expect(report.problems == ["'h': the stored vector of row \(row) is damaged (its checksum does not match)"], "\(report.problems)")
             db.close()
         }
+        // A seal reads the damaged vector: it fails and says why; the rows it would have sealed stay
+        // searchable in the mutable segment, writes and searches go on.
+        db = try Database(path: dir.path + "/db")
+        let c = try db.collection("h")
+        var rng = SplitMix64(seed: 77)
+        try c.insert((0..<45).map { Document(id: "late\($0)", vector: randomVector(8, &rng)) })
+        db.waitForMaintenance()
+        #expect(try db.stats().collections.first { $0.name == "h" }?.index?.lastMaintenanceError?.contains("the stored vector of row \(row) is damaged") == true)
+        let found = try c.search(vector: [1, 0, 0, 0, 0, 0, 0, 0], k: 500, options: SearchOptions(efSearch: 1_000))
+        #expect(found.count == 165 && found.contains { $0.id == "late44" })
+        let report = try db.verify()
+        #expect(report.problems == ["'h': the stored vector of row \(row) is damaged (its checksum does not match)"], "\(report.problems)")
     }
 
     @Test func everyCheckedTableReportsAFlippedByte() throws {

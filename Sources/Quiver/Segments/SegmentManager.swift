@@ -308,7 +308,9 @@ final class SegmentManager: @unchecked Sendable {
 
     /// Moves the live rows of a frozen flat segment back into the mutable one (after a failed seal).
     private func mergeFlat(_ f: FlatIndex, into segs: CollectionSegments) throws {
-        let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, after: segs.sealedThrough, through: segs.maxRow)
+        // A damaged stored vector (the likely reason the seal failed) stays out, as at open.
+        let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, after: segs.sealedThrough, through: segs.maxRow,
+                                          skipDamaged: true)
         let fresh = try FlatIndex(dimension: segs.dimension, metric: segs.metric)
         var keepIDs: [UInt64] = []
         var keep: [Float] = []
