@@ -247,6 +247,39 @@ struct IntegrityTests {
         #expect(report.problems == ["'h': the stored vector of row \(row) is damaged (its checksum does not match)"], "\(report.problems)")
     }
 
+    /// A damaged catalog entry does not stop the open: that collection's uses report the damage,
+    /// the others work, verify names it.
+    @Test func aDamagedCatalogEntryDoesNotStopTheOpen() throws {
+        let dir = TemporaryDirectory()
+        var db = try Self.makeDatabase(dir)
+        try Self.flip(db, db.tables.catalog, Array("h".utf8), at: 3)
+        db.close()
+        for readOnly in [false, true] {
+            var options = DatabaseOptions()
+            options.readOnly = readOnly
+            db = try Database(path: dir.path + "/db", options: options)
+            do {
+                _ = try db.collection("h").get("h1")
+                Issue.record("a damaged catalog entry was used")
+            } catch {
+                #expect("\(error)".contains("collection 'h': the stored catalog entry is damaged"), "\(error)")
+            }
+            #expect(try db.collection("p").search(vector: [0, 0, 0, 0, 0, 0, 0, 0], k: 3).count == 3)
+            let report = try db.verify()
+            #expect(report.problems == ["'h': the stored catalog entry is damaged (its checksum does not match)"], "\(report.problems)")
+            db.close()
+        }
+        // Its segment files were not taken for orphans: with the entry mended, everything is back.
+        #expect(FileSystem.isDirectory(dir.path + "/db/segments/1"))
+        db = try Database(path: dir.path + "/db")
+        try Self.flip(db, db.tables.catalog, Array("h".utf8), at: 3)
+        db.close()
+        db = try Database(path: dir.path + "/db")
+        #expect(db.openReport.orphanSegmentFiles == 0)
+        #expect(try db.collection("h").get("h1") != nil)
+        #expect(try db.verify().ok)
+    }
+
     @Test func everyCheckedTableReportsAFlippedByte() throws {
         let dir = TemporaryDirectory()
         let db = try Self.makeDatabase(dir)

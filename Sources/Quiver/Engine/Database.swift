@@ -163,12 +163,10 @@ public final class Database: @unchecked Sendable {
             // Index segments: mapped from their files, tombstoned from LMDB, mutable ones rebuilt.
             let recorder = TimingsRecorder()
             let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder)
-            let infos = try env.read { txn in
-                var out: [CollectionInfo] = []
-                try txn.forEach(tables.catalog) { k, v in out.append(try CollectionInfo(stored: v, key: k)); return true }
-                return out
+            let (infos, damaged) = try env.read { txn in
+                (try Database.intactCollections(txn: txn, tables: tables), try txn.count(tables.catalog))
             }
-            try segments.load(infos)
+            try segments.load(infos, keepUnknownDirectories: damaged != infos.count)
             report.orphanSegmentFiles = segments.orphansRemoved
             self.lockFile = lockFile
             self.env = env
@@ -270,6 +268,18 @@ public final class Database: @unchecked Sendable {
             }
             return out
         }
+    }
+
+    /// The collections whose catalog entries are intact, for loading their segments at open: a
+    /// damaged entry must not stop the database from opening (every use of that collection reads
+    /// its entry and reports the damage; `verify` names it).
+    static func intactCollections(txn: LMDBTransaction, tables: Tables) throws -> [CollectionInfo] {
+        var out: [CollectionInfo] = []
+        try txn.forEach(tables.catalog) { k, v in
+            if let info = try? CollectionInfo(stored: v, key: k) { out.append(info) }
+            return true
+        }
+        return out
     }
 
     /// The description of the collection named `name`.
@@ -422,7 +432,7 @@ public final class Database: @unchecked Sendable {
         while true {
             let at = env.lastTransactionID
             do {
-                let infos = try collections()
+                let infos = try readTransaction { txn in try Database.intactCollections(txn: txn, tables: tables) }
                 try wrapStorage { try segments.load(infos) }
                 segmentsLoadedAt = at
                 filterCache.removeAll()

@@ -57,7 +57,9 @@ final class SegmentManager: @unchecked Sendable {
     /// tombstones rows deleted since they were sealed, rebuilds the mutable segment from the rows
     /// past the sealed mark, and removes files the manifest does not name.
     /// Read-only, it leaves the files alone and replaces whatever was loaded before.
-    func load(_ infos: [CollectionInfo]) throws {
+    /// `keepUnknownDirectories`: the catalog has a damaged entry, whose collection's directory must
+    /// not be taken for an orphan.
+    func load(_ infos: [CollectionInfo], keepUnknownDirectories: Bool = false) throws {
         if readOnly {
             var loaded: [UInt32: CollectionSegments] = [:]
             for info in infos { loaded[info.number] = try loadCollection(info) }
@@ -68,7 +70,7 @@ final class SegmentManager: @unchecked Sendable {
         }
         try FileSystem.createDirectory(root)
         let known = Set(infos.map { String($0.number) })
-        for entry in try FileSystem.list(root) where !known.contains(entry) {
+        for entry in try FileSystem.list(root) where !known.contains(entry) && !keepUnknownDirectories {
             try FileSystem.removeTree(root + "/" + entry)
             orphansRemoved += 1
         }
