@@ -265,6 +265,7 @@ struct IntegrityTests {
                 #expect("\(error)".contains("collection 'h': the stored catalog entry is damaged"), "\(error)")
             }
             #expect(try db.collection("p").search(vector: [0, 0, 0, 0, 0, 0, 0, 0], k: 3).count == 3)
+            if !readOnly { _ = try db.collection("p").delete(ids: ["p1"]) }
             let report = try db.verify()
             #expect(report.problems == ["'h': the stored catalog entry is damaged (its checksum does not match)"], "\(report.problems)")
             db.close()

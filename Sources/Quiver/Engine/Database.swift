@@ -301,13 +301,21 @@ public final class Database: @unchecked Sendable {
     }
 
     /// The catalog entry of collection `number` (log records and row keys name collections by number).
+    /// A damaged entry of another collection is passed over; when none matches and one is damaged,
+    /// that damage is the error (it may be this collection's entry).
     static func info(number: UInt32, txn: LMDBTransaction, tables: Tables) throws -> CollectionInfo {
         var found: CollectionInfo?
+        var damage: Error?
         try txn.forEach(tables.catalog) { k, v in
-            let info = try CollectionInfo(stored: v, key: k)
-            if info.number == number { found = info }
+            do {
+                let info = try CollectionInfo(stored: v, key: k)
+                if info.number == number { found = info }
+            } catch {
+                damage = damage ?? error
+            }
             return found == nil
         }
+        if found == nil, let damage { throw damage }
         guard let info = found else { throw StorageError(.corrupt, "collection number \(number) is named by a log record but not in the catalog") }
         return info
     }
