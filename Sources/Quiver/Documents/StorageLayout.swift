@@ -320,7 +320,7 @@ enum StoredValue {
     static func describe(table: String, key: UnsafeRawBufferPointer) -> String {
         func text(from i: Int) -> String { i <= key.count ? String(decoding: UnsafeRawBufferPointer(rebasing: key[i...]), as: UTF8.self) : "" }
         func row(at i: Int) -> String {
-            guard key.count >= i + 8 else { return "?" }
+            guard i >= 0, key.count >= i + 8 else { return "?" }
             var r: UInt64 = 0
             for j in i..<(i + 8) { r = r << 8 | UInt64(key[j]) }
             return String(r)
