@@ -83,6 +83,34 @@ struct IntegrityTests {
         #expect(try reader.verify().ok)
     }
 
+    /// The stored bytes are those docs/file-formats.md gives: payload, then the CRC-32C of key ++
+    /// payload, little-endian; `meta` `format` is 2.
+    @Test func storedBytesAreTheDocumentedLayout() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path + "/db")
+        let c = try db.createCollection("c", dimension: 2, metric: .l2)
+        try c.upsert(Document(id: "a", vector: [1.5, -2]))
+        #expect(try Self.format(db) == 2)
+        let n = c.info.number
+        try db.readTransaction { txn in
+            // vectors: C ++ R -> 2 x f32 LE ++ crc
+            let key = Keys.row(n, 1)
+            let value = try #require(try txn.get(db.tables.vectors, key))
+            let payload: [UInt8] = [0x00, 0x00, 0xC0, 0x3F, 0x00, 0x00, 0x00, 0xC0]
+            let crc = CRC32C.checksum(key + payload)
+            #expect(value == payload + [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)])
+            // rows: C ++ R -> id ++ crc; counters: C -> live, next row ++ crc
+            let row = try #require(try txn.get(db.tables.rows, key))
+            #expect(row == StoredValue.seal(Array("a".utf8), key: key) && row.count == 5)
+            let counters = try #require(try txn.get(db.tables.counters, Keys.collection(n)))
+            var w = ByteWriter()
+            w.write(UInt64(1))
+            w.write(UInt64(2))
+            #expect(counters == StoredValue.seal(w.bytes, key: Keys.collection(n)))
+            #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        }
+    }
+
     /// A small database with every kind of value: text (BM25), payload indexes, sealed HNSW (cosine)
     /// and IVF-PQ segments, an import checkpoint.
     static func makeDatabase(_ dir: TemporaryDirectory) throws -> Database {
