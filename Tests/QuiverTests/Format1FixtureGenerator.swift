@@ -7,9 +7,9 @@ import QuiverStorage
 
 /// Makes the format-1 database of `Fixtures/format1/` (read by `FormatUpgradeTests`).
 ///
-/// It must run on code that writes format 1: commit d5d9d13 plus this file, which is the commit that
-/// added the fixture (`git log -- Tests/QuiverTests/Fixtures/format1`). On later code it writes the
-/// current format. To regenerate, check that commit out into a scratch worktree and run
+/// It must run on code that writes format 1: commit d5d9d13 plus this file, which is commit 29446ba,
+/// the one that added the fixture (`git log -- Tests/QuiverTests/Fixtures/format1`). On later code it
+/// writes the current format. To regenerate, check 29446ba out into a scratch worktree and run
 ///
 ///     QUIVER_MAKE_FORMAT1_FIXTURE=/tmp/format1 swift test --filter Format1FixtureGenerator
 ///
