@@ -61,6 +61,7 @@ let package = Package(
         .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex", "QuiverTestSupport"]),
         .testTarget(name: "QuiverEncoderTests", dependencies: ["QuiverEncoder", "QuiverTestSupport"]),
         .testTarget(name: "QuiverTextTests", dependencies: ["QuiverText", "QuiverCore"]),
-        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverTextExample", "QuiverCrashWriter"]),
+        .testTarget(name: "QuiverTests", dependencies: ["Quiver", "QuiverStorage", "QuiverTestSupport", "QuiverCLI", "QuiverExample", "QuiverTextExample", "QuiverCrashWriter"],
+                    exclude: ["Fixtures"]),
     ]
 )

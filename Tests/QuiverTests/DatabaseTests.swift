@@ -66,7 +66,7 @@ struct DatabaseTests {
         try c.upsert(Document(id: "d", text: text, vector: [1]))
         let stored = try db.readTransaction { txn in try txn.get(db.tables.documents, Keys.document(c.info.number, "d"))! }
         #expect(stored.count < 500)
-        #expect(try DocumentRecord(stored).text == text)
+        #expect(try DocumentRecord(stored: stored, key: Keys.document(c.info.number, "d"), collection: "t").text == text)
     }
 
     @Test func exactSearchMatchesBruteForceForEveryMetric() throws {

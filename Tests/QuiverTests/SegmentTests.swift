@@ -77,7 +77,7 @@ struct SegmentTests {
         try db.compact()
         #expect(try db.verify().ok)
         // Remove one vector behind the engine's back: verify names the document and changes nothing.
-        let row = try db.readTransaction { txn in try DocumentRecord(txn.get(db.tables.documents, Keys.document(1, "7"))!).row }
+        let row = try db.readTransaction { txn in try DocumentRecord(stored: txn.get(db.tables.documents, Keys.document(1, "7"))!, key: Keys.document(1, "7"), collection: "s").row }
         try db.env.write { txn in _ = try txn.delete(db.tables.vectors, Keys.row(1, row)) }
         let report = try db.verify()
         #expect(report.problems.contains { $0.contains("document '7' has no vector") })

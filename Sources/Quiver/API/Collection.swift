@@ -108,8 +108,8 @@ public struct Collection: Sendable {
         return try database.readTransaction { txn in
             var out: [String] = []
             try rows.forEach { row in
-                if let id = try txn.get(database.tables.rows, Keys.row(info.number, UInt64(row))) {
-                    out.append(String(decoding: id, as: UTF8.self))
+                if let id = try RowCodec.read(info.number, UInt64(row), collection: name, txn: txn, tables: database.tables) {
+                    out.append(id)
                 }
             }
             return out.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -144,11 +144,13 @@ public struct Collection: Sendable {
         try database.readTransaction { txn in
             try checkExists(txn)
             return try ids.map { id in
-                guard let bytes = try txn.get(database.tables.documents, Keys.document(info.number, id)) else { return nil }
-                let record = try DocumentRecord(bytes)
-                let vector = try txn.withValue(database.tables.vectors, Keys.row(info.number, record.row)) { v -> [Float] in
-                    guard let v = v else { throw StorageError(.corrupt, "document '\(id)' in '\(name)' has no stored vector") }
-                    return try VectorCodec.decode(v, dimension: info.dimension)
+                let key = Keys.document(info.number, id)
+                guard let bytes = try txn.get(database.tables.documents, key) else { return nil }
+                let record = try DocumentRecord(stored: bytes, key: key, collection: name)
+                let rowKey = Keys.row(info.number, record.row)
+                let vector = try txn.withValue(database.tables.vectors, rowKey) { v -> [Float] in
+                    guard let v = v else { throw StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`") }
+                    return try VectorCodec.decode(v, key: rowKey, collection: name, dimension: info.dimension)
                 }
                 return Document(id: id, text: record.text, metadata: record.metadata, vector: vector)
             }
@@ -159,8 +161,7 @@ public struct Collection: Sendable {
     public func count() throws -> Int {
         try database.readTransaction { txn in
             try checkExists(txn)
-            guard let bytes = try txn.get(database.tables.counters, Keys.collection(info.number)) else { return 0 }
-            return Int(try Counters(bytes).liveDocuments)
+            return Int(try Counters.read(info.number, collection: name, txn: txn, tables: database.tables)?.liveDocuments ?? 0)
         }
     }
 
@@ -169,7 +170,9 @@ public struct Collection: Sendable {
         try database.readTransaction { txn in
             try checkExists(txn)
             var out: [String] = []
-            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, _ in
+            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
+                // The key's bytes are covered by the value's checksum: a damaged id is not listed as real.
+                _ = try StoredValue.open(v, key: k, table: "documents", collection: name)
                 out.append(String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self))
                 return true
             }

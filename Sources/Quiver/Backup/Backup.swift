@@ -251,7 +251,7 @@ enum Backup {
             var out: [(UInt32, SegmentRecord)] = []
             try txn.forEach(tables.segments) { k, v in
                 let c = UInt32(k[0]) << 24 | UInt32(k[1]) << 16 | UInt32(k[2]) << 8 | UInt32(k[3])
-                out.append((c, try SegmentRecord(id: Keys.rowID(of: k), bytes: v)))
+                out.append((c, try SegmentRecord(stored: v, key: k, collection: "number \(c)")))
                 return true
             }
             return out

@@ -63,13 +63,18 @@ public final class Database: @unchecked Sendable {
         public var salvagedLog: WriteAheadLog.SalvageReport?
         /// Damaged log files whose records LMDB already held, removed (nothing was lost).
         public var droppedDamagedLogFiles: [String] = []
+        /// The format the database was upgraded from at this open (nil: none was needed).
+        public var upgradedFromFormat: UInt32? = nil
+        /// LMDB values rewritten by that upgrade.
+        public var upgradedValues = 0
     }
 
     /// What opening the database found and repaired.
     public private(set) var openReport: OpenReport
 
-    /// The format version this code writes and reads.
-    public static let formatVersion: UInt32 = 1
+    /// The format version this code writes and reads. Format 1 (values without checksums) is
+    /// upgraded at the first writable open; a read-only open of it is refused.
+    public static let formatVersion: UInt32 = 2
 
     /// Opens the database in directory `path`, creating it when missing (unless
     /// `options.createIfMissing` is false). Recovers after a crash: a torn log tail is cut and the
@@ -86,7 +91,7 @@ public final class Database: @unchecked Sendable {
                 let tables = try Tables(env)
                 let format = try env.read { txn in try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() } }
                 guard format == Database.formatVersion else {
-                    throw QuiverError.notADatabase(path: path, reason: format.map { "format version \($0); this Quiver reads version \(Database.formatVersion)" } ?? "LMDB holds no Quiver format marker")
+                    throw QuiverError.notADatabase(path: path, reason: format.map { Database.unreadableFormat($0, readOnly: true) } ?? "LMDB holds no Quiver format marker")
                 }
                 let recorder = TimingsRecorder()
                 let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder, readOnly: true)
@@ -124,7 +129,7 @@ public final class Database: @unchecked Sendable {
             let sync: LMDBEnvironment.SyncMode = options.durability == .full ? .dataSync : .noSync
             let env = try LMDBEnvironment(path: lmdbPath, mapSize: options.initialMapSize, maxTables: 32, syncMode: sync)
             let tables = try Tables(env)
-            let (format, applied) = try env.write { txn -> (UInt32?, UInt64) in
+            let (format, applied, upgraded) = try env.write { txn -> (UInt32?, UInt64, Int?) in
                 var format = try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() }
                 // A new database, or one whose creation a crash interrupted before its first commit
                 // (an LMDB file with nothing in it): write the format marker.
@@ -135,11 +140,17 @@ public final class Database: @unchecked Sendable {
                     format = Database.formatVersion
                 }
                 let applied = try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
-                return (format, applied)
+                // A format-1 database gets its checksums before anything (replay included) writes.
+                var upgraded: Int?
+                if format == 1 {
+                    upgraded = try FormatUpgrade.toFormat2(txn: txn, tables: tables)
+                    format = 2
+                }
+                return (format, applied, upgraded)
             }
             guard let f = format else { throw QuiverError.notADatabase(path: path, reason: "LMDB holds no Quiver format marker") }
             guard f == Database.formatVersion else {
-                throw QuiverError.notADatabase(path: path, reason: "format version \(f); this Quiver reads version \(Database.formatVersion)")
+                throw QuiverError.notADatabase(path: path, reason: Database.unreadableFormat(f, readOnly: false))
             }
             let durability: Durability
             switch options.durability {
@@ -157,6 +168,10 @@ public final class Database: @unchecked Sendable {
             let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
             var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes + wal.recovery.truncatedDamagedAppliedBytes,
                                     staleReaders: env.staleReadersCleared)
+            if let n = upgraded {
+                report.upgradedFromFormat = 1
+                report.upgradedValues = n
+            }
             report.salvagedLog = salvaged
             report.droppedDamagedLogFiles = wal.recovery.removedDamagedAppliedFiles
             // Replay what LMDB has not applied, one LMDB transaction per record, in order. A record
@@ -165,26 +180,24 @@ public final class Database: @unchecked Sendable {
             let (replayed, unapplied) = try Database.replay(wal, after: applied, env: env, tables: tables)
             report.replayedRecords = replayed
             report.unappliedRecord = unapplied
-            // The metadata field catalog (derived data) of collections written before it existed.
+            // Derived data a format-1 database lacks or keyed otherwise: the metadata field catalog
+            // (of collections written before it existed), and payload entries (format 1 had no
+            // long-field or long-keyword forms), rebuilt from the documents.
             try env.write { txn in
-                var numbers: [UInt32] = []
-                try txn.forEach(tables.catalog) { _, v in
-                    if let info = try? CollectionInfo(encoded: Array(v)) { numbers.append(info.number) }
-                    return true
-                }
-                for c in numbers where try !FieldCatalog.isComplete(c, txn: txn, tables: tables) {
-                    try FieldCatalog.rebuild(c, txn: txn, tables: tables)
+                for info in try Database.intactCollections(txn: txn, tables: tables) {
+                    if try !FieldCatalog.isComplete(info.number, txn: txn, tables: tables) {
+                        try FieldCatalog.rebuild(info.number, txn: txn, tables: tables)
+                    }
+                    if upgraded != nil { try PayloadIndexing.rebuild(info, txn: txn, tables: tables) }
                 }
             }
             // Index segments: mapped from their files, tombstoned from LMDB, mutable ones rebuilt.
             let recorder = TimingsRecorder()
             let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder)
-            let infos = try env.read { txn in
-                var out: [CollectionInfo] = []
-                try txn.forEach(tables.catalog) { _, v in out.append(try CollectionInfo(encoded: Array(v))); return true }
-                return out
+            let (infos, damaged) = try env.read { txn in
+                (try Database.intactCollections(txn: txn, tables: tables), try txn.count(tables.catalog))
             }
-            try segments.load(infos)
+            try segments.load(infos, keepUnknownDirectories: damaged != infos.count)
             report.orphanSegmentFiles = segments.orphansRemoved
             report.damagedSegments = segments.damagedSegments()
             self.lockFile = lockFile
@@ -229,6 +242,14 @@ public final class Database: @unchecked Sendable {
         }
         if present && !readOnly { try wrapStorage { try FileSystem.remove(file) } }
         return false
+    }
+
+    /// Why a database of format `f` cannot be opened.
+    static func unreadableFormat(_ f: UInt32, readOnly: Bool) -> String {
+        if f == 1 && readOnly {
+            return "it is of format version 1, written by an earlier Quiver; open it for writing once (any writing command, such as `quiver compact`) to upgrade it to version \(formatVersion), which checksums every stored value"
+        }
+        return "format version \(f); this Quiver reads version \(formatVersion)" + (f == 1 ? " (and upgrades version 1 when opened for writing)" : "")
     }
 
     deinit { close() }
@@ -305,12 +326,24 @@ public final class Database: @unchecked Sendable {
     public func collections() throws -> [CollectionInfo] {
         try readTransaction { txn in
             var out: [CollectionInfo] = []
-            try txn.forEach(tables.catalog) { _, v in
-                out.append(try CollectionInfo(encoded: Array(v)))
+            try txn.forEach(tables.catalog) { k, v in
+                out.append(try CollectionInfo(stored: v, key: k))
                 return true
             }
             return out
         }
+    }
+
+    /// The collections whose catalog entries are intact, for loading their segments at open: a
+    /// damaged entry must not stop the database from opening (every use of that collection reads
+    /// its entry and reports the damage; `verify` names it).
+    static func intactCollections(txn: LMDBTransaction, tables: Tables) throws -> [CollectionInfo] {
+        var out: [CollectionInfo] = []
+        try txn.forEach(tables.catalog) { k, v in
+            if let info = try? CollectionInfo(stored: v, key: k) { out.append(info) }
+            return true
+        }
+        return out
     }
 
     /// The description of the collection named `name`.
@@ -328,17 +361,25 @@ public final class Database: @unchecked Sendable {
 
     func info(_ name: String, txn: LMDBTransaction) throws -> CollectionInfo {
         guard let bytes = try txn.get(tables.catalog, Array(name.utf8)) else { throw QuiverError.unknownCollection(name) }
-        return try CollectionInfo(encoded: bytes)
+        return try CollectionInfo(stored: bytes, key: Array(name.utf8))
     }
 
     /// The catalog entry of collection `number` (log records and row keys name collections by number).
+    /// A damaged entry of another collection is passed over; when none matches and one is damaged,
+    /// that damage is the error (it may be this collection's entry).
     static func info(number: UInt32, txn: LMDBTransaction, tables: Tables) throws -> CollectionInfo {
         var found: CollectionInfo?
-        try txn.forEach(tables.catalog) { _, v in
-            let info = try CollectionInfo(encoded: Array(v))
-            if info.number == number { found = info }
+        var damage: Error?
+        try txn.forEach(tables.catalog) { k, v in
+            do {
+                let info = try CollectionInfo(stored: v, key: k)
+                if info.number == number { found = info }
+            } catch {
+                damage = damage ?? error
+            }
             return found == nil
         }
+        if found == nil, let damage { throw damage }
         guard let info = found else { throw StorageError(.corrupt, "collection number \(number) is named by a log record but not in the catalog") }
         return info
     }
@@ -357,7 +398,11 @@ public final class Database: @unchecked Sendable {
             try checkWritable()
             // Validation reads the state under the writer lock, so nothing can change it before apply.
             let t0 = monotonicSeconds()
-            let (mutation, r) = try readTransaction { txn in try prepare(txn) }
+            let (mutation, r) = try readTransaction { txn in
+                let prepared = try prepare(txn)
+                try Database.checkStoredValues(read: prepared.0, txn: txn, tables: tables)
+                return prepared
+            }
             result = r
             let payload = try mutation.payload()
             try StorageLimits.check(payload: payload, documents: mutation.documentCount)
@@ -483,7 +528,7 @@ public final class Database: @unchecked Sendable {
         while true {
             let at = env.lastTransactionID
             do {
-                let infos = try collections()
+                let infos = try readTransaction { txn in try Database.intactCollections(txn: txn, tables: tables) }
                 try wrapStorage { try segments.load(infos, standInMissing: attempt >= 20) }
                 segmentsLoadedAt = at
                 filterCache.removeAll()
@@ -503,6 +548,46 @@ public final class Database: @unchecked Sendable {
         try checkpointLocked()
     }
 
+    /// Before a mutation is logged: decodes (so checks the checksum of) every stored value that
+    /// applying it reads, so that a damaged value refuses the write before the log holds a record
+    /// that cannot apply: the catalog, the counters, the documents it replaces or deletes (their
+    /// text and metadata too), and for a full-text collection the BM25 totals and the document
+    /// frequencies of the old and new texts' terms; every document for a new payload index.
+    static func checkStoredValues(read mutation: LogRecord, txn: LMDBTransaction, tables: Tables) throws {
+        func documents(_ number: UInt32, _ ids: [String], newTexts: [String]) throws {
+            let info = try info(number: number, txn: txn, tables: tables)
+            _ = try Counters.read(number, collection: info.name, txn: txn, tables: tables)
+            var texts = newTexts
+            for id in ids {
+                let key = Keys.document(number, id)
+                guard let old = try txn.get(tables.documents, key) else { continue }
+                let record = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
+                if let text = record.text { texts.append(text) }
+            }
+            guard let ft = info.fullText, !texts.isEmpty else { return }
+            _ = try TextIndexStore.stats(number, name: info.name, txn: txn, tables: tables)
+            var terms = Set<String>()
+            for text in texts { terms.formUnion(ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }) }
+            for term in terms {
+                _ = try TextIndexStore.documentFrequency(Keys.collection(number) + Array(term.utf8), collection: info.name, txn: txn, tables: tables)
+            }
+        }
+        switch mutation {
+        case .createCollection, .dropCollection:
+            return
+        case .write(let number, _, let docs, _):
+            try documents(number, docs.map(\.id), newTexts: docs.compactMap(\.text))
+        case .delete(let number, let ids):
+            try documents(number, ids, newTexts: [])
+        case .createPayloadIndex(let number, _):
+            let info = try info(number: number, txn: txn, tables: tables)
+            try txn.forEach(tables.documents, prefix: Keys.collection(number)) { k, v in
+                _ = try DocumentRecord(stored: v, key: k, collection: info.name, withText: false)
+                return true
+            }
+        }
+    }
+
     /// Applies one logged mutation in `txn` and records `sequence` as applied. Deterministic: the
     /// same record applied to the same state gives the same state, which replay relies on.
     /// Returns what changed, for the in-memory segments (updated after the transaction commits).
@@ -512,8 +597,8 @@ public final class Database: @unchecked Sendable {
         switch mutation {
         case .createCollection(let info):
             change = .created(info)
-            try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
-            try txn.put(tables.counters, Keys.collection(info.number), Counters().bytes)
+            try txn.put(tables.catalog, Array(info.name.utf8), try info.stored())
+            try txn.put(tables.counters, Keys.collection(info.number), Counters().stored(info.number))
             try FieldCatalog.markComplete(info.number, txn: txn, tables: tables)
             var w = ByteWriter()
             w.write(info.number + 1)
@@ -535,12 +620,11 @@ public final class Database: @unchecked Sendable {
                 throw StorageError(.invalidArgument, "document '\(bad)' cannot be applied (the debug hook QUIVER_DEBUG_UNAPPLIABLE_ID)")
             }
             #endif
-            if let c = checkpoint { try txn.put(tables.imports, c.key, c.value) }
-            guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
+            if let c = checkpoint { try txn.put(tables.imports, c.key, StoredValue.seal(c.value, key: c.key)) }
+            let info = try info(number: number, txn: txn, tables: tables)
+            guard var counters = try Counters.read(number, collection: info.name, txn: txn, tables: tables) else {
                 throw StorageError(.corrupt, "log record \(sequence) writes to collection number \(number), which has no counters")
             }
-            var counters = try Counters(counterBytes)
-            let info = try info(number: number, txn: txn, tables: tables)
             var added: [UInt64] = [], removed: [UInt64] = []
             var removedMetadata: [Metadata] = []
             var vectors = [Float]()
@@ -549,13 +633,13 @@ public final class Database: @unchecked Sendable {
             for d in documents {
                 let key = Keys.document(number, d.id)
                 if let old = try txn.get(tables.documents, key) {
-                    let oldRecord = try DocumentRecord(old, withText: info.fullText != nil)
+                    let oldRecord = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
                     let oldRow = oldRecord.row
                     try txn.delete(tables.vectors, Keys.row(number, oldRow))
                     try txn.delete(tables.rows, Keys.row(number, oldRow))
                     try PayloadIndexing.update(specs, number: number, row: oldRow, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
                     if let ft = info.fullText, let text = oldRecord.text {
-                        try TextIndexStore.update(ft, number: number, row: oldRow, text: text, remove: true, txn: txn, tables: tables)
+                        try TextIndexStore.update(ft, number: number, name: info.name, row: oldRow, text: text, remove: true, txn: txn, tables: tables)
                     }
                     removed.append(oldRow)
                     removedMetadata.append(oldRecord.metadata)
@@ -567,36 +651,36 @@ public final class Database: @unchecked Sendable {
                 added.append(row)
                 vectors.append(contentsOf: d.vector ?? [])
                 let record = DocumentRecord(row: row, text: d.text, metadata: d.metadata)
-                try txn.put(tables.documents, key, try record.encode(compressionThreshold: info.textCompressionThreshold))
-                try txn.put(tables.vectors, Keys.row(number, row), VectorCodec.encode(d.vector ?? []))
-                try txn.put(tables.rows, Keys.row(number, row), Array(d.id.utf8))
+                let rowKey = Keys.row(number, row)
+                try txn.put(tables.documents, key, try record.stored(key: key, compressionThreshold: info.textCompressionThreshold))
+                try txn.put(tables.vectors, rowKey, VectorCodec.stored(d.vector ?? [], key: rowKey))
+                try txn.put(tables.rows, rowKey, RowCodec.stored(d.id, key: rowKey))
                 try PayloadIndexing.update(specs, number: number, row: row, metadata: d.metadata, remove: false, txn: txn, tables: tables)
                 if let ft = info.fullText, let text = d.text {
-                    try TextIndexStore.update(ft, number: number, row: row, text: text, remove: false, txn: txn, tables: tables)
+                    try TextIndexStore.update(ft, number: number, name: info.name, row: row, text: text, remove: false, txn: txn, tables: tables)
                 }
             }
-            try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            try txn.put(tables.counters, Keys.collection(number), counters.stored(number))
             if try FieldCatalog.isComplete(number, txn: txn, tables: tables) {
                 try FieldCatalog.update(number, removed: removedMetadata, added: documents.map(\.metadata), txn: txn, tables: tables)
             }
             change = .rows(number: number, added: added, vectors: added.isEmpty ? nil : Matrix(dimension: info.dimension, storage: vectors), removed: removed)
         case .delete(let number, let ids):
-            guard let counterBytes = try txn.get(tables.counters, Keys.collection(number)) else {
+            let info = try info(number: number, txn: txn, tables: tables)
+            guard var counters = try Counters.read(number, collection: info.name, txn: txn, tables: tables) else {
                 throw StorageError(.corrupt, "log record \(sequence) deletes from collection number \(number), which has no counters")
             }
-            var counters = try Counters(counterBytes)
             var removed: [UInt64] = []
             var removedMetadata: [Metadata] = []
-            let info = try info(number: number, txn: txn, tables: tables)
             let specs = info.payloadIndexes ?? []
             for id in ids {
                 let key = Keys.document(number, id)
                 guard let old = try txn.get(tables.documents, key) else { continue }
-                let oldRecord = try DocumentRecord(old, withText: info.fullText != nil)
+                let oldRecord = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
                 let row = oldRecord.row
                 try PayloadIndexing.update(specs, number: number, row: row, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
                 if let ft = info.fullText, let text = oldRecord.text {
-                    try TextIndexStore.update(ft, number: number, row: row, text: text, remove: true, txn: txn, tables: tables)
+                    try TextIndexStore.update(ft, number: number, name: info.name, row: row, text: text, remove: true, txn: txn, tables: tables)
                 }
                 removed.append(row)
                 removedMetadata.append(oldRecord.metadata)
@@ -605,7 +689,7 @@ public final class Database: @unchecked Sendable {
                 try txn.delete(tables.rows, Keys.row(number, row))
                 counters.liveDocuments -= 1
             }
-            try txn.put(tables.counters, Keys.collection(number), counters.bytes)
+            try txn.put(tables.counters, Keys.collection(number), counters.stored(number))
             if try FieldCatalog.isComplete(number, txn: txn, tables: tables) {
                 try FieldCatalog.update(number, removed: removedMetadata, added: [], txn: txn, tables: tables)
             }
@@ -616,8 +700,8 @@ public final class Database: @unchecked Sendable {
             if !specs.contains(spec) {
                 specs.append(spec)
                 info.payloadIndexes = specs
-                try txn.put(tables.catalog, Array(info.name.utf8), try info.encoded())
-                try PayloadIndexing.backfill(spec, number: number, txn: txn, tables: tables)
+                try txn.put(tables.catalog, Array(info.name.utf8), try info.stored())
+                try PayloadIndexing.backfill(spec, number: number, name: info.name, txn: txn, tables: tables)
             }
             change = .rows(number: number, added: [], vectors: nil, removed: [])
         }
@@ -672,7 +756,7 @@ extension Database {
         var out: [DatabaseStats.CollectionStats] = []
         try readTransaction { txn in
             for info in infos {
-                let count = try txn.get(tables.counters, Keys.collection(info.number)).map { try Counters($0).liveDocuments } ?? 0
+                let count = try Counters.read(info.number, collection: info.name, txn: txn, tables: tables)?.liveDocuments ?? 0
                 var bytes = 0
                 for table in [tables.documents, tables.vectors, tables.rows] {
                     try txn.forEach(table, prefix: Keys.collection(info.number)) { k, v in

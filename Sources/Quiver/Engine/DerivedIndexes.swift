@@ -40,8 +40,8 @@ struct DerivedIndexExpectation {
     /// out: they are reported where they are read).
     static func of(_ info: CollectionInfo, txn: LMDBTransaction, tables: Tables) throws -> DerivedIndexExpectation {
         var e = DerivedIndexExpectation(info)
-        try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { _, v in
-            if let record = try? DocumentRecord(Array(v)) { e.add(row: record.row, record: record) }
+        try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { k, v in
+            if let record = try? DocumentRecord(stored: v, key: k, collection: info.name) { e.add(row: record.row, record: record) }
             return true
         }
         return e
@@ -84,7 +84,7 @@ struct DerivedIndexExpectation {
         var seenPostings = 0
         try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
             seenPostings += 1
-            if postings[Array(k)] != Array(v) {
+            if postings[Array(k)] != StoredValue.intactPayload(v, key: k).map({ Array($0) }) {
                 textOK = false
                 problem("a BM25 posting of row \(FilterPlanner.row(k)) does not match its document's text")
             }
@@ -98,7 +98,7 @@ struct DerivedIndexExpectation {
         try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
             terms += 1
             let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
-            let df = (try? ByteReader(Array(v)).readUInt64Value()) ?? 0
+            let df = StoredValue.intactPayload(v, key: k).flatMap { try? ByteReader(Array($0)).readUInt64Value() } ?? 0
             if documentFrequency[term] != df {
                 textOK = false
                 problem("term '\(term)' has document frequency \(df); the documents give \(documentFrequency[term] ?? 0)")
@@ -110,7 +110,7 @@ struct DerivedIndexExpectation {
             problem("the BM25 index knows \(terms) terms; the documents' text has \(documentFrequency.count)")
         }
         let stats: (UInt64, UInt64)
-        do { stats = try TextIndexStore.stats(c, txn: txn, tables: tables) } catch {
+        do { stats = try TextIndexStore.stats(c, name: info.name, txn: txn, tables: tables) } catch {
             textOK = false
             problem("the BM25 totals cannot be read: \(error)")
             return (payloadOK, textOK)

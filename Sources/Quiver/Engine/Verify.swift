@@ -11,6 +11,15 @@ public struct VerifyReport: Sendable, Codable, Equatable {
     public var segmentFiles = 0
     /// Documents checked.
     public var documents = 0
+    /// LMDB values whose checksum was checked.
+    public var storedValues = 0
+    /// Of those, damaged ones (each also a problem).
+    public var damagedValues = 0
+    /// Index segment entries compared with the vectors in LMDB (HNSW: the stored vector; IVF-PQ:
+    /// the code). In a quick verify, a sample.
+    public var segmentVectorsCompared = 0
+    /// Whether the segment-vs-LMDB comparison was sampled (`verify(quick: true)`).
+    public var quick = false
     /// Every inconsistency found, one sentence each (empty when the database is sound).
     public var problems: [String] = []
     /// What is worth knowing but is no damage, one sentence each: log records not yet applied to
@@ -23,11 +32,20 @@ public struct VerifyReport: Sendable, Codable, Equatable {
 }
 
 extension Database {
+    /// Segment entries a quick verify compares with LMDB, per segment (evenly spread).
+    public static let quickVerifySample = 1_000
+
     /// Checks the database without changing anything: every write-ahead log record's checksum,
-    /// every segment file's checksums and structure, and in one LMDB snapshot that every document has
-    /// its vector and row entry, that the counters match, that no vector or row is orphaned, and that
-    /// every live document's vector is in exactly one index segment (sealed or mutable) and no
-    /// deleted one is. Runs while the database is open; pauses background maintenance meanwhile.
+    /// every segment file's checksums and structure, and in one LMDB snapshot the checksum of every
+    /// stored value (each damaged one is a problem naming the document or row), that every document
+    /// has its vector and row entry, that the counters match, that no vector or row is orphaned,
+    /// that payload and BM25 entries match the documents, that every live document's vector is in
+    /// exactly one index segment (sealed or mutable) and no deleted one is, and that each sealed
+    /// segment agrees with LMDB's vectors: an HNSW segment's stored vector equals the LMDB vector
+    /// (L2-normalized for cosine, within 1e-4), an IVF-PQ segment's code is a nearest-centroid
+    /// encoding of it. `quick` compares up to `quickVerifySample` entries of each segment (evenly
+    /// spread) instead of all; everything else is checked in full. Runs while the database is open;
+    /// pauses background maintenance meanwhile.
     ///
     /// Read-only (`DatabaseOptions(readOnly: true)`, also beside a writer in another process), it
     /// changes no file either. The log files are read read-only and checked as recovery would
@@ -38,8 +56,8 @@ extension Database {
     /// none past it), not this process's in-memory copy; when the writer merges a file away before
     /// it is read, the check runs again on a newer snapshot (for up to 5 s, then a note says which
     /// file could not be read).
-    public func verify() throws -> VerifyReport {
-        guard options.readOnly else { return try verifyOnce(log: true).report }
+    public func verify(quick: Bool = false) throws -> VerifyReport {
+        guard options.readOnly else { return try verifyOnce(log: true, quick: quick).report }
         // The log is read once, read-only; then the rest until it is exact.
         var logReport = VerifyReport()
         try checkLogReadOnly(&logReport)
@@ -48,7 +66,7 @@ extension Database {
         let deadline = monotonicSeconds() + 5
         var attempts = 0
         while true {
-            var (report, moved) = try verifyOnce(log: false)
+            var (report, moved) = try verifyOnce(log: false, quick: quick)
             attempts += 1
             report.logRecords = logReport.logRecords
             report.problems = logReport.problems + report.problems
@@ -64,8 +82,9 @@ extension Database {
 
     /// One check, in one LMDB snapshot. Read-only, also the segment files that snapshot names
     /// which the writer removed before they were read (empty when every file was read).
-    private func verifyOnce(log: Bool) throws -> (report: VerifyReport, moved: [String]) {
+    private func verifyOnce(log: Bool, quick: Bool) throws -> (report: VerifyReport, moved: [String]) {
         var report = VerifyReport()
+        report.quick = quick
         var moved: [String] = []
         if log, let wal {
             try wrapStorage { try wal.forEachRecord(after: 0) { _ in report.logRecords += 1 } }
@@ -73,8 +92,20 @@ extension Database {
         // With maintenance paused the segment set cannot change under the check.
         try segments.queue.sync {
             try readTransaction { txn in
-                for info in try collections() {
-                    try verify(info, txn: txn, report: &report, moved: &moved)
+                var infos: [CollectionInfo] = []
+                try txn.forEach(tables.catalog) { k, v in
+                    report.storedValues += 1
+                    do {
+                        infos.append(try CollectionInfo(stored: v, key: k))
+                    } catch {
+                        report.damagedValues += 1
+                        let name = String(decoding: k, as: UTF8.self)
+                        report.problems.append("'\(name)': the stored catalog entry is damaged (\(StoredValue.intactPayload(v, key: k) == nil ? StoredValue.damage(v) : "it does not decode"))")
+                    }
+                    return true
+                }
+                for info in infos {
+                    try verify(info, txn: txn, quick: quick, report: &report, moved: &moved)
                 }
             }
         }
@@ -104,53 +135,177 @@ extension Database {
 
     /// Checks one collection in `txn`. Read-only, a segment file the snapshot names that the
     /// writer has removed since goes to `moved`.
-    private func verify(_ info: CollectionInfo, txn: LMDBTransaction, report: inout VerifyReport, moved: inout [String]) throws {
+    private func verify(_ info: CollectionInfo, txn: LMDBTransaction, quick: Bool, report: inout VerifyReport, moved: inout [String]) throws {
         let c = info.number
         let name = info.name
         func problem(_ s: String) { if report.problems.count < 1_000 { report.problems.append("'\(name)': " + s) } }
         // The segment files this snapshot names, mapped first: a mapping stays valid when a writer
         // beside us merges the file away and removes it.
-        let records = try Manifest.records(c, txn: txn, tables: tables)
+        var records: [SegmentRecord] = []
+        try txn.forEach(tables.segments, prefix: Keys.collection(c)) { k, v in
+            if let record = try? SegmentRecord(stored: v, key: k, collection: name) { records.append(record) }
+            return true
+        }
         let mappings: [Result<MappedFile, any Error>] = records.map { record in
             Result { try MappedFile(path: segments.directory(c) + "/" + record.fileName) }
         }
-        // Documents, rows and vectors agree; the payload entries and postings each document should have.
+        // Every stored value of the collection: its checksum. Damaged ones are findings here and are
+        // passed over by the cross-checks below (which would otherwise report their consequences).
+        var damagedDocuments = Set<String>()
+        var damagedRows = Set<UInt64>()
+        var damagedKeys = Set<[UInt8]>()
+        for table in StoredValue.checkedTables(tables) where table != tables.catalog {
+            try txn.forEach(table, prefix: Keys.collection(c)) { k, v in
+                // Single-key tables hold exactly the prefix; others only longer keys of this collection.
+                report.storedValues += 1
+                guard StoredValue.intactPayload(v, key: k) == nil else { return true }
+                report.damagedValues += 1
+                problem("the stored \(StoredValue.describe(table: table.name, key: k)) is damaged (\(StoredValue.damage(v)))")
+                damagedKeys.insert(Array(k))
+                if table == tables.documents { damagedDocuments.insert(String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)) }
+                if table == tables.rows || table == tables.vectors { damagedRows.insert(Keys.rowID(of: k)) }
+                return true
+            }
+        }
+        // Rows whose document is damaged (its row is unknown): found through the rows table.
+        var rowsOfDamaged = damagedRows
+        if !damagedDocuments.isEmpty {
+            try txn.forEach(tables.rows, prefix: Keys.collection(c)) { k, v in
+                if let id = try? RowCodec.decode(v, key: k, collection: name), damagedDocuments.contains(id) { rowsOfDamaged.insert(Keys.rowID(of: k)) }
+                return true
+            }
+        }
+        let incomplete = !damagedDocuments.isEmpty
+        // Documents, rows and vectors agree; the payload entries each document should have.
         var live: [UInt64: String] = [:]
-        var expected = DerivedIndexExpectation(info)
+        let specs = info.payloadIndexes ?? []
+        var expectedPayload = Set<[UInt8]>()
+        var expectedPostings: [[UInt8]: [UInt8]] = [:]
+        var expectedDF: [String: UInt64] = [:]
+        var textDocuments: UInt64 = 0, textTerms: UInt64 = 0
         try txn.forEach(tables.documents, prefix: Keys.collection(c)) { k, v in
             let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             report.documents += 1
+            if damagedDocuments.contains(id) { return true }
             do {
-                let record = try DocumentRecord(Array(v))
-                expected.add(row: record.row, record: record)
+                let record = try DocumentRecord(stored: v, key: k, collection: name)
+                if let ft = info.fullText, let text = record.text {
+                    let terms = ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }
+                    var tf: [String: Int] = [:]
+                    for t in terms { tf[t, default: 0] += 1 }
+                    for (t, f) in tf {
+                        var w = ByteWriter(capacity: 8)
+                        w.write(UInt32(f))
+                        w.write(UInt32(terms.count))
+                        expectedPostings[TextIndexStore.postingPrefix(c, t) + Keys.row(c, record.row)[4...]] = w.bytes
+                        expectedDF[t, default: 0] += 1
+                    }
+                    textDocuments += 1
+                    textTerms += UInt64(terms.count)
+                }
+                expectedPayload.formUnion(PayloadIndexing.keys(specs, number: c, row: record.row, metadata: record.metadata))
                 if let previous = live[record.row] { problem("documents '\(previous)' and '\(id)' share row \(record.row)") }
                 live[record.row] = id
-                let rowID = try txn.get(tables.rows, Keys.row(c, record.row)).map { String(decoding: $0, as: UTF8.self) }
-                if rowID != id { problem("document '\(id)' has row \(record.row), which names \(rowID.map { "'\($0)'" } ?? "nothing")") }
-                try txn.withValue(tables.vectors, Keys.row(c, record.row)) { vector in
-                    if vector?.count != info.dimension * 4 { problem("document '\(id)' has \(vector == nil ? "no vector" : "a vector of \(vector!.count) bytes")") }
+                if !damagedRows.contains(record.row) {
+                    let rowID = try RowCodec.read(c, record.row, collection: name, txn: txn, tables: tables)
+                    if rowID != id { problem("document '\(id)' has row \(record.row), which names \(rowID.map { "'\($0)'" } ?? "nothing")") }
+                    let rowKey = Keys.row(c, record.row)
+                    try txn.withValue(tables.vectors, rowKey) { vector in
+                        guard let vector else { problem("document '\(id)' has no vector"); return }
+                        if vector.count != info.dimension * 4 + 4 { problem("document '\(id)' has a vector of \(vector.count - 4) bytes, not \(info.dimension * 4)") }
+                    }
                 }
             } catch {
-                problem("document '\(id)' cannot be decoded: \(error)")
+                problem("the stored document '\(id)' does not decode: \(error)")
             }
             return true
         }
         for table in [tables.rows, tables.vectors] {
             try txn.forEach(table, prefix: Keys.collection(c)) { k, _ in
                 let row = Keys.rowID(of: k)
-                if live[row] == nil { problem("row \(row) in table '\(table.name)' belongs to no document") }
+                if live[row] == nil && !rowsOfDamaged.contains(row) { problem("row \(row) in table '\(table.name)' belongs to no document") }
                 return true
             }
         }
-        // Payload entries and BM25 postings, document frequencies and totals agree with the documents.
-        _ = try expected.compare(txn: txn, tables: tables, problem: problem)
-        _ = try expected.compareFields(txn: txn, tables: tables, problem: problem)
-        let counted = try txn.get(tables.counters, Keys.collection(c)).map { try Counters($0) }
-        if let counters = counted {
-            if counters.liveDocuments != UInt64(live.count) { problem("the counter says \(counters.liveDocuments) documents; \(live.count) are stored") }
-            if let maxRow = live.keys.max(), maxRow >= counters.nextRow { problem("row \(maxRow) is at or past the next row id \(counters.nextRow)") }
-        } else {
+        var payloadEntries = 0
+        try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
+            payloadEntries += 1
+            let row = FilterPlanner.row(k)
+            if !expectedPayload.contains(Array(k)) && !rowsOfDamaged.contains(UInt64(row)) { problem("payload index entry for row \(row) does not match its document") }
+            return true
+        }
+        if payloadEntries < expectedPayload.count && !incomplete { problem("payload indexes lack \(expectedPayload.count - payloadEntries) entries of the documents' metadata") }
+        // BM25 postings, document frequencies and totals agree with the documents' text.
+        var postings = 0
+        try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
+            postings += 1
+            let row = UInt64(FilterPlanner.row(k))
+            guard !damagedKeys.contains(Array(k)), !rowsOfDamaged.contains(row), let payload = StoredValue.intactPayload(v, key: k) else { return true }
+            if expectedPostings[Array(k)] != Array(payload) { problem("a BM25 posting of row \(row) does not match its document's text") }
+            return true
+        }
+        if postings != expectedPostings.count && !incomplete { problem("the BM25 index holds \(postings) postings; the documents' text gives \(expectedPostings.count)") }
+        var terms = 0
+        try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
+            terms += 1
+            guard !incomplete, let payload = StoredValue.intactPayload(v, key: k) else { return true }
+            let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
+            let df = (try? ByteReader(Array(payload)).readUInt64Value()) ?? 0
+            if expectedDF[term] != df { problem("term '\(term)' has document frequency \(df); the documents give \(expectedDF[term] ?? 0)") }
+            return true
+        }
+        if terms != expectedDF.count && !incomplete { problem("the BM25 index knows \(terms) terms; the documents' text has \(expectedDF.count)") }
+        if !incomplete, let (statDocuments, statTerms) = try? TextIndexStore.stats(c, name: name, txn: txn, tables: tables),
+           statDocuments != textDocuments || statTerms != textTerms {
+            problem("BM25 totals say \(statDocuments) documents of \(statTerms) terms; the documents give \(textDocuments) and \(textTerms)")
+        }
+        // The metadata field catalog against the documents.
+        if !incomplete { _ = try DerivedIndexExpectation.of(info, txn: txn, tables: tables).compareFields(txn: txn, tables: tables, problem: problem) }
+        // Counters (when damaged, reported above).
+        if !(try txn.contains(tables.counters, Keys.collection(c))) {
             problem("no counters")
+        } else if let counters = try? Counters.read(c, collection: name, txn: txn, tables: tables) {
+            if counters.liveDocuments != UInt64(live.count + damagedDocuments.count) { problem("the counter says \(counters.liveDocuments) documents; \(live.count + damagedDocuments.count) are stored") }
+            if let maxRow = live.keys.max(), maxRow >= counters.nextRow { problem("row \(maxRow) is at or past the next row id \(counters.nextRow)") }
+        }
+        // Each sealed segment's vectors against LMDB's (all of them, or a sample when quick).
+        func stored(_ row: UInt64) -> [Float]? {
+            guard live[row] != nil, !damagedRows.contains(row) else { return nil }
+            let key = Keys.row(c, row)
+            return try? txn.withValue(tables.vectors, key) { v in try v.map { try VectorCodec.decode($0, key: key, collection: name, dimension: info.dimension) } }
+        }
+        func compareWithLMDB(_ indexes: [(UInt64, SegmentIndex)]) {
+            for (segmentID, index) in indexes {
+                let entries = index.any.count
+                // At most quickVerifySample entries: every step-th one.
+                let step = quick ? max(1, (entries + Database.quickVerifySample - 1) / Database.quickVerifySample) : 1
+                switch index {
+                case .hnsw(let h):
+                    h.forEachStoredVector(every: step) { id, deleted, vector in
+                        guard !deleted, var expected = stored(UInt64(id)) else { return }
+                        if info.metric.normalizes { expected = expected.normalized() }
+                        report.segmentVectorsCompared += 1
+                        var worst: Float = 0, at = 0
+                        var scale: Float = 1
+                        for j in 0..<info.dimension {
+                            scale = max(scale, abs(expected[j]))
+                            let e = abs(expected[j] - vector[j])
+                            if !(e <= worst) { worst = e; at = j }
+                        }
+                        if !(worst <= 1e-4 * scale) {
+                            problem("sealed segment \(segmentID) holds a vector of document '\(live[UInt64(id)]!)' (row \(id)) that differs from the stored one (component \(at): \(vector[at]) in the segment, \(expected[at]) from LMDB)")
+                        }
+                    }
+                case .exact:
+                    break  // a stand-in of LMDB's own vectors, for a damaged file (reported above)
+                case .ivfpq(let v):
+                    let (checked, mismatches) = v.checkCodes(every: step) { stored(UInt64($0)) }
+                    report.segmentVectorsCompared += checked
+                    for m in mismatches {
+                        problem("sealed IVF-PQ segment \(segmentID): the code of document '\(live[UInt64(m.id)] ?? "?")' (row \(m.id)) does not encode its stored vector: \(m.reason)")
+                    }
+                }
+            }
         }
         // Segment files: read back from disk and checked in full.
         var files: [(SegmentRecord, SegmentIndex)] = []
@@ -165,7 +320,7 @@ extension Database {
                 // Beside a writer: merged away after this snapshot named it, unless the latest
                 // snapshot still names it and it is still missing with no commit meanwhile.
                 let before = env.lastTransactionID
-                let stillNamed = try env.read { latest in try Manifest.records(c, txn: latest, tables: tables).contains { $0.id == record.id } }
+                let stillNamed = try env.read { latest in try Manifest.records(c, name: name, txn: latest, tables: tables).contains { $0.id == record.id } }
                 if stillNamed && !FileSystem.exists(path) && env.lastTransactionID == before {
                     problem("segment file \(path): \(e)")
                 } else {
@@ -181,7 +336,7 @@ extension Database {
             // in exactly one of them (rows deleted since their segment was sealed are tombstoned
             // from LMDB when loaded), and none past the mark (those are the mutable segment's).
             guard files.count == records.count else { return }  // a file was missing: reported above
-            let sealedThrough = try Manifest.state(c, txn: txn, tables: tables).sealedThrough
+            let sealedThrough = try Manifest.state(c, name: name, txn: txn, tables: tables).sealedThrough
             var seen: [UInt64: Int] = [:]
             for (record, index) in files {
                 index.forEachID { id, deleted in
@@ -193,29 +348,34 @@ extension Database {
                     }
                 }
             }
-            for (row, id) in live where row <= sealedThrough && seen[row] != 1 {
+            for (row, id) in live where row <= sealedThrough && seen[row] != 1 && !(damagedRows.contains(row) && seen[row] == nil) {
                 problem("document '\(id)' (row \(row)) is in \(seen[row] ?? 0) sealed segment files, not 1")
             }
+            compareWithLMDB(files.map { ($0.0.id, $0.1) })
             return
         }
         // Every live row is in exactly one segment, not tombstoned; no deleted row is live in one.
         guard let segs = segments.segments(c) else { problem("no index segments in memory"); return }
+        // (A segment whose file could not be used is searched through an exact stand-in of LMDB's
+        // rows; its file was reported above.)
         segs.lock.read {
             var seen: [UInt64: Int] = [:]
             func visit(_ id: Int64, _ deleted: Bool, _ where_: String) {
                 guard !deleted else { return }
                 let row = UInt64(id)
                 seen[row, default: 0] += 1
-                if live[row] == nil { problem("\(where_) returns row \(row), which is deleted") }
+                if live[row] == nil && !rowsOfDamaged.contains(row) { problem("\(where_) returns row \(row), which is deleted") }
             }
             for s in segs.sealed { s.index.forEachID { visit($0, $1, "sealed segment \(s.record.id)") } }
             for (label, flat) in [("the mutable segment", segs.mutable), ("the segment being sealed", segs.frozen)] {
                 guard let flat = flat else { continue }
                 for (row, _) in live where flat.contains(Int64(row)) { visit(Int64(row), false, label) }
             }
-            for (row, id) in live where seen[row] != 1 {
+            for (row, id) in live where seen[row] != 1 && !(damagedRows.contains(row) && seen[row] == nil) {
                 problem("document '\(id)' (row \(row)) is in \(seen[row] ?? 0) index segments, not 1")
             }
+            compareWithLMDB(segs.sealed.map { ($0.record.id, $0.index) })
         }
+
     }
 }

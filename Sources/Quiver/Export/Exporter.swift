@@ -59,7 +59,7 @@ extension Collection {
         try? FileSystem.remove(idsTmp)
         let count: Int = try database.readTransaction { txn in
             try checkExists(txn)
-            let total = Int(try txn.get(database.tables.counters, Keys.collection(info.number)).map { try Counters($0).liveDocuments } ?? 0)
+            let total = Int(try Counters.read(info.number, collection: name, txn: txn, tables: database.tables)?.liveDocuments ?? 0)
             var out = try wrapStorage { try FileWriter(path: tmp) }
             var ids = format == .jsonl || format == .csv ? nil : try wrapStorage { try FileWriter(path: idsTmp) }
             if format == .npy { try out.write(npyHeader(rows: total, dimension: info.dimension)) }
@@ -67,8 +67,8 @@ extension Collection {
             var fields: [String] = []
             if format == .csv {
                 var seen = Set<String>()
-                try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { _, v in
-                    seen.formUnion(try DocumentRecord(Array(v), withText: false).metadata.keys)
+                try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
+                    seen.formUnion(try DocumentRecord(stored: v, key: k, collection: name, withText: false).metadata.keys)
                     return true
                 }
                 fields = seen.filter { !["id", "text", "vector"].contains($0) }.sorted()
@@ -80,10 +80,11 @@ extension Collection {
             var n = 0
             try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
                 let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
-                let record = try DocumentRecord(Array(v), withText: format == .jsonl || format == .csv)
-                let vector = try txn.withValue(database.tables.vectors, Keys.row(info.number, record.row)) { bytes -> [Float] in
-                    guard let b = bytes else { throw QuiverError.storage(StorageError(.corrupt, "document '\(id)' has no stored vector")) }
-                    return try VectorCodec.decode(b, dimension: info.dimension)
+                let record = try DocumentRecord(stored: v, key: k, collection: name, withText: format == .jsonl || format == .csv)
+                let rowKey = Keys.row(info.number, record.row)
+                let vector = try txn.withValue(database.tables.vectors, rowKey) { bytes -> [Float] in
+                    guard let b = bytes else { throw QuiverError.storage(StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`")) }
+                    return try VectorCodec.decode(b, key: rowKey, collection: name, dimension: info.dimension)
                 }
                 switch format {
                 case .jsonl:
@@ -93,7 +94,7 @@ extension Collection {
                     try out.write(CSVLine.encode([id, record.text ?? ""] + cells + ["[" + vector.map { "\($0)" }.joined(separator: ", ") + "]"]))
                 case .npy, .fvecs:
                     if format == .fvecs { try out.write(withUnsafeBytes(of: Int32(info.dimension).littleEndian) { Array($0) }) }
-                    try out.write(VectorCodec.encode(vector))
+                    try vector.withUnsafeBytes { try out.write($0) }
                     try ids!.write(Array(id.utf8) + [UInt8(ascii: "\n")])
                 }
                 n += 1

@@ -6,6 +6,7 @@ import QuiverStorage
  The metadata field catalog of a collection (derived data, like payload indexes): table `fields`,
  kept current in the same transaction as every write and delete.
 
+   (every value sealed as the checked tables' are: payload ++ CRC-32C of key ++ payload)
    key C (4 bytes)                 value u8 1: the catalog of collection C is complete (written when
                                    the collection is created, or when it was built from the documents)
    key C ++ field                  value: the field (varint length + UTF-8), then u64 LE documents
@@ -82,7 +83,17 @@ enum FieldCatalog {
 
     /// Marks collection `c`'s catalog complete (a new collection: nothing to count).
     static func markComplete(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws {
-        try txn.put(tables.fields, Keys.collection(c), [1])
+        let k = Keys.collection(c)
+        try txn.put(tables.fields, k, StoredValue.seal([1], key: k))
+    }
+
+    /// A stored entry, its checksum verified.
+    static func read(_ k: [UInt8], txn: LMDBTransaction, tables: Tables) throws -> FieldStats? {
+        try txn.get(tables.fields, k).map { try FieldStats(bytes: StoredValue.open($0, key: k, table: "fields", collection: "number \(Keys.collectionNumber(k))")) }
+    }
+
+    static func write(_ stats: FieldStats, _ k: [UInt8], txn: LMDBTransaction, tables: Tables) throws {
+        try txn.put(tables.fields, k, StoredValue.seal(stats.bytes, key: k))
     }
 
     /// Whether collection `c`'s catalog is complete (false for a database written before it existed,
@@ -101,7 +112,7 @@ enum FieldCatalog {
         }
         for (field, delta) in deltas {
             let k = key(c, field)
-            var stats = try txn.get(tables.fields, k).map { try FieldStats(bytes: $0) } ?? FieldStats(field: field)
+            var stats = try read(k, txn: txn, tables: tables) ?? FieldStats(field: field)
             stats.documents += delta.documents
             stats.strings += delta.strings
             stats.integers += delta.integers
@@ -109,13 +120,13 @@ enum FieldCatalog {
             stats.booleans += delta.booleans
             stats.lists += delta.lists
             stats.nulls += delta.nulls
-            if stats.documents <= 0 { _ = try txn.delete(tables.fields, k) } else { try txn.put(tables.fields, k, stats.bytes) }
+            if stats.documents <= 0 { _ = try txn.delete(tables.fields, k) } else { try write(stats, k, txn: txn, tables: tables) }
         }
     }
 
     /// The figures of one field (nil when no document has it).
     static func stats(_ c: UInt32, _ field: String, txn: LMDBTransaction, tables: Tables) throws -> FieldStats? {
-        try txn.get(tables.fields, key(c, field)).map { try FieldStats(bytes: $0) }
+        try read(key(c, field), txn: txn, tables: tables)
     }
 
     /// The fields a filter names, each once, in order of appearance.
@@ -137,7 +148,9 @@ enum FieldCatalog {
         guard try isComplete(c, txn: txn, tables: tables) else { return nil }
         var out: [FieldStats] = []
         try txn.forEach(tables.fields, prefix: Keys.collection(c)) { k, v in
-            if k.count > 4 { out.append(try FieldStats(bytes: Array(v))) }
+            if k.count > 4 {
+                out.append(try FieldStats(bytes: StoredValue.open(Array(v), key: Array(k), table: "fields", collection: "number \(c)")))
+            }
             return true
         }
         return out.sorted { $0.field < $1.field }
@@ -146,8 +159,8 @@ enum FieldCatalog {
     /// The figures the documents give (for building and checking).
     static func count(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws -> [String: FieldStats] {
         var all: [String: FieldStats] = [:]
-        try txn.forEach(tables.documents, prefix: Keys.collection(c)) { _, v in
-            if let record = try? DocumentRecord(Array(v), withText: false) {
+        try txn.forEach(tables.documents, prefix: Keys.collection(c)) { k, v in
+            if let record = try? DocumentRecord(stored: v, key: k, collection: "number \(c)", withText: false) {
                 for (field, value) in record.metadata { all[field, default: FieldStats(field: field)].count(value, 1) }
             }
             return true
@@ -160,7 +173,7 @@ enum FieldCatalog {
         var keys: [[UInt8]] = []
         try txn.forEach(tables.fields, prefix: Keys.collection(c)) { k, _ in keys.append(Array(k)); return true }
         for k in keys { _ = try txn.delete(tables.fields, k) }
-        for (field, stats) in try count(c, txn: txn, tables: tables) { try txn.put(tables.fields, key(c, field), stats.bytes) }
+        for (field, stats) in try count(c, txn: txn, tables: tables) { try write(stats, key(c, field), txn: txn, tables: tables) }
         try markComplete(c, txn: txn, tables: tables)
     }
 

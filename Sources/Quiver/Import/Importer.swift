@@ -119,7 +119,14 @@ extension Collection {
 
     private func savedCheckpoint(_ key: [UInt8]) throws -> ImportCheckpoint? {
         try database.readTransaction { txn in
-            try txn.get(database.tables.imports, key).map { try JSONDecoder().decode(ImportCheckpoint.self, from: Data($0)) }
+            try txn.get(database.tables.imports, key).map { value in
+                let payload = try StoredValue.open(value, key: key, table: database.tables.imports, collection: name)
+                do {
+                    return try JSONDecoder().decode(ImportCheckpoint.self, from: Data(payload))
+                } catch {
+                    throw StoredValue.damaged(table: "imports", key: key, collection: name, detail: "it does not decode: \(error)")
+                }
+            }
         }
     }
 }

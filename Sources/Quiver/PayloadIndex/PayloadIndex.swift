@@ -167,10 +167,10 @@ enum PayloadIndexing {
     }
 
     /// Builds a new index over every stored document of collection `number`.
-    static func backfill(_ spec: PayloadIndexSpec, number: UInt32, txn: LMDBTransaction, tables: Tables) throws {
+    static func backfill(_ spec: PayloadIndexSpec, number: UInt32, name: String, txn: LMDBTransaction, tables: Tables) throws {
         var entries: [(UInt64, Metadata)] = []
-        try txn.forEach(tables.documents, prefix: Keys.collection(number)) { _, v in
-            let record = try DocumentRecord(Array(v), withText: false)
+        try txn.forEach(tables.documents, prefix: Keys.collection(number)) { k, v in
+            let record = try DocumentRecord(stored: v, key: k, collection: name, withText: false)
             entries.append((record.row, record.metadata))
             return true
         }
@@ -185,6 +185,6 @@ enum PayloadIndexing {
         var keys: [[UInt8]] = []
         try txn.forEach(tables.payload, prefix: Keys.collection(info.number)) { k, _ in keys.append(Array(k)); return true }
         for k in keys { try txn.delete(tables.payload, k) }
-        for spec in info.payloadIndexes ?? [] { try backfill(spec, number: info.number, txn: txn, tables: tables) }
+        for spec in info.payloadIndexes ?? [] { try backfill(spec, number: info.number, name: info.name, txn: txn, tables: tables) }
     }
 }

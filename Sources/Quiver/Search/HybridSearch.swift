@@ -68,7 +68,7 @@ extension Collection {
         let terms = settings.analyzerValue.terms(text)
         return try database.readTransaction { txn in
             try checkExists(txn)
-            let stats = try LMDBTextStatistics(number: info.number, txn: txn, tables: database.tables)
+            let stats = try LMDBTextStatistics(number: info.number, name: info.name, txn: txn, tables: database.tables)
             var scores = BM25(k1: settings.k1, b: settings.b).scores(for: terms, in: stats)
             if let f = stats.failure { throw f }
             if let a = allowed { scores = scores.filter { a.contains(Int($0.key)) } }

@@ -212,7 +212,7 @@ extension Collection {
             let current = try database.info(name, txn: txn)
             guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
             let tables = database.tables
-            let capacity = Int(try txn.get(tables.counters, Keys.collection(info.number)).map { try Counters($0).nextRow } ?? 1)
+            let capacity = Int(try Counters.read(info.number, collection: name, txn: txn, tables: tables)?.nextRow ?? 1)
             var set = Bitset(capacity: capacity)
             var n = 0
             let indexes = Dictionary((current.payloadIndexes ?? []).map { ($0.field, $0.type) }, uniquingKeysWith: { a, _ in a })
@@ -223,9 +223,10 @@ extension Collection {
                 let found = candidates.rows.count
                 if candidates.exact { return (candidates.rows, found, found, used.sorted()) }
                 try candidates.rows.forEach { row in
-                    guard let id = try txn.get(tables.rows, Keys.row(info.number, UInt64(row))),
-                          let bytes = try txn.get(tables.documents, Keys.document(info.number, String(decoding: id, as: UTF8.self))) else { return }
-                    if filter.matches(try DocumentRecord(bytes, withText: false).metadata) {
+                    guard let id = try RowCodec.read(info.number, UInt64(row), collection: name, txn: txn, tables: tables) else { return }
+                    let key = Keys.document(info.number, id)
+                    guard let bytes = try txn.get(tables.documents, key) else { return }
+                    if filter.matches(try DocumentRecord(stored: bytes, key: key, collection: name, withText: false).metadata) {
                         set.insert(row)
                         n += 1
                     }
@@ -233,9 +234,9 @@ extension Collection {
                 return (set, n, found, used.sorted())
             }
             var documents = 0
-            try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { _, v in
+            try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { k, v in
                 documents += 1
-                let record = try DocumentRecord(Array(v), withText: false)
+                let record = try DocumentRecord(stored: v, key: k, collection: name, withText: false)
                 if filter.matches(record.metadata) {
                     set.insert(Int(record.row))
                     n += 1
@@ -260,7 +261,7 @@ extension Collection {
                     let r = buf.baseAddress!
                     try txn.forEach(database.tables.vectors, prefix: Keys.collection(info.number)) { key, value in
                         if let a = allowed, !a.contains(Int(Keys.rowID(of: key))) { return true }
-                        try VectorCodec.decode(value, dimension: dimension, into: r)
+                        try VectorCodec.decode(value, key: key, collection: name, dimension: dimension, into: r)
                         if metric.normalizes { DistanceKernels.normalize(r, dimension) }
                         top.push(id: Int64(Keys.rowID(of: key)), distance: metric.distance(q.baseAddress!, r, dimension: dimension))
                         return true
@@ -280,18 +281,18 @@ extension Collection {
     func result(row: UInt64, score: Float, txn: LMDBTransaction, options: SearchOptions, skipMissing: Bool) throws -> SearchResult? {
         let hit = (id: Int64(row), score: score)
         let rowKey = Keys.row(info.number, row)
-        guard let idBytes = try txn.get(database.tables.rows, rowKey) else {
+        guard let id = try RowCodec.read(info.number, row, collection: name, txn: txn, tables: database.tables) else {
             if skipMissing { return nil }
-            throw QuiverError.storage(StorageError(.corrupt, "row \(hit.id) of '\(name)' has a vector but no document"))
+            throw QuiverError.storage(StorageError(.corrupt, "row \(hit.id) of '\(name)' has a vector but no document; run `quiver verify`"))
         }
-        let id = String(decoding: idBytes, as: UTF8.self)
-        guard let docBytes = try txn.get(database.tables.documents, Keys.document(info.number, id)) else {
-            throw QuiverError.storage(StorageError(.corrupt, "row \(hit.id) of '\(name)' names document '\(id)', which is not stored"))
+        let documentKey = Keys.document(info.number, id)
+        guard let docBytes = try txn.get(database.tables.documents, documentKey) else {
+            throw QuiverError.storage(StorageError(.corrupt, "row \(hit.id) of '\(name)' names document '\(id)', which is not stored; run `quiver verify`"))
         }
-        let record = try DocumentRecord(docBytes, withText: options.includeText)
+        let record = try DocumentRecord(stored: docBytes, key: documentKey, collection: name, withText: options.includeText)
         var vectorOut: [Float]?
         if options.includeVector {
-            vectorOut = try txn.withValue(database.tables.vectors, rowKey) { try $0.map { try VectorCodec.decode($0, dimension: info.dimension) } }
+            vectorOut = try txn.withValue(database.tables.vectors, rowKey) { try $0.map { try VectorCodec.decode($0, key: rowKey, collection: name, dimension: info.dimension) } }
         }
         return SearchResult(id: id, score: hit.score, metadata: record.metadata,
                             text: options.includeText ? record.text : nil, vector: vectorOut)

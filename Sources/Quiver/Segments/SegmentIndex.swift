@@ -112,6 +112,8 @@ struct LMDBVectorSource: IVFPQVectorSource {
     let env: LMDBEnvironment
     let vectors: LMDBTable
     let collection: UInt32
+    /// The collection's name, for errors.
+    let name: String
 
     func readVectors(_ ids: UnsafeBufferPointer<Int64>, dimension: Int, into destination: UnsafeMutablePointer<Float>,
                      found: UnsafeMutablePointer<Bool>) throws {
@@ -119,9 +121,10 @@ struct LMDBVectorSource: IVFPQVectorSource {
             for (i, id) in ids.enumerated() {
                 found[i] = false
                 guard id >= 0 else { continue }
-                try txn.withValue(vectors, Keys.row(collection, UInt64(id))) { value in
+                let key = Keys.row(collection, UInt64(id))
+                try txn.withValue(vectors, key) { value in
                     guard let v = value else { return }
-                    try VectorCodec.decode(v, dimension: dimension, into: destination + i * dimension)
+                    try VectorCodec.decode(v, key: key, collection: name, dimension: dimension, into: destination + i * dimension)
                     found[i] = true
                 }
             }

@@ -63,7 +63,9 @@ final class SegmentManager: @unchecked Sendable {
     /// (`SegmentIndex.exact`), so searches stay correct, and `damagedSegments` names it until it is
     /// rebuilt (`heal`). Read-only, a missing file is thrown instead unless `standInMissing` (the
     /// writer may have merged it away since the snapshot; the caller retries on a newer one).
-    func load(_ infos: [CollectionInfo], standInMissing: Bool = true) throws {
+    /// `keepUnknownDirectories`: the catalog has a damaged entry, whose collection's directory must
+    /// not be taken for an orphan.
+    func load(_ infos: [CollectionInfo], standInMissing: Bool = true, keepUnknownDirectories: Bool = false) throws {
         if readOnly {
             var loaded: [UInt32: CollectionSegments] = [:]
             for info in infos { loaded[info.number] = try loadCollection(info, standInMissing: standInMissing) }
@@ -74,7 +76,7 @@ final class SegmentManager: @unchecked Sendable {
         }
         try FileSystem.createDirectory(root)
         let known = Set(infos.map { String($0.number) })
-        for entry in try FileSystem.list(root) where !known.contains(entry) {
+        for entry in try FileSystem.list(root) where !known.contains(entry) && !keepUnknownDirectories {
             try FileSystem.removeTree(root + "/" + entry)
             orphansRemoved += 1
         }
@@ -100,7 +102,7 @@ final class SegmentManager: @unchecked Sendable {
         let c = info.number
         let dir = directory(c)
         let (records, state) = try env.read { txn in
-            (try Manifest.records(c, txn: txn, tables: tables), try Manifest.state(c, txn: txn, tables: tables))
+            (try Manifest.records(c, name: info.name, txn: txn, tables: tables), try Manifest.state(c, name: info.name, txn: txn, tables: tables))
         }
         let named = Set(records.map(\.fileName))
         var removed = false
@@ -149,7 +151,7 @@ final class SegmentManager: @unchecked Sendable {
                 rows.sort()
                 claimed.formUnion(rows)
                 let stand = try FlatIndex(dimension: info.dimension, metric: info.metric)
-                let (found, vectors) = try readRows(c, dimension: info.dimension, ids: rows, txn: txn)
+                let (found, vectors) = try readRows(c, name: info.name, dimension: info.dimension, ids: rows, txn: txn, skipDamaged: true)
                 if let v = vectors { try stand.add(v, ids: found.map { Int64($0) }) }
                 let path = dir + "/" + record.fileName
                 let damage = "segment file \(path) (rows \(record.minRow)...\(record.maxRow)) cannot be used (\(reason)); its \(found.count) live rows are searched exactly until it is rebuilt"
@@ -158,7 +160,7 @@ final class SegmentManager: @unchecked Sendable {
             if !unusable.isEmpty { segs.sealed.sort { $0.record.minRow < $1.record.minRow } }
         }
         // The mutable segment: every row past the sealed mark, from LMDB.
-        let (rows, vectors) = try readRows(c, dimension: info.dimension, after: state.sealedThrough)
+        let (rows, vectors) = try readRows(c, name: info.name, dimension: info.dimension, after: state.sealedThrough, skipDamaged: true)
         try segs.apply(added: rows, vectors: vectors, removed: [])
         return segs
     }
@@ -196,7 +198,7 @@ final class SegmentManager: @unchecked Sendable {
         case .hnsw(let h):
             h.efSearch = settings.efSearch
         case .ivfpq(let v):
-            v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: info.number)
+            v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: info.number, name: info.name)
             v.nprobe = min(settings.nprobe, v.nlist)
             v.rerank = settings.rerank
         case .exact:
@@ -206,17 +208,26 @@ final class SegmentManager: @unchecked Sendable {
     }
 
     /// The rows of collection `c` with ids in `after+1 ... through` and their vectors, from LMDB.
-    private func readRows(_ c: UInt32, dimension: Int, after: UInt64, through: UInt64 = .max) throws -> ([UInt64], Matrix?) {
+    /// A damaged vector throws, unless `skipDamaged` (the load at open, which must not fail on one
+    /// damaged value): then its row is left out of the index, where no search can return it (the
+    /// exact scan refuses it; `verify` reports it).
+    private func readRows(_ c: UInt32, name: String, dimension: Int, after: UInt64, through: UInt64 = .max,
+                          skipDamaged: Bool = false) throws -> ([UInt64], Matrix?) {
         try env.read { txn in
             var rows: [UInt64] = []
             var storage: [Float] = []
             try txn.forEach(tables.vectors, prefix: Keys.collection(c), from: Keys.row(c, after &+ 1)) { k, v in
                 let row = Keys.rowID(of: k)
                 if row > through { return false }
-                rows.append(row)
                 let start = storage.count
                 storage.append(contentsOf: repeatElement(0, count: dimension))
-                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: dimension, into: $0.baseAddress! + start) }
+                do {
+                    try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: k, collection: name, dimension: dimension, into: $0.baseAddress! + start) }
+                } catch let e as StorageError where skipDamaged && e.kind == .corrupt {
+                    storage.removeLast(dimension)
+                    return true
+                }
+                rows.append(row)
                 return true
             }
             return (rows, rows.isEmpty ? nil : Matrix(dimension: dimension, storage: storage))
@@ -230,21 +241,29 @@ final class SegmentManager: @unchecked Sendable {
     }
 
     /// The vectors of the given rows (those still stored), from LMDB.
-    private func readRows(_ c: UInt32, dimension: Int, ids: [UInt64]) throws -> ([UInt64], Matrix?) {
-        try env.read { txn in try readRows(c, dimension: dimension, ids: ids, txn: txn) }
+    private func readRows(_ c: UInt32, name: String, dimension: Int, ids: [UInt64]) throws -> ([UInt64], Matrix?) {
+        try env.read { txn in try readRows(c, name: name, dimension: dimension, ids: ids, txn: txn) }
     }
 
-    /// The vectors of the given rows (those still stored), from the snapshot `txn`.
-    private func readRows(_ c: UInt32, dimension: Int, ids: [UInt64], txn: LMDBTransaction) throws -> ([UInt64], Matrix?) {
+    /// The vectors of the given rows (those still stored), from the snapshot `txn`; with
+    /// `skipDamaged`, a row whose stored vector is damaged is left out instead of failing the read
+    /// (reading it is an error where it is read; verify names it).
+    private func readRows(_ c: UInt32, name: String, dimension: Int, ids: [UInt64], txn: LMDBTransaction,
+                          skipDamaged: Bool = false) throws -> ([UInt64], Matrix?) {
         var rows: [UInt64] = []
         var storage: [Float] = []
         for row in ids {
             try txn.withValue(tables.vectors, Keys.row(c, row)) { v in
                 guard let v = v else { return }
-                rows.append(row)
                 let start = storage.count
                 storage.append(contentsOf: repeatElement(0, count: dimension))
-                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: dimension, into: $0.baseAddress! + start) }
+                do {
+                    try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: Keys.row(c, row), collection: name, dimension: dimension, into: $0.baseAddress! + start) }
+                } catch let e as StorageError where skipDamaged && e.kind == .corrupt {
+                    storage.removeLast(dimension)
+                    return
+                }
+                rows.append(row)
             }
         }
         return (rows, rows.isEmpty ? nil : Matrix(dimension: dimension, storage: storage))
@@ -363,7 +382,7 @@ final class SegmentManager: @unchecked Sendable {
         guard let rows = range else { return }
         do {
             // 2. Build the index from the rows' stored vectors.
-            let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, after: rows.lowerBound - 1, through: rows.upperBound)
+            let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, after: rows.lowerBound - 1, through: rows.upperBound)
             let kind = segs.settings.sealKind(liveVectors: segs.liveVectors, dimension: segs.dimension)
             progress?(CompactionProgress(collection: segs.name, message: "sealing \(ids.count) vectors into \(kind == .ivfpq ? "an IVF-PQ" : "an HNSW") segment"))
             let index = try buildIndex(segs, kind: kind, vectors: vectors, ids: ids, progress: progress)
@@ -393,7 +412,9 @@ final class SegmentManager: @unchecked Sendable {
 
     /// Moves the live rows of a frozen flat segment back into the mutable one (after a failed seal).
     private func mergeFlat(_ f: FlatIndex, into segs: CollectionSegments) throws {
-        let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, after: segs.sealedThrough, through: segs.maxRow)
+        // A damaged stored vector (the likely reason the seal failed) stays out, as at open.
+        let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, after: segs.sealedThrough, through: segs.maxRow,
+                                          skipDamaged: true)
         let fresh = try FlatIndex(dimension: segs.dimension, metric: segs.metric)
         var keepIDs: [UInt64] = []
         var keep: [Float] = []
@@ -497,12 +518,12 @@ final class SegmentManager: @unchecked Sendable {
             var storage: [Float] = []
             storage.reserveCapacity(min(cap, live) * d)
             var i = 0
-            try txn.forEach(tables.vectors, prefix: Keys.collection(segs.number)) { _, v in
+            try txn.forEach(tables.vectors, prefix: Keys.collection(segs.number)) { k, v in
                 defer { i += 1 }
                 guard i % step == 0 else { return true }
                 let start = storage.count
                 storage.append(contentsOf: repeatElement(0, count: d))
-                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, dimension: d, into: $0.baseAddress! + start) }
+                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: k, collection: segs.name, dimension: d, into: $0.baseAddress! + start) }
                 return storage.count < cap * d
             }
             return Matrix(dimension: d, storage: storage)
@@ -514,7 +535,7 @@ final class SegmentManager: @unchecked Sendable {
         var ids: [UInt64] = []
         segs.lock.read { segment.index.forEachID { id, deleted in if !deleted { ids.append(UInt64(id)) } } }
         if ids.count > max { ids = (0..<max).map { ids[$0 * ids.count / max] } }
-        let (_, vectors) = try readRows(segs.number, dimension: segs.dimension, ids: ids.sorted())
+        let (_, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, ids: ids.sorted())
         return vectors ?? Matrix(dimension: segs.dimension, storage: [])
     }
 
@@ -523,7 +544,7 @@ final class SegmentManager: @unchecked Sendable {
     private func publish(_ segs: CollectionSegments, index: SegmentIndex, minRow: UInt64, maxRow: UInt64,
                          replacing: [SealedSegment], sealedThrough: UInt64?) throws -> SealedSegment? {
         let c = segs.number
-        let id: UInt64 = try env.read { txn in try Manifest.state(c, txn: txn, tables: tables).nextSegment }
+        let id: UInt64 = try env.read { txn in try Manifest.state(c, name: segs.name, txn: txn, tables: tables).nextSegment }
         let path = segs.directory + "/" + SegmentRecord.fileName(id, kind: index.recordKind)
         let tmp = path + ".tmp"
         try FileSystem.remove(tmp)
@@ -562,13 +583,13 @@ final class SegmentManager: @unchecked Sendable {
         let record = SegmentRecord(id: id, kind: index.recordKind, vectors: UInt64(index.count), minRow: minRow, maxRow: maxRow, fileBytes: UInt64(offset))
         let recorded: Bool = try env.write { txn in
             guard try txn.contains(tables.counters, Keys.collection(c)) else { return false }
-            var state = try Manifest.state(c, txn: txn, tables: tables)
+            var state = try Manifest.state(c, name: segs.name, txn: txn, tables: tables)
             guard state.nextSegment == id else { throw StorageError(.corrupt, "segment ids of collection \(c) moved under a seal") }
             state.nextSegment = id + 1
             if let through = sealedThrough { state.sealedThrough = through }
             for old in replacing { try txn.delete(tables.segments, Keys.segment(c, old.record.id)) }
-            try txn.put(tables.segments, Keys.segment(c, id), record.bytes)
-            try txn.put(tables.segmentState, Keys.collection(c), state.bytes)
+            try txn.put(tables.segments, Keys.segment(c, id), record.stored(c))
+            try txn.put(tables.segmentState, Keys.collection(c), state.stored(c))
             return true
         }
         guard recorded else {
@@ -656,7 +677,7 @@ final class SegmentManager: @unchecked Sendable {
         segs.lock.read {
             for seg in others { seg.index.forEachID { id, deleted in if !deleted { addIDs.append(UInt64(id)) } } }
         }
-        let (ids, vectors) = try readRows(segs.number, dimension: segs.dimension, ids: addIDs.sorted())
+        let (ids, vectors) = try readRows(segs.number, name: segs.name, dimension: segs.dimension, ids: addIDs.sorted())
         let merged: SegmentIndex
         switch index {
         case .hnsw(let graph)?:

@@ -2,10 +2,11 @@ import QuiverCore
 import QuiverStorage
 
 /*
- The segment manifest, in LMDB (format 1; docs/file-formats.md has the same text). Switching the set
- of live segments of a collection is one LMDB transaction over these two tables.
+ The segment manifest, in LMDB (format 2; docs/file-formats.md has the same text). Switching the set
+ of live segments of a collection is one LMDB transaction over these two tables. Each value is the
+ payload below followed by its checksum trailer (StoredValue, StorageLayout.swift).
 
- table          key                          value
+ table          key                          value (payload)
  segments       C ++ u64 BE segment id       u8 version (1), u8 kind (1 = HNSW, 2 = IVF-PQ), u64 LE vectors in the
                                              file (tombstoned ones included), u64 LE least row id,
                                              u64 LE greatest row id, u64 LE file size in bytes
@@ -30,15 +31,16 @@ struct SegmentRecord: Equatable, Sendable {
     var maxRow: UInt64
     var fileBytes: UInt64
 
-    var bytes: [UInt8] {
-        var w = ByteWriter(capacity: 34)
+    /// The stored value of this record in collection `c`'s manifest.
+    func stored(_ c: UInt32) -> [UInt8] {
+        var w = ByteWriter(capacity: 38)
         w.write(UInt8(1))
         w.write(kind)
         w.write(vectors)
         w.write(minRow)
         w.write(maxRow)
         w.write(fileBytes)
-        return w.bytes
+        return StoredValue.seal(w.bytes, key: Keys.segment(c, id))
     }
 
     init(id: UInt64, kind: UInt8, vectors: UInt64, minRow: UInt64, maxRow: UInt64, fileBytes: UInt64) {
@@ -50,7 +52,13 @@ struct SegmentRecord: Equatable, Sendable {
         self.fileBytes = fileBytes
     }
 
-    init(id: UInt64, bytes: UnsafeRawBufferPointer) throws {
+    /// Decodes the stored value `value` of manifest key `key` (collection `collection`, for errors).
+    init(stored value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, collection: String) throws {
+        let payload = try StoredValue.open(value, key: key, table: "segments", collection: collection)
+        try self.init(id: Keys.rowID(of: key), bytes: payload)
+    }
+
+    private init(id: UInt64, bytes: UnsafeRawBufferPointer) throws {
         var r = ByteReader(Array(bytes))
         let version = try r.readUInt8()
         guard version == 1 else { throw StorageError(.corrupt, "segment record \(id) has unknown version \(version)") }
@@ -77,17 +85,19 @@ struct SegmentState: Equatable, Sendable {
     var sealedThrough: UInt64 = 0
     var nextSegment: UInt64 = 1
 
-    var bytes: [UInt8] {
-        var w = ByteWriter(capacity: 16)
+    /// The stored value of collection `c`'s state.
+    func stored(_ c: UInt32) -> [UInt8] {
+        var w = ByteWriter(capacity: 20)
         w.write(sealedThrough)
         w.write(nextSegment)
-        return w.bytes
+        return StoredValue.seal(w.bytes, key: Keys.collection(c))
     }
 
     init() {}
 
-    init(_ bytes: [UInt8]) throws {
-        var r = ByteReader(bytes)
+    /// Decodes the stored value of collection `c`'s state (`collection` names it in errors).
+    init(stored value: [UInt8], _ c: UInt32, collection: String) throws {
+        var r = ByteReader(try StoredValue.open(value, key: Keys.collection(c), table: "segment_state", collection: collection))
         sealedThrough = try r.readUInt64()
         nextSegment = try r.readUInt64()
     }
@@ -98,16 +108,17 @@ extension Keys {
 }
 
 enum Manifest {
-    static func records(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws -> [SegmentRecord] {
+    /// Collection `c`'s manifest records (`name` names it in errors).
+    static func records(_ c: UInt32, name: String, txn: LMDBTransaction, tables: Tables) throws -> [SegmentRecord] {
         var out: [SegmentRecord] = []
         try txn.forEach(tables.segments, prefix: Keys.collection(c)) { k, v in
-            out.append(try SegmentRecord(id: Keys.rowID(of: k), bytes: v))
+            out.append(try SegmentRecord(stored: v, key: k, collection: name))
             return true
         }
         return out
     }
 
-    static func state(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws -> SegmentState {
-        try txn.get(tables.segmentState, Keys.collection(c)).map { try SegmentState($0) } ?? SegmentState()
+    static func state(_ c: UInt32, name: String, txn: LMDBTransaction, tables: Tables) throws -> SegmentState {
+        try txn.get(tables.segmentState, Keys.collection(c)).map { try SegmentState(stored: $0, c, collection: name) } ?? SegmentState()
     }
 }

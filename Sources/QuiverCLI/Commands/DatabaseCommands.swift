@@ -253,20 +253,25 @@ struct VerifyCommand: CLICommand {
     static let name = "verify"
     static let abstract = "Check every checksum and that documents, vectors and index segments agree; change nothing."
     static let positionals: [PositionalSpec] = []
-    static let options: [OptionSpec] = []
+    static let options = [OptionSpec(name: "quick", help: "Compare up to 1,000 entries of each index segment with LMDB's vectors instead of all (every checksum is still checked).")]
     static let discussion = """
-    Opens the database read-only: it changes no file, and works beside a writer in another process.
-    Log records not yet applied to LMDB (a write in flight, or the tail of a crash that the next
-    writable open replays) are noted, not problems. Exit code 0 when the database is sound, 1 when a
-    problem was found (each is printed).
+    Checks every log record's and segment file's checksums, the checksum of every stored LMDB value
+    (each damaged one is named: the collection and the document or row), that documents, rows,
+    vectors, counters, payload and BM25 entries and the field catalog agree, and that each index
+    segment agrees with LMDB: an HNSW segment's vectors equal LMDB's, an IVF-PQ segment's codes
+    encode them. Opens the database read-only: it changes no file, and works beside a writer in
+    another process. Log records not yet applied to LMDB (a write in flight, or the tail of a crash
+    that the next writable open replays) are noted, not problems. Exit code 0 when the database is
+    sound, 1 when a problem was found (each is printed).
     """
-    static let examples = ["quiver verify --db ./vectors.db", "quiver verify --json"]
+    static let examples = ["quiver verify --db ./vectors.db", "quiver verify --quick", "quiver verify --json"]
 
-    init(_ a: ParsedArguments) {}
+    let quick: Bool
+    init(_ a: ParsedArguments) { quick = a.flag("quick") }
 
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase(readOnly: true)
-        let report = try db.verify()
+        let report = try db.verify(quick: quick)
         if context.json { try context.printJSON(report) } else {
             context.line("Checked \(report.logRecords) log record(s), \(report.segmentFiles) segment file(s), \(report.documents) document(s)")
             for n in report.notes { context.line("note: \(MessageText.escapingControls(n))") }
