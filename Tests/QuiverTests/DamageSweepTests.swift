@@ -43,10 +43,6 @@ struct DamageSweepTests {
     /// allowed, each with the text its detail must contain (nil: any). Remove an entry once its fix
     /// is merged (the sweep prints when a listed class no longer fails).
     static let knownFailures: [String: (allowed: [(Outcome, String?)], reason: String)] = [
-        // A changed byte in a vector or a document is served; a changed row id inside a document
-        // record (> Int64.max) makes verify trap converting it (`Int64(row)`, Verify.swift:170).
-        "lmdb-value": ([(.silentWrong, nil), (.signal, "Engine/Verify.swift:170")],
-                       "issue 12 item 3: stored values carry no checksum (a changed byte in a vector or document is served)"),
         // Not one of issue 12's items: recovery cannot tell a damaged last record (or a deleted or
         // cut last log file) from a torn append, so the acknowledged write it holds, which LMDB
         // had not applied, is dropped as a torn tail.

@@ -76,7 +76,7 @@ struct FieldCatalogTests {
         try db.env.write { txn in
             var stats = try #require(try FieldCatalog.stats(1, "venue", txn: txn, tables: db.tables))
             stats.documents += 3
-            try txn.put(db.tables.fields, FieldCatalog.key(1, "venue"), stats.bytes)
+            try FieldCatalog.write(stats, FieldCatalog.key(1, "venue"), txn: txn, tables: db.tables)
             _ = try txn.delete(db.tables.fields, FieldCatalog.key(1, "open"))
         }
         let found = try db.verify()

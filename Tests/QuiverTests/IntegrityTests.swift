@@ -186,7 +186,7 @@ struct IntegrityTests {
                     "document byte \(offset): \(report.problems)")
             expectDamageError("get") { _ = try h.get("h5") }
             expectDamageError("export") { try h.export(to: dir.path + "/y\(offset).jsonl", format: .jsonl) }
-            expectDamageError("filter scan") { _ = try h.ids(matching: try Filter(text: "other = 1")) }
+            expectDamageError("filter scan") { _ = try h.ids(matching: try Filter(text: "other = 1"), allowUnknownFields: true) }
             expectDamageError("search result") { _ = try h.search(vector: try #require(try db.readTransaction { txn in
                 try txn.withValue(db.tables.vectors, rowKey) { try VectorCodec.decode($0!, key: rowKey, collection: "h", dimension: 8) } }), k: 1) }
             try Self.flip(db, db.tables.documents, docKey, at: offset)

@@ -450,7 +450,8 @@ struct TrustTests {
             try txn.forEach(db.tables.postings, prefix: Keys.collection(1)) { k, _ in postingKey = Array(k); return false }
             _ = try txn.delete(db.tables.payload, payloadKey!)
             _ = try txn.delete(db.tables.postings, postingKey!)
-            try txn.put(db.tables.postings, TextIndexStore.postingPrefix(1, "stray") + Keys.row(1, 5)[4...], [1, 0, 0, 0, 5, 0, 0, 0])
+            let stray = TextIndexStore.postingPrefix(1, "stray") + Keys.row(1, 5)[4...]
+            try txn.put(db.tables.postings, stray, StoredValue.seal([1, 0, 0, 0, 5, 0, 0, 0], key: stray))
         }
         let found = try db.verify()
         #expect(found.problems.contains { $0.contains("payload") } && found.problems.contains { $0.contains("BM25") })

@@ -88,11 +88,14 @@ public final class Database: @unchecked Sendable {
             guard exists else { throw QuiverError.notADatabase(path: path, reason: "no database there to open read-only") }
             do {
                 let env = try LMDBEnvironment(path: lmdbPath, mapSize: options.initialMapSize, maxTables: 32, readOnly: true)
-                let tables = try Tables(env)
-                let format = try env.read { txn in try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() } }
+                // The format first, from `meta` alone: an older format may lack tables of this one
+                // (which a read-only environment cannot create).
+                let meta = try env.table("meta")
+                let format = try env.read { txn in try txn.get(meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() } }
                 guard format == Database.formatVersion else {
                     throw QuiverError.notADatabase(path: path, reason: format.map { Database.unreadableFormat($0, readOnly: true) } ?? "LMDB holds no Quiver format marker")
                 }
+                let tables = try Tables(env)
                 let recorder = TimingsRecorder()
                 let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder, readOnly: true)
                 self.env = env

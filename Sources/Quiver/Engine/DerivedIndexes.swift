@@ -49,7 +49,14 @@ struct DerivedIndexExpectation {
 
     /// Compares the metadata field catalog (when complete) with the documents.
     func compareFields(txn: LMDBTransaction, tables: Tables, problem: (String) -> Void) throws -> Bool {
-        guard let stored = try FieldCatalog.fields(info.number, txn: txn, tables: tables) else { return true }
+        let stored: [FieldStats]
+        do {
+            guard let s = try FieldCatalog.fields(info.number, txn: txn, tables: tables) else { return true }
+            stored = s
+        } catch {
+            problem("the field catalog cannot be read: \(error)")
+            return false
+        }
         var ok = true
         for s in stored where fields[s.field] != s {
             ok = false

@@ -142,11 +142,7 @@ extension Database {
                         report.setAside.append(bad)
                     }
                     // The in-memory segments were loaded from LMDB before the records replayed now.
-                    let infos = try env.read { txn in
-                        var out: [CollectionInfo] = []
-                        try txn.forEach(tables.catalog) { _, v in out.append(try CollectionInfo(encoded: Array(v))); return true }
-                        return out
-                    }
+                    let infos = try env.read { txn in try Database.intactCollections(txn: txn, tables: tables) }
                     try segments.queue.sync { try segments.load(infos) }
                 }
                 filterCache.removeAll()
