@@ -84,7 +84,7 @@ extension Collection {
             var rowsDone: Int
         }
         var chunk = 8
-        // Embeds the documents that need it, in chunks sized to take about half a second, reporting
+        // Embeds the documents that need it, in chunks sized to take about 0.75 s (at least 8 texts), reporting
         // progress after each; the vectors stay on the documents, so a retry never embeds again.
         func embed(_ batch: inout [Pending]) throws {
             var needText = batch.indices.filter { batch[$0].document.vector == nil }
@@ -99,7 +99,7 @@ extension Collection {
                 let last = part[part.count - 1]
                 tell(rowsDone: batch[last].rowsDone, bytesDone: batch[last].after.offset)
                 let perText = spent / Double(part.count)
-                chunk = perText > 0 ? max(4, min(256, Int(0.5 / perText))) : 256
+                chunk = perText > 0 ? max(8, min(256, Int(0.75 / perText))) : 256
             }
             for i in batch.indices { batch[i].document = docs[i] }
         }
@@ -107,9 +107,11 @@ extension Collection {
         // engine rejects is skipped (or, with .abort, the records before it are written and the import
         // ends) and the rest written again, with the vectors already made.
         func flush(_ batch: inout [Pending], end: SourcePosition, complete: Bool) throws {
+            let record = try checkpoint(end, complete: complete)
             while true {
                 do {
-                    report.imported += try write(batch.map(\.document), insert: !options.upsert, checkpoint: try checkpoint(end, complete: complete))
+                    let written = try write(batch.map(\.document), insert: !options.upsert, checkpoint: record)
+                    report.imported += written
                     return
                 } catch let error as QuiverError {
                     guard let i = error.recordIndex, i < batch.count else { throw error }
