@@ -33,7 +33,7 @@ final class ProgressReporter: @unchecked Sendable {
             self.lock.lock(); defer { self.lock.unlock() }
             if self.timer != nil && self.now - self.lastLine >= 0.9 { self.draw(final: false) }
         }
-        timer = t
+        lock.lock(); timer = t; lock.unlock()
         t.resume()
     }
 
