@@ -139,9 +139,13 @@ public struct ImportProgress: Sendable {
     public var startBytes: Int
     /// Rows imported by the earlier run this one resumed (0 when not resuming).
     public var resumedAfterRows: Int
+    /// Seconds of `elapsed` spent loading the collection's encoder (once per process), which the
+    /// rate and the ETA leave out.
+    public var setupSeconds: Double
 
     public init(rowsRead: Int, imported: Int, skipped: Int, bytesRead: Int, totalBytes: Int, elapsed: Double,
-                rowsDone: Int? = nil, bytesDone: Int? = nil, startBytes: Int = 0, resumedAfterRows: Int = 0) {
+                rowsDone: Int? = nil, bytesDone: Int? = nil, startBytes: Int = 0, resumedAfterRows: Int = 0,
+                setupSeconds: Double = 0) {
         self.rowsRead = rowsRead
         self.imported = imported
         self.skipped = skipped
@@ -152,19 +156,24 @@ public struct ImportProgress: Sendable {
         self.bytesDone = bytesDone ?? bytesRead
         self.startBytes = startBytes
         self.resumedAfterRows = resumedAfterRows
+        self.setupSeconds = setupSeconds
     }
 
+    /// The seconds this run has spent on rows (`elapsed` less `setupSeconds`).
+    public var workingSeconds: Double { max(0, elapsed - setupSeconds) }
+
     /// Rows processed per second in this run (rows of an earlier run that this one resumed do not count).
-    public var rowsPerSecond: Double { elapsed > 0 ? Double(rowsDone) / elapsed : 0 }
+    public var rowsPerSecond: Double { workingSeconds > 0 ? Double(rowsDone) / workingSeconds : 0 }
 
     /// The fraction of the whole input processed, 0 to 1 (earlier runs included).
     public var fraction: Double { totalBytes > 0 ? min(1, Double(bytesDone) / Double(totalBytes)) : 0 }
 
-    /// Seconds until the import ends: the bytes left over this run's rate of bytes processed, or nil
-    /// before this run has processed anything (or when the input's size is unknown).
+    /// Seconds until the import ends: the bytes left over this run's rate of bytes processed (over
+    /// `workingSeconds`), or nil before this run has processed anything (or when the input's size is
+    /// unknown).
     public var etaSeconds: Double? {
         let done = bytesDone - startBytes
-        guard totalBytes > 0, elapsed > 0, done > 0 else { return nil }
-        return Double(max(0, totalBytes - bytesDone)) / (Double(done) / elapsed)
+        guard totalBytes > 0, workingSeconds > 0, done > 0 else { return nil }
+        return Double(max(0, totalBytes - bytesDone)) / (Double(done) / workingSeconds)
     }
 }

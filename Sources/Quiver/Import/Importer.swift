@@ -66,13 +66,18 @@ extension Collection {
                 report.skipped.append(SkippedRow(file: path, line: location, location: source.locationKind, reason: reason))
             }
         }
+        var chunk = 8
+        // The time spent loading the encoder (reading and hashing a model's weights takes seconds),
+        // which the rate and the ETA leave out: it is spent once, not per row.
+        var setupSeconds = 0.0
+        var encoderReady = false
         // `rowsDone` rows of this run, up to input offset `bytesDone`, are imported, skipped, or
         // embedded and waiting for their batch to commit.
         func tell(rowsDone: Int, bytesDone: Int) {
             progress?(ImportProgress(rowsRead: report.rowsRead, imported: report.imported, skipped: report.skippedCount,
                                      bytesRead: source.position.offset, totalBytes: source.totalBytes, elapsed: clock() - started,
                                      rowsDone: rowsDone, bytesDone: bytesDone, startBytes: startBytes,
-                                     resumedAfterRows: report.resumedAfterRows))
+                                     resumedAfterRows: report.resumedAfterRows, setupSeconds: setupSeconds))
         }
         // A row read and not yet written: its document, where it is in the input (for messages, for
         // the checkpoint of an abort, and for progress), and the rows of this run up to it.
@@ -83,12 +88,17 @@ extension Collection {
             var after: SourcePosition
             var rowsDone: Int
         }
-        var chunk = 8
         // Embeds the documents that need it, in chunks sized to take about 0.75 s (at least 8 texts), reporting
         // progress after each; the vectors stay on the documents, so a retry never embeds again.
         func embed(_ batch: inout [Pending]) throws {
             var needText = batch.indices.filter { batch[$0].document.vector == nil }
             if needText.isEmpty { return }
+            if !encoderReady {
+                let t = clock()
+                _ = try database.encoder(for: info)
+                setupSeconds += clock() - t
+                encoderReady = true
+            }
             var docs = batch.map(\.document)
             while !needText.isEmpty {
                 let part = Array(needText.prefix(chunk))
