@@ -88,8 +88,9 @@ extension Collection {
             var after: SourcePosition
             var rowsDone: Int
         }
-        // Embeds the documents that need it, in chunks sized to take about 0.75 s (at least 8 texts), reporting
-        // progress after each; the vectors stay on the documents, so a retry never embeds again.
+        // Embeds the documents that need it, in chunks sized to take about 0.75 s (at least 8 texts),
+        // reporting progress after each; the vectors stay on the documents, so a retry never embeds
+        // again.
         func embed(_ batch: inout [Pending]) throws {
             var needText = batch.indices.filter { batch[$0].document.vector == nil }
             if needText.isEmpty { return }
@@ -145,8 +146,11 @@ extension Collection {
                 try flush(&head, end: batch[first.index].before, complete: false)
                 throw QuiverError.badInput(file: path, line: batch[first.index].location, reason: first.error.message(withRecord: false))
             }
-            for r in refused { skip(batch[r.index].location, r.error.message(withRecord: false)) }
-            for r in refused.reversed() { batch.remove(at: r.index) }
+            if !refused.isEmpty {
+                for r in refused { skip(batch[r.index].location, r.error.message(withRecord: false)) }
+                let out = Set(refused.map(\.index))
+                batch = batch.indices.filter { !out.contains($0) }.map { batch[$0] }
+            }
             try embed(&batch)
             try flush(&batch, end: end, complete: complete)
         }
