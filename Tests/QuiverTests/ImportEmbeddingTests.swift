@@ -211,7 +211,7 @@ struct ImportEmbeddingTests {
         var first: [ImportProgress] = []
         #expect(throws: QuiverError.self) { try c.importFile(dir.path + "/in.jsonl", options: options) { first.append($0) } }
         #expect(try c.count() == 6 * 64)
-        #expect(first.first.map { $0.rowsDone <= 16 && $0.elapsed <= 1 } == true)
+        #expect(first.first.map { $0.rowsDone <= 32 && $0.elapsed <= 1 } == true)
         for (a, b) in zip(first, first.dropFirst()) {
             #expect(b.elapsed - a.elapsed <= 1.0 && b.rowsDone - a.rowsDone <= 64)
         }

@@ -66,7 +66,7 @@ extension Collection {
                 report.skipped.append(SkippedRow(file: path, line: location, location: source.locationKind, reason: reason))
             }
         }
-        var chunk = 8
+        var chunk = 32
         // The time spent loading the encoder (reading and hashing a model's weights takes seconds),
         // which the rate and the ETA leave out: it is spent once, not per row.
         var setupSeconds = 0.0
@@ -88,9 +88,10 @@ extension Collection {
             var after: SourcePosition
             var rowsDone: Int
         }
-        // Embeds the documents that need it, in chunks sized to take about 0.75 s (at least 8 texts),
-        // reporting progress after each; the vectors stay on the documents, so a retry never embeds
-        // again.
+        // Embeds the documents that need it, in chunks of whole encoder batches (32 texts, which the
+        // built-in encoder embeds at once; smaller calls would cost it throughput) sized to take about
+        // 0.75 s, reporting progress after each; the vectors stay on the documents, so a retry never
+        // embeds again.
         func embed(_ batch: inout [Pending]) throws {
             var needText = batch.indices.filter { batch[$0].document.vector == nil }
             if needText.isEmpty { return }
@@ -110,7 +111,7 @@ extension Collection {
                 let last = part[part.count - 1]
                 tell(rowsDone: batch[last].rowsDone, bytesDone: batch[last].after.offset)
                 let perText = spent / Double(part.count)
-                chunk = perText > 0 ? max(8, min(256, Int(0.75 / perText))) : 256
+                chunk = perText > 0 ? max(32, min(256, Int(0.75 / perText)) / 32 * 32) : 256
             }
             for i in batch.indices { batch[i].document = docs[i] }
         }

@@ -27,7 +27,7 @@ final class ProgressReporter: @unchecked Sendable {
         guard isTerminal else { return }
         lock.lock(); draw(final: false); lock.unlock()
         let t = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
-        t.schedule(deadline: .now() + 1, repeating: 1)
+        t.schedule(deadline: .now() + 0.5, repeating: 0.5)
         t.setEventHandler { [weak self] in
             guard let self else { return }
             self.lock.lock(); defer { self.lock.unlock() }
