@@ -79,37 +79,39 @@ extension Collection {
                                      rowsDone: rowsDone, bytesDone: bytesDone, startBytes: startBytes,
                                      resumedAfterRows: report.resumedAfterRows, setupSeconds: setupSeconds))
         }
-        // A row read and not yet written: its document, where it is in the input (for messages, for
-        // the checkpoint of an abort, and for progress), and the rows of this run up to it.
+        // A row read and not yet written: its document, and where it is in the input (for messages,
+        // for the checkpoint of an abort, and for progress).
         struct Pending {
             var document: Document
             var location: Int
             var before: SourcePosition
             var after: SourcePosition
-            var rowsDone: Int
         }
-        // Embeds the documents that need it, in chunks of whole encoder batches (32 texts, which the
-        // built-in encoder embeds at once; smaller calls would cost it throughput) sized to take about
-        // 0.75 s, reporting progress after each; the vectors stay on the documents, so a retry never
-        // embeds again.
+        // Embeds the documents that need it, shortest text first (as the encoder itself batches, so
+        // that a chunk's texts pad to similar lengths), in chunks of whole encoder batches (32 texts,
+        // which the built-in encoder embeds at once) sized to take about 0.75 s, reporting progress
+        // after each: the rows read, less those still waiting to be embedded, are done. The vectors
+        // stay on the documents, so a retry never embeds again.
         func embed(_ batch: inout [Pending]) throws {
-            var needText = batch.indices.filter { batch[$0].document.vector == nil }
-            if needText.isEmpty { return }
+            var waiting = batch.indices.filter { batch[$0].document.vector == nil }
+            if waiting.isEmpty { return }
             if !encoderReady {
                 let t = clock()
                 _ = try database.encoder(for: info)
                 setupSeconds += clock() - t
                 encoderReady = true
             }
+            waiting.sort { (batch[$0].document.text?.utf8.count ?? 0, $0) < (batch[$1].document.text?.utf8.count ?? 0, $1) }
+            var waitingBytes = waiting.reduce(0) { $0 + batch[$1].after.offset - batch[$1].before.offset }
             var docs = batch.map(\.document)
-            while !needText.isEmpty {
-                let part = Array(needText.prefix(chunk))
-                needText.removeFirst(part.count)
+            while !waiting.isEmpty {
+                let part = Array(waiting.prefix(chunk))
+                waiting.removeFirst(part.count)
                 let t = clock()
                 try self.embed(&docs, part)
                 let spent = clock() - t
-                let last = part[part.count - 1]
-                tell(rowsDone: batch[last].rowsDone, bytesDone: batch[last].after.offset)
+                waitingBytes -= part.reduce(0) { $0 + batch[$1].after.offset - batch[$1].before.offset }
+                tell(rowsDone: report.rowsRead - waiting.count, bytesDone: source.position.offset - waitingBytes)
                 let perText = spent / Double(part.count)
                 chunk = perText > 0 ? max(32, min(256, Int(0.75 / perText)) / 32 * 32) : 256
             }
@@ -164,7 +166,7 @@ extension Collection {
                 report.rowsRead += 1
                 switch row {
                 case .document(let d, let location):
-                    batch.append(Pending(document: d, location: location, before: position, after: source.position, rowsDone: report.rowsRead))
+                    batch.append(Pending(document: d, location: location, before: position, after: source.position))
                 case .bad(let location, let reason):
                     if options.onError == .abort {
                         try commit(&batch, end: position, complete: false)
