@@ -41,6 +41,10 @@ public struct Collection: Sendable {
 
     /// Validates, encodes and writes a batch; with a checkpoint, an import's resume point is stored
     /// in the same log record and LMDB transaction (and the batch may be empty).
+    ///
+    /// Everything that can be checked without a vector is checked before anything is embedded, so a
+    /// batch that will be refused costs no encoding; the checks under the writer lock stay the
+    /// authoritative ones. A document with both text and a vector is written as given.
     @discardableResult
     func write(_ given: [Document], insert: Bool, checkpoint: LogRecord.Checkpoint? = nil) throws -> Int {
         if given.isEmpty && checkpoint == nil { return 0 }
@@ -59,12 +63,13 @@ public struct Collection: Sendable {
         }
         var documents = given
         if !needText.isEmpty {
-            let encoder = try database.encoder(for: info)
-            let t = monotonicSeconds()
-            let vectors = try encode(needText.map { given[$0].text! }, with: encoder, queries: false)
-            let spent = monotonicSeconds() - t
-            database.timingsRecorder.add { $0.encodingSeconds += spent }
-            for (row, i) in needText.enumerated() { documents[i].vector = vectors[row: row] }
+            // The same checks, in the same order, as below, on what can be known before embedding:
+            // the first refusal is the one the write would report (unless the encoder itself makes a
+            // bad vector, which the checks after encoding still catch).
+            if let first = try screen(given, insert: insert).min(by: { ($0.stage, $0.index) < ($1.stage, $1.index) }) {
+                throw first.error
+            }
+            try embed(&documents, needText)
         }
         for (i, d) in documents.enumerated() {
             try Validation.vector(d.vector!, collection: name, dimension: info.dimension, id: d.id, index: i)
@@ -80,6 +85,82 @@ public struct Collection: Sendable {
             }
             return (.write(number: info.number, insert: insert, documents: documents, checkpoint: checkpoint), documents.count)
         }
+    }
+
+    /// A document `write` would refuse, with the first check it fails. `stage` orders the checks as
+    /// `write` runs them: 0 the document itself (id, text, metadata, a vector or text to embed, an id
+    /// repeated in the batch), 1 a given vector, 2 the storage's key limits, 3 an id already stored
+    /// (insert only).
+    struct Refusal {
+        var index: Int
+        var stage: Int
+        var error: QuiverError
+    }
+
+    /// Every document of `documents` that a write would refuse, found without embedding: each with
+    /// the first check it fails, in batch order. Reads the stored state in a snapshot without the
+    /// writer lock (so a concurrent write can still make `write` refuse a document this passed, never
+    /// the reverse for the document checks; the write's own checks under the lock decide).
+    /// Like `write`, an id repeated in the batch is refused at its second (passing) occurrence.
+    func screen(_ documents: [Document], insert: Bool) throws -> [Refusal] {
+        var refused: [Refusal] = []
+        var seen = Set<String>(minimumCapacity: documents.count)
+        var survivors: [Int] = []
+        for (i, d) in documents.enumerated() {
+            do {
+                try Validation.document(d, index: i)
+                if d.vector == nil && (info.encoder == nil || d.text == nil) {
+                    throw QuiverError.missingVector(collection: name, id: d.id, index: i)
+                }
+                if !seen.insert(d.id).inserted { throw QuiverError.duplicateID(collection: name, id: d.id, index: i) }
+                survivors.append(i)
+            } catch let e as QuiverError {
+                refused.append(Refusal(index: i, stage: 0, error: e))
+            }
+        }
+        var later: [Int] = []
+        for i in survivors {
+            let d = documents[i]
+            if let v = d.vector {
+                do { try Validation.vector(v, collection: name, dimension: info.dimension, id: d.id, index: i) } catch let e as QuiverError {
+                    refused.append(Refusal(index: i, stage: 1, error: e))
+                    continue
+                }
+            }
+            later.append(i)
+        }
+        if !later.isEmpty {
+            try database.readTransaction { txn in
+                let current = try database.info(name, txn: txn)
+                guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
+                for i in later {
+                    let d = documents[i]
+                    do { try StorageLimits.check(d, index: i, info: current) } catch let e as QuiverError {
+                        refused.append(Refusal(index: i, stage: 2, error: e))
+                        continue
+                    }
+                    if insert, try txn.contains(database.tables.documents, Keys.document(info.number, d.id)) {
+                        refused.append(Refusal(index: i, stage: 3, error: QuiverError.duplicateID(collection: name, id: d.id, index: i)))
+                    }
+                }
+            }
+        }
+        return refused.sorted { $0.index < $1.index }
+    }
+
+    /// Embeds the texts of `documents[indices]` (documents without a vector) with the collection's
+    /// encoder, in one call, and stores the vectors on the documents.
+    func embed(_ documents: inout [Document], _ indices: [Int]) throws {
+        if indices.isEmpty { return }
+        let encoder = try database.encoder(for: info)
+        let t = monotonicSeconds()
+        let vectors = try encode(indices.map { documents[$0].text! }, with: encoder, queries: false)
+        let spent = monotonicSeconds() - t
+        database.timingsRecorder.add { $0.encodingSeconds += spent }
+        guard vectors.rows == indices.count else {
+            throw QuiverError.encoder("the text encoder returned \(vectors.rows) vectors for \(indices.count) texts")
+        }
+        for (row, i) in indices.enumerated() { documents[i].vector = vectors[row: row] }
     }
 
     /// Deletes the documents with these ids; ids that are not stored are ignored. Returns the number deleted.

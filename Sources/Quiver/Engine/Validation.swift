@@ -81,21 +81,24 @@ enum StorageLimits {
 
     /// Checks every LMDB key that writing `documents` into collection `info` would create.
     static func check(_ documents: [Document], info: CollectionInfo, checkpoint: LogRecord.Checkpoint?) throws {
-        let c = info.number
-        let specs = info.payloadIndexes ?? []
-        for (i, d) in documents.enumerated() {
-            let key = Keys.document(c, d.id).count
-            if key > maxKeyBytes {
-                throw QuiverError.invalidDocumentID(id: d.id, index: i, reason: "its key is \(key) bytes; the storage limit is \(maxKeyBytes)")
-            }
-            for spec in specs where d.metadata[spec.field] != nil {
-                for k in PayloadIndexing.keys([spec], number: c, row: .max, metadata: d.metadata) where k.count > maxKeyBytes {
-                    throw QuiverError.invalidMetadata(id: d.id, index: i, reason: "the \(spec.type.rawValue) index entry of field '\(spec.field.prefix(64))' would be a \(k.count)-byte key; the storage limit is \(maxKeyBytes)")
-                }
-            }
-        }
+        for (i, d) in documents.enumerated() { try check(d, index: i, info: info) }
         if let k = checkpoint?.key, k.count > maxKeyBytes {
             throw QuiverError.invalidArgument("the import's resume key is \(k.count) bytes; the storage limit is \(maxKeyBytes)")
+        }
+    }
+
+    /// Checks the LMDB keys of one document, record `index` of its batch (needs no vector, so
+    /// writes run it before embedding as well as under the writer lock).
+    static func check(_ d: Document, index i: Int, info: CollectionInfo) throws {
+        let c = info.number
+        let key = Keys.document(c, d.id).count
+        if key > maxKeyBytes {
+            throw QuiverError.invalidDocumentID(id: d.id, index: i, reason: "its key is \(key) bytes; the storage limit is \(maxKeyBytes)")
+        }
+        for spec in info.payloadIndexes ?? [] where d.metadata[spec.field] != nil {
+            for k in PayloadIndexing.keys([spec], number: c, row: .max, metadata: d.metadata) where k.count > maxKeyBytes {
+                throw QuiverError.invalidMetadata(id: d.id, index: i, reason: "the \(spec.type.rawValue) index entry of field '\(spec.field.prefix(64))' would be a \(k.count)-byte key; the storage limit is \(maxKeyBytes)")
+            }
         }
     }
 

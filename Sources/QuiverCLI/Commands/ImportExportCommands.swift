@@ -1,25 +1,87 @@
 import Foundation
 import Quiver
 
-/// Progress on standard error: a bar redrawn in place on a terminal, plain lines every few seconds
-/// otherwise (so that logs stay readable).
-final class ProgressReporter {
-    let isTerminal = isatty(2) != 0
-    var lastLine = Date.distantPast
+/// Progress on standard error: a bar redrawn in place on a terminal (at once, then at every report
+/// and at least every second while the import is busy, so it never looks hung), plain lines every
+/// few seconds otherwise (so that logs stay readable). Rates and ETAs are this run's (see
+/// `ImportProgress.etaSeconds`), so they stay right after `--resume`.
+final class ProgressReporter: @unchecked Sendable {
+    let isTerminal: Bool
     let label: String
+    private let lock = NSLock()
+    private var latest: ImportProgress?
+    private var latestAt = 0.0
+    private var lastLine = -Double.infinity
+    private let started = ProcessInfo.processInfo.systemUptime
+    private var timer: DispatchSourceTimer?
 
-    init(label: String) { self.label = label }
+    init(label: String, isTerminal: Bool = isatty(2) != 0) {
+        self.label = label
+        self.isTerminal = isTerminal
+    }
 
-    func update(rows: Int, skipped: Int, bytes: Int, total: Int, elapsed: Double, final: Bool = false) {
-        let now = Date()
-        if !final && now.timeIntervalSince(lastLine) < (isTerminal ? 0.1 : 5) { return }
+    private var now: Double { ProcessInfo.processInfo.systemUptime }
+
+    /// Draws the first line and, on a terminal, starts redrawing every second.
+    func start() {
+        guard isTerminal else { return }
+        lock.lock(); draw(final: false); lock.unlock()
+        let t = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
+        t.schedule(deadline: .now() + 0.5, repeating: 0.5)
+        t.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.lock.lock(); defer { self.lock.unlock() }
+            if self.timer != nil && self.now - self.lastLine >= 0.9 { self.draw(final: false) }
+        }
+        lock.lock(); timer = t; lock.unlock()
+        t.resume()
+    }
+
+    func update(_ p: ImportProgress) {
+        lock.lock(); defer { lock.unlock() }
+        latest = p
+        latestAt = now
+        if now - lastLine >= (isTerminal ? 0.1 : 5) { draw(final: false) }
+    }
+
+    /// Stops the redrawing and draws the last line (after a failure: ends the bar's line, so the
+    /// error starts on a line of its own).
+    func finish(rows: Int, skipped: Int, seconds: Double, failed: Bool = false) {
+        lock.lock(); defer { lock.unlock() }
+        timer?.cancel()
+        timer = nil
+        if failed {
+            if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            return
+        }
+        latest = ImportProgress(rowsRead: rows, imported: rows - skipped, skipped: skipped, bytesRead: 1, totalBytes: 1, elapsed: seconds)
+        latestAt = now
+        draw(final: true)
+    }
+
+    /// With `lock` held.
+    private func draw(final: Bool) {
         lastLine = now
-        let rate = elapsed > 0 ? Double(rows) / elapsed : 0
-        let fraction = total > 0 ? min(1, Double(bytes) / Double(total)) : 0
-        let eta = fraction > 0 && !final ? elapsed * (1 - fraction) / fraction : 0
-        let skippedText = skipped > 0 ? ", \(skipped) skipped" : ""
-        let text = String(format: "%@: %d rows%@, %.0f rows/s, %3.0f%%%@", label, rows, skippedText, rate, fraction * 100,
-                          final ? String(format: ", %.1f s", elapsed) : String(format: ", ETA %d:%02d", Int(eta) / 60, Int(eta) % 60))
+        let text: String
+        var fraction = 0.0
+        if let p = latest {
+            // Between reports the clock runs on: the elapsed time grows and the ETA shrinks.
+            let since = final ? 0 : now - latestAt
+            fraction = p.fraction
+            let skippedText = p.skipped > 0 ? ", \(p.skipped) skipped" : ""
+            let tail: String
+            if final {
+                tail = String(format: ", %.1f s", p.elapsed)
+            } else if let eta = p.etaSeconds {
+                let left = Int(max(0, eta - since).rounded())
+                tail = String(format: ", ETA %d:%02d", left / 60, left % 60)
+            } else {
+                tail = ", ETA --:--"
+            }
+            text = String(format: "%@: %d rows%@, %.1f rows/s, %3.0f%%%@", label, p.rowsDone, skippedText, p.rowsPerSecond, fraction * 100, tail)
+        } else {
+            text = String(format: "%@: starting (%.0f s)", label, now - started)
+        }
         if isTerminal {
             let width = 24
             let filled = Int(fraction * Double(width))
@@ -43,7 +105,7 @@ struct ImportCommand: CLICommand {
         OptionSpec(name: "on-error", value: "<policy>", help: "abort (default): stop at the first bad row; skip: report bad rows and go on."),
         OptionSpec(name: "resume", help: "Continue an interrupted import of this file after its last imported row."),
         OptionSpec(name: "upsert", help: "Replace documents whose id exists (default: an existing id is a bad row)."),
-        OptionSpec(name: "batch-size", value: "<n>", help: "Documents per atomic write (default 1000)."),
+        OptionSpec(name: "batch-size", value: "<n>", help: "Documents per atomic write (default 64 into a collection with a text encoder, else 1000)."),
         OptionSpec(name: "id-column", value: "<name>", help: "CSV: the id column (default id)."),
         OptionSpec(name: "text-column", value: "<name>", help: "CSV: the text column (default text)."),
         OptionSpec(name: "vector-column", value: "<name>", help: "CSV: the vector column (default vector)."),
@@ -84,7 +146,7 @@ struct ImportCommand: CLICommand {
         }
         options.resume = a.flag("resume")
         options.upsert = a.flag("upsert")
-        options.batchSize = try a.int("batch-size", default: 1000, range: 1...100_000)
+        if a.value("batch-size") != nil { options.batchSize = try a.int("batch-size", default: 0, range: 1...100_000) }
         options.idColumn = a.value("id-column") ?? "id"
         options.textColumn = a.value("text-column") ?? "text"
         options.vectorColumn = a.value("vector-column") ?? "vector"
@@ -107,10 +169,15 @@ struct ImportCommand: CLICommand {
         let db = try context.openDatabase()
         let c = try db.collection(collection)
         let bar = ProgressReporter(label: "import \(file)")
-        let report = try c.importFile(file, options: options) { p in
-            bar.update(rows: p.rowsRead, skipped: p.skipped, bytes: p.bytesRead, total: p.totalBytes, elapsed: p.elapsed)
+        bar.start()
+        let report: ImportReport
+        do {
+            report = try c.importFile(file, options: options) { p in bar.update(p) }
+        } catch {
+            bar.finish(rows: 0, skipped: 0, seconds: 0, failed: true)
+            throw error
         }
-        bar.update(rows: report.rowsRead, skipped: report.skippedCount, bytes: 1, total: 1, elapsed: report.seconds, final: true)
+        bar.finish(rows: report.rowsRead, skipped: report.skippedCount, seconds: report.seconds)
         if context.json { try context.printJSON(report); return }
         for s in report.skipped { FileHandle.standardError.write(Data("skipped \(s.file):\(s.line): \(s.reason)\n".utf8)) }
         if report.skippedCount > report.skipped.count {
