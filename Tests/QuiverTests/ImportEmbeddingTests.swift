@@ -168,7 +168,7 @@ struct ImportEmbeddingTests {
         #expect(encoder.texts == 0)
         // A document with neither vector nor text, and one with bad metadata: refused before embedding.
         let c2 = try db.collection("t")
-        #expect(throws: QuiverError.missingVector(collection: "t", id: "none", index: 1)) {
+        #expect(throws: QuiverError.missingVectorAndText(collection: "t", id: "none", index: 1)) {
             try c2.upsert([Document(id: "ok", text: "ok"), Document(id: "none")])
         }
         #expect(throws: QuiverError.self) { try c2.upsert([Document(id: "ok", text: "ok"), Document(id: "m", text: "m", metadata: ["": .int(1)])]) }

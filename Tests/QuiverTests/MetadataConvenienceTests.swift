@@ -37,4 +37,10 @@ struct MetadataConvenienceTests {
         let back = try #require(try c.get("a"))
         #expect(back.metadata["year"]?.intValue == year && back.metadata["tags"]?.stringListValue == ["x", "y"])
     }
+
+    @Test func jsonRoundTripsEveryType() throws {
+        let d = Document(id: "a", text: "t\n\"q\"", metadata: ["f": .double(2), "i": 2, "s": "x", "b": true, "l": ["p", "q"], "n": nil, "e": .double(1e300)],
+                         vector: [0.5, -1, 3.25])
+        #expect(try Document(json: d.json()) == d)
+    }
 }

@@ -1,6 +1,11 @@
 import Foundation
 
 extension Document {
+    /// The document as one line of JSON (what `quiver export` writes): a float metadata value is
+    /// written with a fraction or an exponent (`2.0`), so `Document(json:)` reads every value back
+    /// as the type it was (the `Codable` bridge through `JSONEncoder` cannot: it writes `2.0` as `2`).
+    public func json() -> Data { Data(JSONLine.encode(self).dropLast(1)) }
+
     /// Parses one JSON document, `{"id", "text", "metadata", "vector"}` (only `id` required), as the
     /// importer and `quiver put` read it. Unlike the `Codable` conformance (whose decoder cannot
     /// see how a number was written), a number written with a fraction or an exponent (`2.0`, `1e3`)
