@@ -71,39 +71,47 @@ struct DerivedIndexExpectation {
     }
 
     /// Compares with what LMDB holds; `problem` gets one sentence per difference. Returns whether the
-    /// payload entries and the BM25 index each agree.
-    func compare(txn: LMDBTransaction, tables: Tables, problem: (String) -> Void) throws -> (payload: Bool, text: Bool) {
+    /// payload entries and the BM25 index each agree. Damage already reported elsewhere is passed
+    /// over rather than reported again as its consequences: entries of `skipRows` (rows whose stored
+    /// document, row or vector is damaged), values under `skipKeys` (damaged themselves), and, when
+    /// `incomplete` (a damaged document's contribution is unknown), every count.
+    func compare(txn: LMDBTransaction, tables: Tables, skipRows: Set<UInt64> = [], skipKeys: Set<[UInt8]> = [],
+                 incomplete: Bool = false, problem: (String) -> Void) throws -> (payload: Bool, text: Bool) {
         let c = info.number
         var payloadOK = true, textOK = true
         var payloadEntries = 0
         try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
             payloadEntries += 1
-            if !payload.contains(Array(k)) {
+            let row = FilterPlanner.row(k)
+            if !payload.contains(Array(k)) && !skipRows.contains(row) {
                 payloadOK = false
-                problem("payload index entry for row \(FilterPlanner.row(k)) does not match its document")
+                problem("payload index entry for row \(row) does not match its document")
             }
             return true
         }
-        if payloadEntries < payload.count {
+        if payloadEntries < payload.count && !incomplete {
             payloadOK = false
             problem("payload indexes lack \(payload.count - payloadEntries) entries of the documents' metadata")
         }
         var seenPostings = 0
         try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
             seenPostings += 1
+            let row = FilterPlanner.row(k)
+            guard !skipKeys.contains(Array(k)), !skipRows.contains(row) else { return true }
             if postings[Array(k)] != StoredValue.intactPayload(v, key: k).map({ Array($0) }) {
                 textOK = false
-                problem("a BM25 posting of row \(FilterPlanner.row(k)) does not match its document's text")
+                problem("a BM25 posting of row \(row) does not match its document's text")
             }
             return true
         }
-        if seenPostings != postings.count {
+        if seenPostings != postings.count && !incomplete {
             textOK = false
             problem("the BM25 index holds \(seenPostings) postings; the documents' text gives \(postings.count)")
         }
         var terms = 0
         try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
             terms += 1
+            guard !incomplete, !skipKeys.contains(Array(k)) else { return true }
             let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             let df = StoredValue.intactPayload(v, key: k).flatMap { try? ByteReader(Array($0)).readUInt64Value() } ?? 0
             if documentFrequency[term] != df {
@@ -112,10 +120,11 @@ struct DerivedIndexExpectation {
             }
             return true
         }
-        if terms != documentFrequency.count {
+        if terms != documentFrequency.count && !incomplete {
             textOK = false
             problem("the BM25 index knows \(terms) terms; the documents' text has \(documentFrequency.count)")
         }
+        if incomplete || skipKeys.contains(Keys.collection(c)) { return (payloadOK, textOK) }
         let stats: (UInt64, UInt64)
         do { stats = try TextIndexStore.stats(c, name: info.name, txn: txn, tables: tables) } catch {
             textOK = false

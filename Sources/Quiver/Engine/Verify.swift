@@ -178,32 +178,14 @@ extension Database {
         let incomplete = !damagedDocuments.isEmpty
         // Documents, rows and vectors agree; the payload entries each document should have.
         var live: [UInt64: String] = [:]
-        let specs = info.payloadIndexes ?? []
-        var expectedPayload = Set<[UInt8]>()
-        var expectedPostings: [[UInt8]: [UInt8]] = [:]
-        var expectedDF: [String: UInt64] = [:]
-        var textDocuments: UInt64 = 0, textTerms: UInt64 = 0
+        var expected = DerivedIndexExpectation(info)
         try txn.forEach(tables.documents, prefix: Keys.collection(c)) { k, v in
             let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             report.documents += 1
             if damagedDocuments.contains(id) { return true }
             do {
                 let record = try DocumentRecord(stored: v, key: k, collection: name)
-                if let ft = info.fullText, let text = record.text {
-                    let terms = ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }
-                    var tf: [String: Int] = [:]
-                    for t in terms { tf[t, default: 0] += 1 }
-                    for (t, f) in tf {
-                        var w = ByteWriter(capacity: 8)
-                        w.write(UInt32(f))
-                        w.write(UInt32(terms.count))
-                        expectedPostings[TextIndexStore.postingPrefix(c, t) + Keys.row(c, record.row)[4...]] = w.bytes
-                        expectedDF[t, default: 0] += 1
-                    }
-                    textDocuments += 1
-                    textTerms += UInt64(terms.count)
-                }
-                expectedPayload.formUnion(PayloadIndexing.keys(specs, number: c, row: record.row, metadata: record.metadata))
+                expected.add(row: record.row, record: record)
                 if let previous = live[record.row] { problem("documents '\(previous)' and '\(id)' share row \(record.row)") }
                 live[record.row] = id
                 if !damagedRows.contains(record.row) {
@@ -227,40 +209,11 @@ extension Database {
                 return true
             }
         }
-        var payloadEntries = 0
-        try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
-            payloadEntries += 1
-            let row = FilterPlanner.row(k)
-            if !expectedPayload.contains(Array(k)) && !rowsOfDamaged.contains(UInt64(row)) { problem("payload index entry for row \(row) does not match its document") }
-            return true
-        }
-        if payloadEntries < expectedPayload.count && !incomplete { problem("payload indexes lack \(expectedPayload.count - payloadEntries) entries of the documents' metadata") }
-        // BM25 postings, document frequencies and totals agree with the documents' text.
-        var postings = 0
-        try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
-            postings += 1
-            let row = UInt64(FilterPlanner.row(k))
-            guard !damagedKeys.contains(Array(k)), !rowsOfDamaged.contains(row), let payload = StoredValue.intactPayload(v, key: k) else { return true }
-            if expectedPostings[Array(k)] != Array(payload) { problem("a BM25 posting of row \(row) does not match its document's text") }
-            return true
-        }
-        if postings != expectedPostings.count && !incomplete { problem("the BM25 index holds \(postings) postings; the documents' text gives \(expectedPostings.count)") }
-        var terms = 0
-        try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
-            terms += 1
-            guard !incomplete, let payload = StoredValue.intactPayload(v, key: k) else { return true }
-            let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
-            let df = (try? ByteReader(Array(payload)).readUInt64Value()) ?? 0
-            if expectedDF[term] != df { problem("term '\(term)' has document frequency \(df); the documents give \(expectedDF[term] ?? 0)") }
-            return true
-        }
-        if terms != expectedDF.count && !incomplete { problem("the BM25 index knows \(terms) terms; the documents' text has \(expectedDF.count)") }
-        if !incomplete, let (statDocuments, statTerms) = try? TextIndexStore.stats(c, name: name, txn: txn, tables: tables),
-           statDocuments != textDocuments || statTerms != textTerms {
-            problem("BM25 totals say \(statDocuments) documents of \(statTerms) terms; the documents give \(textDocuments) and \(textTerms)")
-        }
+        // Payload entries, BM25 postings, document frequencies and totals agree with the documents
+        // (the damage found above is passed over, not reported again through its consequences).
+        _ = try expected.compare(txn: txn, tables: tables, skipRows: rowsOfDamaged, skipKeys: damagedKeys, incomplete: incomplete, problem: problem)
         // The metadata field catalog against the documents.
-        if !incomplete { _ = try DerivedIndexExpectation.of(info, txn: txn, tables: tables).compareFields(txn: txn, tables: tables, problem: problem) }
+        if !incomplete { _ = try expected.compareFields(txn: txn, tables: tables, problem: problem) }
         // Counters (when damaged, reported above).
         if !(try txn.contains(tables.counters, Keys.collection(c))) {
             problem("no counters")
