@@ -172,6 +172,26 @@ struct TrustTests {
 
     // MARK: - Replay never bricks
 
+    /// A closed database (collection `c`, document `a`) whose log then gets one write record per id
+    /// (a 2-d vector each) that LMDB has not applied. Returns each record's offset in the log file.
+    static func databaseWithUnappliedWrites(_ dir: TemporaryDirectory, ids: [String]) throws -> [Int] {
+        do {
+            let db = try Database(path: dir.path + "/db")
+            let c = try db.createCollection("c", dimension: 2)
+            try c.upsert(Document(id: "a", vector: [1, 0]))
+            db.close()
+        }
+        let wal = try WriteAheadLog(directory: dir.path + "/db/wal", minimumNextSequence: 1)
+        defer { wal.close() }
+        var offsets: [Int] = []
+        for id in ids {
+            offsets.append(wal.diskSize)
+            let record = LogRecord.write(number: 1, insert: false, documents: [Document(id: id, vector: [0, 1])])
+            _ = try wal.commit(type: record.type, payload: try record.payload())
+        }
+        return offsets
+    }
+
     /// A logged record that cannot apply (the debug hook stands for a future bug): the database
     /// opens and serves reads, the error names the record, `repair` sets it aside into the
     /// quarantine directory, and writes resume with nothing else lost.
@@ -232,21 +252,8 @@ struct TrustTests {
     /// Records after the unappliable one are kept and replayed by `repair`.
     @Test func recordsAfterTheUnappliableOneAreReplayed() throws {
         let dir = TemporaryDirectory()
-        do {
-            let db = try Database(path: dir.path + "/db")
-            let c = try db.createCollection("c", dimension: 2)
-            try c.upsert(Document(id: "a", vector: [1, 0]))
-            db.close()
-        }
         // Two records appended to the log by hand: the unappliable write, then a normal one.
-        do {
-            let wal = try WriteAheadLog(directory: dir.path + "/db/wal", minimumNextSequence: 1)
-            for id in ["poison", "b"] {
-                let record = LogRecord.write(number: 1, insert: false, documents: [Document(id: id, vector: [0, 1])])
-                _ = try wal.commit(type: record.type, payload: try record.payload())
-            }
-            wal.close()
-        }
+        _ = try Self.databaseWithUnappliedWrites(dir, ids: ["poison", "b"])
         DebugHooks.unappliableID = "poison"
         defer { DebugHooks.unappliableID = nil }
         let db = try Database(path: dir.path + "/db")
@@ -289,21 +296,8 @@ struct TrustTests {
     /// repair open sets the damaged part aside and keeps everything before it.
     @Test func damageInUnappliedRecordsIsSalvagedByRepair() throws {
         let dir = TemporaryDirectory()
-        do {
-            let db = try Database(path: dir.path + "/db")
-            let c = try db.createCollection("c", dimension: 2)
-            try c.upsert(Document(id: "a", vector: [1, 0]))
-            db.close()
-        }
         // Three records that LMDB has not applied, the middle one then damaged.
-        let wal = try WriteAheadLog(directory: dir.path + "/db/wal", minimumNextSequence: 1)
-        var offsets: [Int] = []
-        for id in ["b", "c", "d"] {
-            offsets.append(wal.diskSize)
-            let record = LogRecord.write(number: 1, insert: false, documents: [Document(id: id, vector: [0, 1])])
-            _ = try wal.commit(type: record.type, payload: try record.payload())
-        }
-        wal.close()
+        let offsets = try Self.databaseWithUnappliedWrites(dir, ids: ["b", "c", "d"])
         let file = try #require(try FileSystem.list(dir.path + "/db/wal").sorted().last)
         let f = try File(path: dir.path + "/db/wal/" + file, mode: .readWrite)
         try f.write([0xFF], at: offsets[1] + 20)

@@ -613,9 +613,7 @@ public final class Database: @unchecked Sendable {
             try txn.delete(tables.textStats, Keys.collection(number))
             try txn.delete(tables.counters, Keys.collection(number))
             for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings, tables.fields] {
-                var keys: [[UInt8]] = []
-                try txn.forEach(table, prefix: Keys.collection(number)) { k, _ in keys.append(Array(k)); return true }
-                for k in keys { try txn.delete(table, k) }
+                try txn.deleteAll(table, prefix: Keys.collection(number))
             }
         case .write(let number, _, let documents, let checkpoint):
             #if DEBUG

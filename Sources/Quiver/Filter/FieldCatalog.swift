@@ -170,18 +170,14 @@ enum FieldCatalog {
 
     /// Drops collection `c`'s catalog and builds it again from the documents.
     static func rebuild(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws {
-        var keys: [[UInt8]] = []
-        try txn.forEach(tables.fields, prefix: Keys.collection(c)) { k, _ in keys.append(Array(k)); return true }
-        for k in keys { _ = try txn.delete(tables.fields, k) }
+        try txn.deleteAll(tables.fields, prefix: Keys.collection(c))
         for (field, stats) in try count(c, txn: txn, tables: tables) { try write(stats, key(c, field), txn: txn, tables: tables) }
         try markComplete(c, txn: txn, tables: tables)
     }
 
     /// Removes collection `c`'s catalog (a drop).
     static func drop(_ c: UInt32, txn: LMDBTransaction, tables: Tables) throws {
-        var keys: [[UInt8]] = []
-        try txn.forEach(tables.fields, prefix: Keys.collection(c)) { k, _ in keys.append(Array(k)); return true }
-        for k in keys { _ = try txn.delete(tables.fields, k) }
+        try txn.deleteAll(tables.fields, prefix: Keys.collection(c))
     }
 
     /// Refuses a filter that names a field no document of the collection has, or compares a field

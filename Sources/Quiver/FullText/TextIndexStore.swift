@@ -38,11 +38,7 @@ enum TextIndexStore {
     /// stored documents' text (`repair`).
     static func rebuild(_ info: CollectionInfo, txn: LMDBTransaction, tables: Tables) throws {
         let c = info.number
-        for table in [tables.terms, tables.postings] {
-            var keys: [[UInt8]] = []
-            try txn.forEach(table, prefix: Keys.collection(c)) { k, _ in keys.append(Array(k)); return true }
-            for k in keys { try txn.delete(table, k) }
-        }
+        for table in [tables.terms, tables.postings] { try txn.deleteAll(table, prefix: Keys.collection(c)) }
         try txn.delete(tables.textStats, Keys.collection(c))
         guard let ft = info.fullText else { return }
         var texts: [(UInt64, String)] = []

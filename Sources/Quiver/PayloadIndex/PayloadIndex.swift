@@ -182,9 +182,7 @@ enum PayloadIndexing {
     /// Drops every payload entry of collection `info` and builds its declared indexes again from
     /// the stored documents (`repair`, and a format upgrade that changes the key encoding).
     static func rebuild(_ info: CollectionInfo, txn: LMDBTransaction, tables: Tables) throws {
-        var keys: [[UInt8]] = []
-        try txn.forEach(tables.payload, prefix: Keys.collection(info.number)) { k, _ in keys.append(Array(k)); return true }
-        for k in keys { try txn.delete(tables.payload, k) }
+        try txn.deleteAll(tables.payload, prefix: Keys.collection(info.number))
         for spec in info.payloadIndexes ?? [] { try backfill(spec, number: info.number, name: info.name, txn: txn, tables: tables) }
     }
 }

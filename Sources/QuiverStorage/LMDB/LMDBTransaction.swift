@@ -56,6 +56,15 @@ public struct LMDBTransaction {
         return true
     }
 
+    /// Removes every entry of `table` whose key starts with `prefix`; returns how many.
+    @discardableResult
+    public func deleteAll(_ table: LMDBTable, prefix: [UInt8]) throws -> Int {
+        var keys: [[UInt8]] = []
+        try forEach(table, prefix: prefix) { k, _ in keys.append(Array(k)); return true }
+        for k in keys { try delete(table, k) }
+        return keys.count
+    }
+
     /// The number of entries in `table`.
     public func count(_ table: LMDBTable) throws -> Int {
         var st = MDB_stat()

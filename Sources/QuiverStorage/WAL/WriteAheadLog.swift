@@ -242,56 +242,30 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// opens as it is. Records after the damage are lost to the database (they stay in the copies);
     /// this is `quiver repair`'s last resort, never done by an open.
     public static func salvage(directory: String, quarantine: String) throws -> SalvageReport? {
-        guard FileSystem.exists(directory) else { return nil }
+        // The damage a writable open would refuse, found as `inspect` finds it.
+        guard let damage = try inspectOnce(directory: directory).firstDamage else { return nil }
         let names = try FileSystem.list(directory).filter { WALFormat.firstSequence(fromFileName: $0) != nil }
-        var previousLast: UInt64?
-        for (index, name) in names.enumerated() {
-            let path = directory + "/" + name
-            let isLast = index == names.count - 1
-            let bytes = try File(path: path, mode: .readOnly).readAll()
-            var damageAt: Int?
-            let named = WALFormat.firstSequence(fromFileName: name)!
-            var expected = named
-            if let first = WALFormat.decodeFileHeader(bytes[...]), first == named, previousLast.map({ $0 + 1 == first }) ?? true {
-                var offset = WALFormat.fileHeaderSize
-                while offset < bytes.count {
-                    if let (record, size) = WALFormat.decodeRecord(bytes, at: offset), record.sequence == expected {
-                        offset += size
-                        expected += 1
-                        continue
-                    }
-                    // A torn tail of the last file is an open's own business.
-                    if !isLast || findValidRecord(in: bytes, after: offset, minimumSequence: expected) != nil { damageAt = offset }
-                    break
-                }
-                previousLast = expected - 1
-            } else if isLast && bytes.count < WALFormat.fileHeaderSize {
-                return nil
-            } else {
-                damageAt = 0
-                expected = previousLast.map { $0 + 1 } ?? named
-            }
-            guard let cut = damageAt else { continue }
-            try FileSystem.createDirectory(quarantine)
-            try FileSystem.writeAtomically(bytes, to: quarantine + "/" + name)
-            var moved = [quarantine + "/" + name]
-            for later in names[(index + 1)...] {
-                try FileSystem.rename(directory + "/" + later, quarantine + "/" + later)
-                moved.append(quarantine + "/" + later)
-            }
-            if cut < WALFormat.fileHeaderSize {
-                try FileSystem.remove(path)
-            } else {
-                let handle = try File(path: path, mode: .readWrite)
-                defer { handle.close() }
-                try handle.truncate(to: cut)
-                try handle.sync()
-            }
-            try FileSystem.syncDirectory(quarantine)
-            try FileSystem.syncDirectory(directory)
-            return SalvageReport(damagedFile: path, offset: cut, firstLostSequence: expected, setAsideFiles: moved)
+        let name = (damage.file as NSString).lastPathComponent
+        guard let index = names.firstIndex(of: name) else { return nil }
+        let bytes = try File(path: damage.file, mode: .readOnly).readAll()
+        try FileSystem.createDirectory(quarantine)
+        try FileSystem.writeAtomically(bytes, to: quarantine + "/" + name)
+        var moved = [quarantine + "/" + name]
+        for later in names[(index + 1)...] {
+            try FileSystem.rename(directory + "/" + later, quarantine + "/" + later)
+            moved.append(quarantine + "/" + later)
         }
-        return nil
+        if damage.offset < WALFormat.fileHeaderSize {
+            try FileSystem.remove(damage.file)
+        } else {
+            let handle = try File(path: damage.file, mode: .readWrite)
+            defer { handle.close() }
+            try handle.truncate(to: damage.offset)
+            try handle.sync()
+        }
+        try FileSystem.syncDirectory(quarantine)
+        try FileSystem.syncDirectory(directory)
+        return SalvageReport(damagedFile: damage.file, offset: damage.offset, firstLostSequence: damage.sequence, setAsideFiles: moved)
     }
 
     private static func findValidRecord(in bytes: [UInt8], after offset: Int, minimumSequence: UInt64) -> Int? {
@@ -500,6 +474,20 @@ extension WriteAheadLog {
         public var incompleteLastFile: String?
         /// Damage that a writable open would refuse, one sentence each.
         public var problems: [String] = []
+        /// Where the first such damage is: the file, the byte it starts at (0 for a damaged header
+        /// or a file that does not follow the one before), and the sequence number that belongs there.
+        public var firstDamage: Damage?
+
+        public struct Damage: Sendable, Equatable {
+            public var file: String
+            public var offset: Int
+            public var sequence: UInt64
+        }
+
+        mutating func damage(_ problem: String, file: String, offset: Int, sequence: UInt64) {
+            problems.append(problem)
+            if firstDamage == nil { firstDamage = Damage(file: file, offset: offset, sequence: sequence) }
+        }
     }
 
     /// Reads every log file in `directory` read-only and checks each record's checksum and
@@ -533,20 +521,22 @@ extension WriteAheadLog {
             defer { handle.close() }
             let bytes = try handle.readAll()
             result.files += 1
+            let belongsHere = previousLast.map { $0 + 1 } ?? WALFormat.firstSequence(fromFileName: name)!
             guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
                 if isLast && bytes.count < WALFormat.fileHeaderSize {
                     result.incompleteLastFile = path
                     continue
                 }
-                result.problems.append("write-ahead log file \(path) has a damaged header")
+                result.damage("write-ahead log file \(path) has a damaged header", file: path, offset: 0, sequence: belongsHere)
                 return result
             }
             guard first == WALFormat.firstSequence(fromFileName: name) else {
-                result.problems.append("write-ahead log file \(path) starts at sequence \(first), not the number in its name")
+                result.damage("write-ahead log file \(path) starts at sequence \(first), not the number in its name", file: path, offset: 0, sequence: belongsHere)
                 return result
             }
             if let previous = previousLast, previous + 1 != first {
-                result.problems.append("write-ahead log file \(path) starts at sequence \(first) but the previous file ends at \(previous): records are missing")
+                result.damage("write-ahead log file \(path) starts at sequence \(first) but the previous file ends at \(previous): records are missing",
+                              file: path, offset: 0, sequence: belongsHere)
                 return result
             }
             var offset = WALFormat.fileHeaderSize
@@ -561,11 +551,13 @@ extension WriteAheadLog {
                     continue
                 }
                 if !isLast {
-                    result.problems.append("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file")
+                    result.damage("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file",
+                                  file: path, offset: offset, sequence: expected)
                     return result
                 }
                 if let later = findValidRecord(in: bytes, after: offset, minimumSequence: expected) {
-                    result.problems.append("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later)")
+                    result.damage("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later)",
+                                  file: path, offset: offset, sequence: expected)
                     return result
                 }
                 result.tailBytes = bytes.count - offset
