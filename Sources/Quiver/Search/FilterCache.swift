@@ -19,6 +19,8 @@ final class FilterCache: @unchecked Sendable {
         let count: Int
         let candidates: Int
         let indexes: [String]
+        /// The field catalog's figures of the fields the filter names (nil: no complete catalog).
+        let fields: [FieldStats]?
     }
 
     private let lock = NSLock()

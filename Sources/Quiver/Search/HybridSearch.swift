@@ -39,17 +39,17 @@ extension Collection {
         case .dense:
             return try explain(text: text, k: k, options: options)
         case .lexical:
-            let (set, count, candidates, indexes) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+            let (set, count, candidates, indexes, fields) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
             let hits = try lexical(text, k: k, allowed: set)
             let results = try resolve(hits, options: options)
             let documents = try self.count()
             return (results, SearchPlan(strategy: "bm25", documents: documents, allowed: count ?? documents,
                                         reason: "lexical mode", returned: results.count, estimate: candidates ?? 0, indexesUsed: indexes,
-                                        fields: try filterFieldStats(options.filter)))
+                                        fields: fields))
         case .hybrid:
             let n = max(depth, k)
             let (dense, densePlan) = try explain(text: text, k: n, options: options)
-            let (set, _, _, _) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+            let (set, _, _, _, _) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
             let lexicalHits = try lexical(text, k: n, allowed: set)
             let lexicalResults = try resolve(lexicalHits, options: options)
             let fused = Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k)

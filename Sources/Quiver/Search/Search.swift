@@ -102,10 +102,9 @@ extension Collection {
         try database.refreshIfReadOnly()
         let documents = try count()
         // The filter's allowed rows: payload-index candidates re-checked, or every document read.
-        let (allowed, allowedCount0, estimate0, indexesUsed) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+        let (allowed, allowedCount0, estimate0, indexesUsed, fieldStats) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
         let allowedCount = allowedCount0 ?? documents
         let estimate = estimate0 ?? documents
-        let fieldStats = try filterFieldStats(options.filter)
         func plan(_ strategy: String, _ reason: String, _ returned: Int) -> SearchPlan {
             SearchPlan(strategy: strategy, documents: documents, allowed: allowedCount, reason: reason, returned: returned,
                        estimate: estimate, indexesUsed: indexesUsed, fields: fieldStats)
@@ -159,40 +158,41 @@ extension Collection {
         }
     }
 
-    /// The rows whose documents match `filter` (nil without a filter), with the planner's figures.
-    func allowedSet(_ filter: Filter?, allowUnknownFields: Bool = false) throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String]) {
-        guard let f = filter else { return (nil, nil, nil, []) }
+    /// The rows whose documents match `filter` (nil without a filter), with the planner's figures
+    /// and the field catalog's figures of the fields the filter names (for `explain`).
+    ///
+    /// Unless `allowUnknownFields`, a filter that names a field no document has, or compares one
+    /// with a type it never holds, is refused (when the collection's field catalog is complete: a
+    /// read-only open of a database written before the catalog existed skips the check). The named
+    /// fields' figures are read with the rows and cached with them (the catalog changes only with
+    /// the writes that also end a cache entry's generation), so a repeated filter reads nothing.
+    func allowedSet(_ filter: Filter?, allowUnknownFields: Bool = false)
+        throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String], fields: [FieldStats]) {
+        guard let f = filter else { return (nil, nil, nil, [], []) }
         do { try f.validate() } catch { throw QuiverError.invalidFilter(error) }
-        if !allowUnknownFields { try checkFilterFields(f) }
         // The generation is read before the rows, so a write racing with this search at worst
         // leaves an entry that is never found again.
         guard let generation = database.segments.segments(info.number)?.generation else { throw QuiverError.unknownCollection(name) }
         let key = FilterCache.Key(collection: info.number, generation: generation, filter: f)
-        if let hit = database.filterCache.get(key) { return (hit.set, hit.count, hit.candidates, hit.indexes) }
-        let rows = try allowedRows(f)
-        database.filterCache.put(key, FilterCache.Entry(set: rows.set, count: rows.count, candidates: rows.candidates, indexes: rows.indexes))
-        return (rows.set, rows.count, rows.candidates, rows.indexes)
+        let entry: FilterCache.Entry
+        if let hit = database.filterCache.get(key) {
+            if !allowUnknownFields { try checkFields(f, hit.fields) }
+            entry = hit
+        } else {
+            entry = try allowedRows(f, allowUnknownFields: allowUnknownFields)
+            database.filterCache.put(key, entry)
+        }
+        let fields = entry.fields ?? FieldCatalog.names(in: f).map { FieldStats(field: $0) }
+        return (entry.set, entry.count, entry.candidates, entry.indexes, fields)
     }
 
-    /// Refuses a filter that names a field no document has, or compares one with a type it never
-    /// holds (when the collection's field catalog is complete: a read-only open of a database
-    /// written before the catalog existed skips the check).
-    func checkFilterFields(_ filter: Filter) throws {
-        try database.readTransaction { txn in
-            let tables = database.tables
-            guard try FieldCatalog.isComplete(info.number, txn: txn, tables: tables) else { return }
-            try FieldCatalog.check(filter, collection: name,
-                                   lookup: { try FieldCatalog.stats(info.number, $0, txn: txn, tables: tables) },
-                                   all: { try FieldCatalog.fields(info.number, txn: txn, tables: tables) ?? [] })
-        }
-    }
-
-    /// The field catalog's figures of the fields `filter` names (for `explain`).
-    func filterFieldStats(_ filter: Filter?) throws -> [FieldStats] {
-        guard let f = filter else { return [] }
-        return try database.readTransaction { txn in
-            try FieldCatalog.names(in: f).map { try FieldCatalog.stats(info.number, $0, txn: txn, tables: database.tables) ?? FieldStats(field: $0) }
-        }
+    /// The check of `allowedSet` against the named fields' figures (nil: no complete catalog, no
+    /// check). The list of every field, for the message, is read only when the filter is refused.
+    private func checkFields(_ filter: Filter, _ named: [FieldStats]?) throws {
+        guard let named else { return }
+        try FieldCatalog.check(filter, collection: name,
+                               lookup: { field in named.first { $0.field == field && $0.documents > 0 } },
+                               all: { try database.readTransaction { txn in try FieldCatalog.fields(info.number, txn: txn, tables: database.tables) ?? [] } })
     }
 
     /// Every metadata field of the collection's documents, with the number of documents holding
@@ -207,11 +207,16 @@ extension Collection {
 
     /// The rows whose documents match `filter`: from payload-index candidates re-checked against
     /// their documents when the indexes bound the filter, otherwise from every document.
-    func allowedRows(_ filter: Filter) throws -> (set: Bitset, count: Int, candidates: Int, indexes: [String]) {
+    func allowedRows(_ filter: Filter, allowUnknownFields: Bool) throws -> FilterCache.Entry {
         try database.readTransaction { txn in
             let current = try database.info(name, txn: txn)
             guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
             let tables = database.tables
+            // The named fields' figures first, and the check, before any row is read.
+            let fields = try FieldCatalog.isComplete(info.number, txn: txn, tables: tables)
+                ? FieldCatalog.names(in: filter).map { try FieldCatalog.stats(info.number, $0, txn: txn, tables: tables) ?? FieldStats(field: $0) }
+                : nil
+            if !allowUnknownFields { try checkFields(filter, fields) }
             let capacity = Int(try Counters.read(info.number, collection: name, txn: txn, tables: tables)?.nextRow ?? 1)
             var set = Bitset(capacity: capacity)
             var n = 0
@@ -221,7 +226,7 @@ extension Collection {
                let candidates = try FilterPlanner(number: info.number, indexes: indexes, txn: txn, tables: tables, capacity: capacity)
                 .candidates(filter, used: &used) {
                 let found = candidates.rows.count
-                if candidates.exact { return (candidates.rows, found, found, used.sorted()) }
+                if candidates.exact { return FilterCache.Entry(set: candidates.rows, count: found, candidates: found, indexes: used.sorted(), fields: fields) }
                 try candidates.rows.forEach { row in
                     guard let id = try RowCodec.read(info.number, UInt64(row), collection: name, txn: txn, tables: tables) else { return }
                     let key = Keys.document(info.number, id)
@@ -231,7 +236,7 @@ extension Collection {
                         n += 1
                     }
                 }
-                return (set, n, found, used.sorted())
+                return FilterCache.Entry(set: set, count: n, candidates: found, indexes: used.sorted(), fields: fields)
             }
             var documents = 0
             try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { k, v in
@@ -243,7 +248,7 @@ extension Collection {
                 }
                 return true
             }
-            return (set, n, documents, [])
+            return FilterCache.Entry(set: set, count: n, candidates: documents, indexes: [], fields: fields)
         }
     }
 
