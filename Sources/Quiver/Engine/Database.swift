@@ -12,9 +12,11 @@ import QuiverStorage
 /// `QuiverError.databaseLocked`. Any number of processes may open it with
 /// `DatabaseOptions.readOnly` beside the writer (see there).
 ///
-/// Durability: with `.full` (the default) every write returns after its log record is fsynced;
-/// `kill -9` or a power loss at any moment loses no acknowledged write. Every write is applied to
-/// LMDB before it returns, so a read that follows it sees it.
+/// Durability: with `.full` (the default) every write returns after its log record and its LMDB
+/// commit are fsynced; `kill -9` or a power loss at any moment loses no acknowledged write, and a
+/// log record past LMDB's last applied one is never an acknowledged write (so recovery may drop
+/// it when it is torn or damaged). Every write is applied to LMDB before it returns, so a read
+/// that follows it sees it.
 public final class Database: @unchecked Sendable {
     // @unchecked: mutable state (`state`) is guarded by `stateLock`; writes are serialized by
     // `writeLock`; LMDB and the WAL are thread-safe under their own rules.
@@ -38,6 +40,12 @@ public final class Database: @unchecked Sendable {
     private let stateLock = NSLock()
     private var closed = false
     private var failure: QuiverError?
+    /// The sequence of the last write committed to LMDB (under `writeLock`; read under `syncLock`).
+    private var committedThrough: UInt64 = 0
+    /// Serializes the LMDB syncs of `full` durability; `syncedThrough` is the last sequence whose
+    /// LMDB commit is known durable, so one sync serves every write committed before it began.
+    private let syncLock = NSLock()
+    private var syncedThrough: UInt64 = 0
     /// The log record replay could not apply, until `repair()` sets it aside.
     var unapplied: UnappliedRecord?
 
@@ -415,6 +423,7 @@ public final class Database: @unchecked Sendable {
                 let t1 = monotonicSeconds()
                 let tables = self.tables
                 let change = try env.write { txn in try Database.apply(mutation, sequence: sequence, txn: txn, tables: tables) }
+                syncLock.lock(); committedThrough = sequence; syncLock.unlock()
                 let t2 = monotonicSeconds()
                 try segments.applied(change)
                 let t3 = monotonicSeconds()
@@ -443,11 +452,35 @@ public final class Database: @unchecked Sendable {
         }
         if options.durability == .full {
             let t = monotonicSeconds()
+            try makeLMDBDurable(through: sequence)
             try wrapStorage { try wal?.waitUntilDurable(sequence) }
             let waited = monotonicSeconds() - t
             timingsRecorder.add { $0.fsyncSeconds += waited }
         }
         return result
+    }
+
+    /// With `full` durability, a write is acknowledged only once its LMDB commit is on disk too:
+    /// LMDB runs with `MDB_NOMETASYNC` (data pages fsynced at commit, the meta page lazily), so
+    /// without this a power loss could undo the last commit and leave the write only in the log's
+    /// last record, where damage to that record could not be told from a torn append. One
+    /// `mdb_env_sync` serves every write committed before it began (group commit); it runs outside
+    /// the writer lock, beside the log's own fsync. A failure leaves the write in doubt: the
+    /// database stops taking writes until a reopen recovers.
+    private func makeLMDBDurable(through sequence: UInt64) throws {
+        syncLock.lock()
+        defer { syncLock.unlock() }
+        if syncedThrough >= sequence { return }
+        let through = committedThrough
+        do {
+            try env.sync()
+        } catch {
+            let reason = QuiverError.unavailable("the database at \(path) stopped accepting writes after a failed LMDB sync (\(error)); reopen it to recover")
+            stateLock.lock(); failure = reason; stateLock.unlock()
+            if let e = error as? StorageError { throw QuiverError.storage(e) }
+            throw error
+        }
+        syncedThrough = through
     }
 
     /// Runs `body` with the writer lock held (no write runs meanwhile).
