@@ -67,9 +67,10 @@ public enum DamageFixture {
         _ = try h.upsert(Document(id: "h0", text: long, metadata: ["k": 0], vector: [Float](repeating: 0.25, count: dimension)))
         try db.backup(to: backup)
         db.close()
-        // The unreplayed tail: one more acknowledged write whose LMDB commit is then undone, as a
-        // power loss under `full` durability may undo the last commit (LMDB's meta page is synced
-        // lazily); the writable open replays it from the log.
+        // The unreplayed tail: one more write whose LMDB commit is then undone, as a crash after
+        // the log's fsync and before LMDB's commit was durable leaves it (the write was never
+        // acknowledged: with `full` durability that waits for both); the writable open replays it
+        // from the log, or may drop it if the record is damaged.
         let lmdb = path + "/lmdb/data.mdb", saved = path + "/data.mdb.before-tail"
         try FileManager.default.copyItem(atPath: lmdb, toPath: saved)
         let again = try Database(path: path, options: options)

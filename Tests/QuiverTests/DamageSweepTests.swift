@@ -21,6 +21,11 @@ import QuiverCore
 /// - clean error: an open (or the restore) refused, naming the cause;
 /// - detected: it opened, and verify reported problems or an operation threw;
 /// - correct: every result equals the undamaged database's, verify clean;
+/// - unacknowledged write dropped: verify clean and every result equals the undamaged database's
+///   without the log's last record, a write that was never acknowledged (with `full` durability a
+///   write is acknowledged only once its LMDB commit is durable, so the record LMDB has not applied
+///   is one whose writer crashed before the acknowledgement; recovery may drop it when it is torn
+///   or damaged);
 /// - silent wrong answer: verify clean, no operation threw, and some result differs.
 ///
 /// Asserted: no signal death, hang or silent wrong answer in any class of damage, except
@@ -34,7 +39,7 @@ struct DamageSweepTests {
     static let timeout: TimeInterval = 120
 
     enum Outcome: String, CaseIterable, Comparable {
-        case correct = "correct", cleanError = "clean error", detected = "detected", silentWrong = "SILENT WRONG ANSWER"
+        case correct = "correct", unacknowledgedDropped = "unacked write dropped", cleanError = "clean error", detected = "detected", silentWrong = "SILENT WRONG ANSWER"
         case hang = "hang", signal = "signal death"
         static func < (a: Outcome, b: Outcome) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
     }
@@ -42,12 +47,7 @@ struct DamageSweepTests {
     /// Classes of damage that fail today, with the part of issue 12 that fixes each: the outcomes
     /// allowed, each with the text its detail must contain (nil: any). Remove an entry once its fix
     /// is merged (the sweep prints when a listed class no longer fails).
-    static let knownFailures: [String: (allowed: [(Outcome, String?)], reason: String)] = [
-        // Not one of issue 12's items: recovery cannot tell a damaged last record (or a deleted or
-        // cut last log file) from a torn append, so the acknowledged write it holds, which LMDB
-        // had not applied, is dropped as a torn tail.
-        "wal-tail": ([(.silentWrong, nil)], "the log's last record, damaged, cut or deleted, is taken for a torn append and dropped"),
-    ]
+    static let knownFailures: [String: (allowed: [(Outcome, String?)], reason: String)] = [:]
 
     /// The stated boundary: LMDB's own page structure, which it cannot check (no page checksums).
     /// A flipped transaction id in a meta page can make LMDB take the older meta page, i.e. the
@@ -104,6 +104,15 @@ struct DamageSweepTests {
         }
         // The writable phase sees the replayed tail, the read-only one does not.
         #expect(base.phases[0].results["h.count"] != base.phases[1].results["h.count"], "the fixture has no unreplayed log tail")
+        // The same database without that unacknowledged last record: the other correct outcome.
+        let cut = try lastRecordCut(fixture)
+        guard case .summary(let withoutTail) = try runProbe(probe, fixture: fixture, damage: cut, work: dir.path + "/base-no-tail") else {
+            Issue.record("the probe failed on the database without its unreplayed record")
+            return
+        }
+        #expect(withoutTail.phases.allSatisfy { $0.openError == nil && $0.errors.isEmpty && $0.verifyProblems == [] }, "without the tail: \(withoutTail)")
+        #expect(withoutTail.phases[1].results != base.phases[1].results && withoutTail.phases[1].results["h.count"] == base.phases[0].results["h.count"],
+                "cutting the last record does not give the state before the unacknowledged write")
 
         let points = try damagePoints(fixture)
         let root = dir.path
@@ -115,7 +124,7 @@ struct DamageSweepTests {
                 let result: Result
                 do {
                     let run = try runProbe(probe, fixture: fixture, damage: point, work: root + "/w\(worker)", backup: isBackup)
-                    result = classify(point, run, baseline: isBackup ? bbase : base)
+                    result = classify(point, run, baseline: isBackup ? bbase : base, withoutTail: isBackup ? nil : withoutTail)
                 } catch {
                     result = Result(damage: point, outcome: .cleanError, detail: "the harness failed: \(error)")
                     Issue.record("damage point \(point.kind) \(point.file) \(point.label): the harness failed: \(error)")
@@ -219,7 +228,7 @@ struct DamageSweepTests {
         return reason + frame
     }
 
-    func classify(_ damage: Damage, _ run: ProbeRun, baseline: DamageFixture.Summary) -> Result {
+    func classify(_ damage: Damage, _ run: ProbeRun, baseline: DamageFixture.Summary, withoutTail: DamageFixture.Summary? = nil) -> Result {
         switch run {
         case .signal(let s, let stderr): return Result(damage: damage, outcome: .signal, detail: "killed by signal \(s)" + Self.crashSite(stderr))
         case .hang: return Result(damage: damage, outcome: .hang, detail: "no answer in \(Int(Self.timeout)) s")
@@ -238,6 +247,8 @@ struct DamageSweepTests {
                     details.append("\(phase.name): " + (phase.errors.first.map { "\($0.key): \($0.value.prefix(200))" } ?? "verify: \(phase.verifyProblems?.first?.prefix(200) ?? "")"))
                 } else if let expected = baseline.phases.first(where: { $0.name == phase.name }), expected.results == phase.results {
                     outcome = .correct
+                } else if let other = withoutTail?.phases.first(where: { $0.name == phase.name }), other.results == phase.results {
+                    outcome = .unacknowledgedDropped
                 } else {
                     outcome = .silentWrong
                     let expected = baseline.phases.first(where: { $0.name == phase.name })?.results ?? [:]
@@ -407,6 +418,21 @@ struct DamageSweepTests {
             points.append(Damage(kind: last ? "wal-tail" : "wal", file: file, action: .delete, label: "deleted"))
         }
         return points
+    }
+
+    /// The log's last record cut off (its file truncated where the record starts): the database
+    /// as it is when the write that record holds, never acknowledged, is dropped.
+    func lastRecordCut(_ fixture: String) throws -> Damage {
+        guard let name = try FileSystem.list(fixture + "/db/wal").filter({ $0.hasSuffix(".wal") }).sorted().last else {
+            throw QuiverError.invalidArgument("the fixture has no log file")
+        }
+        let bytes = try File(path: fixture + "/db/wal/" + name, mode: .readOnly).readAll()
+        var at = 24, last = 24
+        while at + 17 <= bytes.count {
+            last = at
+            at += 17 + (Int(bytes[at + 4]) | Int(bytes[at + 5]) << 8 | Int(bytes[at + 6]) << 16 | Int(bytes[at + 7]) << 24)
+        }
+        return Damage(kind: "wal-tail", file: "db/wal/" + name, action: .truncate(last), label: "cut at its last record")
     }
 
     /// Segment files: header words, the section table, each section's first and last byte, random
