@@ -452,8 +452,14 @@ public final class Database: @unchecked Sendable {
         }
         if options.durability == .full {
             let t = monotonicSeconds()
-            try makeLMDBDurable(through: sequence)
-            try wrapStorage { try wal?.waitUntilDurable(sequence) }
+            // The two fsyncs (LMDB's meta page, the log) run side by side: the wait is the longer one.
+            let failures = SyncFailures(), sequence = sequence
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                do {
+                    if i == 0 { try makeLMDBDurable(through: sequence) } else { try wrapStorage { try wal?.waitUntilDurable(sequence) } }
+                } catch { failures.record(error, at: i) }
+            }
+            if let e = failures.first { throw e }
             let waited = monotonicSeconds() - t
             timingsRecorder.add { $0.fsyncSeconds += waited }
         }
@@ -465,7 +471,7 @@ public final class Database: @unchecked Sendable {
     /// without this a power loss could undo the last commit and leave the write only in the log's
     /// last record, where damage to that record could not be told from a torn append. One
     /// `mdb_env_sync` serves every write committed before it began (group commit); it runs outside
-    /// the writer lock, beside the log's own fsync. A failure leaves the write in doubt: the
+    /// the writer lock, on another thread at the same time as the log's own fsync. A failure leaves the write in doubt: the
     /// database stops taking writes until a reopen recovers.
     private func makeLMDBDurable(through sequence: UInt64) throws {
         syncLock.lock()
@@ -481,6 +487,15 @@ public final class Database: @unchecked Sendable {
             throw error
         }
         syncedThrough = through
+    }
+
+    /// The errors of the two syncs that run side by side; the log's is reported first.
+    private final class SyncFailures: @unchecked Sendable {
+        // @unchecked: `errors` is guarded by `lock`.
+        private let lock = NSLock()
+        private var errors: [Error?] = [nil, nil]
+        func record(_ error: Error, at i: Int) { lock.lock(); errors[i] = error; lock.unlock() }
+        var first: Error? { lock.lock(); defer { lock.unlock() }; return errors[1] ?? errors[0] }
     }
 
     /// Runs `body` with the writer lock held (no write runs meanwhile).
