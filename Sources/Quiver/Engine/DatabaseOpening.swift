@@ -9,12 +9,10 @@ import QuiverStorage
 extension Database {
     /// What the open steps produce, for `init` to store.
     struct Opened {
-        let env: LMDBEnvironment
-        let tables: Tables
-        let wal: WriteAheadLog?
-        let lockFile: File?
-        let segments: SegmentManager
-        let recorder: TimingsRecorder
+        let env: LMDBEnvironment, tables: Tables
+        /// nil when read-only.
+        let wal: WriteAheadLog?, lockFile: File?
+        let segments: SegmentManager, recorder: TimingsRecorder
         let report: OpenReport
     }
 
