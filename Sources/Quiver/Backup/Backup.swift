@@ -11,6 +11,10 @@ import QuiverStorage
 
  BACKUP: {"format": 1, "created": <seconds since 1970>, "source": <path>, "appliedSequence": <n>,
           "files": [{"path": <relative path>, "size": <bytes>, "crc32c": <checksum>}]}
+ written as JSONEncoder's .prettyPrinted, .sortedKeys, .withoutEscapingSlashes output (UTF-8, no final
+ newline), `files` holding lmdb/data.mdb first, then the segment files in the snapshot's manifest
+ order; crc32c is the CRC-32C of the whole file. docs/file-formats.md ("Backup directory") has it
+ key by key and line by line, with the rules `readManifest` checks before a restore.
 
  The log is not copied: the LMDB snapshot holds every write applied when it was taken (with its
  `applied_seq`), and a restored database starts a fresh log after that number. Writes acknowledged
