@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "QuiverCore", swiftSettings: optimizedEvenInDebug, linkerSettings: [.linkedLibrary("m")]),
         .target(name: "QuiverStorage", dependencies: ["QuiverCore", "CLMDB", "CZstd"]),
         .target(name: "QuiverIndex", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
-        .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "QuiverStorage", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
         .target(name: "QuiverText", dependencies: ["QuiverCore"]),
         .target(name: "Quiver", dependencies: ["QuiverCore", "QuiverStorage", "QuiverIndex", "QuiverEncoder", "QuiverText"]),
         .executableTarget(name: "QuiverCLI", dependencies: ["Quiver"]),

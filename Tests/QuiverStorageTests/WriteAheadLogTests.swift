@@ -16,7 +16,7 @@ struct WriteAheadLogTests {
         let dir = TemporaryDirectory()
         do {
             let log = try WriteAheadLog(directory: dir.path)
-            for i in 1...50 { #expect(try log.commit(type: UInt8(i % 3), payload: payload(i)) == UInt64(i)) }
+            for i in 1...50 { #expect(try log.append(type: UInt8(i % 3), payload: payload(i)) == UInt64(i)) }
             log.close()
         }
         let log = try WriteAheadLog(directory: dir.path)
@@ -25,7 +25,7 @@ struct WriteAheadLogTests {
         for (i, r) in records.enumerated() {
             #expect(r.sequence == UInt64(i + 1) && r.type == UInt8((i + 1) % 3) && r.payload == payload(i + 1))
         }
-        #expect(try log.commit(type: 0, payload: []) == 51)
+        #expect(try log.append(type: 0, payload: []) == 51)
         var after: [UInt64] = []
         try log.forEachRecord(after: 48) { after.append($0.sequence) }
         #expect(after == [49, 50, 51])
@@ -38,19 +38,19 @@ struct WriteAheadLogTests {
         let dir = TemporaryDirectory()
         do {
             let log = try WriteAheadLog(directory: dir.path)
-            for i in 1...3 { try log.commit(type: 1, payload: payload(i)) }
+            for i in 1...3 { _ = try log.append(type: 1, payload: payload(i)) }
             log.close()
         }
         do {
             // The caller applied records 4 and 5, which the log lost.
             let log = try WriteAheadLog(directory: dir.path, minimumNextSequence: 6)
             #expect(log.recovery.removedAppliedFiles == 1)
-            #expect(try log.commit(type: 1, payload: payload(6)) == 6)
+            #expect(try log.append(type: 1, payload: payload(6)) == 6)
             log.close()
         }
         let log = try WriteAheadLog(directory: dir.path, minimumNextSequence: 7)
         #expect(try readAll(log).map(\.sequence) == [6])
-        #expect(try log.commit(type: 1, payload: payload(7)) == 7)
+        #expect(try log.append(type: 1, payload: payload(7)) == 7)
     }
 
     /// Truncating the file at every byte offset inside the last record must recover the records
@@ -58,9 +58,9 @@ struct WriteAheadLogTests {
     @Test func tornTailAtEveryByteOfTheLastRecord() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path)
-        for i in 1...5 { try log.commit(type: 1, payload: payload(i)) }
+        for i in 1...5 { _ = try log.append(type: 1, payload: payload(i)) }
         let beforeLast = log.diskSize
-        try log.commit(type: 1, payload: payload(40))
+        _ = try log.append(type: 1, payload: payload(40))
         let full = log.diskSize
         log.close()
         let file = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
@@ -72,7 +72,7 @@ struct WriteAheadLogTests {
             let records = try readAll(reopened)
             #expect(records.map(\.sequence) == [1, 2, 3, 4, 5], "cut at \(cut)")
             #expect(reopened.recovery.truncatedBytes == cut - beforeLast, "cut at \(cut)")
-            #expect(try reopened.commit(type: 2, payload: [9]) == 6)
+            #expect(try reopened.append(type: 2, payload: [9]) == 6)
             reopened.close()
             #expect(try readAll(try WriteAheadLog(directory: dir.path)).map(\.sequence) == [1, 2, 3, 4, 5, 6])
         }
@@ -83,7 +83,7 @@ struct WriteAheadLogTests {
     @Test func garbageTailIsTruncated() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path)
-        for i in 1...3 { try log.commit(type: 1, payload: payload(i)) }
+        for i in 1...3 { _ = try log.append(type: 1, payload: payload(i)) }
         let size = log.diskSize
         log.close()
         let file = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
@@ -98,7 +98,7 @@ struct WriteAheadLogTests {
     @Test func corruptionInTheMiddleRefusesToOpen() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path)
-        for i in 1...10 { try log.commit(type: 1, payload: payload(i)) }
+        for i in 1...10 { _ = try log.append(type: 1, payload: payload(i)) }
         log.close()
         let file = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
         let handle = try File(path: file, mode: .readWrite)
@@ -121,7 +121,7 @@ struct WriteAheadLogTests {
     @Test func damagedHeaderOfAnEarlierFileRefusesToOpen() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path, maxFileSize: 200)
-        for i in 1...20 { try log.commit(type: 1, payload: payload(i)) }
+        for i in 1...20 { _ = try log.append(type: 1, payload: payload(i)) }
         #expect(log.fileCount > 2)
         log.close()
         let first = dir.path + "/" + WALFormat.fileName(firstSequence: 1)
@@ -134,7 +134,7 @@ struct WriteAheadLogTests {
     @Test func rollOverAndTruncation() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path, maxFileSize: 300)
-        for i in 1...40 { try log.commit(type: 1, payload: payload(i)) }
+        for i in 1...40 { _ = try log.append(type: 1, payload: payload(i)) }
         let files = log.fileCount
         #expect(files > 5)
         try log.truncate(upTo: 20)
@@ -146,7 +146,7 @@ struct WriteAheadLogTests {
         remaining = []
         try log.forEachRecord(after: 0) { remaining.append($0.sequence) }
         #expect(remaining.isEmpty)
-        #expect(try log.commit(type: 1, payload: [1]) == 41)
+        #expect(try log.append(type: 1, payload: [1]) == 41)
         log.close()
         let reopened = try WriteAheadLog(directory: dir.path)
         #expect(try readAll(reopened).map(\.sequence) == [41])
@@ -155,19 +155,19 @@ struct WriteAheadLogTests {
     @Test func emptyLogHonoursTheMinimumNextSequence() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path, minimumNextSequence: 1000)
-        #expect(try log.commit(type: 1, payload: []) == 1000)
+        #expect(try log.append(type: 1, payload: []) == 1000)
     }
 
     @Test func incompleteNewestFileIsRemoved() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path)
-        for i in 1...3 { try log.commit(type: 1, payload: payload(i)) }
+        for i in 1...3 { _ = try log.append(type: 1, payload: payload(i)) }
         log.close()
         let stray = dir.path + "/" + WALFormat.fileName(firstSequence: 4)
         try File(path: stray, mode: .createNew).write([0x51, 0x55], at: 0)
         let reopened = try WriteAheadLog(directory: dir.path)
         #expect(reopened.recovery.removedIncompleteFile == stray)
-        #expect(try reopened.commit(type: 1, payload: []) == 4)
+        #expect(try reopened.append(type: 1, payload: []) == 4)
     }
 
     /// Many threads commit with full durability at once: every acknowledged record is in the log
@@ -180,7 +180,8 @@ struct WriteAheadLogTests {
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             for i in 0..<perThread {
                 let body = Array("t\(t)-i\(i)".utf8)
-                if let seq = try? log.commit(type: UInt8(t), payload: body) {
+                // As Database.write does: append under its own lock, then wait for a shared fsync.
+                if let seq = try? log.append(type: UInt8(t), payload: body), (try? log.waitUntilDurable(seq)) != nil {
                     acknowledged.append(seq, body)
                 }
             }
@@ -199,7 +200,7 @@ struct WriteAheadLogTests {
     @Test func relaxedDurabilitySyncsOnATimer() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path, durability: .relaxed(milliseconds: 20))
-        let seq = try log.commit(type: 1, payload: [1, 2, 3])
+        let seq = try log.append(type: 1, payload: [1, 2, 3])
         let deadline = Date().addingTimeInterval(5)
         while log.durableSequence < seq && Date() < deadline { usleep(5_000) }
         #expect(log.durableSequence == seq)
@@ -208,8 +209,8 @@ struct WriteAheadLogTests {
     @Test func oversizedRecordIsRejectedBeforeWriting() throws {
         let dir = TemporaryDirectory()
         let log = try WriteAheadLog(directory: dir.path)
-        #expect(throws: StorageError.self) { try log.append(type: 1, payload: [UInt8](repeating: 0, count: WALFormat.maxPayload + 1)) }
-        #expect(try log.commit(type: 1, payload: [1]) == 1)
+        #expect(throws: StorageError.self) { _ = try log.append(type: 1, payload: [UInt8](repeating: 0, count: WALFormat.maxPayload + 1)) }
+        #expect(try log.append(type: 1, payload: [1]) == 1)
     }
 }
 

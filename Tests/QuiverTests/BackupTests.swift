@@ -24,7 +24,10 @@ struct BackupTests {
             }
         }
         writer.start()
-        usleep(300_000)
+        // The backup must find a sealed segment to copy: wait for the writer to fill one (64 rows),
+        // however slow the machine (a fixed 300 ms held too few writes on a loaded one).
+        let deadline = Date().addingTimeInterval(120)
+        while try (db.stats().collections.first?.index?.sealedSegments ?? 0) == 0 && Date() < deadline { usleep(10_000) }
         let report = try db.backup(to: dir.path + "/backup")
         stop.set()
         while writer.isExecuting { usleep(1_000) }

@@ -18,7 +18,7 @@ struct IntegrityTests {
     }
 
     static func format(_ db: Database) throws -> UInt32? {
-        try db.readTransaction { txn in try txn.get(db.tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() } }
+        try db.readTransaction { txn in try Meta.format(txn: txn, meta: db.tables.meta) }
     }
 
     @Test func formatOneFixtureUpgradesAndAnswersAsTheReleaseDid() throws {

@@ -187,7 +187,7 @@ struct TrustTests {
         for id in ids {
             offsets.append(wal.diskSize)
             let record = LogRecord.write(number: 1, insert: false, documents: [Document(id: id, vector: [0, 1])])
-            _ = try wal.commit(type: record.type, payload: try record.payload())
+            _ = try wal.append(type: record.type, payload: try record.payload())
         }
         return offsets
     }

@@ -147,7 +147,7 @@ extension MultiProcessTests {
         do {
             let wal = try WriteAheadLog(directory: path + "/wal", minimumNextSequence: applied + 1)
             let record = LogRecord.write(number: number, insert: false, documents: [Document(id: "logged only", vector: [0, 1])])
-            #expect(try wal.commit(type: record.type, payload: record.payload()) == applied + 1)
+            #expect(try wal.append(type: record.type, payload: record.payload()) == applied + 1)
             wal.close()
         }
         before = try directoryImage(path)

@@ -184,8 +184,7 @@ public struct Collection: Sendable {
     /// where they can), in byte order. A filter naming a field no document has, or comparing a
     /// field with a type it never holds, is an error unless `allowUnknownFields`.
     public func ids(matching filter: Filter, allowUnknownFields: Bool = false) throws -> [String] {
-        let (set, _, _, _, _) = try allowedSet(filter, allowUnknownFields: allowUnknownFields)
-        guard let rows = set else { return try ids() }
+        guard let rows = try allowedSet(filter, allowUnknownFields: allowUnknownFields)?.set else { return try ids() }
         return try database.readTransaction { txn in
             var out: [String] = []
             try rows.forEach { row in

@@ -11,6 +11,10 @@ import QuiverStorage
 
  BACKUP: {"format": 1, "created": <seconds since 1970>, "source": <path>, "appliedSequence": <n>,
           "files": [{"path": <relative path>, "size": <bytes>, "crc32c": <checksum>}]}
+ written as JSONEncoder's .prettyPrinted, .sortedKeys, .withoutEscapingSlashes output (UTF-8, no final
+ newline), `files` holding lmdb/data.mdb first, then the segment files in the snapshot's manifest
+ order; crc32c is the CRC-32C of the whole file. docs/file-formats.md ("Backup directory") has it
+ key by key and line by line, with the rules `readManifest` checks before a restore.
 
  The log is not copied: the LMDB snapshot holds every write applied when it was taken (with its
  `applied_seq`), and a restored database starts a fresh log after that number. Writes acknowledged
@@ -105,9 +109,7 @@ extension Database {
             let copy = try LMDBEnvironment(path: directory + "/lmdb", mapSize: 1 << 20, readOnly: true)
             let copyTables = try Tables(copy)
             named = try Backup.segmentRecords(copy, copyTables)
-            applied = try copy.read { txn in
-                try txn.get(copyTables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
-            }
+            applied = try copy.read { txn in try Meta.appliedSequence(txn: txn, tables: copyTables) }
         }
         try FileSystem.remove(directory + "/lmdb/lock.mdb")
         for (c, record) in named {
@@ -140,12 +142,12 @@ extension Database {
     public static func restore(backup: String, to directory: String, overwrite: Bool = false) throws -> BackupReport {
         let manifest = try Backup.readManifest(backup)
         let target = Backup.normalized(directory)
-        var existing = stat()
-        let targetExists = lstat(target, &existing) == 0
+        let existing = try wrapStorage { try FileSystem.status(target) }
+        let targetExists = existing != nil
         var lock: File?
         defer { lock?.close() }
-        if targetExists && overwrite {
-            guard (existing.st_mode & S_IFMT) == S_IFDIR else {
+        if let existing, overwrite {
+            guard existing.isDirectory else {
                 throw QuiverError.invalidArgument("\(MessageText.path(target)) exists and is not a directory; refusing to overwrite it")
             }
             let entries = try wrapStorage { try FileSystem.list(target) }
@@ -210,20 +212,15 @@ enum Backup {
     static func normalized(_ path: String) -> String {
         var p = path
         while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-        var st = stat()
-        if lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, let real = realpath(p, nil) {
-            defer { free(real) }
-            return String(cString: real)
-        }
+        if (try? FileSystem.status(p))??.isDirectory == true, let real = FileSystem.realPath(p) { return real }
         if !p.contains("/") { p = "./" + p }
         return p
     }
 
     /// A backup's or a restore's target must not exist, or be an empty directory.
     static func checkEmptyTarget(_ directory: String, restoring: Bool = false) throws {
-        var st = stat()
-        if lstat(directory, &st) == 0 {
-            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw QuiverError.invalidArgument("\(MessageText.path(directory)) exists and is not a directory") }
+        if let status = try wrapStorage({ try FileSystem.status(directory) }) {
+            guard status.isDirectory else { throw QuiverError.invalidArgument("\(MessageText.path(directory)) exists and is not a directory") }
             guard (try? FileSystem.list(directory))?.isEmpty ?? false else {
                 throw QuiverError.invalidArgument("\(MessageText.path(directory)) is not empty; choose a new directory"
                     + (restoring ? ", or replace the database there with restore(overwrite: true) (quiver restore --force)" : ""))
@@ -309,8 +306,7 @@ enum Backup {
     /// are copied.)
     static func readManifest(_ backup: String) throws -> BackupManifest {
         let manifestPath = backup + "/BACKUP"
-        var st = stat()
-        guard lstat(manifestPath, &st) == 0 else {
+        guard try wrapStorage({ try FileSystem.status(manifestPath) }) != nil else {
             throw QuiverError.notADatabase(path: backup, reason: "no BACKUP manifest: not a Quiver backup (or an unfinished one)")
         }
         let bytes: [UInt8] = try wrapStorage {
@@ -344,13 +340,11 @@ enum Backup {
             let components = entry.path.split(separator: "/")
             for (i, component) in components.enumerated() {
                 walked += "/" + component
-                var st = stat()
-                guard lstat(walked, &st) == 0 else { throw QuiverError.invalidArgument("the backup lacks \(entry.path)") }
-                let type = st.st_mode & S_IFMT
-                if type == S_IFLNK { throw QuiverError.invalidArgument("\(MessageText.path(walked)) is a symbolic link; refusing to restore through it") }
-                let wanted = i == components.count - 1 ? S_IFREG : S_IFDIR
-                if type != wanted {
-                    throw QuiverError.invalidArgument("\(MessageText.path(walked)) is \(File.describeType(st.st_mode)), not \(File.describeType(wanted)); refusing to restore it")
+                guard let status = try wrapStorage({ try FileSystem.status(walked) }) else { throw QuiverError.invalidArgument("the backup lacks \(entry.path)") }
+                if status.isSymbolicLink { throw QuiverError.invalidArgument("\(MessageText.path(walked)) is a symbolic link; refusing to restore through it") }
+                let isFile = i == components.count - 1
+                if isFile ? !status.isRegularFile : !status.isDirectory {
+                    throw QuiverError.invalidArgument("\(MessageText.path(walked)) is \(status.kind), not \(isFile ? "a regular file" : "a directory"); refusing to restore it")
                 }
             }
         }

@@ -38,8 +38,10 @@ import QuiverStorage
  encoding of MetadataCodec.
 */
 
-/// The LMDB tables of a database.
+/// The LMDB tables of a database, with the in-memory lookup of catalog entries by collection number
+/// that serves reads of them (`CatalogCache`, checked against every snapshot it serves).
 struct Tables: Sendable {
+    let catalogByNumber = CatalogCache()
     let meta: LMDBTable
     let catalog: LMDBTable
     let counters: LMDBTable
@@ -70,6 +72,41 @@ struct Tables: Sendable {
         postings = try env.table("postings")
         textStats = try env.table("text_stats")
         fields = try env.table("fields")
+    }
+}
+
+/// The `meta` table's entries (the layout above): their keys, and their reads and writes.
+enum Meta {
+    static let formatKey = Array("format".utf8)
+    static let appliedSequenceKey = Array("applied_seq".utf8)
+    static let nextCollectionKey = Array("next_collection".utf8)
+
+    /// The format marker (nil: none), read from the `meta` table alone: an older format may lack
+    /// tables of this one.
+    static func format(txn: LMDBTransaction, meta: LMDBTable) throws -> UInt32? {
+        try txn.get(meta, formatKey).map { try ByteReader($0).readUInt32Value() }
+    }
+
+    static func setFormat(_ format: UInt32, txn: LMDBTransaction, tables: Tables) throws {
+        try txn.put(tables.meta, formatKey, withUnsafeBytes(of: format.littleEndian) { Array($0) })
+    }
+
+    /// The sequence number of the last log record applied to LMDB (0: none).
+    static func appliedSequence(txn: LMDBTransaction, tables: Tables) throws -> UInt64 {
+        try txn.get(tables.meta, appliedSequenceKey).map { try ByteReader($0).readUInt64Value() } ?? 0
+    }
+
+    static func setAppliedSequence(_ sequence: UInt64, txn: LMDBTransaction, tables: Tables) throws {
+        try txn.put(tables.meta, appliedSequenceKey, withUnsafeBytes(of: sequence.littleEndian) { Array($0) })
+    }
+
+    /// The number the next collection gets (1 in a new database).
+    static func nextCollection(txn: LMDBTransaction, tables: Tables) throws -> UInt32 {
+        try txn.get(tables.meta, nextCollectionKey).map { try ByteReader($0).readUInt32Value() } ?? 1
+    }
+
+    static func setNextCollection(_ number: UInt32, txn: LMDBTransaction, tables: Tables) throws {
+        try txn.put(tables.meta, nextCollectionKey, withUnsafeBytes(of: number.littleEndian) { Array($0) })
     }
 }
 
@@ -393,9 +430,7 @@ enum FormatUpgrade {
                 from = last + [0]
             }
         }
-        var w = ByteWriter()
-        w.write(UInt32(2))
-        try txn.put(tables.meta, Array("format".utf8), w.bytes)
+        try Meta.setFormat(2, txn: txn, tables: tables)
         return rewritten
     }
 }

@@ -90,177 +90,29 @@ public final class Database: @unchecked Sendable {
     public init(path: String, options: DatabaseOptions = DatabaseOptions()) throws {
         self.path = path
         self.options = options
-        let lmdbPath = path + "/lmdb"
-        let exists = try Database.mainFileExists(path, readOnly: options.readOnly)
-        if options.readOnly {
-            guard exists else { throw QuiverError.notADatabase(path: path, reason: "no database there to open read-only") }
-            do {
-                let env = try LMDBEnvironment(path: lmdbPath, mapSize: options.initialMapSize, maxTables: 32, readOnly: true)
-                // The format first, from `meta` alone: an older format may lack tables of this one
-                // (which a read-only environment cannot create).
-                let meta = try env.table("meta")
-                let format = try env.read { txn in try txn.get(meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() } }
-                guard format == Database.formatVersion else {
-                    throw QuiverError.notADatabase(path: path, reason: format.map { Database.unreadableFormat($0, readOnly: true) } ?? "LMDB holds no Quiver format marker")
-                }
-                let tables = try Tables(env)
-                let recorder = TimingsRecorder()
-                let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder, readOnly: true)
-                self.env = env
-                self.tables = tables
-                self.wal = nil
-                self.lockFile = nil
-                self.segments = segments
-                self.timingsRecorder = recorder
-                openReport = OpenReport(staleReaders: env.staleReadersCleared)
-                try reloadSegments()
-                openReport.damagedSegments = segments.damagedSegments()
-            } catch let e as StorageError {
-                throw QuiverError.storage(e)
-            }
-            return
-        }
-        if !exists {
-            if FileSystem.exists(path) && !FileSystem.isDirectory(path) {
-                throw QuiverError.notADatabase(path: path, reason: "it is a file, not a directory")
-            }
-            if !options.createIfMissing {
-                throw QuiverError.notADatabase(path: path, reason: "no database there (create one with `quiver init \(path)`)")
-            }
-            if FileSystem.isDirectory(path), let entries = try? FileSystem.list(path), !entries.isEmpty,
-               !entries.allSatisfy({ ["lmdb", "wal", "segments", "LOCK"].contains($0) }) {
-                throw QuiverError.notADatabase(path: path, reason: "the directory is not empty and holds no database")
-            }
-        }
+        let opened: Opened
         do {
-            try FileSystem.createDirectory(path)
-            let lockFile = try File(path: path + "/LOCK", mode: .createReadWrite)
-            guard try lockFile.tryLockExclusive() else { throw QuiverError.databaseLocked(path: path) }
-            try FileSystem.createDirectory(path + "/segments")
-            let sync: LMDBEnvironment.SyncMode = options.durability == .full ? .dataSync : .noSync
-            let env = try LMDBEnvironment(path: lmdbPath, mapSize: options.initialMapSize, maxTables: 32, syncMode: sync)
-            let tables = try Tables(env)
-            let (format, applied, upgraded) = try env.write { txn -> (UInt32?, UInt64, Int?) in
-                var format = try txn.get(tables.meta, Array("format".utf8)).map { try ByteReader($0).readUInt32Value() }
-                // A new database, or one whose creation a crash interrupted before its first commit
-                // (an LMDB file with nothing in it): write the format marker.
-                if format == nil, try !exists || (txn.count(tables.meta) == 0 && txn.count(tables.catalog) == 0) {
-                    var w = ByteWriter()
-                    w.write(Database.formatVersion)
-                    try txn.put(tables.meta, Array("format".utf8), w.bytes)
-                    format = Database.formatVersion
-                }
-                let applied = try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
-                // A format-1 database gets its checksums before anything (replay included) writes.
-                var upgraded: Int?
-                if format == 1 {
-                    upgraded = try FormatUpgrade.toFormat2(txn: txn, tables: tables)
-                    format = 2
-                }
-                return (format, applied, upgraded)
-            }
-            guard let f = format else { throw QuiverError.notADatabase(path: path, reason: "LMDB holds no Quiver format marker") }
-            guard f == Database.formatVersion else {
-                throw QuiverError.notADatabase(path: path, reason: Database.unreadableFormat(f, readOnly: false))
-            }
-            let durability: Durability
-            switch options.durability {
-            case .full: durability = .full
-            case .relaxed(let ms): durability = .relaxed(milliseconds: max(1, ms))
-            }
-            // The log may be behind LMDB (a power loss can keep an LMDB commit and lose the log
-            // records before it); the log then drops its files, so LMDB's state must be durable first.
-            try env.sync()
-            var salvaged: WriteAheadLog.SalvageReport?
-            if options.salvageDamagedLog {
-                let stamp = String(format: "%.0f", Date().timeIntervalSince1970)
-                salvaged = try WriteAheadLog.salvage(directory: path + "/wal", quarantine: path + "/quarantine/wal-" + stamp)
-            }
-            let wal = try WriteAheadLog(directory: path + "/wal", durability: durability, maxFileSize: options.walFileSize, minimumNextSequence: applied + 1)
-            var report = OpenReport(replayedRecords: 0, truncatedLogBytes: wal.recovery.truncatedBytes + wal.recovery.truncatedDamagedAppliedBytes,
-                                    staleReaders: env.staleReadersCleared)
-            if let n = upgraded {
-                report.upgradedFromFormat = 1
-                report.upgradedValues = n
-            }
-            report.salvagedLog = salvaged
-            report.droppedDamagedLogFiles = wal.recovery.removedDamagedAppliedFiles
-            // Replay what LMDB has not applied, one LMDB transaction per record, in order. A record
-            // that cannot apply (not a passing I/O failure) stops replay without failing the open:
-            // reads are served from what LMDB holds, writes are refused until `repair()`.
-            let (replayed, unapplied) = try Database.replay(wal, after: applied, env: env, tables: tables)
-            report.replayedRecords = replayed
-            report.unappliedRecord = unapplied
-            // Derived data a format-1 database lacks or keyed otherwise: the metadata field catalog
-            // (of collections written before it existed), and payload entries (format 1 had no
-            // long-field or long-keyword forms), rebuilt from the documents.
-            try env.write { txn in
-                for info in try Database.intactCollections(txn: txn, tables: tables) {
-                    if try !FieldCatalog.isComplete(info.number, txn: txn, tables: tables) {
-                        try FieldCatalog.rebuild(info.number, txn: txn, tables: tables)
-                    }
-                    if upgraded != nil { try PayloadIndexing.rebuild(info, txn: txn, tables: tables) }
-                }
-            }
-            // Index segments: mapped from their files, tombstoned from LMDB, mutable ones rebuilt.
-            let recorder = TimingsRecorder()
-            let segments = SegmentManager(root: path + "/segments", env: env, tables: tables, timings: recorder)
-            let (infos, damaged) = try env.read { txn in
-                (try Database.intactCollections(txn: txn, tables: tables), try txn.count(tables.catalog))
-            }
-            try segments.load(infos, keepUnknownDirectories: damaged != infos.count)
-            report.orphanSegmentFiles = segments.orphansRemoved
-            report.damagedSegments = segments.damagedSegments()
-            self.lockFile = lockFile
-            self.env = env
-            self.tables = tables
-            self.wal = wal
-            self.segments = segments
-            self.timingsRecorder = recorder
-            openReport = report
-            if let u = report.unappliedRecord {
-                self.unapplied = u
-                failure = u.refusal(path: path)
-            } else {
-                // Damaged segments are rebuilt from LMDB in the background; they are searched exactly meanwhile.
-                segments.scheduleHeal()
-            }
+            opened = options.readOnly ? try Database.openReadOnly(path, options: options) : try Database.openWritable(path, options: options)
         } catch let e as StorageError {
             throw QuiverError.storage(e)
         }
-    }
-
-    /// Whether `lmdb/data.mdb` holds a database. A missing or empty one where the directory says a
-    /// database exists (a log file, a segment file) is an error, never a fresh empty database: that
-    /// would silently lose everything. An empty one in a directory with neither is a creation that
-    /// stopped inside LMDB's initialisation (LMDB creates the file, then writes its meta pages; the
-    /// log is created only after the first commit is durable): a writable open removes it and
-    /// creates the database afresh.
-    static func mainFileExists(_ path: String, readOnly: Bool) throws -> Bool {
-        let file = path + "/lmdb/data.mdb"
-        var st = stat()
-        let present = lstat(file, &st) == 0
-        if present && (st.st_mode & S_IFMT) != S_IFREG {
-            throw QuiverError.storage(StorageError(.corrupt, "the LMDB data file \(file) is not a regular file"))
+        env = opened.env
+        tables = opened.tables
+        wal = opened.wal
+        lockFile = opened.lockFile
+        segments = opened.segments
+        timingsRecorder = opened.recorder
+        openReport = opened.report
+        if options.readOnly {
+            try reloadSegments()
+            openReport.damagedSegments = segments.damagedSegments()
+        } else if let u = openReport.unappliedRecord {
+            unapplied = u
+            failure = u.refusal(path: path)
+        } else {
+            // Damaged segments are rebuilt from LMDB in the background; they are searched exactly meanwhile.
+            segments.scheduleHeal()
         }
-        if present && st.st_size > 0 { return true }
-        let logFiles = ((try? FileSystem.list(path + "/wal")) ?? []).filter { $0.hasSuffix(".wal") }
-        let segmentDirectories = (try? FileSystem.list(path + "/segments")) ?? []
-        if !logFiles.isEmpty || !segmentDirectories.isEmpty {
-            let evidence = !logFiles.isEmpty ? "its log (\(path)/wal) holds \(logFiles.count) file(s)"
-                                             : "it holds segment directories (\(path)/segments)"
-            throw QuiverError.storage(StorageError(.corrupt, "the LMDB data file \(file) is \(present ? "empty (0 bytes)" : "missing"), but \(path) holds a database: \(evidence); restore it from a backup"))
-        }
-        if present && !readOnly { try wrapStorage { try FileSystem.remove(file) } }
-        return false
-    }
-
-    /// Why a database of format `f` cannot be opened.
-    static func unreadableFormat(_ f: UInt32, readOnly: Bool) -> String {
-        if f == 1 && readOnly {
-            return "it is of format version 1, written by an earlier Quiver; open it for writing once (any writing command, such as `quiver compact`) to upgrade it to version \(formatVersion), which checksums every stored value"
-        }
-        return "format version \(f); this Quiver reads version \(formatVersion)" + (f == 1 ? " (and upgrades version 1 when opened for writing)" : "")
     }
 
     deinit { close() }
@@ -318,7 +170,7 @@ public final class Database: @unchecked Sendable {
         try options.index.validate(dimension: d)
         let info: CollectionInfo = try write { txn in
             if try txn.contains(tables.catalog, Array(name.utf8)) { throw QuiverError.collectionExists(name) }
-            let next = try txn.get(tables.meta, Array("next_collection".utf8)).map { try ByteReader($0).readUInt32Value() } ?? 1
+            let next = try Meta.nextCollection(txn: txn, tables: tables)
             let info = CollectionInfo(name: name, dimension: d, metric: metric, encoder: binding,
                                       textCompressionThreshold: options.textCompressionThreshold,
                                       createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), number: next,
@@ -375,30 +227,17 @@ public final class Database: @unchecked Sendable {
         return try CollectionInfo(stored: bytes, key: Array(name.utf8))
     }
 
-    /// The catalog entry of collection `number` (log records and row keys name collections by number).
-    /// A damaged entry of another collection is passed over; when none matches and one is damaged,
-    /// that damage is the error (it may be this collection's entry).
+    /// The catalog entry of collection `number` (log records and row keys name collections by number),
+    /// through the tables' `CatalogCache`. A damaged entry of another collection is passed over; when
+    /// none matches and one is damaged, that damage is the error (it may be this collection's entry).
     static func info(number: UInt32, txn: LMDBTransaction, tables: Tables) throws -> CollectionInfo {
-        var found: CollectionInfo?
-        var damage: Error?
-        try txn.forEach(tables.catalog) { k, v in
-            do {
-                let info = try CollectionInfo(stored: v, key: k)
-                if info.number == number { found = info }
-            } catch {
-                damage = damage ?? error
-            }
-            return found == nil
-        }
-        if found == nil, let damage { throw damage }
-        guard let info = found else { throw StorageError(.corrupt, "collection number \(number) is named by a log record but not in the catalog") }
-        return info
+        try tables.catalogByNumber.info(number: number, txn: txn, catalog: tables.catalog)
     }
 
     // MARK: - The write path
 
-    /// Runs one write: `prepare` validates against the current state (in a write transaction that
-    /// is then aborted) and returns the mutation; the mutation is logged, applied in one LMDB
+    /// Runs one write: `prepare` validates against the current state (in a read transaction, under
+    /// the writer lock) and returns the mutation; the mutation is logged, applied in one LMDB
     /// transaction, and made durable per the durability setting before this returns.
     func write<R>(_ prepare: (LMDBTransaction) throws -> (LogRecord, R)) throws -> R {
         writeLock.lock()
@@ -548,18 +387,14 @@ public final class Database: @unchecked Sendable {
         try wrapStorage {
             try wal.syncNow()
             try env.sync()
-            let applied = try env.read { txn in
-                try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
-            }
+            let applied = try env.read { txn in try Meta.appliedSequence(txn: txn, tables: tables) }
             try wal.truncate(upTo: applied)
         }
     }
 
     /// The sequence number of the last write LMDB holds.
     func appliedSequence() throws -> UInt64 {
-        try readTransaction { txn in
-            try txn.get(tables.meta, Array("applied_seq".utf8)).map { try ByteReader($0).readUInt64Value() } ?? 0
-        }
+        try readTransaction { txn in try Meta.appliedSequence(txn: txn, tables: tables) }
     }
 
     /// Read-only: reloads the in-memory segments when the writer has committed since they were
@@ -597,167 +432,6 @@ public final class Database: @unchecked Sendable {
         defer { writeLock.unlock() }
         try checkWritable()
         try checkpointLocked()
-    }
-
-    /// Before a mutation is logged: decodes (so checks the checksum of) every stored value that
-    /// applying it reads, so that a damaged value refuses the write before the log holds a record
-    /// that cannot apply: the catalog, the counters, the documents it replaces or deletes (their
-    /// text and metadata too), and for a full-text collection the BM25 totals and the document
-    /// frequencies of the old and new texts' terms; every document for a new payload index.
-    static func checkStoredValues(read mutation: LogRecord, txn: LMDBTransaction, tables: Tables) throws {
-        func documents(_ number: UInt32, _ ids: [String], newTexts: [String]) throws {
-            let info = try info(number: number, txn: txn, tables: tables)
-            _ = try Counters.read(number, collection: info.name, txn: txn, tables: tables)
-            var texts = newTexts
-            for id in ids {
-                let key = Keys.document(number, id)
-                guard let old = try txn.get(tables.documents, key) else { continue }
-                let record = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
-                if let text = record.text { texts.append(text) }
-            }
-            guard let ft = info.fullText, !texts.isEmpty else { return }
-            _ = try TextIndexStore.stats(number, name: info.name, txn: txn, tables: tables)
-            var terms = Set<String>()
-            for text in texts { terms.formUnion(ft.analyzerValue.terms(text).filter { $0.utf8.count <= 256 }) }
-            for term in terms {
-                _ = try TextIndexStore.documentFrequency(Keys.collection(number) + Array(term.utf8), collection: info.name, txn: txn, tables: tables)
-            }
-        }
-        switch mutation {
-        case .createCollection, .dropCollection:
-            return
-        case .write(let number, _, let docs, _):
-            try documents(number, docs.map(\.id), newTexts: docs.compactMap(\.text))
-        case .delete(let number, let ids):
-            try documents(number, ids, newTexts: [])
-        case .createPayloadIndex(let number, _):
-            let info = try info(number: number, txn: txn, tables: tables)
-            try txn.forEach(tables.documents, prefix: Keys.collection(number)) { k, v in
-                _ = try DocumentRecord(stored: v, key: k, collection: info.name, withText: false)
-                return true
-            }
-        }
-    }
-
-    /// Applies one logged mutation in `txn` and records `sequence` as applied. Deterministic: the
-    /// same record applied to the same state gives the same state, which replay relies on.
-    /// Returns what changed, for the in-memory segments (updated after the transaction commits).
-    @discardableResult
-    static func apply(_ mutation: LogRecord, sequence: UInt64, txn: LMDBTransaction, tables: Tables) throws -> AppliedChange {
-        let change: AppliedChange
-        switch mutation {
-        case .createCollection(let info):
-            change = .created(info)
-            try txn.put(tables.catalog, Array(info.name.utf8), try info.stored())
-            try txn.put(tables.counters, Keys.collection(info.number), Counters().stored(info.number))
-            try FieldCatalog.markComplete(info.number, txn: txn, tables: tables)
-            var w = ByteWriter()
-            w.write(info.number + 1)
-            try txn.put(tables.meta, Array("next_collection".utf8), w.bytes)
-        case .dropCollection(let number, let name):
-            change = .dropped(number)
-            try txn.delete(tables.catalog, Array(name.utf8))
-            try txn.delete(tables.segmentState, Keys.collection(number))
-            try txn.delete(tables.textStats, Keys.collection(number))
-            try txn.delete(tables.counters, Keys.collection(number))
-            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings, tables.fields] {
-                try txn.deleteAll(table, prefix: Keys.collection(number))
-            }
-        case .write(let number, _, let documents, let checkpoint):
-            #if DEBUG
-            if let bad = DebugHooks.unappliableID, documents.contains(where: { $0.id == bad }) {
-                throw StorageError(.invalidArgument, "document '\(bad)' cannot be applied (the debug hook QUIVER_DEBUG_UNAPPLIABLE_ID)")
-            }
-            #endif
-            if let c = checkpoint { try txn.put(tables.imports, c.key, StoredValue.seal(c.value, key: c.key)) }
-            let info = try info(number: number, txn: txn, tables: tables)
-            guard var counters = try Counters.read(number, collection: info.name, txn: txn, tables: tables) else {
-                throw StorageError(.corrupt, "log record \(sequence) writes to collection number \(number), which has no counters")
-            }
-            var added: [UInt64] = [], removed: [UInt64] = []
-            var removedMetadata: [Metadata] = []
-            var vectors = [Float]()
-            vectors.reserveCapacity(documents.count * info.dimension)
-            let specs = info.payloadIndexes ?? []
-            for d in documents {
-                let key = Keys.document(number, d.id)
-                if let old = try txn.get(tables.documents, key) {
-                    let oldRecord = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
-                    let oldRow = oldRecord.row
-                    try txn.delete(tables.vectors, Keys.row(number, oldRow))
-                    try txn.delete(tables.rows, Keys.row(number, oldRow))
-                    try PayloadIndexing.update(specs, number: number, row: oldRow, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
-                    if let ft = info.fullText, let text = oldRecord.text {
-                        try TextIndexStore.update(ft, number: number, name: info.name, row: oldRow, text: text, remove: true, txn: txn, tables: tables)
-                    }
-                    removed.append(oldRow)
-                    removedMetadata.append(oldRecord.metadata)
-                } else {
-                    counters.liveDocuments += 1
-                }
-                let row = counters.nextRow
-                counters.nextRow += 1
-                added.append(row)
-                vectors.append(contentsOf: d.vector ?? [])
-                let record = DocumentRecord(row: row, text: d.text, metadata: d.metadata)
-                let rowKey = Keys.row(number, row)
-                try txn.put(tables.documents, key, try record.stored(key: key, compressionThreshold: info.textCompressionThreshold))
-                try txn.put(tables.vectors, rowKey, VectorCodec.stored(d.vector ?? [], key: rowKey))
-                try txn.put(tables.rows, rowKey, RowCodec.stored(d.id, key: rowKey))
-                try PayloadIndexing.update(specs, number: number, row: row, metadata: d.metadata, remove: false, txn: txn, tables: tables)
-                if let ft = info.fullText, let text = d.text {
-                    try TextIndexStore.update(ft, number: number, name: info.name, row: row, text: text, remove: false, txn: txn, tables: tables)
-                }
-            }
-            try txn.put(tables.counters, Keys.collection(number), counters.stored(number))
-            if try FieldCatalog.isComplete(number, txn: txn, tables: tables) {
-                try FieldCatalog.update(number, removed: removedMetadata, added: documents.map(\.metadata), txn: txn, tables: tables)
-            }
-            change = .rows(number: number, added: added, vectors: added.isEmpty ? nil : Matrix(dimension: info.dimension, storage: vectors), removed: removed)
-        case .delete(let number, let ids):
-            let info = try info(number: number, txn: txn, tables: tables)
-            guard var counters = try Counters.read(number, collection: info.name, txn: txn, tables: tables) else {
-                throw StorageError(.corrupt, "log record \(sequence) deletes from collection number \(number), which has no counters")
-            }
-            var removed: [UInt64] = []
-            var removedMetadata: [Metadata] = []
-            let specs = info.payloadIndexes ?? []
-            for id in ids {
-                let key = Keys.document(number, id)
-                guard let old = try txn.get(tables.documents, key) else { continue }
-                let oldRecord = try DocumentRecord(stored: old, key: key, collection: info.name, withText: info.fullText != nil)
-                let row = oldRecord.row
-                try PayloadIndexing.update(specs, number: number, row: row, metadata: oldRecord.metadata, remove: true, txn: txn, tables: tables)
-                if let ft = info.fullText, let text = oldRecord.text {
-                    try TextIndexStore.update(ft, number: number, name: info.name, row: row, text: text, remove: true, txn: txn, tables: tables)
-                }
-                removed.append(row)
-                removedMetadata.append(oldRecord.metadata)
-                try txn.delete(tables.documents, key)
-                try txn.delete(tables.vectors, Keys.row(number, row))
-                try txn.delete(tables.rows, Keys.row(number, row))
-                counters.liveDocuments -= 1
-            }
-            try txn.put(tables.counters, Keys.collection(number), counters.stored(number))
-            if try FieldCatalog.isComplete(number, txn: txn, tables: tables) {
-                try FieldCatalog.update(number, removed: removedMetadata, added: [], txn: txn, tables: tables)
-            }
-            change = .rows(number: number, added: [], vectors: nil, removed: removed)
-        case .createPayloadIndex(let number, let spec):
-            var info = try info(number: number, txn: txn, tables: tables)
-            var specs = info.payloadIndexes ?? []
-            if !specs.contains(spec) {
-                specs.append(spec)
-                info.payloadIndexes = specs
-                try txn.put(tables.catalog, Array(info.name.utf8), try info.stored())
-                try PayloadIndexing.backfill(spec, number: number, name: info.name, txn: txn, tables: tables)
-            }
-            change = .rows(number: number, added: [], vectors: nil, removed: [])
-        }
-        var w = ByteWriter()
-        w.write(sequence)
-        try txn.put(tables.meta, Array("applied_seq".utf8), w.bytes)
-        return change
     }
 }
 

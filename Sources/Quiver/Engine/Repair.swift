@@ -179,11 +179,7 @@ extension Database {
         let note = "log record \(bad.sequence), type \(bad.type): \(bad.summary)\nset aside at \(Date()) because it cannot be applied: \(bad.reason)\n"
         try FileSystem.writeAtomically(Array(note.utf8), to: dir + "/" + name + ".txt")
         try FileSystem.writeAtomically(bytes, to: dir + "/" + name + ".record")
-        try env.write { txn in
-            var w = ByteWriter()
-            w.write(bad.sequence)
-            try txn.put(tables.meta, Array("applied_seq".utf8), w.bytes)
-        }
+        try env.write { txn in try Meta.setAppliedSequence(bad.sequence, txn: txn, tables: tables) }
     }
 
     /// Rebuilds, in one LMDB transaction per collection, the payload indexes and BM25 postings that

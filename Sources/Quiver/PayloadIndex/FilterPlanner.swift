@@ -59,10 +59,9 @@ struct FilterPlanner {
             let prefix = PayloadKeys.fieldPrefix(number, field, kind: type.kind)
             // Numeric entries are exact unless some integer of the field was rounded.
             var exact = true
-            if type.kind == 2 {
-                // Marker keys are one byte shorter than number keys (whose first byte can also be 0xFF).
+            if type.isNumeric {
                 try txn.forEach(tables.payload, prefix: prefix + [PayloadKeys.inexactMarker]) { k, _ in
-                    if k.count == prefix.count + 9 { exact = false; return false }
+                    if PayloadKeys.isInexactMarker(k, prefixCount: prefix.count) { exact = false; return false }
                     return true
                 }
             }
@@ -117,7 +116,7 @@ struct FilterPlanner {
         var rows = Bitset(capacity: capacity)
         let start = prefix + value
         try txn.forEach(tables.payload, prefix: start) { k, _ in
-            if k.count == start.count + 8 { insert(Self.row(k), into: &rows) }
+            if k.count == start.count + PayloadKeys.rowBytes { insert(Self.row(k), into: &rows) }
             return true
         }
         return rows
@@ -145,8 +144,8 @@ struct FilterPlanner {
         let lowInclusive = lower?.1 ?? true, highInclusive = upper?.1 ?? true
         var rows = Bitset(capacity: capacity)
         try txn.forEach(tables.payload, prefix: prefix, from: prefix + (lowKey ?? [])) { k, _ in
-            if type.kind == 2 && k.count == prefix.count + 9 { return true }  // an inexact-integer marker, not a value
-            let value = Array(k[prefix.count..<(k.count - 8)])
+            if type.isNumeric && PayloadKeys.isInexactMarker(k, prefixCount: prefix.count) { return true }  // a marker, not a value
+            let value = Array(k[prefix.count..<(k.count - PayloadKeys.rowBytes)])
             if let h = highKey {
                 if h.lexicographicallyPrecedes(value) || (!highInclusive && value == h) { return false }
             }
@@ -159,7 +158,7 @@ struct FilterPlanner {
 
     static func row(_ key: UnsafeRawBufferPointer) -> UInt64 {
         var r: UInt64 = 0
-        for i in (key.count - 8)..<key.count { r = r << 8 | UInt64(key[i]) }
+        for i in (key.count - PayloadKeys.rowBytes)..<key.count { r = r << 8 | UInt64(key[i]) }
         return r
     }
 }

@@ -49,13 +49,17 @@ public enum PayloadIndexType: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// The kind byte of its keys (integer and float indexes share the number encoding).
     var kind: UInt8 {
         switch self {
-        case .keyword: return 1
-        case .integer, .float: return 2
-        case .bool: return 3
+        case .keyword: return PayloadKeys.keywordKind
+        case .integer, .float: return PayloadKeys.numberKind
+        case .bool: return PayloadKeys.boolKind
         }
     }
+
+    /// Whether its keys are numbers, among which inexact-integer markers may stand.
+    var isNumeric: Bool { kind == PayloadKeys.numberKind }
 }
 
 /// A declared payload index.
@@ -65,6 +69,13 @@ public struct PayloadIndexSpec: Sendable, Codable, Equatable {
 }
 
 enum PayloadKeys {
+    /// The kind bytes of the layout above.
+    static let keywordKind: UInt8 = 1
+    static let numberKind: UInt8 = 2
+    static let boolKind: UInt8 = 3
+    /// Bytes of the row id (u64 BE) that ends every key.
+    static let rowBytes = 8
+
     /// Field names up to this many UTF-8 bytes are written as they are; longer ones by their hash.
     static let maxInlineFieldBytes = 128
     /// Escaped keyword values up to this many bytes are written whole; longer ones as a prefix of
@@ -139,6 +150,13 @@ enum PayloadKeys {
     /// The marker byte after a numeric field's prefix for integers that float64 rounds.
     static let inexactMarker: UInt8 = 0xFF
 
+    /// Whether `key`, under a numeric field prefix of `prefixCount` bytes, is an inexact-integer
+    /// marker (prefix ++ 0xFF ++ R): one byte shorter than a number entry, whose first value byte
+    /// can also be 0xFF.
+    static func isInexactMarker(_ key: UnsafeRawBufferPointer, prefixCount: Int) -> Bool {
+        key.count == prefixCount + 1 + rowBytes && key[prefixCount] == inexactMarker
+    }
+
     /// Whether an integer is exactly representable as a float64.
     static func isExact(_ i: Int64) -> Bool { i.magnitude <= 1 << 53 }
 }
@@ -151,7 +169,7 @@ enum PayloadIndexing {
             guard let value = metadata[spec.field] else { continue }
             let prefix = PayloadKeys.fieldPrefix(number, spec.field, kind: spec.type.kind)
             keys += PayloadKeys.values(value, type: spec.type).map { prefix + $0 + PayloadKeys.row(row) }
-            if spec.type.kind == 2, case .int(let i) = value, !PayloadKeys.isExact(i) {
+            if spec.type.isNumeric, case .int(let i) = value, !PayloadKeys.isExact(i) {
                 keys.append(prefix + [PayloadKeys.inexactMarker] + PayloadKeys.row(row))
             }
         }

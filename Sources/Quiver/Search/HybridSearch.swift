@@ -28,35 +28,48 @@ extension Collection {
     /// Scores: similarity or distance (dense), BM25 score (lexical), fused score (hybrid).
     public func search(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
                        options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
-        try explain(text: text, k: k, mode: mode, fusion: fusion, depth: depth, options: options).results
+        try textSearch(text, k: k, mode: mode, fusion: fusion, depth: depth, options: options).results
     }
 
     /// `search(text:k:mode:...)` with the plan.
     public func explain(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
                         options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
+        let (results, report) = try textSearch(text, k: k, mode: mode, fusion: fusion, depth: depth, options: options)
+        return (results, try report())
+    }
+
+    /// Runs a text search in `mode`; the report (what `explain` returns) is made only when called.
+    private func textSearch(_ text: String, k: Int, mode: SearchMode, fusion: Fusion, depth: Int,
+                            options: SearchOptions) throws -> (results: [SearchResult], report: () throws -> SearchPlan) {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         switch mode {
         case .dense:
-            return try explain(text: text, k: k, options: options)
+            let vector = try embed(text, query: true)
+            let plan = try plan(vector: vector, k: k, options: options)
+            let results = try run(plan, vector, options: options)
+            return (results, { report(plan, returned: results.count) })
         case .lexical:
-            let (set, count, candidates, indexes, fields) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
-            let hits = try lexical(text, k: k, allowed: set)
-            let results = try resolve(hits, options: options)
-            let documents = try self.count()
-            return (results, SearchPlan(strategy: "bm25", documents: documents, allowed: count ?? documents,
-                                        reason: "lexical mode", returned: results.count, estimate: candidates ?? 0, indexesUsed: indexes,
-                                        fields: fields))
+            let allowed = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+            let results = try resolve(try lexical(text, k: k, allowed: allowed?.set), options: options)
+            return (results, {
+                let documents = try count()
+                return SearchPlan(strategy: "bm25", documents: documents, allowed: allowed?.count ?? documents,
+                                  reason: "lexical mode", returned: results.count, estimate: allowed?.candidates ?? 0,
+                                  indexesUsed: allowed?.indexes ?? [], fields: reportedFields(options.filter, allowed))
+            })
         case .hybrid:
-            let n = max(depth, k)
-            let (dense, densePlan) = try explain(text: text, k: n, options: options)
-            let (set, _, _, _, _) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
-            let lexicalHits = try lexical(text, k: n, allowed: set)
-            let lexicalResults = try resolve(lexicalHits, options: options)
-            let fused = Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k)
-            var plan = densePlan
-            plan.strategy = "hybrid: \(densePlan.strategy) + bm25, \(fusion)"
-            plan.returned = fused.count
-            return (Array(fused), plan)
+            // Both lists over the rows of one run of the filter (the dense plan's).
+            let vector = try embed(text, query: true)
+            let densePlan = try plan(vector: vector, k: max(depth, k), options: options)
+            let dense = try run(densePlan, vector, options: options)
+            let lexicalResults = try resolve(try lexical(text, k: densePlan.k, allowed: densePlan.allowed?.set), options: options)
+            let fused = Array(Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k))
+            return (fused, {
+                var plan = report(densePlan, returned: dense.count)
+                plan.strategy = "hybrid: \(plan.strategy) + bm25, \(fusion)"
+                plan.returned = fused.count
+                return plan
+            })
         }
     }
 

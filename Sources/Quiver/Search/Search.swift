@@ -64,11 +64,42 @@ public struct SearchPlan: Sendable, Codable, Equatable {
     public var fields: [FieldStats] = []
 }
 
+/// A vector search decided before it runs. `Collection.plan(vector:k:options:)` is the one place
+/// that validates a search and picks its strategy; `search` runs the plan and nothing more, and
+/// `explain` runs the same plan and then reports it (`report`).
+struct VectorSearchPlan {
+    enum Strategy {
+        /// A scan of the stored vectors (of the allowed rows) in one snapshot: asked for
+        /// (`SearchOptions.exact`), or no document is allowed (then there is nothing to scan).
+        case exact(asked: Bool)
+        /// A search of the collection's segments, the allowed rows going to each as a bitset.
+        case segments(CollectionSegments, SegmentSearchParameters)
+    }
+
+    /// Hits asked of the segments beyond k: a row deleted between the index search and the snapshot
+    /// that reads the documents is skipped, and the extra hits stand in for it.
+    static let extraSegmentHits = 8
+
+    let strategy: Strategy
+    /// The filter (nil: none) and the rows it allows.
+    let filter: Filter?
+    let allowed: AllowedRows?
+    /// Documents in the collection when the search was planned.
+    let documents: Int
+    /// The results asked for.
+    let k: Int
+
+    /// The number of allowed documents (all of them without a filter).
+    var allowedCount: Int { allowed?.count ?? documents }
+    /// Hits asked of the segments.
+    var segmentK: Int { k + Self.extraSegmentHits }
+}
+
 extension Collection {
     /// The `k` documents nearest to `text`, which the collection's encoder turns into a vector with
     /// its query tower. A collection without an encoder gives `QuiverError.encoder`.
     public func search(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
-        try explain(text: text, k: k, options: options).results
+        try search(vector: try embed(text, query: true), k: k, options: options)
     }
 
     /// `explain(vector:k:options:)` for a text query, embedded by the collection's query tower.
@@ -83,15 +114,23 @@ extension Collection {
     }
 
     /// The `k` documents nearest to `vector` under the collection's metric, best first. The search
-    /// runs over the collection's segments (the exact mutable segment and the HNSW sealed ones);
-    /// with `options.exact` it scans every stored vector in one snapshot instead.
+    /// runs over the collection's segments (the exact mutable segment and the sealed HNSW and IVF-PQ
+    /// ones); with `options.exact` it scans every stored vector in one snapshot instead.
     public func search(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
-        try explain(vector: vector, k: k, options: options).results
+        try run(try plan(vector: vector, k: k, options: options), vector, options: options)
     }
 
     /// Runs a search and says how it ran: the strategy, the filter's count of allowed documents,
     /// and why.
     public func explain(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
+        let plan = try plan(vector: vector, k: k, options: options)
+        let results = try run(plan, vector, options: options)
+        return (results, report(plan, returned: results.count))
+    }
+
+    /// Validates a vector search and decides how it runs (the checks in this order: k, the vector,
+    /// the filter, then the per-search index parameters, which only a segment search reads).
+    func plan(vector: [Float], k: Int, options: SearchOptions) throws -> VectorSearchPlan {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         guard vector.count == info.dimension else {
             throw QuiverError.invalidArgument("the query vector has \(vector.count) components; '\(name)' has dimension \(info.dimension)")
@@ -102,18 +141,12 @@ extension Collection {
         try database.refreshIfReadOnly()
         let documents = try count()
         // The filter's allowed rows: payload-index candidates re-checked, or every document read.
-        let (allowed, allowedCount0, estimate0, indexesUsed, fieldStats) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
-        let allowedCount = allowedCount0 ?? documents
-        let estimate = estimate0 ?? documents
-        func plan(_ strategy: String, _ reason: String, _ returned: Int) -> SearchPlan {
-            SearchPlan(strategy: strategy, documents: documents, allowed: allowedCount, reason: reason, returned: returned,
-                       estimate: estimate, indexesUsed: indexesUsed, fields: fieldStats)
+        let allowed = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+        func planned(_ strategy: VectorSearchPlan.Strategy) -> VectorSearchPlan {
+            VectorSearchPlan(strategy: strategy, filter: options.filter, allowed: allowed, documents: documents, k: k)
         }
-        if options.exact || allowedCount == 0 {
-            let results = allowedCount == 0 ? [] : try exactSearch(vector, k: k, allowed: allowed, options: options)
-            let strategy = options.filter == nil ? "exact scan" : "exact scan of the allowed rows"
-            return (results, plan(strategy, options.exact ? "exact search was asked for" : "no document matches the filter", results.count))
-        }
+        let allowedCount = allowed?.count ?? documents
+        if options.exact || allowedCount == 0 { return planned(.exact(asked: options.exact)) }
         // The allowed rows go to every segment as a bitset: the exact segments scan them, and an HNSW
         // segment picks by their number (HNSWIndex.filteredSearch): an exact scan of the allowed rows
         // when few are allowed, an ACORN walk over the allowed nodes in between, the plain filtered
@@ -125,37 +158,71 @@ extension Collection {
         if let p = options.nprobe, !(1...(1 << 20)).contains(p) { throw QuiverError.invalidArgument("nprobe must be between 1 and 1048576, not \(p)") }
         if let r = options.rerank, !(0...(1 << 24)).contains(r) { throw QuiverError.invalidArgument("rerank must be between 0 and 16777216, not \(r)") }
         if let e = options.efSearch, !(1...(1 << 20)).contains(e) { throw QuiverError.invalidArgument("efSearch must be between 1 and 1048576, not \(e)") }
-        let allow = allowed.map { AllowFilter.bitset($0) }
         let settings = info.indexSettings
         let parameters = SegmentSearchParameters(efSearch: options.efSearch ?? settings.efSearch, nprobe: options.nprobe ?? settings.nprobe,
                                                  rerank: options.rerank ?? settings.rerank,
                                                  allowedShare: allowed == nil ? nil : Double(allowedCount) / Double(max(documents, 1)))
-        // A few more than k: a row deleted between the index search and the snapshot below is skipped.
-        let hits = try wrapIndex { try segments.search(vector, k: k + 8, parameters: parameters, allow: allow) }
-        return try database.readTransaction { txn in
-            try checkExists(txn)
-            var out: [SearchResult] = []
-            for hit in hits where out.count < k {
-                if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
+        return planned(.segments(segments, parameters))
+    }
+
+    /// Runs `plan`: the search and nothing else.
+    func run(_ plan: VectorSearchPlan, _ vector: [Float], options: SearchOptions) throws -> [SearchResult] {
+        switch plan.strategy {
+        case .exact:
+            return plan.allowedCount == 0 ? [] : try exactSearch(vector, k: plan.k, allowed: plan.allowed?.set, options: options)
+        case .segments(let segments, let parameters):
+            let allow = plan.allowed.map { AllowFilter.bitset($0.set) }
+            let hits = try wrapIndex { try segments.search(vector, k: plan.segmentK, parameters: parameters, allow: allow) }
+            return try database.readTransaction { txn in
+                try checkExists(txn)
+                var out: [SearchResult] = []
+                for hit in hits where out.count < plan.k {
+                    if let r = try result(hit, txn: txn, options: options, skipMissing: true) { out.append(r) }
+                }
+                return out
             }
-            var reason = "no filter"
-            if let allowed {
-                let choices = segments.filteredStrategies(allowed: allowed, k: k + 8, efSearch: parameters.efSearch)
+        }
+    }
+
+    /// What `explain` says of `plan`, run with `returned` results: the strategy and why, with the
+    /// figures of the filter and, for a segment search, the choice each sealed segment makes.
+    func report(_ plan: VectorSearchPlan, returned: Int) -> SearchPlan {
+        let strategy: String
+        let reason: String
+        switch plan.strategy {
+        case .exact(let asked):
+            strategy = plan.filter == nil ? "exact scan" : "exact scan of the allowed rows"
+            reason = asked ? "exact search was asked for" : "no document matches the filter"
+        case .segments(let segments, let parameters):
+            strategy = plan.allowed == nil ? "segments" : "segments with an allow-filter"
+            var why = "no filter"
+            if let allowed = plan.allowed {
+                let choices = segments.filteredStrategies(allowed: allowed.set, k: plan.segmentK, efSearch: parameters.efSearch)
                 let counts = FilteredSearch.allCases.compactMap { s -> String? in
                     let n = choices.filter { $0 == s }.count
                     return n == 0 ? nil : "\(s.rawValue) in \(n)"
                 }
-                reason = "\(allowedCount) allowed rows; HNSW segments: " + (counts.isEmpty ? "none" : counts.joined(separator: ", "))
+                why = "\(allowed.count) allowed rows; HNSW segments: " + (counts.isEmpty ? "none" : counts.joined(separator: ", "))
                     + " (scan when few rows are allowed, acorn in between, graph when most are)"
             }
             let lists = segments.ivfListCounts()
             if let nlist = lists.max() {
-                reason += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist)) of \(nlist) lists"
-                    + (allowed == nil ? "" : " (nprobe \(parameters.nprobe) widened by the allowed share)")
-                    + " and re-rank \(max(parameters.rerank, k + 8)) candidates"
+                why += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist)) of \(nlist) lists"
+                    + (plan.allowed == nil ? "" : " (nprobe \(parameters.nprobe) widened by the allowed share)")
+                    + " and re-rank \(max(parameters.rerank, plan.segmentK)) candidates"
             }
-            return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter", reason, out.count))
+            reason = why
         }
+        return SearchPlan(strategy: strategy, documents: plan.documents, allowed: plan.allowedCount, reason: reason, returned: returned,
+                          estimate: plan.allowed?.candidates ?? plan.documents, indexesUsed: plan.allowed?.indexes ?? [],
+                          fields: reportedFields(plan.filter, plan.allowed))
+    }
+
+    /// The figures of the fields `filter` names, for `explain`: the field catalog's, or bare names
+    /// when the collection has no complete catalog (empty without a filter).
+    func reportedFields(_ filter: Filter?, _ allowed: AllowedRows?) -> [FieldStats] {
+        guard let filter else { return [] }
+        return allowed?.fields ?? FieldCatalog.names(in: filter).map { FieldStats(field: $0) }
     }
 
     /// The rows whose documents match `filter` (nil without a filter), with the planner's figures
@@ -166,24 +233,20 @@ extension Collection {
     /// read-only open of a database written before the catalog existed skips the check). The named
     /// fields' figures are read with the rows and cached with them (the catalog changes only with
     /// the writes that also end a cache entry's generation), so a repeated filter reads nothing.
-    func allowedSet(_ filter: Filter?, allowUnknownFields: Bool = false)
-        throws -> (set: Bitset?, count: Int?, candidates: Int?, indexes: [String], fields: [FieldStats]) {
-        guard let f = filter else { return (nil, nil, nil, [], []) }
+    func allowedSet(_ filter: Filter?, allowUnknownFields: Bool = false) throws -> AllowedRows? {
+        guard let f = filter else { return nil }
         do { try f.validate() } catch { throw QuiverError.invalidFilter(error) }
         // The generation is read before the rows, so a write racing with this search at worst
         // leaves an entry that is never found again.
         guard let generation = database.segments.segments(info.number)?.generation else { throw QuiverError.unknownCollection(name) }
         let key = FilterCache.Key(collection: info.number, generation: generation, filter: f)
-        let entry: FilterCache.Entry
         if let hit = database.filterCache.get(key) {
             if !allowUnknownFields { try checkFields(f, hit.fields) }
-            entry = hit
-        } else {
-            entry = try allowedRows(f, allowUnknownFields: allowUnknownFields)
-            database.filterCache.put(key, entry)
+            return hit
         }
-        let fields = entry.fields ?? FieldCatalog.names(in: f).map { FieldStats(field: $0) }
-        return (entry.set, entry.count, entry.candidates, entry.indexes, fields)
+        let entry = try allowedRows(f, allowUnknownFields: allowUnknownFields)
+        database.filterCache.put(key, entry)
+        return entry
     }
 
     /// The check of `allowedSet` against the named fields' figures (nil: no complete catalog, no
@@ -207,7 +270,7 @@ extension Collection {
 
     /// The rows whose documents match `filter`: from payload-index candidates re-checked against
     /// their documents when the indexes bound the filter, otherwise from every document.
-    func allowedRows(_ filter: Filter, allowUnknownFields: Bool) throws -> FilterCache.Entry {
+    func allowedRows(_ filter: Filter, allowUnknownFields: Bool) throws -> AllowedRows {
         try database.readTransaction { txn in
             let current = try database.info(name, txn: txn)
             guard current.number == info.number else { throw QuiverError.unknownCollection(name) }
@@ -226,7 +289,7 @@ extension Collection {
                let candidates = try FilterPlanner(number: info.number, indexes: indexes, txn: txn, tables: tables, capacity: capacity)
                 .candidates(filter, used: &used) {
                 let found = candidates.rows.count
-                if candidates.exact { return FilterCache.Entry(set: candidates.rows, count: found, candidates: found, indexes: used.sorted(), fields: fields) }
+                if candidates.exact { return AllowedRows(set: candidates.rows, count: found, candidates: found, indexes: used.sorted(), fields: fields) }
                 try candidates.rows.forEach { row in
                     guard let id = try RowCodec.read(info.number, UInt64(row), collection: name, txn: txn, tables: tables) else { return }
                     let key = Keys.document(info.number, id)
@@ -236,7 +299,7 @@ extension Collection {
                         n += 1
                     }
                 }
-                return FilterCache.Entry(set: set, count: n, candidates: found, indexes: used.sorted(), fields: fields)
+                return AllowedRows(set: set, count: n, candidates: found, indexes: used.sorted(), fields: fields)
             }
             var documents = 0
             try txn.forEach(tables.documents, prefix: Keys.collection(info.number)) { k, v in
@@ -248,7 +311,7 @@ extension Collection {
                 }
                 return true
             }
-            return FilterCache.Entry(set: set, count: n, candidates: documents, indexes: [], fields: fields)
+            return AllowedRows(set: set, count: n, candidates: documents, indexes: [], fields: fields)
         }
     }
 

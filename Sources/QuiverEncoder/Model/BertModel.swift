@@ -92,22 +92,17 @@ struct BertModel: Sendable {
     // ids: (T), x: (T, H), wordEmbeddings: (V, H), positionAndTypeEmbeddings: (P, H)
     func embed(ids: UnsafeBufferPointer<Int32>, offsets: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<Float>) {
         let h = config.hiddenSize
-        weights.wordEmbeddings.withUnsafeBufferPointer { word in
-            weights.positionAndTypeEmbeddings.withUnsafeBufferPointer { position in
-                for s in 0..<(offsets.count - 1) {
-                    for tok in offsets[s]..<offsets[s + 1] {
-                        let w = word.baseAddress! + Int(ids[tok]) * h
-                        let p = position.baseAddress! + (tok - offsets[s]) * h
-                        let row = x + tok * h
-                        for j in 0..<h { row[j] = w[j] + p[j] }
-                    }
+        lendingBuffers([weights.wordEmbeddings, weights.positionAndTypeEmbeddings, weights.embeddingNormGamma, weights.embeddingNormBeta]) { b in
+            let (word, position, gamma, beta) = (b[0], b[1], b[2], b[3])
+            for s in 0..<(offsets.count - 1) {
+                for tok in offsets[s]..<offsets[s + 1] {
+                    let w = word + Int(ids[tok]) * h
+                    let p = position + (tok - offsets[s]) * h
+                    let row = x + tok * h
+                    for j in 0..<h { row[j] = w[j] + p[j] }
                 }
             }
-        }
-        weights.embeddingNormGamma.withUnsafeBufferPointer { g in
-            weights.embeddingNormBeta.withUnsafeBufferPointer { b in
-                Kernels.layerNorm(x, rows: ids.count, n: h, gamma: g.baseAddress!, beta: b.baseAddress!, eps: config.layerNormEps)
-            }
+            Kernels.layerNorm(x, rows: ids.count, n: h, gamma: gamma, beta: beta, eps: config.layerNormEps)
         }
     }
 
@@ -117,29 +112,18 @@ struct BertModel: Sendable {
     func transformerLayer(_ w: BertLayerWeights, x: UnsafeMutablePointer<Float>, tokens t: Int,
                           offsets: UnsafeBufferPointer<Int>, workspace ws: BertWorkspace) {
         let h = config.hiddenSize, i = config.intermediateSize, eps = config.layerNormEps
-        w.qkvWeight.withUnsafeBufferPointer { wqkv in
-        w.qkvBias.withUnsafeBufferPointer { bqkv in
-        w.attentionOutWeight.withUnsafeBufferPointer { wo in
-        w.attentionOutBias.withUnsafeBufferPointer { bo in
-        w.attentionNormGamma.withUnsafeBufferPointer { g1 in
-        w.attentionNormBeta.withUnsafeBufferPointer { b1n in
-        w.intermediateWeight.withUnsafeBufferPointer { w1 in
-        w.intermediateBias.withUnsafeBufferPointer { b1 in
-        w.outputWeight.withUnsafeBufferPointer { w2 in
-        w.outputBias.withUnsafeBufferPointer { b2 in
-        w.outputNormGamma.withUnsafeBufferPointer { g2 in
-        w.outputNormBeta.withUnsafeBufferPointer { b2n in
+        w.withPointers { p in
             // Self-attention block.
-            linear(x, rows: t, inputs: h, weight: wqkv.baseAddress!, bias: bqkv.baseAddress!, outputs: 3 * h, into: ws.qkv)
+            linear(x, rows: t, inputs: h, weight: p.qkvWeight, bias: p.qkvBias, outputs: 3 * h, into: ws.qkv)
             attention(qkv: ws.qkv, offsets: offsets, into: ws.context, scores: ws.scores)
-            residualLinear(ws.context, rows: t, inputs: h, weight: wo.baseAddress!, bias: bo.baseAddress!, outputs: h, into: x)
-            Kernels.layerNorm(x, rows: t, n: h, gamma: g1.baseAddress!, beta: b1n.baseAddress!, eps: eps)
+            residualLinear(ws.context, rows: t, inputs: h, weight: p.attentionOutWeight, bias: p.attentionOutBias, outputs: h, into: x)
+            Kernels.layerNorm(x, rows: t, n: h, gamma: p.attentionNormGamma, beta: p.attentionNormBeta, eps: eps)
             // Feed-forward block.
-            linear(x, rows: t, inputs: h, weight: w1.baseAddress!, bias: b1.baseAddress!, outputs: i, into: ws.intermediate)
+            linear(x, rows: t, inputs: h, weight: p.intermediateWeight, bias: p.intermediateBias, outputs: i, into: ws.intermediate)
             Kernels.gelu(ws.intermediate, count: t * i)
-            residualLinear(ws.intermediate, rows: t, inputs: i, weight: w2.baseAddress!, bias: b2.baseAddress!, outputs: h, into: x)
-            Kernels.layerNorm(x, rows: t, n: h, gamma: g2.baseAddress!, beta: b2n.baseAddress!, eps: eps)
-        }}}}}}}}}}}}
+            residualLinear(ws.intermediate, rows: t, inputs: i, weight: p.outputWeight, bias: p.outputBias, outputs: h, into: x)
+            Kernels.layerNorm(x, rows: t, n: h, gamma: p.outputNormGamma, beta: p.outputNormBeta, eps: eps)
+        }
     }
 
     /// y = x Wᵀ + b (a PyTorch Linear). The bias is written first so sgemm adds onto it (beta 1).

@@ -17,6 +17,42 @@ struct BertLayerWeights: Sendable {
     var outputNormBeta: [Float]      // (H)
 }
 
+extension BertLayerWeights {
+    /// The layer's weight buffers, valid only inside `withPointers`' body.
+    struct Pointers {
+        let qkvWeight, qkvBias: UnsafePointer<Float>
+        let attentionOutWeight, attentionOutBias, attentionNormGamma, attentionNormBeta: UnsafePointer<Float>
+        let intermediateWeight, intermediateBias: UnsafePointer<Float>
+        let outputWeight, outputBias, outputNormGamma, outputNormBeta: UnsafePointer<Float>
+    }
+
+    /// Lends every weight buffer of the layer at once (the arrays' own storage, not copies).
+    func withPointers<R>(_ body: (Pointers) -> R) -> R {
+        lendingBuffers([qkvWeight, qkvBias, attentionOutWeight, attentionOutBias, attentionNormGamma, attentionNormBeta,
+                        intermediateWeight, intermediateBias, outputWeight, outputBias, outputNormGamma, outputNormBeta]) { p in
+            body(Pointers(qkvWeight: p[0], qkvBias: p[1], attentionOutWeight: p[2], attentionOutBias: p[3],
+                          attentionNormGamma: p[4], attentionNormBeta: p[5], intermediateWeight: p[6], intermediateBias: p[7],
+                          outputWeight: p[8], outputBias: p[9], outputNormGamma: p[10], outputNormBeta: p[11]))
+        }
+    }
+}
+
+/// Lends the storage of every array of `arrays` at once, in order, for the duration of `body`:
+/// each array's `withUnsafeBufferPointer` in turn, nested by recursion instead of by hand. An empty
+/// array lends a pointer that must not be read.
+func lendingBuffers<R>(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) -> R) -> R {
+    var pointers: [UnsafePointer<Float>] = []
+    pointers.reserveCapacity(arrays.count)
+    func lend(_ i: Int) -> R {
+        if i == arrays.count { return body(pointers) }
+        return arrays[i].withUnsafeBufferPointer { buffer in
+            pointers.append(buffer.baseAddress ?? UnsafePointer(bitPattern: MemoryLayout<Float>.alignment)!)
+            return lend(i + 1)
+        }
+    }
+    return lend(0)
+}
+
 /// All parameters of a BERT encoder, copied out of the safetensors mapping as float32.
 struct BertWeights: Sendable {
     var wordEmbeddings: [Float]         // (V, H)

@@ -1,9 +1,5 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import QuiverStorage
 
 /// A memory-mapped, validated `.safetensors` file.
 ///
@@ -69,49 +65,33 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Total file size in bytes.
     public let fileSize: Int
 
-    private let base: UnsafeRawPointer
+    /// The mapping (through the file layer); every tensor read stays inside it.
+    private let mapped: MappedFile
+    private var base: UnsafeRawPointer { mapped.bytes.baseAddress! }
     private let dataOffset: Int
 
     /// Maps and validates the file at `path`.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
-            throw EncoderError(.io, "cannot open safetensors file: \(String(cString: strerror(errno)))", path: path)
+        do {
+            mapped = try MappedFile(path: path)
+        } catch let e as StorageError {
+            throw EncoderError(.io, "cannot map safetensors file: \(e.message)", path: path)
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw EncoderError(.io, "cannot stat safetensors file: \(String(cString: strerror(errno)))", path: path)
-        }
-        let size = Int(st.st_size)
+        let size = mapped.bytes.count
         guard size >= 8 else {
             throw EncoderError(.invalidSafetensors, "file of \(size) bytes is shorter than the 8-byte header length", path: path)
         }
-        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
-            throw EncoderError(.io, "cannot mmap safetensors file: \(String(cString: strerror(errno)))", path: path)
-        }
-        let base = UnsafeRawPointer(mapped)
-        do {
-            let parsed = try Self.parseHeader(base: base, fileSize: size, path: path)
-            self.tensors = parsed.tensors
-            self.metadata = parsed.metadata
-            self.dataOffset = parsed.dataOffset
-        } catch {
-            munmap(mapped, size)
-            throw error
-        }
-        self.base = base
+        let parsed = try Self.parseHeader(base: mapped.bytes.baseAddress!, fileSize: size, path: path)
+        self.tensors = parsed.tensors
+        self.metadata = parsed.metadata
+        self.dataOffset = parsed.dataOffset
         self.fileSize = size
-    }
-
-    deinit {
-        munmap(UnsafeMutableRawPointer(mutating: base), fileSize)
     }
 
     /// The whole file's bytes, valid while `self` lives (used to fingerprint the weights).
     public func withFileBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(UnsafeRawBufferPointer(start: base, count: fileSize))
+        try body(mapped.bytes)
     }
 
     /// The tensor `name` converted to float32, row-major, checked against `shape` when given.

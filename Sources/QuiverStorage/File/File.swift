@@ -172,8 +172,40 @@ public final class File: @unchecked Sendable {
     }
 }
 
+/// What lstat(2) says of a path: a symbolic link is described, not followed.
+public struct FileStatus: Sendable, Equatable {
+    /// `st_mode` (the type bits and the permissions).
+    public let mode: mode_t
+    /// `st_size` in bytes.
+    public let size: Int
+
+    public var isRegularFile: Bool { mode & S_IFMT == S_IFREG }
+    public var isDirectory: Bool { mode & S_IFMT == S_IFDIR }
+    public var isSymbolicLink: Bool { mode & S_IFMT == S_IFLNK }
+    /// What kind of file it is, for messages ("a FIFO", "a directory").
+    public var kind: String { File.describeType(mode) }
+}
+
 /// Free functions over paths, with the same error conventions as `File`.
 public enum FileSystem {
+    /// The status of `path` itself (a link is not followed), or nil when nothing is there (ENOENT,
+    /// or ENOTDIR: a component on the way is not a directory). Any other failure throws.
+    public static func status(_ path: String) throws -> FileStatus? {
+        var st = stat()
+        if lstat(path, &st) == 0 { return FileStatus(mode: st.st_mode, size: Int(st.st_size)) }
+        let e = errno
+        if e == ENOENT || e == ENOTDIR { return nil }
+        throw Syscall.error("lstat", path, e)
+    }
+
+    /// The absolute path of `path` with every link, `.` and `..` resolved (realpath(3)); nil when
+    /// it cannot be resolved (it does not exist, or a component cannot be searched).
+    public static func realPath(_ path: String) -> String? {
+        guard let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0

@@ -105,11 +105,6 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return info.me_last_txnid
     }
 
-    /// Switches between `dataSync` and `noSync` at run time (LMDB allows toggling these flags).
-    public func setSyncMode(_ mode: SyncMode) throws {
-        try LMDBEnvironment.check(mdb_env_set_flags(env, UInt32(MDB_NOSYNC), mode == .noSync ? 1 : 0), "mdb_env_set_flags", path)
-    }
-
     /// Flushes every committed transaction to disk (`mdb_env_sync(force)`).
     public func sync() throws {
         CrashPoints.step("LMDB sync")

@@ -104,7 +104,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                     continue
                 }
                 if try dropIfApplied() { continue }
-                throw StorageError(.corrupt, "write-ahead log file \(path) has a damaged header; the log cannot be trusted (`quiver repair` sets the damaged part aside, losing the writes it holds)")
+                throw StorageError(.corrupt, "write-ahead log file \(path) has a damaged header; the log cannot be trusted (`quiver repair` opens past it: `salvage` copies this file whole into the database's quarantine directory, cuts it at the damage and moves every later file there, and the writes from the damage on are lost to the database)")
             }
             guard first == WALFormat.firstSequence(fromFileName: name) else {
                 throw StorageError(.corrupt, "write-ahead log file \(path) starts at sequence \(first), not the number in its name")
@@ -124,7 +124,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                 }
                 if !isLast {
                     if try dropIfApplied() { dropped = true; break }
-                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file; open refused to avoid losing acknowledged writes (`quiver repair` sets the damaged part aside, losing the writes it holds)")
+                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file; open refused to avoid losing acknowledged writes (`quiver repair` opens past it: `salvage` copies this file whole into the database's quarantine directory, cuts it at the damage and moves every later file there, and the writes from the damage on are lost to the database)")
                 }
                 if let later = WriteAheadLog.findValidRecord(in: bytes, after: offset, minimumSequence: expected) {
                     if WriteAheadLog.greatestValidSequence(in: bytes, from: later) < minimumNextSequence {
@@ -135,7 +135,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                         try handle.sync()
                         break
                     }
-                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later); open refused to avoid losing acknowledged writes (`quiver repair` sets the damaged part aside, losing the writes it holds)")
+                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later); open refused to avoid losing acknowledged writes (`quiver repair` opens past it: `salvage` copies this file whole into the database's quarantine directory, cuts it at the damage and moves every later file there, and the writes from the damage on are lost to the database)")
                 }
                 report.truncatedBytes = bytes.count - offset
                 report.truncatedFile = path
@@ -239,8 +239,9 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// Makes a damaged log openable again by giving up what follows the first damage: the damaged
     /// file is copied whole into `quarantine`, then cut at the damage (removed when its header is
     /// damaged), and every later file is moved there. Returns nil (and changes nothing) when the log
-    /// opens as it is. Records after the damage are lost to the database (they stay in the copies);
-    /// this is `quiver repair`'s last resort, never done by an open.
+    /// opens as it is. Records after the damage are lost to the database (they stay in the copies).
+    /// Only an open with `DatabaseOptions.salvageDamagedLog` calls it (`quiver repair` opens so, its
+    /// one step that loses writes); no other open does.
     public static func salvage(directory: String, quarantine: String) throws -> SalvageReport? {
         // The damage a writable open would refuse, found as `inspect` finds it.
         guard let damage = try inspectOnce(directory: directory).firstDamage else { return nil }
@@ -306,7 +307,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 
     /// Appends one record and returns its sequence number. The record is written to the OS but not
-    /// necessarily durable: call `waitUntilDurable` (or use `commit`) before acknowledging it.
+    /// necessarily durable: call `waitUntilDurable` before acknowledging it.
     public func append(type: UInt8, payload: [UInt8]) throws -> UInt64 {
         guard payload.count <= WALFormat.maxPayload else {
             throw StorageError(.invalidArgument, "a write of \(payload.count) bytes exceeds the log's record limit of \(WALFormat.maxPayload) bytes; split it into smaller batches")
@@ -337,14 +338,6 @@ public final class WriteAheadLog: @unchecked Sendable {
         files[files.count - 1].size += bytes.count
         files[files.count - 1].lastSequence = seq
         lastSequence = seq
-        return seq
-    }
-
-    /// Appends a record and, with `full` durability, waits until it is fsynced.
-    @discardableResult
-    public func commit(type: UInt8, payload: [UInt8]) throws -> UInt64 {
-        let seq = try append(type: type, payload: payload)
-        if durability == .full { try waitUntilDurable(seq) }
         return seq
     }
 
