@@ -213,6 +213,9 @@ struct MilvusTranslator {
                     throw MilvusTranslationError(field: p.field, reason: "the field holds floats, and Milvus compares a JSON float with the integer \(i) through a double, which is not exact beyond 2^53")
                 }
             }
+            if hasInts, let d = doubles.first(where: { $0.magnitude >= 9_007_199_254_740_992.0 }) {
+                throw MilvusTranslationError(field: p.field, reason: "the field holds integers, and Milvus compares them with the float \(Self.double(d)) through doubles, which is not exact beyond 2^53")
+            }
             if ints.contains(.min) { throw Self.int64Min(p.field) }
             // Non-integral doubles only equal floats; ints cannot equal them.
             var terms: [MilvusTerm] = []
