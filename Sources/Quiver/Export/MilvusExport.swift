@@ -126,7 +126,8 @@ extension Collection {
             var survey = MilvusSurvey()
             try forEachStoredDocument(txn, withText: true) { id, record, _ in try survey.add(id, record) }
             guard survey.documents == total else { throw QuiverError.storage(StorageError(.corrupt, "'\(name)' counts \(total) documents but holds \(survey.documents)")) }
-            let plan = try MilvusExportPlan(collection: info, survey: survey)
+            // The catalog entry of this snapshot: payload indexes declared since this value was made count.
+            let plan = try MilvusExportPlan(collection: try database.info(name, txn: txn), survey: survey)
 
             var files: [MilvusSchemaFile.File] = []
             var writer: FileWriter?

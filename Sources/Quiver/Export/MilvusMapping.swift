@@ -144,6 +144,7 @@ extension Collection {
     /// Where an export to Milvus made now would place each metadata field (`MilvusMapping`), from the
     /// collection's field catalog and payload indexes.
     public func milvusMapping() throws -> MilvusMapping {
-        MilvusMapping(stats: try fields(), payloadIndexes: info.payloadIndexes ?? [], documents: try count())
+        let current = try database.readTransaction { txn in try database.info(name, txn: txn) }
+        return MilvusMapping(stats: try fields(), payloadIndexes: current.payloadIndexes ?? [], documents: try count())
     }
 }
