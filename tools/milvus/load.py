@@ -29,6 +29,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy
@@ -52,7 +53,21 @@ class Server:
 
     def start(self):
         t = time.time()
-        self.server.start()
+        # The server dies with this process even when it is killed outright (SIGKILL): the child asks
+        # the kernel for SIGKILL when its parent exits (prctl PR_SET_PDEATHSIG).
+        import ctypes
+        import subprocess
+        libc = ctypes.CDLL(None, use_errno=True)
+        original = subprocess.Popen
+
+        def popen(*a, **kw):
+            kw["preexec_fn"] = lambda: libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+            return original(*a, **kw)
+        subprocess.Popen = popen
+        try:
+            self.server.start()
+        finally:
+            subprocess.Popen = original
         self.started = True
         log(f"started the Milvus {self.version()} server in {time.time() - t:.1f} s on 127.0.0.1:{self.server.listen_port}")
         return self.server.listen_port
@@ -155,7 +170,7 @@ def main():
 
         def on_signal(signum, _frame):
             server.stop()
-            sys.exit(128 + signum)
+            os._exit(128 + signum)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         try:
@@ -167,11 +182,26 @@ def main():
         uri = args.uri or f"http://127.0.0.1:{port}"
     else:
         uri = args.uri or "http://127.0.0.1:19530"
+    # The work runs in a thread so that the main thread, waiting in short joins, runs the signal
+    # handler at once (a blocking gRPC call would hold it off until the call returns).
+    outcome = {}
+
+    def work():
+        try:
+            outcome["report"] = run(args, spec, uri, server)
+        except BaseException as e:  # re-raised in the main thread
+            outcome["error"] = e
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
     try:
-        report = run(args, spec, uri, server)
+        while worker.is_alive():
+            worker.join(0.2)
     finally:
         if server:
             server.stop()
+    if "error" in outcome:
+        raise outcome["error"]
+    report = outcome["report"]
     text = json.dumps(report, indent=2, sort_keys=True)
     print(text)
     if args.report:
@@ -227,7 +257,7 @@ def run(args, spec, uri, server):
         coll.create_index(index["field"], params)
     coll.load()
     report["index_seconds"] = round(time.time() - t0, 2)
-    count = coll.query(expr="", output_fields=["count(*)"])[0]["count(*)"]
+    count = coll.query(expr="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
     report["rows_in_milvus"] = count
     if count != spec["documents"]:
         report["ok"] = False
@@ -275,9 +305,18 @@ def bulk_insert(utility, name, path):
         time.sleep(0.5)
 
 
+# The checks read with "Eventually": nothing is written after the load, and the Strong count that
+# follows it saw every row, so no read can see less; "Strong" makes each request wait for the
+# server's next time tick, seconds apiece on a loaded machine.
+READ = "Eventually"
+
+# Milvus 2.3 answers one query with at most this many rows (offset + limit).
+QUERY_LIMIT = 16384
+
+
 def all_rows(coll, spec, output):
     """Every row, through the query iterator (Milvus caps one query at 16,384 rows)."""
-    it = coll.query_iterator(batch_size=1000, expr='id >= ""', output_fields=output)
+    it = coll.query_iterator(batch_size=1000, expr='id >= ""', output_fields=output, consistency_level=READ)
     while True:
         batch = it.next()
         if not batch:
@@ -286,9 +325,11 @@ def all_rows(coll, spec, output):
         yield from batch
 
 
-def matching_ids(coll, expression):
+def matching_ids(coll, expression, rows):
+    if rows <= QUERY_LIMIT:  # one request holds them all
+        return {r["id"] for r in coll.query(expr=expression, output_fields=["id"], limit=QUERY_LIMIT, consistency_level=READ)}
     ids = set()
-    it = coll.query_iterator(batch_size=4000, expr=expression, output_fields=["id"])
+    it = coll.query_iterator(batch_size=4000, expr=expression, output_fields=["id"], consistency_level=READ)
     while True:
         batch = it.next()
         if not batch:
@@ -312,12 +353,14 @@ def check(args, spec, coll, report):
     def top(vector, k, expression=None):
         ef = params["params"].get("ef")
         p = params if ef is None or ef >= k else {**params, "params": {**params["params"], "ef": k}}
-        hits = coll.search([vector], search["anns_field"], p, limit=k, expr=expression, output_fields=["id"])[0]
+        hits = coll.search([vector], search["anns_field"], p, limit=k, expr=expression, output_fields=["id"], consistency_level=READ)[0]
         return [h.id for h in hits]
 
     t0 = time.time()
     recalls = []
-    for q in queries:
+    for n, q in enumerate(queries):
+        if n % 100 == 0:
+            log(f"queries: {n}/{len(queries)}")
         k = len(q["expected"])
         if k == 0:
             continue
@@ -333,12 +376,14 @@ def check(args, spec, coll, report):
     t0 = time.time()
     agreed, disagreed, refused, failed = 0, [], [], []
     filtered_recalls = []
-    for item in filters:
+    for n, item in enumerate(filters):
+        if n % 100 == 0:
+            log(f"filters: {n}/{len(filters)}")
         if item.get("expression") is None:
             refused.append({"filter": item["filter"], "reason": item.get("refused")})
             continue
         try:
-            got = matching_ids(coll, item["expression"])
+            got = matching_ids(coll, item["expression"], report["rows_in_milvus"])
         except Exception as e:
             failed.append({"filter": item["filter"], "expression": item["expression"], "error": str(e)[:300]})
             continue

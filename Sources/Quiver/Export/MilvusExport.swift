@@ -187,10 +187,6 @@ struct MilvusSurvey {
     var stats: [String: FieldStats] = [:]
     var withText = 0
     var emptyText = 0
-    var longestID = 1
-    var longestText = 1
-    var longestNullKey = 1
-    var mostNulls = 0
     /// Per field: the longest string (or list element) in bytes, and the longest list.
     var longestString: [String: Int] = [:]
     var longestList: [String: Int] = [:]
@@ -204,7 +200,6 @@ struct MilvusSurvey {
 
     mutating func add(_ id: String, _ record: DocumentRecord) throws {
         documents += 1
-        longestID = max(longestID, id.utf8.count)
         if let t = record.text {
             withText += 1
             if t.isEmpty { emptyText += 1 }
@@ -212,9 +207,7 @@ struct MilvusSurvey {
             guard n <= Self.maxVarchar else {
                 throw QuiverError.invalidArgument("document '\(id)' has a text of \(n) bytes; a Milvus 2.3 VARCHAR holds at most \(Self.maxVarchar) (split the document, or export with --format jsonl)")
             }
-            longestText = max(longestText, n)
         }
-        var nulls = 0
         for (key, value) in record.metadata {
             stats[key, default: FieldStats(field: key)].count(value, 1)
             switch value {
@@ -224,13 +217,9 @@ struct MilvusSurvey {
             case .stringList(let l):
                 longestList[key] = max(longestList[key] ?? 1, l.count)
                 for s in l { longestString[key] = max(longestString[key] ?? 1, s.utf8.count) }
-            case .null:
-                nulls += 1
-                longestNullKey = max(longestNullKey, key.utf8.count)
             default: break
             }
         }
-        mostNulls = max(mostNulls, nulls)
     }
 }
 
@@ -366,28 +355,28 @@ struct MilvusExportPlan {
         typealias F = MilvusSchemaFile.Field
         let varchar = 21, array = 22, jsonType = 23
         var fields: [F] = [
-            F(name: "id", type: varchar, type_name: "VARCHAR", description: "the Quiver document id", is_primary: true, auto_id: false, params: ["max_length": survey.longestID]),
+            F(name: "id", type: varchar, type_name: "VARCHAR", description: "the Quiver document id", is_primary: true, auto_id: false, params: ["max_length": Limits.maxIDBytes]),
             F(name: "vector", type: 101, type_name: "FLOAT_VECTOR", description: "the document's vector (\(info.metric.rawValue))", params: ["dim": info.dimension]),
         ]
         if hasText {
-            fields.append(F(name: "text", type: varchar, type_name: "VARCHAR", description: "the document's text", params: ["max_length": survey.longestText]))
+            fields.append(F(name: "text", type: varchar, type_name: "VARCHAR", description: "the document's text", params: ["max_length": MilvusSurvey.maxVarchar]))
         }
         for (key, type) in columns {
             let d = "metadata field '\(key)'"
             switch type {
-            case .varchar: fields.append(F(name: key, type: varchar, type_name: "VARCHAR", description: d, params: ["max_length": survey.longestString[key] ?? 1]))
+            case .varchar: fields.append(F(name: key, type: varchar, type_name: "VARCHAR", description: d, params: ["max_length": MilvusSurvey.maxVarchar]))
             case .int64: fields.append(F(name: key, type: 5, type_name: "INT64", description: d))
             case .double: fields.append(F(name: key, type: 11, type_name: "DOUBLE", description: d))
             case .bool: fields.append(F(name: key, type: 1, type_name: "BOOL", description: d))
             case .varcharArray:
                 fields.append(F(name: key, type: array, type_name: "ARRAY", description: d + " (list of strings)", element_type: varchar,
-                                params: ["max_capacity": survey.longestList[key] ?? 1, "max_length": survey.longestString[key] ?? 1]))
+                                params: ["max_capacity": MilvusSurvey.maxCapacity, "max_length": MilvusSurvey.maxVarchar]))
             }
         }
         fields.append(F(name: "metadata", type: jsonType, type_name: "JSON", description: "metadata fields without a typed column"))
         if mapping.nullFieldsColumn != nil {
             fields.append(F(name: "null_fields", type: array, type_name: "ARRAY", description: "the keys of 'metadata' whose value is null", element_type: varchar,
-                            params: ["max_capacity": max(1, survey.mostNulls), "max_length": survey.longestNullKey]))
+                            params: ["max_capacity": MilvusSurvey.maxCapacity, "max_length": MilvusSurvey.maxVarchar]))
         }
 
         let metric = Self.metricType(info.metric)

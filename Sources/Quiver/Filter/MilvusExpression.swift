@@ -52,30 +52,21 @@ enum MilvusTerm: Equatable {
     case constant(Bool)
     case text(String)
 
-    static func all(_ terms: [MilvusTerm]) -> MilvusTerm {
-        var parts: [String] = []
-        for t in terms {
-            switch t {
-            case .constant(false): return .constant(false)
-            case .constant(true): continue
-            case .text(let s): parts.append(s)
-            }
-        }
-        if parts.isEmpty { return .constant(true) }
-        return .text(parts.count == 1 ? parts[0] : parts.map { "(\($0))" }.joined(separator: " and "))
-    }
+    static func all(_ terms: [MilvusTerm]) -> MilvusTerm { fold(terms, identity: true, joiner: " and ") }
 
-    static func any(_ terms: [MilvusTerm]) -> MilvusTerm {
+    static func any(_ terms: [MilvusTerm]) -> MilvusTerm { fold(terms, identity: false, joiner: " or ") }
+
+    /// `and` (identity true) or `or` (identity false): the other constant absorbs, the identity drops out.
+    private static func fold(_ terms: [MilvusTerm], identity: Bool, joiner: String) -> MilvusTerm {
         var parts: [String] = []
         for t in terms {
             switch t {
-            case .constant(true): return .constant(true)
-            case .constant(false): continue
+            case .constant(let b): if b != identity { return t }
             case .text(let s): parts.append(s)
             }
         }
-        if parts.isEmpty { return .constant(false) }
-        return .text(parts.count == 1 ? parts[0] : parts.map { "(\($0))" }.joined(separator: " or "))
+        if parts.isEmpty { return .constant(identity) }
+        return .text(parts.count == 1 ? parts[0] : parts.map { "(\($0))" }.joined(separator: joiner))
     }
 
     var negated: MilvusTerm {
@@ -324,26 +315,11 @@ struct MilvusTranslator {
 
     static func int(_ i: Int64) -> String { String(i) }
 
-    /// A float literal Milvus reads back as the same double (`2.0`, `1e-05`, `1.5e+300`).
-    static func double(_ d: Double) -> String {
-        let s = "\(d)"
-        return s.contains(".") || s.contains("e") ? s : s + ".0"
-    }
+    /// A float literal Milvus reads back as the same double (`2.0`, `1e-05`, `1.5e+300`): the text
+    /// form's spelling, which Milvus's parser reads alike.
+    static func double(_ d: Double) -> String { FilterRendering.literal(.double(d)) }
 
-    /// A double-quoted Milvus string literal: `\` and `"` escaped, control characters as `\uXXXX`,
-    /// everything else as UTF-8.
-    static func string(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case _ where u.value < 0x20 || u.value == 0x7F:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    /// A double-quoted Milvus string literal: JSON's escapes (`\"`, `\\`, `\n`, `\uXXXX`), which
+    /// Milvus's parser reads alike; everything else as UTF-8.
+    static func string(_ s: String) -> String { FilterRendering.jsonString(s) }
 }
