@@ -8,8 +8,8 @@ import QuiverEncoder
 /// first time, for tools/.venv-milvus). SciFact's titles (QUIVER_MILVUS_DOCS of them, default all
 /// 5,183) embedded by the built-in encoder, with metadata of every kind derived from each abstract;
 /// exported with `exportMilvus`, loaded by tools/milvus-load into the PyPI Milvus 2.3.5 server it
-/// starts on 127.0.0.1 (and stops), then checked: every document arrives equal (read back through
-/// Quiver's importer, so ints and floats keep their kinds), 200 SciFact claims reach recall@10 >= 0.95
+/// starts on 127.0.0.1 (and stops), then checked: every document arrives equal to Quiver's (its JSONL
+/// export, compared by the tool: vectors bit for bit, ints and floats kept apart), 200 SciFact claims reach recall@10 >= 0.95
 /// against Quiver's exact top-10, and each of 600 property-generated filters selects in Milvus exactly
 /// the ids Quiver's filter selects, or was refused by the translator (counted).
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["QUIVER_MILVUS"] == "1", "set QUIVER_MILVUS=1 to run against the PyPI Milvus 2.3.5 server"))
@@ -185,7 +185,11 @@ struct MilvusRoundTripTests {
         let server = dir.path + "/server"
         let p = Process()
         p.executableURL = MilvusExportTests.repository.appendingPathComponent("tools/milvus-load")
-        p.arguments = [out, "--start-server", server, "--check", checkPath, "--dump", dir.path + "/dump.jsonl"]
+        // Quiver's documents as its own JSONL export writes them: the tool compares every row Milvus
+        // holds with them (Python's parser is exact; Foundation's and Quiver's importer's float parsing
+        // on Linux can be an ulp off, so the comparison is not made here).
+        try c.export(to: dir.path + "/quiver.jsonl", format: .jsonl)
+        p.arguments = [out, "--start-server", server, "--check", checkPath, "--compare-jsonl", dir.path + "/quiver.jsonl"]
         let stdout = Pipe(), stderr = Pipe()
         p.standardOutput = stdout
         p.standardError = stderr
@@ -207,6 +211,7 @@ struct MilvusRoundTripTests {
         print("milvus round trip: report " + String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
         #expect(p.terminationStatus == 0)
         #expect(report["documents_unequal"] as? Int == 0 && report["documents_equal"] as? Int == docs.count)
+        #expect(report["documents_unequal_quiver"] as? Int == 0 && report["documents_equal_quiver"] as? Int == docs.count)
         #expect((report["recall_at_10"] as? Double ?? 0) >= 0.95)
         #expect(report["queries"] as? Int == 200)
         let agreed = report["filters_agreed"] as? Int ?? 0, refused = report["filters_refused"] as? Int ?? -1
@@ -214,18 +219,6 @@ struct MilvusRoundTripTests {
         #expect(refused == refusedHere && report["filters_disagreed"] as? Int == 0 && report["filters_failed_in_milvus"] as? Int == 0)
         #expect(agreed >= 500)
 
-        // Every document as Milvus holds it, read back by Quiver's importer, equals Quiver's.
-        let back = try db.createCollection("back", dimension: c.info.dimension)
-        try back.importFile(dir.path + "/dump.jsonl")
-        let mine = try c.get(ids: docs.map(\.id)), theirs = try back.get(ids: docs.map(\.id))
-        var unequal = 0
-        for (a, b) in zip(mine, theirs) {
-            guard let a, let b else { unequal += 1; continue }
-            var b2 = b
-            if a.text == nil && b.text == "" { b2.text = nil }
-            if a.id != b2.id || a.text != b2.text || a.metadata != b2.metadata || a.vector != b2.vector { unequal += 1 }
-        }
-        #expect(unequal == 0)
     }
 
     /// The processes whose working directory is under `directory` (the PyPI server runs in its data

@@ -146,6 +146,7 @@ def main():
     p.add_argument("--check", metavar="FILE", help="JSON lines of queries and filters with Quiver's answers")
     p.add_argument("--ef", type=int, help="HNSW ef of the check's searches (default: schema.json's, Quiver's efSearch)")
     p.add_argument("--dump", metavar="FILE", help="write every row Milvus holds as a Quiver JSONL document")
+    p.add_argument("--compare-jsonl", metavar="FILE", help="also compare every row with Quiver's own JSONL export of the collection (`quiver export c f.jsonl`)")
     p.add_argument("--report", metavar="FILE", help="also write the JSON report here")
     p.add_argument("--min-recall", type=float, default=0.95, help="the recall@10 the check requires (default 0.95)")
     args = p.parse_args()
@@ -280,6 +281,24 @@ def run(args, spec, uri, server):
     if report["documents_unequal"]:
         report["ok"] = False
     report["compare_seconds"] = round(time.time() - t0, 2)
+    if args.compare_jsonl:
+        # Quiver's documents as its JSONL export writes them (floats with a point, so kinds survive);
+        # a document without text is '' in Milvus (schema.json's conversions say so).
+        quiver = {}
+        with open(args.compare_jsonl, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    d = json.loads(line)
+                    d.setdefault("metadata", {})
+                    if "text" in d or "text" in next(iter(held.values()), {}):
+                        d["text"] = d.get("text") or ""
+                    quiver[d["id"]] = d
+        differ = [i for i, d in quiver.items() if i not in held or not same_document(d, held[i])]
+        report["documents_equal_quiver"] = len(quiver) - len(differ)
+        report["documents_unequal_quiver"] = len(differ) + len(set(held) - set(quiver))
+        report["documents_unequal_quiver_examples"] = differ[:5]
+        if report["documents_unequal_quiver"]:
+            report["ok"] = False
     if args.dump:
         with open(args.dump, "w", encoding="utf-8") as f:
             for i in sorted(held):
