@@ -10,7 +10,7 @@ import QuiverEncoder
 /// exported with `exportMilvus`, loaded by tools/milvus-load into the PyPI Milvus 2.3.5 server it
 /// starts on 127.0.0.1 (and stops), then checked: every document arrives equal to Quiver's (its JSONL
 /// export, compared by the tool: vectors bit for bit, ints and floats kept apart), 200 SciFact claims reach recall@10 >= 0.95
-/// against Quiver's exact top-10, and each of 600 property-generated filters selects in Milvus exactly
+/// against Quiver's exact top-10, and each of 700 property-generated filters selects in Milvus exactly
 /// the ids Quiver's filter selects, or was refused by the translator (counted).
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["QUIVER_MILVUS"] == "1", "set QUIVER_MILVUS=1 to run against the PyPI Milvus 2.3.5 server"))
 struct MilvusRoundTripTests {
@@ -143,7 +143,7 @@ struct MilvusRoundTripTests {
         let summary = try c.exportMilvus(to: out)
         print("milvus round trip: conversions:\n  " + summary.conversions.joined(separator: "\n  "))
 
-        // The check file: 200 claims with Quiver's exact top-10, 600 filters with Quiver's ids.
+        // The check file: 200 claims with Quiver's exact top-10, 700 filters with Quiver's ids.
         var check = ""
         var queries: [[Float]] = []
         var exact = SearchOptions()
@@ -159,7 +159,7 @@ struct MilvusRoundTripTests {
         var generator = FilterGenerator(rng: SplitMix(state: 19), values: values, fields: values.keys.sorted() + ["absent"])
         let mapping = summary.mapping
         var refusedHere = 0
-        let filterCount = 600
+        let filterCount = 700
         for n in 0..<filterCount {
             let f = generator.filter()
             var item: [String: Any] = ["kind": "filter", "filter": f.description]
