@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import QuiverTestSupport
+import QuiverEncoder
 @testable import Quiver
 
 /// The export for Milvus without a server (layout, file splitting, refusals), and with
@@ -95,5 +96,58 @@ final class Locked<T>: @unchecked Sendable {
     func withLock<R>(_ body: (inout T) -> R) -> R {
         lock.lock(); defer { lock.unlock() }
         return body(&value)
+    }
+}
+
+/// The command line: `quiver filter --to milvus` and `quiver export --format milvus`, and the query of
+/// docs/scale-out.md's side-by-side example.
+struct MilvusCLITests {
+    @Test func filterAndExportCommands() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["create", "papers", "--dimension", "2"]).status == 0)
+        let docs = """
+        {"id": "a", "text": "graphs", "metadata": {"year": 2021, "tags": ["ml"]}, "vector": [1, 0]}
+        {"id": "b", "text": "cells", "metadata": {"year": 2019, "tags": []}, "vector": [0, 1]}
+        """
+        #expect(try cli.run(["put", "papers"], stdin: docs).status == 0)
+        #expect(try cli.run(["index", "papers", "year", "--type", "integer"]).status == 0)
+        #expect(try cli.run(["index", "papers", "tags", "--type", "keyword"]).status == 0)
+
+        // docs/scale-out.md's expression, from the collection and from the export's schema.json.
+        let shown = #"(year >= 2020) and (array_contains(tags, "ml"))"#
+        let fromCollection = try cli.run(["filter", "--to", "milvus", "--collection", "papers", #"year >= 2020 and tags = "ml""#])
+        #expect(fromCollection.status == 0 && fromCollection.stdout == shown + "\n")
+        let export = try cli.run(["export", "papers", dir.path + "/out", "--format", "milvus"])
+        #expect(export.status == 0 && export.stdout.contains("Exported 2 document(s)") && export.stdout.contains("tools/milvus-load"))
+        let fromSchema = try cli.run(["filter", "--to", "milvus", "--schema", dir.path + "/out", "--json", #"{"year": {"$gte": 2020}, "tags": "ml"}"#])
+        #expect(fromSchema.status == 0 && fromSchema.stdout.contains(#""expression" : "(year >= 2020) and (array_contains(tags, \"ml\"))""#))
+        let again = try cli.run(["export", "papers", dir.path + "/out", "--format", "milvus"])
+        #expect(again.status == 1 && again.stderr.contains("exists"))
+
+        // Without a mapping every field is a JSON key of any kind; refusals and usage errors.
+        #expect(try cli.run(["filter", "--to", "milvus", "year = 3"]).stdout == #"metadata["year"] == 3"# + "\n")
+        let refused = try cli.run(["filter", "--to", "milvus", "--collection", "papers", #"tags > "a""#])
+        #expect(refused.status == 1 && refused.stderr.contains("cannot translate the condition on 'tags'"))
+        #expect(try cli.run(["filter", "year = 3"]).status == 2)
+        #expect(try cli.run(["filter", "--to", "qdrant", "year = 3"]).status == 2)
+        #expect(try cli.run(["filter", "--to", "milvus", "year = "]).status == 2)
+        #expect(try cli.run(["export", "papers", dir.path + "/x", "--format", "milvus", "--max-file-bytes", "10"]).status == 2)
+        #expect(try cli.run(["export", "papers", dir.path + "/x.jsonl", "--max-file-bytes", "1M"]).status == 2)
+    }
+
+    /// The Swift side of docs/scale-out.md's example compiles and runs as shown.
+    @Test func theSwiftSideOfTheExampleRuns() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path + "/db")
+        let c = try db.createCollection("papers", encoder: EncoderRegistry.defaultEncoderName)
+        try c.upsert([Document(id: "a", text: "graph neural networks for molecules", metadata: ["year": 2021, "tags": ["ml"]]),
+                      Document(id: "b", text: "graph theory", metadata: ["year": 2019, "tags": ["math"]])])
+        let papers = try db.collection("papers")
+        var options = SearchOptions()
+        options.filter = try Filter(text: #"year >= 2020 and tags = "ml""#)
+        let hits = try papers.search(text: "graph neural networks", k: 10, options: options)
+        #expect(hits.map(\.id) == ["a"])
     }
 }
