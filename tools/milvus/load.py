@@ -274,12 +274,7 @@ def run(args, spec, uri, server):
     held = {}
     for row in all_rows(coll, spec, output):
         held[row["id"]] = quiver_document(row, fields)
-    unequal = [i for i, d in expected.items() if i not in held or not same_document(d, held[i])]
-    report["documents_equal"] = len(expected) - len(unequal)
-    report["documents_unequal"] = len(unequal) + len(set(held) - set(expected))
-    report["documents_unequal_examples"] = unequal[:5]
-    if report["documents_unequal"]:
-        report["ok"] = False
+    compare(expected, held, report, "documents")
     report["compare_seconds"] = round(time.time() - t0, 2)
     if args.compare_jsonl:
         # Quiver's documents as its JSONL export writes them (floats with a point, so kinds survive);
@@ -293,12 +288,7 @@ def run(args, spec, uri, server):
                     if "text" in d or "text" in next(iter(held.values()), {}):
                         d["text"] = d.get("text") or ""
                     quiver[d["id"]] = d
-        differ = [i for i, d in quiver.items() if i not in held or not same_document(d, held[i])]
-        report["documents_equal_quiver"] = len(quiver) - len(differ)
-        report["documents_unequal_quiver"] = len(differ) + len(set(held) - set(quiver))
-        report["documents_unequal_quiver_examples"] = differ[:5]
-        if report["documents_unequal_quiver"]:
-            report["ok"] = False
+        compare(quiver, held, report, "documents", "_quiver")
     if args.dump:
         with open(args.dump, "w", encoding="utf-8") as f:
             for i in sorted(held):
@@ -307,6 +297,16 @@ def run(args, spec, uri, server):
     if args.check:
         check(args, spec, coll, report)
     return report
+
+
+def compare(expected, held, report, prefix, suffix=""):
+    """Reports how many of `expected` Milvus holds equal, and fails the run on any difference."""
+    unequal = [i for i, d in expected.items() if i not in held or not same_document(d, held[i])]
+    report[f"{prefix}_equal{suffix}"] = len(expected) - len(unequal)
+    report[f"{prefix}_unequal{suffix}"] = len(unequal) + len(set(held) - set(expected))
+    report[f"{prefix}_unequal{suffix}_examples"] = unequal[:5]
+    if report[f"{prefix}_unequal{suffix}"]:
+        report["ok"] = False
 
 
 def bulk_insert(utility, name, path):
