@@ -201,11 +201,11 @@ struct MilvusTranslator {
             guard hasInts || hasFloats else { return .constant(false) }
             if hasFloats {
                 for i in ints where i.magnitude > Self.exactDoubleLimit.magnitude {
-                    throw MilvusTranslationError(field: p.field, reason: "the field holds floats, and Milvus compares a JSON float with the integer \(i) through a double, which is not exact beyond 2^53")
+                    throw Self.inexact(p.field, integer: i)
                 }
             }
             if hasInts, let d = doubles.first(where: { $0.magnitude >= 9_007_199_254_740_992.0 }) {
-                throw MilvusTranslationError(field: p.field, reason: "the field holds integers, and Milvus compares them with the float \(Self.double(d)) through doubles, which is not exact beyond 2^53")
+                throw Self.inexact(p.field, float: d)
             }
             if ints.contains(.min) { throw Self.int64Min(p.field) }
             // Non-integral doubles only equal floats; ints cannot equal them.
@@ -268,7 +268,7 @@ struct MilvusTranslator {
             let hasInts = p.mayHold("integer"), hasFloats = p.mayHold("float")
             guard hasInts || hasFloats else { return .constant(false) }
             if hasFloats && i.magnitude > Self.exactDoubleLimit.magnitude {
-                throw MilvusTranslationError(field: p.field, reason: "the field holds floats, and Milvus compares a JSON float with the integer \(i) through a double, which is not exact beyond 2^53")
+                throw Self.inexact(p.field, integer: i)
             }
             if i == .min { throw Self.int64Min(p.field) }
             return .text("\(path(p)) \(op) \(i)")
@@ -292,7 +292,7 @@ struct MilvusTranslator {
             let hasInts = p.mayHold("integer"), hasFloats = p.mayHold("float")
             guard hasInts || hasFloats else { return .constant(false) }
             if hasInts && d.magnitude >= 9_007_199_254_740_992.0 {
-                throw MilvusTranslationError(field: p.field, reason: "the field holds integers, and Milvus compares them with the float \(Self.double(d)) through doubles, which is not exact beyond 2^53")
+                throw Self.inexact(p.field, float: d)
             }
             return .text("\(path(p)) \(op) \(Self.double(d))")
         }
@@ -302,6 +302,14 @@ struct MilvusTranslator {
 
     private static func listRange(_ field: String) -> MilvusTranslationError {
         MilvusTranslationError(field: field, reason: "the field holds lists of strings, and Milvus 2.3 has no 'any element < x' to match Quiver's range over a list")
+    }
+
+    private static func inexact(_ field: String, integer i: Int64) -> MilvusTranslationError {
+        MilvusTranslationError(field: field, reason: "the field holds floats, and Milvus compares a JSON float with the integer \(i) through a double, which is not exact beyond 2^53")
+    }
+
+    private static func inexact(_ field: String, float d: Double) -> MilvusTranslationError {
+        MilvusTranslationError(field: field, reason: "the field holds integers, and Milvus compares them with the float \(double(d)) through doubles, which is not exact beyond 2^53")
     }
 
     private static func int64Min(_ field: String) -> MilvusTranslationError {
