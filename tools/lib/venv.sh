@@ -4,9 +4,12 @@
 # importable is not reinstalled. Prints the venv's python.
 #
 #   tools/lib/venv.sh numpy hnswlib faiss:faiss-cpu matplotlib
+#
+# QUIVER_VENV names another venv directory under tools/ (e.g. .venv-milvus) for a tool whose pinned
+# packages would clash with the shared venv's.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-venv="$root/tools/.venv"
+venv="$root/tools/${QUIVER_VENV:-.venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi

@@ -78,14 +78,7 @@ extension Collection {
                 try out.write(CSVLine.encode(["id", "text"] + fields + ["vector"]))
             }
             var n = 0
-            try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
-                let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
-                let record = try DocumentRecord(stored: v, key: k, collection: name, withText: format == .jsonl || format == .csv)
-                let rowKey = Keys.row(info.number, record.row)
-                let vector = try txn.withValue(database.tables.vectors, rowKey) { bytes -> [Float] in
-                    guard let b = bytes else { throw QuiverError.storage(StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`")) }
-                    return try VectorCodec.decode(b, key: rowKey, collection: name, dimension: info.dimension)
-                }
+            try forEachStoredDocument(txn, withText: format == .jsonl || format == .csv) { id, record, vector in
                 switch format {
                 case .jsonl:
                     try out.write(JSONLine.encode(Document(id: id, text: record.text, metadata: record.metadata, vector: vector)))
@@ -98,7 +91,6 @@ extension Collection {
                     try ids!.write(Array(id.utf8) + [UInt8(ascii: "\n")])
                 }
                 n += 1
-                return true
             }
             guard n == total else { throw QuiverError.storage(StorageError(.corrupt, "'\(name)' counts \(total) documents but holds \(n)")) }
             try wrapStorage {
@@ -113,6 +105,24 @@ extension Collection {
             try FileSystem.syncDirectory(FileSystem.parentDirectory(of: URL(fileURLWithPath: path).standardizedFileURL.path))
         }
         return count
+    }
+}
+
+extension Collection {
+    /// Calls `body` with every document of the snapshot `txn` in id order: its id, its stored record
+    /// (with its text when `withText`) and its vector.
+    func forEachStoredDocument(_ txn: LMDBTransaction, withText: Bool, _ body: (String, DocumentRecord, [Float]) throws -> Void) throws {
+        try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
+            let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
+            let record = try DocumentRecord(stored: v, key: k, collection: name, withText: withText)
+            let rowKey = Keys.row(info.number, record.row)
+            let vector = try txn.withValue(database.tables.vectors, rowKey) { bytes -> [Float] in
+                guard let b = bytes else { throw QuiverError.storage(StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`")) }
+                return try VectorCodec.decode(b, key: rowKey, collection: name, dimension: info.dimension)
+            }
+            try body(id, record, vector)
+            return true
+        }
     }
 }
 

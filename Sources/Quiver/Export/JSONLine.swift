@@ -14,32 +14,47 @@ enum JSONLine {
             if i > 0 { out += "," }
             string(key, into: &out)
             out += ":"
-            switch d.metadata[key]! {
-            case .null: out += "null"
-            case .bool(let b): out += b ? "true" : "false"
-            case .int(let n): out += String(n)
-            case .double(let x): out += x.description  // "2.0", "0.25", "1e-05": always reads back as a float
-            case .string(let s): string(s, into: &out)
-            case .stringList(let l):
-                out += "["
-                for (j, s) in l.enumerated() {
-                    if j > 0 { out += "," }
-                    string(s, into: &out)
-                }
-                out += "]"
-            }
+            value(d.metadata[key]!, into: &out)
         }
         out += "}"
         if let v = d.vector {
-            out += ",\"vector\":["
-            for (i, x) in v.enumerated() {
-                if i > 0 { out += "," }
-                out += x.description  // the shortest text that reads back as the same float32
-            }
-            out += "]"
+            out += ",\"vector\":"
+            vector(v, into: &out)
         }
         out += "}\n"
         return Array(out.utf8)
+    }
+
+    /// A metadata value; a float always with a point or an exponent, so that it reads back as one.
+    static func value(_ v: MetadataValue, into out: inout String) {
+        switch v {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let n): out += String(n)
+        case .double(let x): out += x.description  // "2.0", "0.25", "1e-05": always reads back as a float
+        case .string(let s): string(s, into: &out)
+        case .stringList(let l): strings(l, into: &out)
+        }
+    }
+
+    /// A JSON array of strings.
+    static func strings(_ l: [String], into out: inout String) {
+        out += "["
+        for (j, s) in l.enumerated() {
+            if j > 0 { out += "," }
+            string(s, into: &out)
+        }
+        out += "]"
+    }
+
+    /// A JSON array of floats, each the shortest text that reads back as the same float32.
+    static func vector(_ v: [Float], into out: inout String) {
+        out += "["
+        for (i, x) in v.enumerated() {
+            if i > 0 { out += "," }
+            out += x.description
+        }
+        out += "]"
     }
 
     static func string(_ s: String, into out: inout String) {

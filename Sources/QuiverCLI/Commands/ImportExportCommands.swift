@@ -190,39 +190,84 @@ struct ImportCommand: CLICommand {
 
 struct ExportCommand: CLICommand {
     static let name = "export"
-    static let abstract = "Export a collection to JSONL (documents) or npy/fvecs (vectors, with an ids file)."
+    static let abstract = "Export a collection to JSONL (documents), npy/fvecs (vectors, with an ids file) or a directory for Milvus."
     static let positionals = [
         PositionalSpec(name: "collection", help: "The collection to export."),
-        PositionalSpec(name: "file", help: "The output file (must not exist); its extension names the format unless --format does."),
+        PositionalSpec(name: "file", help: "The output file (must not exist); its extension names the format unless --format does. For --format milvus, a new directory."),
     ]
     static let options = [
-        OptionSpec(name: "format", value: "<format>", help: "jsonl, csv, npy or fvecs."),
+        OptionSpec(name: "format", value: "<format>", help: "jsonl, csv, npy, fvecs or milvus."),
         OptionSpec(name: "ids", value: "<file>", help: "npy/fvecs: where the ids go (default: <file>.ids)."),
+        OptionSpec(name: "max-file-bytes", value: "<size>", help: "milvus: the largest row file (default 1G; Milvus 2.3 reads up to 16G per file)."),
     ]
-    static let discussion = "The export is one consistent snapshot; `quiver import` reads every format back."
-    static let examples = ["quiver export papers papers.jsonl", "quiver export sift sift.npy --ids sift.ids"]
+    static let discussion = """
+    The export is one consistent snapshot; `quiver import` reads every format but milvus back.
+    --format milvus writes JSON row files for Milvus bulk insert and schema.json (the collection schema
+    pymilvus creates it from, its indexes, and what does not map and how it was converted);
+    tools/milvus-load creates and loads the collection and checks it (docs/scale-out.md).
+    """
+    static let examples = ["quiver export papers papers.jsonl", "quiver export sift sift.npy --ids sift.ids", "quiver export papers papers-milvus --format milvus"]
 
     let collection: String
     let file: String
-    let format: ExportFormat
+    let format: ExportFormat?
     let ids: String?
+    let maxFileBytes: Int
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
         file = a.positional(1)!
         let name = a.value("format") ?? (file as NSString).pathExtension.lowercased()
-        guard let f = ExportFormat(rawValue: name) else {
-            throw UsageError(message: "name the format with --format (jsonl, csv, npy, fvecs); \(MessageText.quoted(name)) is not one", command: Self.name)
+        if name == "milvus" {
+            format = nil
+            if a.value("ids") != nil { throw UsageError(message: "--ids is for npy and fvecs, not milvus", command: Self.name) }
+        } else {
+            guard let f = ExportFormat(rawValue: name) else {
+                throw UsageError(message: "name the format with --format (jsonl, csv, npy, fvecs, milvus); \(MessageText.quoted(name)) is not one", command: Self.name)
+            }
+            format = f
+            if a.value("max-file-bytes") != nil { throw UsageError(message: "--max-file-bytes is for --format milvus", command: Self.name) }
         }
-        format = f
         ids = a.value("ids")
+        if let text = a.value("max-file-bytes") {
+            guard let n = parseByteCount(text), n >= 1024 else {
+                throw UsageError(message: "--max-file-bytes must be a size of at least 1K (like 512M or 1G), not \(MessageText.quoted(text))", command: Self.name)
+            }
+            maxFileBytes = n
+        } else {
+            maxFileBytes = 1 << 30
+        }
     }
 
     func run(_ context: CommandContext) throws {
-        if FileManager.default.fileExists(atPath: file) { throw CLIError("\(file) exists; export writes a new file") }
+        if FileManager.default.fileExists(atPath: file) { throw CLIError("\(file) exists; export writes a new \(format == nil ? "directory" : "file")") }
         let db = try context.openDatabase(readOnly: true)
+        guard let format else { return try runMilvus(db.collection(collection), context) }
         let n = try db.collection(collection).export(to: file, format: format, idsPath: ids)
         if context.json { try context.printJSON(["exported": n]); return }
         context.line("Exported \(n) document(s) from '\(collection)' to \(file)" + (format == .jsonl || format == .csv ? "" : " (ids in \(ids ?? file + ".ids"))"))
+    }
+
+    private func runMilvus(_ c: Collection, _ context: CommandContext) throws {
+        let bar = ProgressReporter(label: "export \(collection)")
+        let started = ProcessInfo.processInfo.systemUptime
+        bar.start()
+        let options = MilvusExportOptions(maxFileBytes: maxFileBytes) { written, total in
+            bar.update(ImportProgress(rowsRead: written, imported: written, skipped: 0, bytesRead: written, totalBytes: max(total, 1),
+                                      elapsed: ProcessInfo.processInfo.systemUptime - started))
+        }
+        let summary: MilvusExportSummary
+        do {
+            summary = try c.exportMilvus(to: file, options: options)
+        } catch {
+            bar.finish(rows: 0, skipped: 0, seconds: 0, failed: true)
+            throw error
+        }
+        bar.finish(rows: summary.documents, skipped: 0, seconds: ProcessInfo.processInfo.systemUptime - started)
+        if context.json { try context.printJSON(summary); return }
+        context.line("Exported \(summary.documents) document(s) from '\(collection)' to \(file): schema.json and \(summary.files.count) row file(s)")
+        context.line("What does not map, and how it was converted:")
+        for c in summary.conversions { context.line("  - " + c) }
+        context.line("Load it with: tools/milvus-load \(file)")
     }
 }
