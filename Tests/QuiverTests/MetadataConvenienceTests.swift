@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuiverCore
 @testable import Quiver
 
 /// Issue 13 (item 4): metadata from everyday Swift values, and typed accessors.
@@ -42,5 +43,36 @@ struct MetadataConvenienceTests {
         let d = Document(id: "a", text: "t\n\"q\"", metadata: ["f": .double(2), "i": 2, "s": "x", "b": true, "l": ["p", "q"], "n": nil, "e": .double(1e300)],
                          vector: [0.5, -1, 3.25])
         #expect(try Document(json: d.json()) == d)
+    }
+
+    /// Numbers are read from their text with correct rounding: Foundation's JSONSerialization
+    /// on Linux read 30.142857142857142 as 30.142857142857146 (one ulp off).
+    @Test func numbersAreReadExactly() throws {
+        let known = try Document(json: Data(#"{"id":"a","metadata":{"r":30.142857142857142}}"#.utf8))
+        #expect(known.metadata["r"] == .double(30.142857142857142))
+        var rng = SplitMix64(seed: 7)
+        var docs: [Document] = []
+        for i in 0..<2_000 {
+            let bits = rng.next() & ~(0x7FF << 52) | (UInt64.random(in: 900...1_150, using: &rng) << 52)
+            let d = Double(bitPattern: bits)
+            let f = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0x3FFF_FFFF)
+            docs.append(Document(id: "d\(i)", metadata: ["x": .double(d), "i": .int(Int64(bitPattern: rng.next()))], vector: [f, -f]))
+        }
+        for doc in docs {
+            let back = try Document(json: Data(#"{"id":"\#(doc.id)","metadata":{"x":\#(doc.metadata["x"]!.doubleValue!),"i":\#(doc.metadata["i"]!.intValue!)},"vector":[\#(doc.vector![0]),\#(doc.vector![1])]}"#.utf8))
+            #expect(back == doc, "\(doc.metadata) \(doc.vector!)")
+        }
+        // The array form `quiver put` reads, the same way, with the document and its line in errors.
+        let array = Data(("[\n" + docs.prefix(50).map { String(decoding: $0.json(), as: UTF8.self) }.joined(separator: ",\n") + "\n]").utf8)
+        #expect(try Document.documents(jsonArray: array) == Array(docs.prefix(50)))
+        #expect(throws: QuiverError.invalidArgument("document 2 (line 3): missing field 'id'")) {
+            try Document.documents(jsonArray: Data("[\n{\"id\":\"a\"},\n{\"text\":\"x\"}]".utf8))
+        }
+        // A key given twice is refused (JSONSerialization kept one of the values without a word);
+        // an integer past 64 bits becomes the nearest double, as before.
+        #expect(throws: QuiverError.invalidArgument("not valid JSON: the key \"id\" appears twice in this object (byte 12)")) {
+            try Document(json: Data(#"{"id":"a", "id":"b"}"#.utf8))
+        }
+        #expect(try Document(json: Data(#"{"id":"a","metadata":{"u":18446744073709551615}}"#.utf8)).metadata["u"] == .double(18446744073709551615))
     }
 }

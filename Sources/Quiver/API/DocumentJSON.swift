@@ -16,42 +16,67 @@ extension Document {
         if let offset = Document.invalidUTF8Offset(json) {
             throw QuiverError.invalidArgument("invalid UTF-8 at byte \(offset + 1) (0x\(String(json[json.startIndex + offset], radix: 16, uppercase: true)))")
         }
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: json, options: [.fragmentsAllowed]) } catch {
-            throw QuiverError.invalidArgument("not valid JSON")
+        try self.init(node: try Document.readJSON(json, maxDepth: 8))
+    }
+
+    /// Parses a JSON array of documents (what `quiver put` reads when its input starts with `[`),
+    /// each as `init(json:)` does. Throws `QuiverError.invalidArgument` naming the document (1-based)
+    /// and its line.
+    public static func documents(jsonArray json: Data) throws -> [Document] {
+        if let offset = Document.invalidUTF8Offset(json) {
+            throw QuiverError.invalidArgument("invalid UTF-8 at byte \(offset + 1) (0x\(String(json[json.startIndex + offset], radix: 16, uppercase: true)))")
         }
-        guard let fields = object as? [String: Any] else { throw QuiverError.invalidArgument("a document must be a JSON object") }
-        for key in fields.keys where !["id", "text", "metadata", "vector"].contains(key) {
-            throw QuiverError.invalidArgument("unknown field '\(key)' (a document has id, text, metadata and vector)")
-        }
-        guard let id = fields["id"] as? String else {
-            throw QuiverError.invalidArgument(fields["id"] == nil ? "missing field 'id'" : "the id must be a string")
-        }
-        var doc = Document(id: id)
-        switch fields["text"] {
-        case nil, is NSNull: break
-        case let t as String: doc.text = t
-        default: throw QuiverError.invalidArgument("the text must be a string")
-        }
-        switch fields["metadata"] {
-        case nil, is NSNull: break
-        case let m as [String: Any]:
-            for (key, value) in m { doc.metadata[key] = try Document.metadataValue(value, key: key) }
-        default:
-            throw QuiverError.invalidArgument("metadata must be an object whose values are strings, numbers, booleans, null or lists of strings")
-        }
-        switch fields["vector"] {
-        case nil, is NSNull: break
-        case let v as [Any]:
-            var vector: [Float] = []
-            vector.reserveCapacity(v.count)
-            for (i, x) in v.enumerated() {
-                guard let n = x as? NSNumber, !Document.isBool(n) else { throw QuiverError.invalidArgument("vector component \(i) is not a number") }
-                vector.append(n.floatValue)
+        let root = try readJSON(json, maxDepth: 9)
+        guard case .array(let items) = root.kind else { throw QuiverError.invalidArgument("not a JSON array") }
+        return try items.enumerated().map { i, item in
+            do { return try Document(node: item) } catch QuiverError.invalidArgument(let reason) {
+                let line = json.prefix(item.offset).reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+                throw QuiverError.invalidArgument("document \(i + 1) (line \(line)): \(reason)")
             }
-            doc.vector = vector
-        default:
-            throw QuiverError.invalidArgument("the vector must be an array of numbers")
+        }
+    }
+
+    /// The strict reader of the filter language: numbers are converted from their text with
+    /// correct rounding (Foundation's JSONSerialization on Linux can be one ulp off), and a key
+    /// given twice is refused rather than one of its values silently dropped.
+    private static func readJSON(_ json: Data, maxDepth: Int) throws -> JSONNode {
+        var reader = JSONReader(bytes: Array(json), maxDepth: maxDepth, wideIntegersAsDoubles: true)
+        do { return try reader.readDocument() } catch {
+            throw QuiverError.invalidArgument("not valid JSON: \(error.message) (byte \(error.offset + 1))")
+        }
+    }
+
+    private init(node root: JSONNode) throws {
+        guard case .object(let fields) = root.kind else { throw QuiverError.invalidArgument("a document must be a JSON object") }
+        var doc: Document?
+        for field in fields where field.key == "id" {
+            guard case .string(let id) = field.value.kind else { throw QuiverError.invalidArgument("the id must be a string") }
+            doc = Document(id: id)
+        }
+        guard var doc else { throw QuiverError.invalidArgument("missing field 'id'") }
+        for (key, _, value) in fields {
+            switch (key, value.kind) {
+            case ("id", _), ("text", .null), ("metadata", .null), ("vector", .null): break
+            case ("text", .string(let t)): doc.text = t
+            case ("text", _): throw QuiverError.invalidArgument("the text must be a string")
+            case ("metadata", .object(let members)):
+                for (name, _, v) in members { doc.metadata[name] = try Document.metadataValue(v, key: name) }
+            case ("metadata", _):
+                throw QuiverError.invalidArgument("metadata must be an object whose values are strings, numbers, booleans, null or lists of strings")
+            case ("vector", .array(let items)):
+                var vector: [Float] = []
+                vector.reserveCapacity(items.count)
+                for (i, x) in items.enumerated() {
+                    switch x.kind {
+                    case .int(let n): vector.append(Float(n))
+                    case .double(let d): vector.append(Float(d))
+                    default: throw QuiverError.invalidArgument("vector component \(i) is not a number")
+                    }
+                }
+                doc.vector = vector
+            case ("vector", _): throw QuiverError.invalidArgument("the vector must be an array of numbers")
+            default: throw QuiverError.invalidArgument("unknown field '\(key)' (a document has id, text, metadata and vector)")
+            }
         }
         self = doc
     }
@@ -71,34 +96,23 @@ extension Document {
         }
     }
 
-    static func isBool(_ n: NSNumber) -> Bool {
-        // JSONSerialization makes booleans with the char type and numbers never with it.
-        String(cString: n.objCType) == "c"
-    }
-
-    static func metadataValue(_ value: Any, key: String) throws -> MetadataValue {
-        switch value {
-        case is NSNull: return .null
-        case let s as String: return .string(s)
-        case let n as NSNumber:
-            if isBool(n) { return .bool(n.boolValue) }
-            switch String(cString: n.objCType) {
-            case "d", "f": return .double(n.doubleValue)
-            case "Q":
-                guard n.uint64Value <= UInt64(Int64.max) else { return .double(n.doubleValue) }
-                return .int(n.int64Value)
-            default: return .int(n.int64Value)
-            }
-        case let list as [Any]:
+    static func metadataValue(_ value: JSONNode, key: String) throws -> MetadataValue {
+        switch value.kind {
+        case .null: return .null
+        case .string(let s): return .string(s)
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .double(let d): return .double(d)
+        case .array(let items):
             var out: [String] = []
-            for item in list {
-                guard let s = item as? String else {
+            for item in items {
+                guard case .string(let s) = item.kind else {
                     throw QuiverError.invalidArgument("metadata '\(key)': a list may hold only strings")
                 }
                 out.append(s)
             }
             return .stringList(out)
-        default:
+        case .object:
             throw QuiverError.invalidArgument("metadata '\(key)': nested objects are not supported (values are strings, numbers, booleans, null or lists of strings)")
         }
     }

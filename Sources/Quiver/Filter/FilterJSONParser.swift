@@ -84,11 +84,15 @@ struct JSONNode {
 struct JSONReader {
     let bytes: [UInt8]
     let maxDepth: Int
+    /// An integer outside the 64-bit range becomes the nearest double (documents) instead of an
+    /// error (filters).
+    let wideIntegersAsDoubles: Bool
     var position = 0
 
-    init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: [UInt8], maxDepth: Int, wideIntegersAsDoubles: Bool = false) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.wideIntegersAsDoubles = wideIntegersAsDoubles
     }
 
     /// One value and nothing after it but whitespace.
@@ -213,7 +217,7 @@ struct JSONReader {
             if digits() == 0 { throw FilterError("a number needs digits in its exponent", offset: start) }
         }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
-        if isInteger {
+        if isInteger, !wideIntegersAsDoubles || Int64(text) != nil {
             guard let i = Int64(text) else { throw FilterError("the integer \(text) is outside the 64-bit range", offset: start) }
             return JSONNode(kind: .int(i), offset: start)
         }

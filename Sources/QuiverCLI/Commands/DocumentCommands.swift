@@ -30,14 +30,8 @@ func readDocuments(from source: String?) throws -> InputDocuments {
             let line = bytes[..<offset].reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
             throw CLIError("\(name), line \(line): invalid UTF-8 at byte \(offset + 1) of the input (0x\(String(bytes[offset], radix: 16, uppercase: true)))")
         }
-        guard let array = try? JSONSerialization.jsonObject(with: data) as? [Any] else { throw CLIError("\(name): not a valid JSON array") }
-        for (i, element) in array.enumerated() {
-            do {
-                let json = try JSONSerialization.data(withJSONObject: element, options: [.fragmentsAllowed])
-                input.documents.append(try Document(json: json))
-            } catch let e as QuiverError {
-                throw CLIError("\(name), document \(i + 1): \(e.description)")
-            }
+        do { input.documents = try Document.documents(jsonArray: data) } catch let e as QuiverError {
+            throw CLIError("\(name), \(e.description)")
         }
         input.lines = Array(repeating: 1, count: input.documents.count)
         return input
