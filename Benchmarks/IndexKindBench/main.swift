@@ -5,6 +5,9 @@
 //
 // Usage: swift run -c release IndexKindBench [--data Benchmarks/data] [--base wordnet] [--metric cosine]
 //          [--kinds hnsw,ivfpq,flat] [--queries 1000] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]
+//          [--segment-size N] [--max-segment-vectors N]
+// `--segment-size` and `--max-segment-vectors` set the collection's IndexSettings of those names: small
+// values leave several sealed segments after compaction, for timing a search over many segments.
 // The data comes from tools/build-wordnet-data (bigann10k: --data ../shared/data/bigann10k --base bigann10k --metric l2).
 import Foundation
 import Quiver
@@ -13,7 +16,7 @@ import BenchmarkSupport
 
 let options = BenchmarkArguments()
 if options.flag("--help") {
-    print("usage: IndexKindBench [--data DIR] [--base NAME] [--metric cosine|l2|dot] [--kinds hnsw,ivfpq,flat] [--queries N] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]")
+    print("usage: IndexKindBench [--data DIR] [--base NAME] [--metric cosine|l2|dot] [--kinds hnsw,ivfpq,flat] [--queries N] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR] [--segment-size N] [--max-segment-vectors N]")
     exit(0)
 }
 let data = options.string("--data", "Benchmarks/data")
@@ -23,7 +26,8 @@ let kinds = options.string("--kinds", "hnsw,ivfpq,flat").split(separator: ",").m
 let root = options.string("--dir", NSTemporaryDirectory() + "quiver-indexkindbench")
 let nprobes = options.ints("--nprobe", [8, 16, 32, 64])
 
-let baseFile = "\(data)/\(name).fvecs"
+// `NAME.fvecs`, or `NAME_base.fvecs` as the bigann10k files are named.
+let baseFile = FileManager.default.fileExists(atPath: "\(data)/\(name).fvecs") ? "\(data)/\(name).fvecs" : "\(data)/\(name)_base.fvecs"
 let queries = try BenchmarkFiles.fvecs("\(data)/\(name)_query.fvecs")
 let truth = try BenchmarkFiles.ivecs("\(data)/\(name)_groundtruth.ivecs")
 let queryCount = min(options.int("--queries", 1_000), queries.rows, truth.count)
@@ -45,6 +49,8 @@ for label in kinds {
     try? FileManager.default.removeItem(atPath: dir)
     var settings = IndexSettings(kind: kind)
     if let b = options.value("--pq-bytes").flatMap({ Int($0) }) { settings.pqBytes = b }
+    if let n = options.value("--segment-size").flatMap({ Int($0) }) { settings.segmentSize = n }
+    if let n = options.value("--max-segment-vectors").flatMap({ Int($0) }) { settings.maxSegmentVectors = n }
     var db = try Database(path: dir, options: DatabaseOptions(durability: .relaxed(milliseconds: 200)))
     let c = try db.createCollection("bench", dimension: queries.dimension, metric: metric,
                                     options: CollectionOptions(index: settings, fullText: nil))
