@@ -127,11 +127,11 @@ extension Collection {
         if let e = options.efSearch, !(1...(1 << 20)).contains(e) { throw QuiverError.invalidArgument("efSearch must be between 1 and 1048576, not \(e)") }
         let allow = allowed.map { AllowFilter.bitset($0) }
         let settings = info.indexSettings
-        let parameters = SegmentSearchParameters(efSearch: options.efSearch ?? settings.efSearch, nprobe: options.nprobe ?? settings.nprobe,
-                                                 rerank: options.rerank ?? settings.rerank,
-                                                 allowedShare: allowed == nil ? nil : Double(allowedCount) / Double(max(documents, 1)))
+        let (efSearch, nprobe, rerank) = (options.efSearch ?? settings.efSearch, options.nprobe ?? settings.nprobe, options.rerank ?? settings.rerank)
+        let parameters = SearchParameters(allow: allow, efSearch: efSearch, nprobe: nprobe, rerank: rerank,
+                                          allowedShare: allowed == nil ? nil : Double(allowedCount) / Double(max(documents, 1)))
         // A few more than k: a row deleted between the index search and the snapshot below is skipped.
-        let hits = try wrapIndex { try segments.search(vector, k: k + 8, parameters: parameters, allow: allow) }
+        let hits = try wrapIndex { try segments.search(vector, k: k + 8, parameters: parameters) }
         return try database.readTransaction { txn in
             try checkExists(txn)
             var out: [SearchResult] = []
@@ -140,7 +140,7 @@ extension Collection {
             }
             var reason = "no filter"
             if let allowed {
-                let choices = segments.filteredStrategies(allowed: allowed, k: k + 8, efSearch: parameters.efSearch)
+                let choices = segments.filteredStrategies(allowed: allowed, k: k + 8, efSearch: efSearch)
                 let counts = FilteredSearch.allCases.compactMap { s -> String? in
                     let n = choices.filter { $0 == s }.count
                     return n == 0 ? nil : "\(s.rawValue) in \(n)"
@@ -150,9 +150,9 @@ extension Collection {
             }
             let lists = segments.ivfListCounts()
             if let nlist = lists.max() {
-                reason += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist)) of \(nlist) lists"
-                    + (allowed == nil ? "" : " (nprobe \(parameters.nprobe) widened by the allowed share)")
-                    + " and re-rank \(max(parameters.rerank, k + 8)) candidates"
+                reason += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist, default: nprobe)) of \(nlist) lists"
+                    + (allowed == nil ? "" : " (nprobe \(nprobe) widened by the allowed share)")
+                    + " and re-rank \(max(rerank, k + 8)) candidates"
             }
             return (out, plan(allowed == nil ? "segments" : "segments with an allow-filter", reason, out.count))
         }

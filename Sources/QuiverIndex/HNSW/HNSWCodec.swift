@@ -102,6 +102,7 @@ public enum HNSWCodec {
     /// Writes the encoding of `index` through `write`, in file order, in a few large chunks (the
     /// sections are written straight from the index's memory). Not concurrent with `add`/`markDeleted`.
     public static func encode(_ index: HNSWIndex, to write: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        CodecCalls.encoded()
         let count = index.count
         // Layout cannot overflow: the index holds these bytes in memory already.
         let l = layout(count: count, elementSize: index.elementSize, upperWords: index.upperWords)!
@@ -172,6 +173,7 @@ public enum HNSWCodec {
     /// Throws `IndexError` (`.corrupt`, `.unsupportedVersion`) on any input that breaks the rules of
     /// this file's format description.
     public static func decode(_ bytes: UnsafeRawBufferPointer, inPlace owner: AnyObject?, verify: Verification = .full) throws -> HNSWIndex {
+        CodecCalls.decoded()
         guard bytes.count >= headerSize, let base = bytes.baseAddress else {
             throw IndexError(.corrupt, "input of \(bytes.count) bytes is shorter than the \(headerSize)-byte header", offset: bytes.count)
         }

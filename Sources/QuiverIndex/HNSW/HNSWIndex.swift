@@ -418,14 +418,17 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: - Search
 
-    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
+    /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`; the IVF-PQ fields are ignored.
+    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
+        try parameters.validate()
         let ctx = contexts.take()
         defer { contexts.give(ctx) }
-        return try search(query, k: k, ef: nil, allow: allow, context: ctx)
+        return try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)
     }
 
-    public func search(_ queries: Matrix, k: Int, allow: AllowFilter?) throws -> [[Neighbor]] {
-        try search(queries, k: k, ef: nil, allow: allow)
+    public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
+        try parameters.validate()
+        return try search(queries, k: k, ef: parameters.efSearch, allow: parameters.allow)
     }
 
     /// Batched search with an explicit list size (`nil` = `efSearch`): queries run in parallel, one

@@ -97,6 +97,7 @@ public enum IVFPQCodec {
     /// Writes the encoding of `index` through `write`, in file order. Throws
     /// `IndexError(.invalidParameter)` for an untrained index, and rethrows the sink's errors.
     public static func encode(_ index: IVFPQIndex, to write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        CodecCalls.encoded()
         guard let pq = index.pq else { throw IndexError(.invalidParameter, "an untrained IVF-PQ index cannot be encoded") }
         let d = index.dimension, nl = index.nlist, m = pq.subspaces
         let tomb = index.deleted.sorted()
@@ -180,6 +181,7 @@ public enum IVFPQCodec {
     /// buffer is not referenced after the call. The loaded index has no `vectorSource`. Throws
     /// `IndexError` (`.corrupt`, `.unsupportedVersion`) on any input that breaks this file's rules.
     public static func decode(_ bytes: UnsafeRawBufferPointer, verify: Verification = .full) throws -> IVFPQIndex {
+        CodecCalls.decoded()
         guard bytes.count >= headerSize, let base = bytes.baseAddress else {
             throw IndexError(.corrupt, "input of \(bytes.count) bytes is shorter than the \(headerSize)-byte header", offset: bytes.count)
         }
