@@ -128,20 +128,22 @@ final class CollectionSegments: @unchecked Sendable {
 
     // MARK: - Load
 
-    /// At load, before any search: installs the sealed segments read from their files (with
-    /// `live`, the live rows up to the sealed mark: rows deleted since a segment was sealed are
-    /// tombstoned in it) and the exact stand-ins of unusable files (built from those rows by
-    /// `standIns`, which is handed the usable segments).
-    func install(loaded: [SealedSegment], live: Set<UInt64>,
-                 standIns: ([SealedSegment]) throws -> [SealedSegment]) rethrows {
-        try lock.write {
+    /// At load, before any search: installs the sealed segments read from their files; with
+    /// `live`, the live rows up to the sealed mark, rows deleted since a segment was sealed are
+    /// tombstoned in it.
+    func install(loaded: [SealedSegment], live: Set<UInt64>) {
+        lock.write {
             for s in loaded { s.tombstone { live.contains(UInt64($0)) } }
             sealed = loaded
-            let extra = try standIns(loaded)
-            if !extra.isEmpty {
-                sealed += extra
-                sealed.sort { $0.record.minRow < $1.record.minRow }
-            }
+        }
+    }
+
+    /// At load, after `install`: adds the exact stand-ins of the segment files that could not be used.
+    func install(standIns: [SealedSegment]) {
+        guard !standIns.isEmpty else { return }
+        lock.write {
+            sealed += standIns
+            sealed.sort { $0.record.minRow < $1.record.minRow }
         }
     }
 

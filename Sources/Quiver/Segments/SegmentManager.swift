@@ -112,17 +112,17 @@ final class SegmentManager: @unchecked Sendable {
             // Live rows are exactly those in `rows`: rows deleted since their segment was sealed are
             // tombstoned in it.
             let live = try store.liveRows(c, through: state.sealedThrough, txn: txn)
-            try segs.install(loaded: usable, live: live) { usable in
-                // Stand-ins for the unusable files: the live sealed rows of each one's row range that
-                // no usable segment holds (merged segments' ranges can overlap others').
-                var claimed = Set<UInt64>()
-                return try unusable.map { record, reason in
-                    let rows = live.filter { row in row >= record.minRow && row <= record.maxRow && !claimed.contains(row)
-                        && !usable.contains(where: { $0.holds(row) }) }.sorted()
-                    claimed.formUnion(rows)
-                    return try store.standIn(segs, record: record, reason: reason, rows: rows, txn: txn)
-                }
-            }
+            segs.install(loaded: usable, live: live)
+            // Stand-ins for the unusable files: the live sealed rows of each one's row range that no
+            // usable segment holds (merged segments' ranges can overlap others'). `usable` is read
+            // without the lock: nothing else sees these segments before the load returns.
+            var claimed = Set<UInt64>()
+            segs.install(standIns: try unusable.map { record, reason in
+                let rows = live.filter { row in row >= record.minRow && row <= record.maxRow && !claimed.contains(row)
+                    && !usable.contains(where: { $0.holds(row) }) }.sorted()
+                claimed.formUnion(rows)
+                return try store.standIn(segs, record: record, reason: reason, rows: rows, txn: txn)
+            })
         }
         // The mutable segment: every row past the sealed mark, from LMDB.
         let (rows, vectors) = try store.readRows(segs, .range(after: state.sealedThrough, through: .max), skipDamaged: true)

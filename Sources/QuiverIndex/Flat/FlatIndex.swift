@@ -131,24 +131,8 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
     }
 
     public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
-        guard queries.dimension == dimension else {
-            throw IndexError(.dimensionMismatch, "queries of \(queries.dimension) components in a \(dimension)-d index")
-        }
-        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
         try parameters.validate()
-        let allow = parameters.allow
-        let n = queries.rows
-        var out = [[Neighbor]](repeating: [], count: n)
-        out.withUnsafeMutableBufferPointer { results in
-            let results = UncheckedSendable(results)
-            queries.storage.withUnsafeBufferPointer { q in
-                let q = UncheckedSendable(q)
-                ParallelFor.run(n) { i in
-                    results.value[i] = self.scan(q.value.baseAddress! + i * self.dimension, k: k, allow: allow)
-                }
-            }
-        }
-        return out
+        return try searchEachRow(queries, k: k) { scan($0.baseAddress!, k: k, allow: parameters.allow) }
     }
 
     private func scan(_ rawQuery: UnsafePointer<Float>, k: Int, allow: AllowFilter?) -> [Neighbor] {

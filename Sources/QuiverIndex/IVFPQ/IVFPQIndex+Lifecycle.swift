@@ -1,7 +1,7 @@
 import QuiverCore
 
-/// What the segment lifecycle needs of an IVF-PQ index beyond `VectorIndex`: walking its ids, a new
-/// empty index on the same trained codebook (so that segments share a collection's codebook and a
+/// What the segment lifecycle needs of an IVF-PQ index: walking its ids and a copy (`VectorIndex`), a
+/// new empty index on the same trained codebook (so that segments share a collection's codebook and a
 /// merge needs no training), and a measure of how well a codebook still fits new vectors.
 extension IVFPQIndex {
     /// Calls `body` with every stored id and whether it is tombstoned, list by list. Not concurrent
