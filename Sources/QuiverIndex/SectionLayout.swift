@@ -63,7 +63,9 @@ struct SectionLayout {
 struct CodecHeader {
     let base: UnsafeRawPointer
 
+    /// The header of an input being decoded (counted as one decode: `CodecCalls`).
     init(_ bytes: UnsafeRawBufferPointer, size: Int, magic: [UInt8], version: UInt32, what: String) throws {
+        CodecCalls.decoded()
         guard bytes.count >= size, let base = bytes.baseAddress else {
             throw IndexError(.corrupt, "input of \(bytes.count) bytes is shorter than the \(size)-byte header", offset: bytes.count)
         }

@@ -96,6 +96,18 @@ extension VectorIndex {
     }
 }
 
+/// The id check of `add` for a kind that keeps no id map while the ids are exactly the insertion
+/// order (0..<count): whether the new `ids` keep it so (`dense`: the index is dense now, its `count`
+/// vectors), else throws `IndexError(.duplicateId)` for an id already `stored` or repeated in `ids`.
+func continuesDenseIDs(_ ids: [Int64], dense: Bool, count: Int, stored: (Int64) -> Bool) throws -> Bool {
+    if dense && ids.enumerated().allSatisfy({ $0.element == Int64(count + $0.offset) }) { return true }
+    var seen = Set<Int64>(minimumCapacity: ids.count)
+    for id in ids where stored(id) || !seen.insert(id).inserted {
+        throw IndexError(.duplicateId, "id \(id) is already in the index or repeated in the batch")
+    }
+    return false
+}
+
 /// How one search runs: which ids it may return, and the knobs of each index kind (FAISS's
 /// `SearchParameters` and its per-kind subclasses in one value). A kind reads its own fields and
 /// ignores the others'; a field left nil takes the index's default. A Sendable value.

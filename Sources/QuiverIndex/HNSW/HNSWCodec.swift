@@ -173,7 +173,6 @@ public enum HNSWCodec {
     /// Throws `IndexError` (`.corrupt`, `.unsupportedVersion`) on any input that breaks the rules of
     /// this file's format description.
     public static func decode(_ bytes: UnsafeRawBufferPointer, inPlace owner: AnyObject?, verify: Verification = .full) throws -> HNSWIndex {
-        CodecCalls.decoded()
         let header = try CodecHeader(bytes, size: headerSize, magic: magic, version: Self.version, what: "an HNSW graph")
         let base = header.base
         func u32(_ o: Int) -> UInt32 { header.u32(o) }

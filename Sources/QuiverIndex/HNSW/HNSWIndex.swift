@@ -244,19 +244,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             throw IndexError(.capacityExceeded, "\(count) + \(n) vectors exceed the \(Self.maxCount) an HNSW index can hold")
         }
         // Ids: stay in the map-free dense mode while every id equals its slot.
-        var dense = slotOf == nil
-        if dense {
-            for (i, id) in ids.enumerated() where id != Int64(count + i) {
-                dense = false
-                break
-            }
-        }
-        if !dense {
-            var seen = Set<Int64>(minimumCapacity: n)
-            for id in ids where slot(of: id) != nil || !seen.insert(id).inserted {
-                throw IndexError(.duplicateId, "id \(id) is already in the index or repeated in the batch")
-            }
-        }
+        let dense = try continuesDenseIDs(ids, dense: slotOf == nil, count: count) { slot(of: $0) != nil }
 
         // Levels first: they fix how many upper-layer words the batch needs.
         let mL = 1 / log(Double(m))

@@ -181,7 +181,6 @@ public enum IVFPQCodec {
     /// buffer is not referenced after the call. The loaded index has no `vectorSource`. Throws
     /// `IndexError` (`.corrupt`, `.unsupportedVersion`) on any input that breaks this file's rules.
     public static func decode(_ bytes: UnsafeRawBufferPointer, verify: Verification = .full) throws -> IVFPQIndex {
-        CodecCalls.decoded()
         let header = try CodecHeader(bytes, size: headerSize, magic: magic, version: Self.version, what: "an IVF-PQ index")
         let base = header.base
         func u32(_ o: Int) -> UInt32 { header.u32(o) }

@@ -315,19 +315,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         guard let pq else { throw IndexError(.invalidParameter, "train the index before adding vectors") }
         let n = batch.rows
         if n == 0 { return }
-        var dense = idSet == nil
-        if dense {
-            for (i, id) in ids.enumerated() where id != Int64(count + i) {
-                dense = false
-                break
-            }
-        }
-        if !dense {
-            var seen = Set<Int64>(minimumCapacity: n)
-            for id in ids where isStored(id) || !seen.insert(id).inserted {
-                throw IndexError(.duplicateId, "id \(id) is already in the index or repeated in the batch")
-            }
-        }
+        let dense = try continuesDenseIDs(ids, dense: idSet == nil, count: count, stored: isStored)
         let d = dimension, m = pq.subspaces
         var residuals = batch.storage
         if metric.normalizes { Self.normalizeRows(&residuals, d) }
