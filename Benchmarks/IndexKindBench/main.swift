@@ -5,6 +5,12 @@
 //
 // Usage: swift run -c release IndexKindBench [--data Benchmarks/data] [--base wordnet] [--metric cosine]
 //          [--kinds hnsw,ivfpq,flat] [--queries 1000] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]
+//          [--segment-size N] [--max-segment-vectors N] [--import-batch N] [--repeat R]
+// `--segment-size` and `--max-segment-vectors` set the collection's IndexSettings of those names: small
+// values leave several sealed segments after compaction, for timing a search over many segments
+// (with `--import-batch` at most `--segment-size`: a seal takes every row written before it).
+// `--repeat R` runs the query set R times for the timings (recall from the first pass): bigann10k has
+// only 100 queries.
 // The data comes from tools/build-wordnet-data (bigann10k: --data ../shared/data/bigann10k --base bigann10k --metric l2).
 import Foundation
 import Quiver
@@ -13,7 +19,7 @@ import BenchmarkSupport
 
 let options = BenchmarkArguments()
 if options.flag("--help") {
-    print("usage: IndexKindBench [--data DIR] [--base NAME] [--metric cosine|l2|dot] [--kinds hnsw,ivfpq,flat] [--queries N] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR]")
+    print("usage: IndexKindBench [--data DIR] [--base NAME] [--metric cosine|l2|dot] [--kinds hnsw,ivfpq,flat] [--queries N] [--nprobe 8,16,32,64] [--pq-bytes N] [--dir DIR] [--segment-size N] [--max-segment-vectors N] [--import-batch N] [--repeat R]")
     exit(0)
 }
 let data = options.string("--data", "Benchmarks/data")
@@ -23,19 +29,27 @@ let kinds = options.string("--kinds", "hnsw,ivfpq,flat").split(separator: ",").m
 let root = options.string("--dir", NSTemporaryDirectory() + "quiver-indexkindbench")
 let nprobes = options.ints("--nprobe", [8, 16, 32, 64])
 
-let baseFile = "\(data)/\(name).fvecs"
+// `NAME.fvecs`, or `NAME_base.fvecs` as the bigann10k files are named.
+let baseFile = FileManager.default.fileExists(atPath: "\(data)/\(name).fvecs") ? "\(data)/\(name).fvecs" : "\(data)/\(name)_base.fvecs"
 let queries = try BenchmarkFiles.fvecs("\(data)/\(name)_query.fvecs")
 let truth = try BenchmarkFiles.ivecs("\(data)/\(name)_groundtruth.ivecs")
 let queryCount = min(options.int("--queries", 1_000), queries.rows, truth.count)
 print("IndexKindBench: \(baseFile), \(queryCount) queries, metric \(metric.rawValue), k 10")
 
 /// Runs the queries single-threaded; returns queries per second (wall and by CPU time) and recall@10.
+let repeats = max(1, options.int("--repeat", 1))
 func run(_ c: Collection, _ count: Int, _ options: SearchOptions) throws -> (qps: Double, cpuQPS: Double, recall: Double) {
     var found: [[Int]] = []
     let timed = try measure {
-        for i in 0..<count { found.append(try c.search(vector: Array(queries[row: i]), k: 10, options: options).compactMap { Int($0.id) }) }
+        for pass in 0..<repeats {
+            for i in 0..<count {
+                let hits = try c.search(vector: Array(queries[row: i]), k: 10, options: options).compactMap { Int($0.id) }
+                if pass == 0 { found.append(hits) }
+            }
+        }
     }
-    return (Double(count) / timed.wall, Double(count) / timed.cpu, recall(found, truth: truth, k: 10))
+    let searches = Double(count * repeats)
+    return (searches / timed.wall, searches / timed.cpu, recall(found, truth: truth, k: 10))
 }
 
 var rows: [[String]] = []
@@ -45,11 +59,13 @@ for label in kinds {
     try? FileManager.default.removeItem(atPath: dir)
     var settings = IndexSettings(kind: kind)
     if let b = options.value("--pq-bytes").flatMap({ Int($0) }) { settings.pqBytes = b }
+    if let n = options.value("--segment-size").flatMap({ Int($0) }) { settings.segmentSize = n }
+    if let n = options.value("--max-segment-vectors").flatMap({ Int($0) }) { settings.maxSegmentVectors = n }
     var db = try Database(path: dir, options: DatabaseOptions(durability: .relaxed(milliseconds: 200)))
     let c = try db.createCollection("bench", dimension: queries.dimension, metric: metric,
                                     options: CollectionOptions(index: settings, fullText: nil))
     var importOptions = ImportOptions()
-    importOptions.batchSize = 5_000
+    importOptions.batchSize = options.int("--import-batch", 5_000)
     let load = try measure {
         _ = try c.importFile(baseFile, options: importOptions)
         try db.compact("bench")

@@ -1,4 +1,5 @@
 import Dispatch
+import QuiverCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -15,6 +16,31 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 /// The number of online processors (the build and batch-search parallelism).
 func onlineProcessorCount() -> Int {
     max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+}
+
+extension VectorIndex {
+    /// The batched search of a kind whose queries are independent: checks the queries' dimension
+    /// and k (throwing `IndexError`), then answers row i with `one(row i)`, rows in parallel on
+    /// every core. `one` must be safe to call from several threads at once.
+    func searchEachRow(_ queries: Matrix, k: Int, _ one: (UnsafeBufferPointer<Float>) -> [Neighbor]) throws -> [[Neighbor]] {
+        guard queries.dimension == dimension else {
+            throw IndexError(.dimensionMismatch, "queries of \(queries.dimension) components in a \(dimension)-d index")
+        }
+        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
+        let n = queries.rows, d = dimension
+        var out = [[Neighbor]](repeating: [], count: n)
+        // Workers write disjoint elements of `out` and only read `queries`.
+        out.withUnsafeMutableBufferPointer { results in
+            let results = UncheckedSendable(results)
+            queries.storage.withUnsafeBufferPointer { q in
+                let q = UncheckedSendable(q)
+                ParallelFor.run(n) { i in
+                    results.value[i] = one(UnsafeBufferPointer(start: q.value.baseAddress! + i * d, count: d))
+                }
+            }
+        }
+        return out
+    }
 }
 
 enum ParallelFor {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import QuiverCore
+import QuiverIndex
 import QuiverTestSupport
 import QuiverStorage
 @testable import Quiver
@@ -106,6 +107,50 @@ struct SegmentTests {
         try db.compact("s")
         let after = try db.stats().collections[0].index!
         #expect(after.sealedVectors == 80 && after.deletedVectors == 0)
+    }
+
+    /// A merge adds the smaller segments' rows to a copy of the largest segment made in memory
+    /// (`VectorIndex.copy`), not to one encoded and decoded again: every step of a compaction (a seal,
+    /// a merge) encodes exactly the one file it writes and decodes exactly that file's mapping, where
+    /// a copy through the codec cost one more encode and decode of the largest segment per merge.
+    @Test(arguments: [IndexKind.hnsw, .ivfpq])
+    func aMergeCopiesTheLargestSegmentWithoutTheCodec(kind: IndexKind) throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path)
+        let settings = IndexSettings(kind: kind, segmentSize: 1_200, maxSegmentVectors: 100_000, nlist: 8, pqBytes: 4)
+        let c = try db.createCollection("m", dimension: 8, metric: .l2, options: CollectionOptions(index: settings))
+        var rng = SplitMix64(state: 14)
+        try c.insert((0..<1_200).map { Document(id: "a\($0)", vector: randomVector(8, &rng)) })
+        db.waitForMaintenance()
+        try c.insert((0..<500).map { Document(id: "b\($0)", vector: randomVector(8, &rng)) })
+        #expect(try db.stats().collections[0].index!.sealedSegments == 1)
+        let before = try #require(db.segments.segments(1)?.sealedSnapshot.first)
+        try #require(before.index.kind == kind, "the first segment is \(before.index.kind.rawValue)")
+
+        final class Steps: @unchecked Sendable {
+            let lock = NSLock()
+            var messages: [String] = []
+            func add(_ m: String) { lock.lock(); messages.append(m); lock.unlock() }
+        }
+        let steps = Steps()
+        let calls = CodecCalls()
+        try CodecCalls.$current.withValue(calls) {
+            try db.compact("m") { steps.add($0.message) }
+        }
+        // The compaction sealed the 500 new rows, then merged that segment into the first one.
+        let files = steps.messages.filter { $0.hasPrefix("sealing") || $0.hasPrefix("merging") }
+        #expect(files.count == 2 && steps.messages.contains { $0.hasPrefix("merging 1 segment(s) (500 vectors)") }, "\(steps.messages)")
+        #expect(calls.encodes == files.count, "one encode per file written, none of the copied segment")
+        #expect(calls.decodes == files.count, "one decode per file written (its mapping), none of the copied segment")
+        let after = try db.stats().collections[0].index!
+        #expect(after.sealedSegments == 1 && after.sealedVectors == 1_700)
+        // The merged segment answers as the exact scan does (every list probed, every candidate re-ranked).
+        for _ in 0..<5 {
+            let q = randomVector(8, &rng)
+            let options = SearchOptions(efSearch: 2_000, nprobe: 8, rerank: 2_000)
+            #expect(try c.search(vector: q, k: 10, options: options).map(\.id) == c.search(vector: q, k: 10, options: SearchOptions(exact: true)).map(\.id))
+        }
+        #expect(try db.verify().ok)
     }
 
     @Test func orphanSegmentFilesAreRemovedAtOpen() throws {

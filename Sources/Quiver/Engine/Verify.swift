@@ -265,7 +265,7 @@ extension Database {
         for (record, mapping) in zip(records, mappings) {
             let path = segments.directory(c) + "/" + record.fileName
             do {
-                let index = try SegmentManager.readSegment(mapping.get(), kind: record.kind)
+                let index = try SegmentStore.readSegment(mapping.get(), kind: record.kind)
                 if index.count != Int(record.vectors) { problem("segment file \(path) holds \(index.count) vectors; the manifest says \(record.vectors)") }
                 report.segmentFiles += 1
                 files.append((record, index))

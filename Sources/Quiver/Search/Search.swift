@@ -73,7 +73,7 @@ struct VectorSearchPlan {
         /// (`SearchOptions.exact`), or no document is allowed (then there is nothing to scan).
         case exact(asked: Bool)
         /// A search of the collection's segments, the allowed rows going to each as a bitset.
-        case segments(CollectionSegments, SegmentSearchParameters)
+        case segments(CollectionSegments, SearchParameters)
     }
 
     /// Hits asked of the segments beyond k: a row deleted between the index search and the snapshot
@@ -159,9 +159,10 @@ extension Collection {
         if let r = options.rerank, !(0...(1 << 24)).contains(r) { throw QuiverError.invalidArgument("rerank must be between 0 and 16777216, not \(r)") }
         if let e = options.efSearch, !(1...(1 << 20)).contains(e) { throw QuiverError.invalidArgument("efSearch must be between 1 and 1048576, not \(e)") }
         let settings = info.indexSettings
-        let parameters = SegmentSearchParameters(efSearch: options.efSearch ?? settings.efSearch, nprobe: options.nprobe ?? settings.nprobe,
-                                                 rerank: options.rerank ?? settings.rerank,
-                                                 allowedShare: allowed == nil ? nil : Double(allowedCount) / Double(max(documents, 1)))
+        let parameters = SearchParameters(allow: allowed.map { AllowFilter.bitset($0.set) },
+                                          efSearch: options.efSearch ?? settings.efSearch, nprobe: options.nprobe ?? settings.nprobe,
+                                          rerank: options.rerank ?? settings.rerank,
+                                          allowedShare: allowed == nil ? nil : Double(allowedCount) / Double(max(documents, 1)))
         return planned(.segments(segments, parameters))
     }
 
@@ -171,8 +172,7 @@ extension Collection {
         case .exact:
             return plan.allowedCount == 0 ? [] : try exactSearch(vector, k: plan.k, allowed: plan.allowed?.set, options: options)
         case .segments(let segments, let parameters):
-            let allow = plan.allowed.map { AllowFilter.bitset($0.set) }
-            let hits = try wrapIndex { try segments.search(vector, k: plan.segmentK, parameters: parameters, allow: allow) }
+            let hits = try wrapIndex { try segments.search(vector, k: plan.segmentK, parameters: parameters) }
             return try database.readTransaction { txn in
                 try checkExists(txn)
                 var out: [SearchResult] = []
@@ -197,7 +197,7 @@ extension Collection {
             strategy = plan.allowed == nil ? "segments" : "segments with an allow-filter"
             var why = "no filter"
             if let allowed = plan.allowed {
-                let choices = segments.filteredStrategies(allowed: allowed.set, k: plan.segmentK, efSearch: parameters.efSearch)
+                let choices = segments.filteredStrategies(allowed: allowed.set, k: plan.segmentK, efSearch: parameters.efSearch ?? info.indexSettings.efSearch)
                 let counts = FilteredSearch.allCases.compactMap { s -> String? in
                     let n = choices.filter { $0 == s }.count
                     return n == 0 ? nil : "\(s.rawValue) in \(n)"
@@ -207,9 +207,11 @@ extension Collection {
             }
             let lists = segments.ivfListCounts()
             if let nlist = lists.max() {
-                why += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist)) of \(nlist) lists"
-                    + (plan.allowed == nil ? "" : " (nprobe \(parameters.nprobe) widened by the allowed share)")
-                    + " and re-rank \(max(parameters.rerank, plan.segmentK)) candidates"
+                let settings = info.indexSettings
+                let nprobe = parameters.nprobe ?? settings.nprobe
+                why += "; \(lists.count) IVF-PQ segment(s) probe \(parameters.probes(nlist: nlist, default: nprobe)) of \(nlist) lists"
+                    + (plan.allowed == nil ? "" : " (nprobe \(nprobe) widened by the allowed share)")
+                    + " and re-rank \(max(parameters.rerank ?? settings.rerank, plan.segmentK)) candidates"
             }
             reason = why
         }

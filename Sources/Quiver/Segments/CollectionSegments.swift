@@ -4,7 +4,7 @@ import QuiverStorage
 import Synchronization
 
 /// A sealed segment in memory: its manifest record and its index (an HNSW graph mapped from its
-/// file, or an IVF-PQ index read from it).
+/// file, an IVF-PQ index read from it, or an exact stand-in while its file cannot be used).
 final class SealedSegment: @unchecked Sendable {
     // @unchecked: `index` follows VectorIndex's rules (searches concurrent, markDeleted exclusive),
     // which the owning CollectionSegments' lock enforces.
@@ -22,17 +22,32 @@ final class SealedSegment: @unchecked Sendable {
     }
 
     func holds(_ row: UInt64) -> Bool { row >= record.minRow && row <= record.maxRow && index.contains(Int64(row)) }
+
+    /// Tombstones every live id of this segment that `keep` rejects: "what the other set lacks",
+    /// when a segment built from a snapshot of rows takes the place of the rows' current holders.
+    /// Exclusive (under the owner's write lock, or before the segment is installed).
+    func tombstone(unless keep: (Int64) -> Bool) {
+        var dead: [Int64] = []
+        index.forEachID { id, deleted in if !deleted && !keep(id) { dead.append(id) } }
+        for id in dead { index.markDeleted(id) }
+    }
 }
 
 /// The in-memory index state of one collection: the mutable segment (an exact `FlatIndex` of the
 /// rows written since the last seal; every row under the `flat` index kind), the segment being
-/// sealed (frozen, still searched), and the sealed segments (HNSW or IVF-PQ).
+/// sealed (frozen, still searched), and the sealed segments (HNSW or IVF-PQ, or exact stand-ins
+/// for damaged files).
 ///
 /// Invariant: every live row of the collection is in exactly one of `mutable`, `frozen` and
-/// `sealed`, and not tombstoned there; a deleted row is in none of them or tombstoned where it is.
+/// `sealed`, and not tombstoned there; a deleted row is in none of them or tombstoned where it is;
+/// `sealed` is ordered by least row id; every row id <= `sealedThrough` is sealed (or deleted).
+/// Only this type's methods change that state (the segment manager decides when, the segment
+/// store does the I/O): `apply` (committed writes), `freeze` / `installSeal` / `thaw` (a seal),
+/// `replace` (a merge, a rewrite or a rebuild), `install` (the load), `rewriteMutable` (flat).
 ///
 /// Thread-safety: `lock` is held for reading by searches and for writing by every change (rows
-/// added or removed, a seal or a merge swapping segments in), as `VectorIndex` requires.
+/// added or removed, a seal or a merge swapping segments in), as `VectorIndex` requires. No
+/// method holds it across I/O.
 final class CollectionSegments: @unchecked Sendable {
     let number: UInt32
     let name: String
@@ -42,15 +57,15 @@ final class CollectionSegments: @unchecked Sendable {
     let directory: String
     let lock = ReadWriteLock()
 
-    var mutable: FlatIndex
-    var frozen: FlatIndex?
-    var sealed: [SealedSegment] = []
+    private(set) var mutable: FlatIndex
+    private(set) var frozen: FlatIndex?
+    private(set) var sealed: [SealedSegment] = []
     /// Every row id <= this is in a sealed segment (or deleted); the mutable segment holds rows above it.
-    var sealedThrough: UInt64
+    private(set) var sealedThrough: UInt64
     /// The greatest row id ever added here.
-    var maxRow: UInt64
+    private(set) var maxRow: UInt64
     /// Set while a seal of this collection is queued or running.
-    var sealPending = false
+    private var sealPending = false
     /// Counts the committed changes to the collection's rows (for caches keyed by the state).
     private let generationCounter = Atomic<UInt64>(0)
     var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
@@ -67,16 +82,32 @@ final class CollectionSegments: @unchecked Sendable {
         maxRow = sealedThrough
     }
 
+    // MARK: - Reading the state
+
     /// Live vectors over every segment.
     var liveVectors: Int {
         lock.read { mutable.liveCount + (frozen?.liveCount ?? 0) + sealed.reduce(0) { $0 + $1.index.liveCount } }
     }
 
+    /// The sealed segments now (a snapshot: a merge planned on it replaces segments only if they
+    /// are still there, see `replace`).
+    var sealedSnapshot: [SealedSegment] { lock.read { sealed } }
+
+    /// The stored and live vectors of the mutable segment.
+    var mutableCounts: (count: Int, live: Int) { lock.read { (mutable.count, mutable.liveCount) } }
+
+    /// The live row ids of `segments`, segment by segment in each one's `forEachID` order.
+    func liveRows(of segments: [SealedSegment]) -> [UInt64] {
+        lock.read { segments.flatMap { $0.index.any.liveIDs.map { UInt64($0) } } }
+    }
+
+    // MARK: - Committed writes
+
     /// Applies rows written and removed by one committed transaction.
     func apply(added rows: [UInt64], vectors: Matrix?, removed: [UInt64]) throws {
         generationCounter.add(1, ordering: .releasing)
         try lock.write {
-            for row in removed { removeLocked(row) }
+            for row in removed { remove(row) }
             if let v = vectors, !rows.isEmpty {
                 try mutable.add(v, ids: rows.map { Int64($0) })
                 maxRow = max(maxRow, rows.max()!)
@@ -85,7 +116,7 @@ final class CollectionSegments: @unchecked Sendable {
     }
 
     /// With the lock held for writing: tombstones `row` wherever it lives.
-    func removeLocked(_ row: UInt64) {
+    private func remove(_ row: UInt64) {
         let id = Int64(row)
         if mutable.markDeleted(id) { return }
         if let f = frozen, f.markDeleted(id) { return }
@@ -95,30 +126,130 @@ final class CollectionSegments: @unchecked Sendable {
         }
     }
 
-    /// The `k` nearest live rows to `query` over every segment, closest first.
-    func search(_ query: [Float], k: Int, parameters p: SegmentSearchParameters, allow: AllowFilter? = nil) throws -> [Neighbor] {
-        try lock.read {
+    // MARK: - Load
+
+    /// At load, before any search: installs the sealed segments read from their files; with
+    /// `live`, the live rows up to the sealed mark, rows deleted since a segment was sealed are
+    /// tombstoned in it.
+    func install(loaded: [SealedSegment], live: Set<UInt64>) {
+        lock.write {
+            for s in loaded { s.tombstone { live.contains(UInt64($0)) } }
+            sealed = loaded
+        }
+    }
+
+    /// At load, after `install`: adds the exact stand-ins of the segment files that could not be used.
+    func install(standIns: [SealedSegment]) {
+        guard !standIns.isEmpty else { return }
+        lock.write {
+            sealed += standIns
+            sealed.sort { $0.record.minRow < $1.record.minRow }
+        }
+    }
+
+    // MARK: - Sealing
+
+    /// Marks a seal as queued when the mutable segment is full and no seal is pending or running;
+    /// returns whether the caller must schedule one (then `sealFinished` must follow it).
+    func claimSeal() -> Bool {
+        lock.write {
+            guard settings.kind != .flat, !sealPending, frozen == nil, mutable.count >= settings.segmentSize else { return false }
+            sealPending = true
+            return true
+        }
+    }
+
+    func sealFinished() { lock.write { sealPending = false } }
+
+    /// Whether the mutable segment holds a full segment's rows.
+    var mutableIsFull: Bool { lock.read { mutable.count >= settings.segmentSize } }
+
+    /// Step 1 of a seal: the mutable segment becomes the frozen one (still searched) and new
+    /// writes go to a fresh one. Returns the frozen rows' range, or nil when there is nothing to
+    /// seal or a seal is already under way.
+    func freeze() throws -> ClosedRange<UInt64>? {
+        try lock.write {
+            guard frozen == nil, mutable.count > 0 else { return nil }
+            let range = sealedThrough + 1 ... maxRow
+            frozen = mutable
+            mutable = try FlatIndex(dimension: dimension, metric: metric)
+            return range
+        }
+    }
+
+    /// The last step of a seal: `segment`, built from a snapshot of the frozen rows, takes their
+    /// place; rows deleted since the snapshot (tombstoned in the frozen segment) are tombstoned in it.
+    func installSeal(_ segment: SealedSegment, through: UInt64) {
+        lock.write {
+            let f = frozen
+            segment.tombstone { f?.contains($0) ?? false }
+            sealed.append(segment)
+            frozen = nil
+            sealedThrough = through
+        }
+    }
+
+    /// After a failed seal: the frozen rows go back into the mutable segment, so that nothing
+    /// becomes unsearchable (the next seal retries). `reread` holds the frozen rows read again from
+    /// LMDB (without the lock; a damaged stored vector, the likely reason the seal failed, is left
+    /// out, as at load); rows written since the freeze stay as the mutable segment holds them.
+    func thaw(reread: (rows: [UInt64], vectors: Matrix?)) throws {
+        try lock.write {
+            guard let f = frozen else { return }
+            let fresh = try FlatIndex(dimension: dimension, metric: metric)
+            var keepIDs: [Int64] = []
+            var keep: [Float] = []
+            if let v = reread.vectors {
+                for (i, row) in reread.rows.enumerated() where f.contains(Int64(row)) {
+                    keepIDs.append(Int64(row))
+                    keep.append(contentsOf: v[row: i])
+                }
+            }
+            if !keepIDs.isEmpty { try fresh.add(Matrix(dimension: dimension, storage: keep), ids: keepIDs) }
+            try fresh.addLive(of: mutable)
+            mutable = fresh
+            frozen = nil
+        }
+    }
+
+    // MARK: - Compaction
+
+    /// Swaps `segment` in for `old` (a merge, a rewrite or a rebuild of a stand-in), after the
+    /// manifest recorded it. Rows deleted since it was built from them (tombstoned in `old`) are
+    /// tombstoned in it.
+    func replace(_ old: [SealedSegment], with segment: SealedSegment) {
+        lock.write {
+            segment.tombstone { id in old.contains { $0.index.contains(id) } }
+            sealed.removeAll { s in old.contains { $0 === s } }
+            sealed.append(segment)
+            sealed.sort { $0.record.minRow < $1.record.minRow }
+        }
+    }
+
+    /// Under the `flat` kind: the mutable segment without its deleted rows, copied in memory (no
+    /// LMDB read, so searches wait only for the copy).
+    func rewriteMutable() {
+        lock.write { mutable = mutable.withoutDeleted() }
+    }
+
+    // MARK: - Search
+
+    /// The `k` nearest live rows to `query` over every segment, closest first. Every segment,
+    /// whatever its kind, is searched the same way with the same parameters (each kind reads its
+    /// own fields: HNSW `efSearch`, IVF-PQ `nprobe` / `allowedShare` / `rerank`, flat none); the
+    /// list size and the re-ranking depth are raised to k.
+    func search(_ query: [Float], k: Int, parameters: SearchParameters) throws -> [Neighbor] {
+        var p = parameters
+        p.efSearch = parameters.efSearch.map { max($0, k) }
+        p.rerank = parameters.rerank.map { max($0, k) }
+        return try lock.read {
             var top = TopK(k: k)
             try query.withUnsafeBufferPointer { q in
-                for n in try mutable.search(q, k: k, allow: allow) { top.push(id: n.id, distance: n.distance) }
-                if let f = frozen {
-                    for n in try f.search(q, k: k, allow: allow) { top.push(id: n.id, distance: n.distance) }
-                }
-                if !sealed.isEmpty {
-                    let m = Matrix(dimension: dimension, storage: query)
-                    for s in sealed {
-                        let hits: [Neighbor]
-                        switch s.index {
-                        case .hnsw(let index):
-                            hits = try index.search(m, k: k, ef: max(p.efSearch, k), allow: allow)[0]
-                        case .ivfpq(let index):
-                            hits = try index.search(m, k: k, nprobe: p.probes(nlist: index.nlist), rerank: max(p.rerank, k),
-                                                    allow: allow, threads: 1)[0]
-                        case .exact(let index):
-                            hits = try index.search(q, k: k, allow: allow)
-                        }
-                        for n in hits { top.push(id: n.id, distance: n.distance) }
-                    }
+                var indexes: [any VectorIndex] = [mutable]
+                if let f = frozen { indexes.append(f) }
+                for s in sealed { indexes.append(s.index.any) }
+                for index in indexes {
+                    for n in try index.search(q, k: k, parameters: p) { top.push(id: n.id, distance: n.distance) }
                 }
             }
             return top.sorted()
@@ -156,11 +287,12 @@ final class CollectionSegments: @unchecked Sendable {
                                                memoryBytes: flatVectors * (dimension * 4 + 24))
             }
             for s in sealed {
+                let index = s.index.any
                 var k = byKind[s.index.kind] ?? IndexKindStats(kind: s.index.kind, segments: 0, vectors: 0, deletedVectors: 0, memoryBytes: 0)
                 k.segments += 1
-                k.vectors += s.index.count
-                k.deletedVectors += s.index.deletedCount
-                k.memoryBytes += s.index.memoryBytes
+                k.vectors += index.count
+                k.deletedVectors += index.deletedCount
+                k.memoryBytes += index.memoryBytes
                 byKind[s.index.kind] = k
             }
             return IndexKind.allCases.compactMap { byKind[$0]?.withRatio }

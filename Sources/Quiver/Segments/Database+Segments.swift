@@ -1,8 +1,10 @@
 import QuiverStorage
 
 extension Database {
-    /// Seals the mutable segment of `collection` (every collection when nil) into an HNSW segment
-    /// and compacts its sealed segments now, reporting progress; waits for background maintenance
+    /// Seals the mutable segment of `collection` (every collection when nil) into a segment of the
+    /// collection's index kind (HNSW or IVF-PQ; under `flat` nothing is sealed and the mutable
+    /// segment is rewritten without its deleted rows) and compacts its sealed segments now
+    /// (`SegmentPolicy.nextCompaction`), reporting progress; waits for background maintenance
     /// that is already running. Readers and writers keep working meanwhile.
     public func compact(_ collection: String? = nil, progress: (@Sendable (CompactionProgress) -> Void)? = nil) throws {
         try checkWritable()

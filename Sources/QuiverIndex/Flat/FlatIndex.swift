@@ -14,11 +14,16 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
     private var ids: [Int64] = []
     private var deleted: [Bool] = []
     private var slotOf: [Int64: Int] = [:]
-    private var deletedCount = 0
+    public private(set) var deletedCount = 0
 
     /// An empty index of `dimension`-component vectors (`dimension > 0`).
-    public init(dimension: Int, metric: Metric) throws {
+    public convenience init(dimension: Int, metric: Metric) throws {
         guard dimension > 0 else { throw IndexError(.invalidParameter, "dimension must be positive, got \(dimension)") }
+        self.init(validDimension: dimension, metric: metric)
+    }
+
+    /// An empty index of a dimension already checked (a copy's).
+    private init(validDimension dimension: Int, metric: Metric) {
         self.dimension = dimension
         self.metric = metric
     }
@@ -65,42 +70,69 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
         return !deleted[s]
     }
 
-    /// Tombstoned vectors.
-    public var tombstonedCount: Int { deletedCount }
-
     /// Resident bytes: the vectors, ids, tombstones and the id map.
     public var memoryBytes: Int { vectors.count * 4 + ids.count * 25 }
+
+    /// An index holding the same rows (the arrays are shared until either side changes).
+    public func copy() -> FlatIndex {
+        let c = FlatIndex(validDimension: dimension, metric: metric)
+        c.vectors = vectors
+        c.ids = ids
+        c.deleted = deleted
+        c.slotOf = slotOf
+        c.deletedCount = deletedCount
+        return c
+    }
+
+    /// An index of this one's live rows only, in insertion order, their stored vectors copied as
+    /// they are (no re-normalization): what a rewrite without the deleted rows keeps.
+    public func withoutDeleted() -> FlatIndex {
+        let c = FlatIndex(validDimension: dimension, metric: metric)
+        c.vectors.reserveCapacity(liveCount * dimension)
+        c.ids.reserveCapacity(liveCount)
+        for (slot, id) in ids.enumerated() where !deleted[slot] {
+            c.slotOf[id] = c.ids.count
+            c.ids.append(id)
+            c.vectors.append(contentsOf: vectors[slot * dimension ..< (slot + 1) * dimension])
+        }
+        c.deleted = [Bool](repeating: false, count: c.ids.count)
+        return c
+    }
+
+    /// Adds the live rows of `other` (of this index's dimension and metric), their stored vectors
+    /// copied as they are. Throws `IndexError` (and adds nothing) on another shape or an id already
+    /// here. Exclusive.
+    public func addLive(of other: FlatIndex) throws {
+        guard other.dimension == dimension, other.metric == metric else {
+            throw IndexError(.dimensionMismatch, "a \(other.dimension)-d \(other.metric.rawValue) index added to a \(dimension)-d \(metric.rawValue) one")
+        }
+        let rows = other.withoutDeleted()
+        if let id = rows.ids.first(where: { slotOf[$0] != nil }) {
+            throw IndexError(.duplicateId, "id \(id) is already in the index")
+        }
+        for id in rows.ids { slotOf[id] = ids.count; ids.append(id) }
+        vectors.append(contentsOf: rows.vectors)
+        deleted.append(contentsOf: rows.deleted)
+    }
 
     /// Calls `body` with every id and whether it is tombstoned, in insertion order.
     public func forEachID(_ body: (_ id: Int64, _ deleted: Bool) throws -> Void) rethrows {
         for (slot, id) in ids.enumerated() { try body(id, deleted[slot]) }
     }
 
-    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
+    /// An exact scan; of `parameters` only `allow` applies (the other fields are validated, then ignored).
+    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         guard query.count == dimension else {
             throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
         }
         guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        return scan(query.baseAddress!, k: k, allow: allow)
+        try parameters.validate()
+        return scan(query.baseAddress!, k: k, allow: parameters.allow)
     }
 
-    public func search(_ queries: Matrix, k: Int, allow: AllowFilter?) throws -> [[Neighbor]] {
-        guard queries.dimension == dimension else {
-            throw IndexError(.dimensionMismatch, "queries of \(queries.dimension) components in a \(dimension)-d index")
-        }
-        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        let n = queries.rows
-        var out = [[Neighbor]](repeating: [], count: n)
-        out.withUnsafeMutableBufferPointer { results in
-            let results = UncheckedSendable(results)
-            queries.storage.withUnsafeBufferPointer { q in
-                let q = UncheckedSendable(q)
-                ParallelFor.run(n) { i in
-                    results.value[i] = self.scan(q.value.baseAddress! + i * self.dimension, k: k, allow: allow)
-                }
-            }
-        }
-        return out
+    public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
+        try parameters.validate()
+        return try searchEachRow(queries, k: k) { scan($0.baseAddress!, k: k, allow: parameters.allow) }
     }
 
     private func scan(_ rawQuery: UnsafePointer<Float>, k: Int, allow: AllowFilter?) -> [Neighbor] {

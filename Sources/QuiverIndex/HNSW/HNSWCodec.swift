@@ -9,7 +9,7 @@ import QuiverCore
 // The bytes of one `HNSWIndex`: graph, vectors, ids and tombstones, laid out so that a memory-mapped
 // file can be searched in place (every section starts at a multiple of 64 bytes, and the layer-0 block
 // is exactly the index's in-memory element block). The codec knows nothing of files: it writes to a
-// sink and reads from a buffer; the segment manager maps the file and hands the buffer in.
+// sink and reads from a buffer; the segment store (`SegmentStore` in Quiver) maps the file and hands the buffer in.
 //
 // All integers are little-endian; floats are IEEE-754 binary32, little-endian. CRC32C is Castagnoli
 // (`QuiverCore.CRC32C`). "slot" = a node's position in insertion order (0..<count).
@@ -102,6 +102,7 @@ public enum HNSWCodec {
     /// Writes the encoding of `index` through `write`, in file order, in a few large chunks (the
     /// sections are written straight from the index's memory). Not concurrent with `add`/`markDeleted`.
     public static func encode(_ index: HNSWIndex, to write: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        CodecCalls.encoded()
         let count = index.count
         // Layout cannot overflow: the index holds these bytes in memory already.
         let l = layout(count: count, elementSize: index.elementSize, upperWords: index.upperWords)!
@@ -172,21 +173,12 @@ public enum HNSWCodec {
     /// Throws `IndexError` (`.corrupt`, `.unsupportedVersion`) on any input that breaks the rules of
     /// this file's format description.
     public static func decode(_ bytes: UnsafeRawBufferPointer, inPlace owner: AnyObject?, verify: Verification = .full) throws -> HNSWIndex {
-        guard bytes.count >= headerSize, let base = bytes.baseAddress else {
-            throw IndexError(.corrupt, "input of \(bytes.count) bytes is shorter than the \(headerSize)-byte header", offset: bytes.count)
-        }
-        func u32(_ o: Int) -> UInt32 { base.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
-        func u64(_ o: Int) -> UInt64 { base.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+        let header = try CodecHeader(bytes, size: headerSize, magic: magic, version: Self.version, what: "an HNSW graph")
+        let base = header.base
+        func u32(_ o: Int) -> UInt32 { header.u32(o) }
+        func u64(_ o: Int) -> UInt64 { header.u64(o) }
         func corrupt(_ message: String, _ offset: Int) -> IndexError { IndexError(.corrupt, message, offset: offset) }
 
-        guard Array(bytes[0..<8]) == magic else { throw corrupt("bad magic: not an HNSW graph", 0) }
-        let version = u32(8)
-        guard version == Self.version else {
-            throw IndexError(.unsupportedVersion, "format version \(version); this build reads version \(Self.version)", offset: 8)
-        }
-        guard u32(12) == UInt32(headerSize) else { throw corrupt("header size \(u32(12)), expected \(headerSize)", 12) }
-        let headerCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<252]))
-        guard headerCRC == u32(252) else { throw corrupt("header checksum mismatch", 252) }
         guard u32(16) == 0 else { throw corrupt("unknown flags \(u32(16))", 16) }
         guard let metric = metric(fromCode: bytes[20]) else { throw corrupt("unknown metric code \(bytes[20])", 20) }
         let dimension = Int(u32(24)), m = Int(u32(28)), m0 = Int(u32(32))
@@ -219,25 +211,8 @@ public enum HNSWCodec {
         guard let l = layout(count: count, elementSize: elementSize, upperWords: upperWords) else {
             throw corrupt("section sizes overflow", 48)
         }
-        var crcs = [UInt32](repeating: 0, count: sectionCount)
-        for i in 0..<sectionCount {
-            let e = tableOffset + 24 * i
-            guard u64(e) == UInt64(l.offsets[i]), u64(e + 8) == UInt64(l.lengths[i]) else {
-                throw corrupt("section \(i) at \(u64(e)) of \(u64(e + 8)) bytes; the header implies \(l.offsets[i]) of \(l.lengths[i])", e)
-            }
-            crcs[i] = u32(e + 16)
-        }
-        guard bytes.count == l.total else {
-            throw corrupt("input of \(bytes.count) bytes; the header implies \(l.total)", min(bytes.count, l.total))
-        }
-        func section(_ i: Int) -> UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(rebasing: bytes[l.offsets[i] ..< l.offsets[i] + l.lengths[i]])
-        }
-        if verify == .full {
-            for i in 0..<sectionCount where CRC32C.checksum(section(i)) != crcs[i] {
-                throw corrupt("checksum mismatch in section \(i)", l.offsets[i])
-            }
-        }
+        try l.check(bytes, header: header, tableOffset: tableOffset, reservedZero: false, checksums: verify == .full)
+        func section(_ i: Int) -> UnsafeRawBufferPointer { l.section(i, of: bytes) }
 
         // Structure. Read through unaligned loads: the input buffer may have any alignment.
         let l0 = base + l.offsets[0]

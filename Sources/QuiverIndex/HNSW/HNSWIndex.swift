@@ -76,39 +76,21 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     static let maxLevelAllowed = 64
 
     /// An empty index.
-    public init(dimension: Int, metric: Metric, parameters: HNSWParameters = HNSWParameters()) throws {
+    public convenience init(dimension: Int, metric: Metric, parameters: HNSWParameters = HNSWParameters()) throws {
         guard dimension > 0, dimension <= 65_536 else {
             throw IndexError(.invalidParameter, "dimension must be in 1...65536, got \(dimension)")
         }
         try parameters.validate()
-        self.dimension = dimension
-        self.metric = metric
-        self.parameters = parameters
-        self.efSearch = parameters.efSearch
-        m = parameters.m
-        m0 = parameters.m0
-        vectorOffset = 4 + 4 * m0
-        elementSize = vectorOffset + 4 * dimension
-        capacity = 0
-        upperWords = 0
-        upperCapacity = 0
-        tombstoneWordCapacity = 0
-        level0 = .allocate(byteCount: 1, alignment: 64)
-        labels = .allocate(capacity: 1)
-        levels = .allocate(capacity: 1)
-        upperOffsets = .allocate(capacity: 1)
-        upperPool = .allocate(capacity: 1)
-        tombstones = .allocate(capacity: 1)
-        count = 0
-        deletedCount = 0
-        entryPoint = Self.noSlot
-        maxLevel = 0
-        rng = SplitMix64(state: parameters.seed)
-        slotOf = nil
-        backing = nil
+        // No slots yet: one-element placeholders that `add` replaces.
+        self.init(decodedDimension: dimension, metric: metric, parameters: parameters, count: 0,
+                  level0: .allocate(byteCount: 1, alignment: 64), labels: .allocate(capacity: 1), levels: .allocate(capacity: 1),
+                  upperOffsets: .allocate(capacity: 1), upperPool: .allocate(capacity: 1), upperWords: 0,
+                  tombstones: .allocate(capacity: 1), tombstoneWords: 0, deletedCount: 0, entryPoint: Self.noSlot,
+                  maxLevel: 0, rngState: parameters.seed, slotOf: nil, backing: nil)
     }
 
-    /// An index over decoded storage (see `HNSWCodec`); the pointers are adopted as they are.
+    /// An index over decoded storage (see `HNSWCodec`), a copy's, or a new index's placeholders; the
+    /// pointers are adopted as they are.
     init(decodedDimension dimension: Int, metric: Metric, parameters: HNSWParameters, count: Int,
          level0: UnsafeMutableRawPointer, labels: UnsafeMutablePointer<Int64>, levels: UnsafeMutablePointer<UInt8>,
          upperOffsets: UnsafeMutablePointer<UInt32>, upperPool: UnsafeMutablePointer<UInt32>, upperWords: Int,
@@ -262,19 +244,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             throw IndexError(.capacityExceeded, "\(count) + \(n) vectors exceed the \(Self.maxCount) an HNSW index can hold")
         }
         // Ids: stay in the map-free dense mode while every id equals its slot.
-        var dense = slotOf == nil
-        if dense {
-            for (i, id) in ids.enumerated() where id != Int64(count + i) {
-                dense = false
-                break
-            }
-        }
-        if !dense {
-            var seen = Set<Int64>(minimumCapacity: n)
-            for id in ids where slot(of: id) != nil || !seen.insert(id).inserted {
-                throw IndexError(.duplicateId, "id \(id) is already in the index or repeated in the batch")
-            }
-        }
+        let dense = try continuesDenseIDs(ids, dense: slotOf == nil, count: count) { slot(of: $0) != nil }
 
         // Levels first: they fix how many upper-layer words the batch needs.
         let mL = 1 / log(Double(m))
@@ -418,40 +388,28 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: - Search
 
-    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
+    /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`; the IVF-PQ fields are ignored.
+    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
+        try parameters.validate()
         let ctx = contexts.take()
         defer { contexts.give(ctx) }
-        return try search(query, k: k, ef: nil, allow: allow, context: ctx)
+        return try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)
     }
 
-    public func search(_ queries: Matrix, k: Int, allow: AllowFilter?) throws -> [[Neighbor]] {
-        try search(queries, k: k, ef: nil, allow: allow)
+    public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
+        try parameters.validate()
+        return try search(queries, k: k, ef: parameters.efSearch, allow: parameters.allow)
     }
 
     /// Batched search with an explicit list size (`nil` = `efSearch`): queries run in parallel, one
     /// context per worker. Safe concurrently with other searches.
     public func search(_ queries: Matrix, k: Int, ef: Int?, allow: AllowFilter?) throws -> [[Neighbor]] {
-        guard queries.dimension == dimension else {
-            throw IndexError(.dimensionMismatch, "queries of \(queries.dimension) components in a \(dimension)-d index")
+        try searchEachRow(queries, k: k) { row in
+            let ctx = contexts.take()
+            defer { contexts.give(ctx) }
+            // Cannot throw: dimension and k were checked by searchEachRow.
+            return (try? search(row, k: k, ef: ef, allow: allow, context: ctx)) ?? []
         }
-        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        let n = queries.rows
-        var out = [[Neighbor]](repeating: [], count: n)
-        // Workers write disjoint elements of `out` and only read `queries`.
-        out.withUnsafeMutableBufferPointer { results in
-            let results = UncheckedSendable(results)
-            queries.storage.withUnsafeBufferPointer { q in
-                let q = UncheckedSendable(q)
-                ParallelFor.run(n) { i in
-                    let ctx = self.contexts.take()
-                    let row = UnsafeBufferPointer(start: q.value.baseAddress! + i * self.dimension, count: self.dimension)
-                    // Cannot throw: dimension and k were checked above.
-                    results.value[i] = (try? self.search(row, k: k, ef: ef, allow: allow, context: ctx)) ?? []
-                    self.contexts.give(ctx)
-                }
-            }
-        }
-        return out
     }
 
     /// The hot-path search: the `k` nearest live, allowed vectors to `query` (`dimension` floats),

@@ -97,6 +97,7 @@ public enum IVFPQCodec {
     /// Writes the encoding of `index` through `write`, in file order. Throws
     /// `IndexError(.invalidParameter)` for an untrained index, and rethrows the sink's errors.
     public static func encode(_ index: IVFPQIndex, to write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        CodecCalls.encoded()
         guard let pq = index.pq else { throw IndexError(.invalidParameter, "an untrained IVF-PQ index cannot be encoded") }
         let d = index.dimension, nl = index.nlist, m = pq.subspaces
         let tomb = index.deleted.sorted()
@@ -180,26 +181,15 @@ public enum IVFPQCodec {
     /// buffer is not referenced after the call. The loaded index has no `vectorSource`. Throws
     /// `IndexError` (`.corrupt`, `.unsupportedVersion`) on any input that breaks this file's rules.
     public static func decode(_ bytes: UnsafeRawBufferPointer, verify: Verification = .full) throws -> IVFPQIndex {
-        guard bytes.count >= headerSize, let base = bytes.baseAddress else {
-            throw IndexError(.corrupt, "input of \(bytes.count) bytes is shorter than the \(headerSize)-byte header", offset: bytes.count)
-        }
-        func u32(_ o: Int) -> UInt32 { base.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
-        func u64(_ o: Int) -> UInt64 { base.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+        let header = try CodecHeader(bytes, size: headerSize, magic: magic, version: Self.version, what: "an IVF-PQ index")
+        let base = header.base
+        func u32(_ o: Int) -> UInt32 { header.u32(o) }
+        func u64(_ o: Int) -> UInt64 { header.u64(o) }
         func corrupt(_ message: String, _ offset: Int) -> IndexError { IndexError(.corrupt, message, offset: offset) }
 
-        guard Array(bytes[0..<8]) == magic else { throw corrupt("bad magic: not an IVF-PQ index", 0) }
-        let version = u32(8)
-        guard version == Self.version else {
-            throw IndexError(.unsupportedVersion, "format version \(version); this build reads version \(Self.version)", offset: 8)
-        }
-        guard u32(12) == UInt32(headerSize) else { throw corrupt("header size \(u32(12)), expected \(headerSize)", 12) }
-        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<252])) == u32(252) else {
-            throw corrupt("header checksum mismatch", 252)
-        }
         let flags = u32(16)
         guard flags & ~rotationFlag == 0 else { throw corrupt("unknown flags \(flags)", 16) }
         let rotated = flags & rotationFlag != 0
-        let sections = sectionCount + (rotated ? 1 : 0)
         guard let metric = metric(fromCode: bytes[20]) else { throw corrupt("unknown metric code \(bytes[20])", 20) }
         guard bytes[21] == 8 else { throw corrupt("\(bytes[21]) bits per code byte; only 8 is supported", 21) }
         let d = Int(u32(24)), nl = Int(u32(28)), m = Int(u32(32)), nprobe = Int(u32(36)), rerank = Int(u32(40))
@@ -216,25 +206,8 @@ public enum IVFPQCodec {
         guard let l = layout(dimension: d, nlist: nl, m: m, count: count, deleted: deletedCount, rotation: rotated) else {
             throw corrupt("section sizes overflow", 48)
         }
-        var crcs = [UInt32](repeating: 0, count: sections)
-        for i in 0..<sections {
-            let e = tableOffset + 24 * i
-            guard u64(e) == UInt64(l.offsets[i]), u64(e + 8) == UInt64(l.lengths[i]), u32(e + 20) == 0 else {
-                throw corrupt("section \(i) at \(u64(e)) of \(u64(e + 8)) bytes; the header implies \(l.offsets[i]) of \(l.lengths[i])", e)
-            }
-            crcs[i] = u32(e + 16)
-        }
-        guard bytes.count == l.total else {
-            throw corrupt("input of \(bytes.count) bytes; the header implies \(l.total)", min(bytes.count, l.total))
-        }
-        func section(_ i: Int) -> UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(rebasing: bytes[l.offsets[i] ..< l.offsets[i] + l.lengths[i]])
-        }
-        if verify == .full {
-            for i in 0..<sections where CRC32C.checksum(section(i)) != crcs[i] {
-                throw corrupt("checksum mismatch in section \(i)", l.offsets[i])
-            }
-        }
+        try l.check(bytes, header: header, tableOffset: tableOffset, reservedZero: true, checksums: verify == .full)
+        func section(_ i: Int) -> UnsafeRawBufferPointer { l.section(i, of: bytes) }
 
         func floats(_ i: Int, _ what: String = "centroid component") throws -> [Float] {
             let n = l.lengths[i] / 4

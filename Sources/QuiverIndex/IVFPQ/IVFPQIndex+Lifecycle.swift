@@ -1,7 +1,7 @@
 import QuiverCore
 
-/// What the segment lifecycle needs of an IVF-PQ index beyond `VectorIndex`: walking its ids, a new
-/// empty index on the same trained codebook (so that segments share a collection's codebook and a
+/// What the segment lifecycle needs of an IVF-PQ index: walking its ids and a copy (`VectorIndex`), a
+/// new empty index on the same trained codebook (so that segments share a collection's codebook and a
 /// merge needs no training), and a measure of how well a codebook still fits new vectors.
 extension IVFPQIndex {
     /// Calls `body` with every stored id and whether it is tombstoned, list by list. Not concurrent
@@ -32,8 +32,18 @@ extension IVFPQIndex {
         guard let pq else { throw IndexError(.invalidParameter, "an untrained IVF-PQ index has no tables") }
         var p = parameters
         p.precomputedTableLimit = max(0, bytes)
-        let copy = IVFPQIndex(decoded: dimension, metric: metric, parameters: p, coarse: coarse, pq: pq, rotation: rotation,
-                              lists: lists, count: count, deleted: deleted, idSet: idSet)
+        return copy(parameters: p, pq: pq)
+    }
+
+    /// A copy sharing this one's codebook, lists and tombstones (the arrays are copied on write, when
+    /// either side adds or deletes), with the same search defaults and vector source: no encoding, no
+    /// training. An untrained index copies as an empty untrained one. Safe concurrently with searches.
+    public func copy() -> IVFPQIndex { copy(parameters: parameters, pq: pq) }
+
+    private func copy(parameters p: IVFPQParameters, pq: ProductQuantizer?) -> IVFPQIndex {
+        let copy = pq.map { IVFPQIndex(decoded: dimension, metric: metric, parameters: p, coarse: coarse, pq: $0, rotation: rotation,
+                                       lists: lists, count: count, deleted: deleted, idSet: idSet) }
+            ?? IVFPQIndex(validDimension: dimension, metric: metric, parameters: p)
         copy.nprobe = nprobe
         copy.rerank = rerank
         copy.vectorSource = vectorSource

@@ -115,11 +115,16 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     /// An empty, untrained index. Throws `IndexError(.invalidParameter)` on a dimension outside
     /// 1...65536 or parameters outside their documented ranges.
-    public init(dimension: Int, metric: Metric, parameters: IVFPQParameters) throws {
+    public convenience init(dimension: Int, metric: Metric, parameters: IVFPQParameters) throws {
         guard (1...65_536).contains(dimension) else {
             throw IndexError(.invalidParameter, "dimension must be in 1...65536, got \(dimension)")
         }
         try parameters.validate(dimension: dimension)
+        self.init(validDimension: dimension, metric: metric, parameters: parameters)
+    }
+
+    /// An empty, untrained index of a dimension and parameters already validated.
+    init(validDimension dimension: Int, metric: Metric, parameters: IVFPQParameters) {
         self.dimension = dimension
         self.metric = metric
         self.parameters = parameters
@@ -310,19 +315,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         guard let pq else { throw IndexError(.invalidParameter, "train the index before adding vectors") }
         let n = batch.rows
         if n == 0 { return }
-        var dense = idSet == nil
-        if dense {
-            for (i, id) in ids.enumerated() where id != Int64(count + i) {
-                dense = false
-                break
-            }
-        }
-        if !dense {
-            var seen = Set<Int64>(minimumCapacity: n)
-            for id in ids where isStored(id) || !seen.insert(id).inserted {
-                throw IndexError(.duplicateId, "id \(id) is already in the index or repeated in the batch")
-            }
-        }
+        let dense = try continuesDenseIDs(ids, dense: idSet == nil, count: count, stored: isStored)
         let d = dimension, m = pq.subspaces
         var residuals = batch.storage
         if metric.normalizes { Self.normalizeRows(&residuals, d) }
@@ -352,14 +345,25 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: - Search
 
-    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, allow: AllowFilter?) throws -> [Neighbor] {
+    /// Reads `parameters.nprobe` and `allowedShare` (the lists probed: `SearchParameters.probes`,
+    /// from the index's `nprobe` when nil), `rerank` (nil: the index's) and `allow`; `efSearch` is
+    /// ignored.
+    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
+        try parameters.validate()
         let ctx = contexts.take()
         defer { contexts.give(ctx) }
-        return try search(query, k: k, nprobe: nil, rerank: nil, allow: allow, context: ctx)
+        return try search(query, k: k, nprobe: probes(parameters), rerank: parameters.rerank, allow: parameters.allow, context: ctx)
     }
 
-    public func search(_ queries: Matrix, k: Int, allow: AllowFilter?) throws -> [[Neighbor]] {
-        try search(queries, k: k, nprobe: nil, rerank: nil, allow: allow)
+    /// The batched form, on every core (see `search(_:k:nprobe:rerank:allow:threads:)`).
+    public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
+        try parameters.validate()
+        return try search(queries, k: k, nprobe: probes(parameters), rerank: parameters.rerank, allow: parameters.allow)
+    }
+
+    /// The lists a search with `parameters` probes.
+    private func probes(_ parameters: SearchParameters) -> Int {
+        parameters.nprobe == nil && parameters.allowedShare == nil ? nprobe : parameters.probes(nlist: nlist, default: nprobe)
     }
 
     /// Batched search with explicit `nprobe` / `rerank` (nil = the index's defaults) on up to `threads`
