@@ -61,6 +61,20 @@ qk_i8_matrix *qk_i8_matrix_quantize(const float *w, int n, int k, int ldw) {
     return m;
 }
 
+qk_i8_matrix *qk_i8_matrix_quantize_smoothed(const float *w, int n, int k, int ldw, const float *s) {
+    float *scaled = malloc((size_t)n * k * sizeof(float));
+    if (!scaled) return NULL;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) scaled[(size_t)i * k + j] = w[(size_t)i * ldw + j] * s[j];
+    qk_i8_matrix *m = qk_i8_matrix_quantize(scaled, n, k, k);
+    free(scaled);
+    if (!m) return NULL;
+    m->xmul = malloc((size_t)k * sizeof(float));
+    if (!m->xmul) { qk_i8_matrix_free(m); return NULL; }
+    for (int j = 0; j < k; j++) m->xmul[j] = 1.0f / s[j];
+    return m;
+}
+
 qk_i8_matrix *qk_i8_matrix_from_int8(const int8_t *q, const float *scales, int n, int k) {
     qk_i8_matrix *m = qk_matrix_alloc(n, k);
     if (!m) return NULL;
@@ -73,11 +87,12 @@ qk_i8_matrix *qk_i8_matrix_from_int8(const int8_t *q, const float *scales, int n
 
 void qk_i8_matrix_free(qk_i8_matrix *m) {
     if (!m) return;
-    free(m->packed); free(m->scales); free(m->sums); free(m);
+    free(m->packed); free(m->scales); free(m->sums); free(m->xmul); free(m);
 }
 
 size_t qk_i8_matrix_bytes(const qk_i8_matrix *m) {
-    return sizeof *m + (size_t)m->n_padded * (size_t)m->k_padded + (size_t)m->n_padded * (sizeof(float) + sizeof(int32_t));
+    return sizeof *m + (size_t)m->n_padded * (size_t)m->k_padded + (size_t)m->n_padded * (sizeof(float) + sizeof(int32_t))
+        + (m->xmul ? (size_t)m->k * sizeof(float) : 0);
 }
 
 void qk_i8_matrix_unpack(const qk_i8_matrix *m, int8_t *q) {
@@ -166,19 +181,27 @@ void qk_i8_gemm_s32_reference(const int8_t *a, int lda, int m, const int8_t *q, 
         }
 }
 
+/// x * xmul, element by element (the same float products in every kernel: one IEEE multiply each).
+static void qk_smooth_row(const qk_i8_matrix *w, const float *x, float *out) {
+    for (int j = 0; j < w->k; j++) out[j] = x[j] * w->xmul[j];
+}
+
 int qk_i8_linear(qk_kernel kernel, const float *x, int ldx, int m, const qk_i8_matrix *w,
                  const float *bias, float *y, int ldy, int accumulate) {
     kernel = qk_usable(kernel);
     int kp = w->k_padded, offset = qk_activation_offset(kernel);
     qk_quantize_fn quantize = qk_quantizer(kernel);
     qk_block_fn block = qk_block(kernel);
-    int8_t *chunk = malloc((size_t)QK_ROW_CHUNK * kp + QK_ROW_CHUNK * sizeof(float));
+    int8_t *chunk = malloc((size_t)QK_ROW_CHUNK * kp + (QK_ROW_CHUNK + (size_t)kp) * sizeof(float));
     if (!chunk) return -1;
-    float *xscale = (float *)(chunk + (size_t)QK_ROW_CHUNK * kp);
+    float *xscale = (float *)(chunk + (size_t)QK_ROW_CHUNK * kp), *smoothed = xscale + QK_ROW_CHUNK;
     for (int r0 = 0; r0 < m; r0 += QK_ROW_CHUNK) {
         int rows = m - r0 < QK_ROW_CHUNK ? m - r0 : QK_ROW_CHUNK;
-        for (int r = 0; r < rows; r++)
-            xscale[r] = quantize(x + (size_t)(r0 + r) * ldx, w->k, kp, chunk + (size_t)r * kp, offset);
+        for (int r = 0; r < rows; r++) {
+            const float *row = x + (size_t)(r0 + r) * ldx;
+            if (w->xmul) { qk_smooth_row(w, row, smoothed); row = smoothed; }
+            xscale[r] = quantize(row, w->k, kp, chunk + (size_t)r * kp, offset);
+        }
         qk_out out = { .y = y + (size_t)r0 * ldy, .ldy = ldy, .xscale = xscale, .bias = bias, .accumulate = accumulate };
         block(chunk, kp, rows, w, &out);
     }
@@ -188,10 +211,13 @@ int qk_i8_linear(qk_kernel kernel, const float *x, int ldx, int m, const qk_i8_m
 
 int qk_i8_linear_reference(const float *x, int ldx, int m, const qk_i8_matrix *w,
                            const float *bias, float *y, int ldy, int accumulate) {
-    int8_t *q = malloc((size_t)w->k);
+    int8_t *q = malloc((size_t)w->k + (size_t)w->k * sizeof(float));
     if (!q) return -1;
+    float *smoothed = (float *)(q + w->k);
     for (int r = 0; r < m; r++) {
-        float xscale = qk_quantize_row_reference(x + (size_t)r * ldx, w->k, q);
+        const float *row = x + (size_t)r * ldx;
+        if (w->xmul) { qk_smooth_row(w, row, smoothed); row = smoothed; }
+        float xscale = qk_quantize_row_reference(row, w->k, q);
         qk_out out = { .y = y + (size_t)r * ldy, .ldy = ldy, .xscale = &xscale, .bias = bias, .accumulate = accumulate };
         for (int i = 0; i < w->n; i++) {
             int32_t acc = 0;

@@ -43,11 +43,16 @@ typedef struct {
     int8_t *packed;            // n_padded * k_padded bytes
     float *scales;             // n_padded; 0 past n
     int32_t *sums;             // n_padded; sum over j of q[i][j] (for the unsigned-shift compensation)
+    float *xmul;               // k, or NULL: inputs are multiplied by xmul[j] before they are quantized
 } qk_i8_matrix;
 
 /// Quantizes a float32 matrix w (n, k), row-major with row stride ldw: scale[i] = max_j |w[i][j]| / 127,
 /// q = round-half-even(w * 127 / max). NULL when out of memory or a shape is not positive.
 qk_i8_matrix *qk_i8_matrix_quantize(const float *w, int n, int k, int ldw);
+/// As qk_i8_matrix_quantize, with per-input smoothing (SmoothQuant): the matrix quantized is
+/// W · diag(s), and inputs are multiplied by 1 / s[j] (rounded to float) before they are quantized, which
+/// moves the range of outlier input channels from the per-token activation scale into the weights.
+qk_i8_matrix *qk_i8_matrix_quantize_smoothed(const float *w, int n, int k, int ldw, const float *s);
 /// A matrix from given int8 values q (n, k), row-major, each in [-127, 127], and scales (n).
 qk_i8_matrix *qk_i8_matrix_from_int8(const int8_t *q, const float *scales, int n, int k);
 /// Frees a matrix (NULL is allowed).

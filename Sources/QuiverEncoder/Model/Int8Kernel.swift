@@ -61,10 +61,14 @@ final class Int8Matrix: @unchecked Sendable {
     /// Output channels and inputs.
     let rows: Int, columns: Int
 
-    /// Quantizes w (rows, columns), row-major.
-    // w: (OC, C)
-    init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int) {
-        guard let m = qk_i8_matrix_quantize(w, Int32(rows), Int32(columns), Int32(columns)) else {
+    /// Quantizes w (rows, columns), row-major; with `smoothing` s (columns), quantizes W · diag(s) and
+    /// divides inputs by s before quantizing them (see `qk_i8_matrix_quantize_smoothed`).
+    // w: (OC, C), smoothing: (C)
+    init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int, smoothing: [Float]? = nil) {
+        precondition(smoothing.map { $0.count == columns && $0.allSatisfy { $0 > 0 && $0.isFinite } } ?? true)
+        let made = smoothing.map { qk_i8_matrix_quantize_smoothed(w, Int32(rows), Int32(columns), Int32(columns), $0) }
+            ?? qk_i8_matrix_quantize(w, Int32(rows), Int32(columns), Int32(columns))
+        guard let m = made else {
             fatalError("out of memory quantizing a \(rows) x \(columns) matrix")
         }
         matrix = m

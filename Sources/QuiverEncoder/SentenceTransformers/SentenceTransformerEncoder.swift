@@ -87,17 +87,18 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
               tokenizer.vocabulary.values.allSatisfy({ Int($0) < folder.config.vocabularySize }) else {
             throw EncoderError(.invalidModelFolder, "vocab.txt has ids beyond the model's vocab_size \(folder.config.vocabularySize)", path: folder.vocabularyPath)
         }
-        self.model = try Self.loadModel(file, config: folder.config, int8Kernel: kernel)
+        self.model = try Self.loadModel(file, config: folder.config, int8Kernel: kernel, tokenizer: tokenizer)
         if kernel != nil { releaseFreedMemory() }
         _ = blasConfigured
         self.pool = WorkspacePool(config: folder.config, limit: max(1, options.threads))
     }
 
     /// Reads the weights; for int8, quantizes them and drops the float32 copy before returning.
-    private static func loadModel(_ file: SafetensorsFile, config: BertConfig, int8Kernel: Int8Kernel?) throws -> any BertForward {
+    private static func loadModel(_ file: SafetensorsFile, config: BertConfig, int8Kernel: Int8Kernel?,
+                                  tokenizer: WordPieceTokenizer) throws -> any BertForward {
         let weights = try BertWeights(file: file, config: config)
         guard let int8Kernel else { return BertModel(config: config, weights: weights) }
-        return Int8BertModel(config: config, weights: weights, kernel: int8Kernel)
+        return Int8BertModel(config: config, weights: weights, kernel: int8Kernel, clsID: tokenizer.clsID, sepID: tokenizer.sepID)
     }
 
     /// Vectors of documents (with the document prefix, if any).
