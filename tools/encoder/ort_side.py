@@ -9,32 +9,20 @@ Face one of the installed model folder (the one sentence-transformers uses); tex
 and each batch padded to its longest text, as sentence-transformers does; the pipeline's mean pooling
 and L2 normalization follow in numpy. ONNX Runtime runs --threads intra-op threads.
 """
-import argparse
-import json
-import resource
 import time
 
-parser = argparse.ArgumentParser()
-parser.add_argument("command", choices=["throughput", "embed"])
-parser.add_argument("--model", required=True, help="the installed model folder (tokenizer)")
-parser.add_argument("--onnx", required=True, help="the int8 ONNX file")
-parser.add_argument("--texts", required=True)
-parser.add_argument("--batch-size", type=int, default=32)
-parser.add_argument("--threads", type=int, default=2)
-parser.add_argument("--repeat", type=int, default=1)
-parser.add_argument("--warmup", type=int, default=None)
-parser.add_argument("--out")
-parser.add_argument("--kind", default="documents")
-args = parser.parse_args()
+import side
+
+p = side.parser("ONNX Runtime int8 side")
+p.add_argument("--onnx", required=True, help="the int8 ONNX file")
+args = p.parse_args()
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
-with open(args.texts, encoding="utf-8") as f:
-    texts = [json.loads(line) for line in f if line.strip()]
-
-rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+MAX_LENGTH = 256
+texts = side.read_texts(args.texts)
 t0 = time.perf_counter()
 options = ort.SessionOptions()
 options.intra_op_num_threads = args.threads
@@ -43,12 +31,6 @@ options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 session = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
 tokenizer = AutoTokenizer.from_pretrained(args.model)
 load_seconds = time.perf_counter() - t0
-MAX_LENGTH = 256
-
-
-def cpu_seconds():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def encode(batch_texts):
@@ -68,32 +50,9 @@ def encode(batch_texts):
     return out
 
 
-if args.command == "throughput":
-    tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"])
-    encode(texts[: args.warmup or args.batch_size])
-    runs, cpu = [], []
-    for _ in range(args.repeat):
-        start, start_cpu = time.perf_counter(), cpu_seconds()
-        encode(texts)
-        runs.append(time.perf_counter() - start)
-        cpu.append(cpu_seconds() - start_cpu)
-    best = min(runs)
-    best_cpu = cpu[runs.index(best)]
-    print(json.dumps({
-        "side": "onnxruntime-int8", "texts": len(texts), "tokens": tokens, "batch_size": args.batch_size,
-        "threads": args.threads, "seconds": best, "all_seconds": runs,
-        "texts_per_s": len(texts) / best, "tokens_per_s": tokens / best, "load_seconds": load_seconds,
-        "cpu_seconds": best_cpu, "texts_per_cpu_second": len(texts) / best_cpu,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "onnxruntime": ort.__version__,
-    }, sort_keys=True))
-else:
-    start = time.perf_counter()
-    vectors = encode(texts)
-    seconds = time.perf_counter() - start
-    vectors.tofile(args.out)
-    print(json.dumps({
-        "side": "onnxruntime-int8", "texts": len(texts), "dimension": int(vectors.shape[1]),
-        "seconds": seconds, "texts_per_s": len(texts) / seconds,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "out": args.out,
-    }, sort_keys=True))
+def count_tokens(batch):
+    return sum(len(ids) for ids in tokenizer(batch, truncation=True, max_length=MAX_LENGTH)["input_ids"])
+
+
+side.run(args, "onnxruntime-int8", texts, encode, count_tokens,
+         {"threads": args.threads, "load_seconds": load_seconds, "onnxruntime": ort.__version__})
