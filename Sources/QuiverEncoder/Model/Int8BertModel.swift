@@ -199,14 +199,13 @@ struct Int8BertModel: BertForward {
         let h = config.hiddenSize
         wordEmbeddings.values.withUnsafeBufferPointer { word in
             positionAndTypeEmbeddings.withUnsafeBufferPointer { position in
-                for s in 0..<(offsets.count - 1) {
-                    for tok in offsets[s]..<offsets[s + 1] {
-                        let id = Int(ids[tok])
-                        let w = word.baseAddress! + id * h, scale = wordEmbeddings.scales[id]
-                        let p = position.baseAddress! + (tok - offsets[s]) * h
-                        let row = x + tok * h
-                        for j in 0..<h { row[j] = Float(w[j]) * scale + p[j] }
-                    }
+                var sequence = 0
+                for tok in 0..<ids.count {
+                    while tok >= offsets[sequence + 1] { sequence += 1 }
+                    let id = Int(ids[tok]), scale = wordEmbeddings.scales[id]
+                    let w = word.baseAddress! + id * h, p = position.baseAddress! + (tok - offsets[sequence]) * h
+                    let row = x + tok * h
+                    for j in 0..<h { row[j] = Float(w[j]) * scale + p[j] }
                 }
             }
         }
