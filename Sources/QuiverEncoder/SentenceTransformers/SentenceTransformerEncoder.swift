@@ -87,9 +87,9 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
               tokenizer.vocabulary.values.allSatisfy({ Int($0) < folder.config.vocabularySize }) else {
             throw EncoderError(.invalidModelFolder, "vocab.txt has ids beyond the model's vocab_size \(folder.config.vocabularySize)", path: folder.vocabularyPath)
         }
+        _ = blasConfigured  // before the int8 model's calibration pass, its first sgemm
         self.model = try Self.loadModel(file, config: folder.config, int8Kernel: kernel, tokenizer: tokenizer)
         if kernel != nil { releaseFreedMemory() }
-        _ = blasConfigured
         self.pool = WorkspacePool(config: folder.config, limit: max(1, options.threads))
     }
 
