@@ -237,11 +237,17 @@ void qk_block_portable(const int8_t *a, int lda, int m, const qk_i8_matrix *w, c
         const int8_t *panel = w->packed + (size_t)p * kq * 64;
         for (int r = 0; r < m; r++) {
             const int8_t *row = a + (size_t)r * lda;
-            int32_t acc[16] = {0};
-            for (int g = 0; g < kq; g++)
-                for (int i = 0; i < 16; i++)
-                    for (int l = 0; l < 4; l++) acc[i] += (int32_t)row[4 * g + l] * (int32_t)panel[g * 64 + i * 4 + l];
-            for (int i = 0; i < 16 && p * 16 + i < w->n; i++) qk_store_one(out, w, r, p * 16 + i, acc[i]);
+            // Lane j of a group holds channel j / 4's input j % 4: 64 independent int32 sums, which
+            // compilers vectorize for any SIMD width; each channel adds its four lanes at the end.
+            int32_t lanes[64] = {0};
+            int8_t repeated[64];
+            for (int g = 0; g < kq; g++) {
+                for (int j = 0; j < 64; j++) repeated[j] = row[4 * g + (j & 3)];
+                const int8_t *group = panel + (size_t)g * 64;
+                for (int j = 0; j < 64; j++) lanes[j] += (int32_t)repeated[j] * (int32_t)group[j];
+            }
+            for (int i = 0; i < 16 && p * 16 + i < w->n; i++)
+                qk_store_one(out, w, r, p * 16 + i, lanes[4 * i] + lanes[4 * i + 1] + lanes[4 * i + 2] + lanes[4 * i + 3]);
         }
     }
 }
