@@ -30,7 +30,11 @@ let package = Package(
         .target(name: "QuiverCore", swiftSettings: optimizedEvenInDebug, linkerSettings: [.linkedLibrary("m")]),
         .target(name: "QuiverStorage", dependencies: ["QuiverCore", "CLMDB", "CZstd"]),
         .target(name: "QuiverIndex", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
-        .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "QuiverStorage", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
+        // Quiver's own C kernels (int8 matrix products): compiled for the baseline CPU, with AVX2 and
+        // AVX-512 VNNI versions chosen at run time; optimized even in debug builds, and without FMA
+        // contraction so that every kernel's scalar twin computes the same floats bit for bit.
+        .target(name: "CQuiverKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
+        .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "QuiverStorage", "COpenBLAS", "CQuiverKernels"], swiftSettings: optimizedEvenInDebug),
         .target(name: "QuiverText", dependencies: ["QuiverCore"]),
         .target(name: "Quiver", dependencies: ["QuiverCore", "QuiverStorage", "QuiverIndex", "QuiverEncoder", "QuiverText"]),
         .executableTarget(name: "QuiverCLI", dependencies: ["Quiver"]),

@@ -6,7 +6,8 @@
 //   swift run -c release EncoderBench embed --texts FILE --out FILE.f32 [--kind documents|queries] [--batch-size N]
 //   swift run -c release EncoderBench sgemm-peak [--threads N] [--size N]
 // Common options: --models-dir DIR (default: $QUIVER_MODELS or ~/.local/share/quiver/models),
-//                 --model NAME (default all-MiniLM-L6-v2).
+//                 --model NAME (default all-MiniLM-L6-v2), --precision float32|int8 (default float32),
+//                 --int8-kernel portable|avx2|avx512-vnni (default: $QUIVER_INT8_KERNEL, else the CPU's widest).
 // A texts file holds one JSON string per line. Exit codes: 0 ok, 1 failure, 2 usage error.
 import COpenBLAS
 import Foundation
@@ -51,6 +52,13 @@ func peakRSS() -> Int {
     return Int(usage.ru_maxrss) * 1024
 }
 
+/// Current resident set size of this process, in bytes (/proc/self/statm's second field, in pages).
+func currentRSS() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
+
 /// User + system CPU seconds consumed by this process so far (all threads).
 func cpuSeconds() -> Double {
     var usage = rusage()
@@ -86,20 +94,40 @@ func flops(tokens l: Int, config: BertConfig) -> Double {
     return Double(config.layerCount) * (2 * L * (4 * h * h + 2 * h * i) + 4 * L * L * h)
 }
 
-func loadEncoder(_ args: Arguments, batchSize: Int) throws -> SentenceTransformerEncoder {
+/// The encoder and what loading it added to the resident set (the model's resident memory: the
+/// weights file is unmapped once loaded, and no workspace exists yet).
+func loadEncoder(_ args: Arguments, batchSize: Int) throws -> (SentenceTransformerEncoder, residentBytes: Int) {
     let store = ModelStore(directory: args.values["models-dir"])
     let name = args.values["model"] ?? EncoderRegistry.defaultEncoderName
     var options = SentenceTransformerEncoder.Options()
     options.batchSize = batchSize
     options.threads = try args.int("threads", default: ProcessInfo.processInfo.activeProcessorCount)
-    return try SentenceTransformerEncoder(folder: store.folder(named: name), identifier: name, options: options)
+    guard let precision = EncoderPrecision(rawValue: args.values["precision"] ?? "float32") else {
+        throw UsageError(description: "--precision takes float32 or int8")
+    }
+    options.precision = precision
+    if let kernel = args.values["int8-kernel"] {
+        guard let k = Int8Kernel(rawValue: kernel) else {
+            throw UsageError(description: "--int8-kernel takes \(Int8Kernel.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        options.int8Kernel = k
+    }
+    let before = currentRSS()
+    let encoder = try SentenceTransformerEncoder(folder: store.folder(named: name), identifier: name, options: options)
+    return (encoder, currentRSS() - before)
+}
+
+/// What every command reports about the encoder it ran.
+func describe(_ encoder: SentenceTransformerEncoder, residentBytes: Int) -> [String: Any] {
+    ["precision": encoder.options.precision.rawValue, "int8_kernel": encoder.int8Kernel?.rawValue ?? "none",
+     "parameter_bytes": encoder.parameterBytes, "model_resident_bytes": residentBytes]
 }
 
 func throughput(_ args: Arguments) throws {
     let texts = try readTexts(try args.string("texts"))
     let batchSize = try args.int("batch-size", default: 32)
     let t0 = now()
-    let encoder = try loadEncoder(args, batchSize: batchSize)
+    let (encoder, resident) = try loadEncoder(args, batchSize: batchSize)
     let loadSeconds = now() - t0
     let ids = encoder.tokenize(texts)
     let tokens = ids.reduce(0) { $0 + $1.count }
@@ -115,31 +143,31 @@ func throughput(_ args: Arguments) throws {
         if seconds < best { best = seconds; bestCPU = cpuSeconds() - startCPU }
         all.append(seconds)
     }
-    try printJSON([
+    try printJSON(describe(encoder, residentBytes: resident).merging([
         "side": "quiver", "texts": texts.count, "tokens": tokens, "batch_size": batchSize,
         "threads": encoder.options.threads, "seconds": best, "all_seconds": all,
         "texts_per_s": Double(texts.count) / best, "tokens_per_s": Double(tokens) / best,
         "gflops": work / best / 1e9, "cpu_seconds": bestCPU, "gflops_per_cpu_second": work / bestCPU / 1e9,
         "texts_per_cpu_second": Double(texts.count) / bestCPU,
         "load_seconds": loadSeconds, "peak_rss_bytes": peakRSS(),
-    ])
+    ]) { $1 })
 }
 
 func embed(_ args: Arguments) throws {
     let texts = try readTexts(try args.string("texts"))
     let out = try args.string("out")
     let batchSize = try args.int("batch-size", default: 32)
-    let encoder = try loadEncoder(args, batchSize: batchSize)
+    let (encoder, resident) = try loadEncoder(args, batchSize: batchSize)
     let start = now()
     let m = args.values["kind"] == "queries" ? try encoder.encode(queries: texts) : try encoder.encode(documents: texts)
     let seconds = now() - start
     let data = m.storage.withUnsafeBytes { Data($0) }
     try data.write(to: URL(fileURLWithPath: out))
-    try printJSON([
+    try printJSON(describe(encoder, residentBytes: resident).merging([
         "side": "quiver", "texts": texts.count, "dimension": m.dimension, "seconds": seconds,
         "texts_per_s": Double(texts.count) / seconds, "peak_rss_bytes": peakRSS(),
         "workspace_bytes": encoder.workspaceBytes, "out": out,
-    ])
+    ]) { $1 })
 }
 
 /// GFLOP/s of one large square sgemm, best of a few runs: the "peak" the encoder's share is measured against.

@@ -2,8 +2,9 @@
 // the built-in encoder and BM25 full-text indexing, and the 300 test claims are searched in dense,
 // lexical and hybrid mode. Prints nDCG@10 for each (BEIR's definition: binary gains, log2 discount).
 //
-// Usage: swift run -c release SciFactBench [--data DIR] [--db DIR] [--vectors FILE] [--k1 1.5] [--b 0.75]
+// Usage: swift run -c release SciFactBench [--data DIR] [--db DIR] [--vectors FILE] [--k1 1.5] [--b 0.75] [--encoder NAME]
 //   --data     the SciFact folder (default ../shared/data/scifact)
+//   --encoder  the collection's encoder (default all-MiniLM-L6-v2; all-MiniLM-L6-v2:int8 for int8)
 //   --k1, --b  BM25's parameters (default the collection's standard full-text settings)
 //   --vectors  the corpus embeddings as little-endian float32, 384 per document in corpus order
 //              (EncoderBench writes them); without it the engine embeds the corpus on import
@@ -42,7 +43,7 @@ let db = try Database(path: dbPath, options: DatabaseOptions(durability: .relaxe
 var fullText = FullTextSettings.standard
 if let k1 = option("--k1") { fullText.k1 = Double(k1)! }
 if let b = option("--b") { fullText.b = Double(b)! }
-let c = try db.createCollection("scifact", encoder: "all-MiniLM-L6-v2", options: CollectionOptions(fullText: fullText))
+let c = try db.createCollection("scifact", encoder: option("--encoder") ?? "all-MiniLM-L6-v2", options: CollectionOptions(fullText: fullText))
 let t0 = Date()
 var batch: [Document] = []
 for (i, d) in corpus.enumerated() {

@@ -17,6 +17,8 @@ public struct EncoderError: Error, Sendable, Equatable, CustomStringConvertible 
         case unsupportedModel
         /// No encoder is registered or installed under the requested name.
         case unknownEncoder
+        /// The requested int8 kernel is unknown or does not run on this CPU.
+        case unsupportedKernel
         /// A system call (open, stat, mmap, read) failed.
         case io
     }

@@ -36,7 +36,7 @@ struct CreateCommand: CLICommand {
     static let positionals = [PositionalSpec(name: "collection", help: "The new collection's name (letters, digits, '_', '-', '.').")]
     static let options = [
         OptionSpec(name: "dimension", value: "<n>", help: "The vectors' dimension, 1 to 65536 (required without --encoder)."),
-        OptionSpec(name: "encoder", value: "<name>", help: "A text encoder (all-MiniLM-L6-v2) that embeds documents' text on write and queries' text on search."),
+        OptionSpec(name: "encoder", value: "<name>", help: "A text encoder (all-MiniLM-L6-v2, or all-MiniLM-L6-v2:int8 for its int8 version) that embeds documents' text on write and queries' text on search."),
         OptionSpec(name: "metric", value: "<metric>", help: "cosine (default), dot or l2."),
         OptionSpec(name: "compress-above", value: "<bytes>", help: "Store texts longer than this zstd-compressed (default 512)."),
         OptionSpec(name: "index", value: "<kind>", help: "Sealed segments' index: hnsw (default), ivfpq (compact codes, re-ranked from LMDB), flat (exact scans only) or auto (HNSW, IVF-PQ past --memory-budget or 2,000,000 vectors)."),

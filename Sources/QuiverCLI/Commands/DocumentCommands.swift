@@ -322,7 +322,7 @@ struct EmbedCommand: CLICommand {
     static let abstract = "Print the vector a text encoder makes of a text."
     static let positionals = [PositionalSpec(name: "text", help: "The text to embed.")]
     static let options = [
-        OptionSpec(name: "encoder", value: "<name>", help: "The encoder (default all-MiniLM-L6-v2)."),
+        OptionSpec(name: "encoder", value: "<name>", help: "The encoder (default all-MiniLM-L6-v2; all-MiniLM-L6-v2:int8 for int8)."),
         OptionSpec(name: "document", help: "Use the document tower instead of the query tower."),
     ]
     static let discussion = "The model is read from $QUIVER_MODELS (default ~/.local/share/quiver/models); tools/install-model installs the default one. Needs no database."

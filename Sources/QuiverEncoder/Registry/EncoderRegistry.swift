@@ -1,8 +1,9 @@
 import Foundation
 
-/// Encoders by name. The built-in `all-MiniLM-L6-v2` is always registered; a host app adds its own
-/// with `register(_:factory:)`. A name that is not registered but has a folder in the model store is
-/// loaded as a sentence-transformers model.
+/// Encoders by name. The built-in `all-MiniLM-L6-v2` (float32) and `all-MiniLM-L6-v2:int8` (int8
+/// Linear layers, quantized at load from the same weights) are always registered; a host app adds its
+/// own with `register(_:factory:)`. A name that is not registered but has a folder in the model store
+/// is loaded as a sentence-transformers model, and `<folder name>:int8` as its int8 version.
 ///
 /// Encoders are created on first use and cached: loading a model reads and hashes its weights once.
 /// Thread safety: every method may be called from any thread; creation runs under the registry's lock,
@@ -30,7 +31,15 @@ public final class EncoderRegistry: @unchecked Sendable {
         factories[name] = { store in
             try SentenceTransformerEncoder(folder: store.folder(named: name), identifier: name, options: options)
         }
+        factories[Self.defaultInt8EncoderName] = { store in
+            var int8 = options
+            int8.precision = .int8
+            return try SentenceTransformerEncoder(folder: store.folder(named: name), identifier: Self.defaultInt8EncoderName, options: int8)
+        }
     }
+
+    /// The built-in encoder with int8 Linear layers.
+    public static let defaultInt8EncoderName = BuiltInModel.name + EncoderPrecision.int8NameSuffix
 
     /// A registry with the built-in encoders, over the models directory `modelsDirectory` (neither
     /// `$QUIVER_MODELS` nor `$HOME` is consulted).
@@ -65,6 +74,11 @@ public final class EncoderRegistry: @unchecked Sendable {
             encoder = try factory(modelStore)
         } else if !name.isEmpty, !name.contains("/"), modelStore.isInstalled(name) {
             encoder = try SentenceTransformerEncoder(folder: modelStore.folderPath(name), identifier: name)
+        } else if name.hasSuffix(EncoderPrecision.int8NameSuffix), case let base = String(name.dropLast(EncoderPrecision.int8NameSuffix.count)),
+                  !base.isEmpty, !base.contains("/"), modelStore.isInstalled(base) {
+            var options = SentenceTransformerEncoder.Options()
+            options.precision = .int8
+            encoder = try SentenceTransformerEncoder(folder: modelStore.folderPath(base), identifier: name, options: options)
         } else {
             throw EncoderError(.unknownEncoder,
                                "no encoder named '\(name)': registered are \(factories.keys.sorted().joined(separator: ", ")), and \(modelStore.directory) has no folder of that name")

@@ -4,7 +4,8 @@ import Foundation
 import QuiverCore
 
 /// The built-in encoder: a sentence-transformers BERT model (all-MiniLM-L6-v2 by default) run natively,
-/// float32, on OpenBLAS.
+/// float32 on OpenBLAS, or with int8 Linear layers (`Options.precision = .int8`, registered as
+/// `all-MiniLM-L6-v2:int8`; see `Int8BertModel`).
 ///
 /// Batching: texts are tokenized (in parallel), sorted by token count (longest first, as
 /// sentence-transformers does), cut into batches of `batchSize`, and each batch into one slice per
@@ -30,6 +31,10 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
         public var documentPrefix: String? = nil
         /// A shorter maximum sequence length than the model's (nil: the model's).
         public var maxSequenceLength: Int? = nil
+        /// float32 (the default) or int8 Linear layers, quantized from the float32 weights at load.
+        public var precision: EncoderPrecision = .float32
+        /// The int8 kernel (nil: `$QUIVER_INT8_KERNEL`, else the widest this CPU runs); int8 only.
+        public var int8Kernel: Int8Kernel? = nil
 
         /// The defaults.
         public init() {}
@@ -39,7 +44,8 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
     public let identifier: String
     /// Pooled width: hidden size times the number of pooling modes (384 for all-MiniLM-L6-v2).
     public let dimension: Int
-    /// sha256 hex of `model.safetensors`, computed once at load.
+    /// sha256 hex of `model.safetensors`, computed once at load; with int8 precision followed by
+    /// `EncoderPrecision.int8ChecksumSuffix`, so that a collection built with one precision refuses the other.
     public let weightsChecksum: String
     /// True when the folder's pipeline ends with a `Normalize` module.
     public var producesNormalizedVectors: Bool { folder.normalizes }
@@ -56,15 +62,16 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
     /// The options given at load.
     public let options: Options
 
-    let model: BertModel
+    let model: any BertForward
     private let pool: WorkspacePool
 
-    /// Loads a sentence-transformers folder. `identifier` defaults to the folder's name.
+    /// Loads a sentence-transformers folder. `identifier` defaults to the folder's name (followed by
+    /// `:int8` with int8 precision). An int8 kernel the CPU lacks is an error (`unsupportedKernel`).
     public init(folder path: String, identifier: String? = nil, options: Options = Options()) throws {
         let folder = try SentenceTransformerFolder(path: path)
         self.folder = folder
         self.options = options
-        self.identifier = identifier ?? URL(fileURLWithPath: path).lastPathComponent
+        self.identifier = identifier ?? URL(fileURLWithPath: path).lastPathComponent + options.precision.nameSuffix
         self.tokenizer = try WordPieceTokenizer(vocabularyFile: folder.vocabularyPath, options: folder.tokenizerOptions)
         self.maxSequenceLength = min(options.maxSequenceLength ?? folder.maxSequenceLength, folder.maxSequenceLength)
         self.queryPrefix = options.queryPrefix ?? folder.queryPrefix
@@ -74,15 +81,24 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
             throw EncoderError(.invalidModelFolder, "the folder has no model.safetensors (other weight formats are not read)", path: folder.weightsPath)
         }
         let file = try SafetensorsFile(path: folder.weightsPath)
-        self.weightsChecksum = file.withFileBytes { SHA256.hex($0) }
-        let weights = try BertWeights(file: file, config: folder.config)
+        self.weightsChecksum = file.withFileBytes { SHA256.hex($0) } + options.precision.checksumSuffix
+        let kernel = options.precision == .int8 ? try Int8Kernel.resolve(options.int8Kernel) : nil
         guard tokenizer.vocabulary.count <= folder.config.vocabularySize,
               tokenizer.vocabulary.values.allSatisfy({ Int($0) < folder.config.vocabularySize }) else {
             throw EncoderError(.invalidModelFolder, "vocab.txt has ids beyond the model's vocab_size \(folder.config.vocabularySize)", path: folder.vocabularyPath)
         }
-        self.model = BertModel(config: folder.config, weights: weights)
-        _ = blasConfigured
+        _ = blasConfigured  // before the int8 model's calibration pass, its first sgemm
+        self.model = try Self.loadModel(file, config: folder.config, int8Kernel: kernel, tokenizer: tokenizer)
+        if kernel != nil { releaseFreedMemory() }
         self.pool = WorkspacePool(config: folder.config, limit: max(1, options.threads))
+    }
+
+    /// Reads the weights; for int8, quantizes them and drops the float32 copy before returning.
+    private static func loadModel(_ file: SafetensorsFile, config: BertConfig, int8Kernel: Int8Kernel?,
+                                  tokenizer: WordPieceTokenizer) throws -> any BertForward {
+        let weights = try BertWeights(file: file, config: config)
+        guard let int8Kernel else { return BertModel(config: config, weights: weights) }
+        return Int8BertModel(config: config, weights: weights, kernel: int8Kernel, clsID: tokenizer.clsID, sepID: tokenizer.sepID)
     }
 
     /// Vectors of documents (with the document prefix, if any).
@@ -164,6 +180,12 @@ public final class SentenceTransformerEncoder: TextEncoder, @unchecked Sendable 
 
     /// Bytes held by pooled workspaces (for memory accounting).
     public var workspaceBytes: Int { pool.byteCount }
+
+    /// Bytes of model parameters held in memory (int8: the quantized Linear and embedding weights).
+    public var parameterBytes: Int { model.parameterBytes }
+
+    /// The int8 kernel in use, or nil for float32.
+    public var int8Kernel: Int8Kernel? { (model as? Int8BertModel)?.kernel }
 }
 
 /// The encoder parallelizes over slices itself, so OpenBLAS runs one thread per call (threads of its
@@ -215,4 +237,21 @@ final class WorkspacePool: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return free.reduce(0) { $0 + $1.byteCount }
     }
+}
+
+/// The arithmetic of the encoder's Linear layers.
+public enum EncoderPrecision: String, Sendable, Equatable, CaseIterable {
+    /// float32 weights and products (OpenBLAS sgemm).
+    case float32
+    /// int8 weights (symmetric, per output channel) and per-token int8 activations, int32 accumulation.
+    case int8
+
+    /// Appended to an encoder name to choose int8 (`all-MiniLM-L6-v2:int8`).
+    public static let int8NameSuffix = ":int8"
+    /// Appended to the weights' sha256 in an int8 encoder's `weightsChecksum`: the scheme's version, so
+    /// a change of quantization is a different encoder to the catalog.
+    public static let int8ChecksumSuffix = "+int8-v1"
+
+    var nameSuffix: String { self == .int8 ? Self.int8NameSuffix : "" }
+    var checksumSuffix: String { self == .int8 ? Self.int8ChecksumSuffix : "" }
 }
