@@ -609,7 +609,7 @@ public final class Database: @unchecked Sendable {
             }
         }
         switch mutation {
-        case .createCollection, .dropCollection:
+        case .createCollection, .dropCollection, .tuning:
             return
         case .write(let number, _, let docs, _):
             try documents(number, docs.map(\.id), newTexts: docs.compactMap(\.text))
@@ -645,7 +645,7 @@ public final class Database: @unchecked Sendable {
             try txn.delete(tables.segmentState, Keys.collection(number))
             try txn.delete(tables.textStats, Keys.collection(number))
             try txn.delete(tables.counters, Keys.collection(number))
-            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings, tables.fields] {
+            for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings, tables.fields, tables.adapters] {
                 try txn.deleteAll(table, prefix: Keys.collection(number))
             }
         case .write(let number, _, let documents, let checkpoint):
@@ -737,6 +737,9 @@ public final class Database: @unchecked Sendable {
                 try txn.put(tables.catalog, Array(info.name.utf8), try info.stored())
                 try PayloadIndexing.backfill(spec, number: number, name: info.name, txn: txn, tables: tables)
             }
+            change = .rows(number: number, added: [], vectors: nil, removed: [])
+        case .tuning(let number, let tuningChange, let settings):
+            try TuningApply.apply(number: number, change: tuningChange, settings: settings, txn: txn, tables: tables)
             change = .rows(number: number, added: [], vectors: nil, removed: [])
         }
         var w = ByteWriter()

@@ -20,19 +20,23 @@ public enum Fusion: Sendable, Equatable {
     /// Weighted score fusion: each list's scores are scaled to 0...1 (min-max over the list) and
     /// summed with weight `dense` for the dense list and 1 - `dense` for the lexical one.
     case weighted(dense: Double)
+    /// Distribution-based score fusion: each list's scores are scaled by its own distribution, from
+    /// mean - 3 standard deviations (0) to mean + 3 (1), and summed with weights as `weighted`.
+    case distribution(dense: Double)
 }
 
 extension Collection {
     /// A text search in `mode`: dense (embedding), lexical (BM25) or hybrid (both, fused with
-    /// `fusion` over the best `depth` of each list). The filter of `options` applies to every list.
+    /// `fusion` over the best `depth` of each list; nil: the collection's tuned default, else
+    /// reciprocal rank with k 60). The filter of `options` applies to every list.
     /// Scores: similarity or distance (dense), BM25 score (lexical), fused score (hybrid).
-    public func search(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
+    public func search(text: String, k: Int, mode: SearchMode, fusion: Fusion? = nil, depth: Int = 100,
                        options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
         try explain(text: text, k: k, mode: mode, fusion: fusion, depth: depth, options: options).results
     }
 
     /// `search(text:k:mode:...)` with the plan.
-    public func explain(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
+    public func explain(text: String, k: Int, mode: SearchMode, fusion: Fusion? = nil, depth: Int = 100,
                         options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         switch mode {
@@ -47,17 +51,28 @@ extension Collection {
                                         reason: "lexical mode", returned: results.count, estimate: candidates ?? 0, indexesUsed: indexes,
                                         fields: fields))
         case .hybrid:
-            let n = max(depth, k)
-            let (dense, densePlan) = try explain(text: text, k: n, options: options)
-            let (set, _, _, _, _) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
-            let lexicalHits = try lexical(text, k: n, allowed: set)
-            let lexicalResults = try resolve(lexicalHits, options: options)
-            let fused = Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k)
-            var plan = densePlan
-            plan.strategy = "hybrid: \(densePlan.strategy) + bm25, \(fusion)"
-            plan.returned = fused.count
-            return (Array(fused), plan)
+            let (vector, adapter) = try queryVector(text, options: options)
+            return try hybrid(vector: vector, adapter: adapter, text: text, k: k, fusion: fusion, depth: depth, options: options)
         }
+    }
+
+    /// Hybrid search with the query's dense vector already made (`adapter`: the adapter it went
+    /// through, for the plan).
+    func hybrid(vector: [Float], adapter: String?, text: String, k: Int, fusion given: Fusion?, depth: Int,
+                options: SearchOptions) throws -> (results: [SearchResult], plan: SearchPlan) {
+        let n = max(depth, k)
+        let (fusion, fusionSource) = resolvedFusion(given)
+        let (dense, densePlan) = try explain(vector: vector, k: n, options: options)
+        let (set, _, _, _, _) = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+        let lexicalHits = try lexical(text, k: n, allowed: set)
+        let lexicalResults = try resolve(lexicalHits, options: options)
+        let fused = Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k)
+        var plan = densePlan
+        plan.strategy = "hybrid: \(densePlan.strategy) + bm25, \(fusion)"
+        plan.returned = fused.count
+        plan.adapter = adapter
+        plan.fusion = "\(fusion) (\(fusionSource))"
+        return (Array(fused), plan)
     }
 
     /// The best `k` rows by BM25 for `text` (restricted to `allowed`), best first, ties to the older row.
@@ -97,13 +112,18 @@ extension Collection {
             for list in [dense, lexical] {
                 for (rank, r) in list.enumerated() { scores[r.id, default: 0] += 1 / Double(k + rank + 1) }
             }
-        case .weighted(let w):
+        case .weighted(let w), .distribution(let w):
+            let byDistribution: Bool
+            if case .distribution = fusion { byDistribution = true } else { byDistribution = false }
             func scaled(_ list: [SearchResult], higherIsBetter: Bool) -> [(String, Double)] {
-                guard let lo = list.map(\.score).min(), let hi = list.map(\.score).max() else { return [] }
-                return list.map { r in
-                    let x = hi > lo ? Double(r.score - lo) / Double(hi - lo) : 1
-                    return (r.id, higherIsBetter ? x : 1 - x)
+                let values = list.map { higherIsBetter ? Double($0.score) : -Double($0.score) }
+                guard var lo = values.min(), var hi = values.max() else { return [] }
+                if byDistribution {
+                    let mean = values.reduce(0, +) / Double(values.count)
+                    let sd = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)).squareRoot()
+                    (lo, hi) = (mean - 3 * sd, mean + 3 * sd)
                 }
+                return zip(list, values).map { r, v in (r.id, hi > lo ? (v - lo) / (hi - lo) : 1) }
             }
             for (id, x) in scaled(dense, higherIsBetter: metric.higherScoreIsCloser) { scores[id, default: 0] += w * x }
             for (id, x) in scaled(lexical, higherIsBetter: true) { scores[id, default: 0] += (1 - w) * x }
