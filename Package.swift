@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(name: "WriteBench", dependencies: ["Quiver"], path: "Benchmarks/WriteBench"),
         .executableTarget(name: "OpenBench", dependencies: ["Quiver"], path: "Benchmarks/OpenBench"),
         .executableTarget(name: "SciFactBench", dependencies: ["Quiver"], path: "Benchmarks/SciFactBench"),
-        .executableTarget(name: "TuneBench", dependencies: ["Quiver"], path: "Benchmarks/TuneBench"),
+        .executableTarget(name: "TuneBench", dependencies: ["Quiver", "QuiverTuning", "QuiverCore"], path: "Benchmarks/TuneBench"),
         .executableTarget(name: "FilterBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/FilterBench"),
         .executableTarget(name: "ImportBench", dependencies: ["Quiver"], path: "Benchmarks/ImportBench"),
         .executableTarget(name: "EncoderBench", dependencies: ["QuiverEncoder"], path: "Benchmarks/EncoderBench"),

@@ -19,6 +19,7 @@ let data = try SciFactData(folder: option("--data") ?? "../shared/data/scifact")
 let scratch = option("--scratch") ?? ".scratch/tune"
 try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
 let vectors = try cachedCorpusVectors(data, path: scratch + "/scifact-corpus.f32", scratch: scratch)
+if args.contains("--sweep") { try sweep(data, corpusVectors: vectors, scratch: scratch); exit(0) }
 let unseen = data.unseenTestClaims
 let testIDs = data.testQrels.keys.sorted()
 let unseenIDs = testIDs.filter { unseen.contains($0) }

@@ -251,7 +251,7 @@ extension Collection {
     }
 
     /// One write: the adapter (when given) under `options.name`, and the defaults.
-    private func store(_ report: TuneReport, adapter: QueryAdapter?, fusion: TunedFusion?, binding: EncoderBinding, options: TuneOptions) throws {
+    func store(_ report: TuneReport, adapter: QueryAdapter?, fusion: TunedFusion?, binding: EncoderBinding, options: TuneOptions) throws {
         let payload = try adapter.map {
             try StoredAdapter(name: options.name, adapter: $0, encoderIdentifier: binding.identifier, encoderWeights: binding.weightsChecksum,
                               report: report).payload()

@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+import QuiverTestSupport
+import QuiverCore
+import QuiverTuning
+@testable import Quiver
+
+/// Query adapters on real text with the real model: SciFact titles as documents (the documents
+/// judged relevant to at least two claims, then other titles as distractors) and SciFact claims as
+/// queries, small enough to embed in seconds.
+struct TuningTests {
+    /// The shared data, embedded once for the whole suite.
+    final class Fixture: @unchecked Sendable {
+        let directory = TemporaryDirectory()
+        let titles: [(id: String, text: String)]
+        let pairs: [TrainingPair]
+
+        init() throws {
+            let folder = SharedData.data("scifact")
+            func lines(_ file: String) throws -> [[String: Any]] {
+                try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8).split(separator: "\n").map {
+                    try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+                }
+            }
+            var judged: [String: Set<String>] = [:]
+            for file in ["qrels_train.tsv", "qrels_test.tsv"] {
+                for line in try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8).split(separator: "\n").dropFirst() {
+                    let f = line.split(separator: "\t").map(String.init)
+                    if f.count >= 3, (Int(f[2]) ?? 0) > 0 { judged[f[0], default: []].insert(f[1]) }
+                }
+            }
+            var claimsPerDocument: [String: Int] = [:]
+            for docs in judged.values { for d in docs { claimsPerDocument[d, default: 0] += 1 } }
+            let corpus = try lines("corpus.jsonl").map { ($0["_id"] as! String, $0["title"] as! String) }
+            let shared = Set(claimsPerDocument.filter { $0.value >= 2 }.keys)
+            titles = corpus.filter { shared.contains($0.0) } + corpus.filter { !shared.contains($0.0) }.prefix(150)
+            let claims = try lines("queries_train.jsonl") + lines("queries.jsonl")
+            pairs = claims.compactMap { c -> TrainingPair? in
+                let positives = (judged[c["_id"] as! String] ?? []).filter(shared.contains).sorted()
+                return positives.isEmpty ? nil : TrainingPair(query: c["text"] as! String, positives: positives)
+            }.prefix(400).map { $0 }
+            let encoder = try EncoderRegistry.shared.encoder(named: "all-MiniLM-L6-v2")
+            let m = try encoder.encode(documents: titles.map(\.text))
+            vectors = Dictionary(uniqueKeysWithValues: titles.enumerated().map { ($1.id, m[row: $0]) })
+        }
+
+        /// A new database with the titles in collection `claims`.
+        func database(_ path: String) throws -> (Database, Collection) {
+            let db = try Database(path: path, options: DatabaseOptions(durability: .relaxed(milliseconds: 50)))
+            let c = try db.createCollection("claims", encoder: "all-MiniLM-L6-v2", options: CollectionOptions(index: IndexSettings(kind: .flat)))
+            try c.insert(titles.map { Document(id: $0.id, text: $0.text, vector: vectors[$0.id]) })
+            return (db, c)
+        }
+
+        let vectors: [String: [Float]]
+    }
+
+    static let fixture = Result { try Fixture() }
+
+    @Test func identityAdapterReproducesUntunedResultsExactly() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/identity")
+        defer { db.close() }
+        let report = TuneReport(method: "supervised", adapter: "identity", kind: "linear", trainingExamples: 0, validationExamples: 0,
+                                skippedLines: [], epochs: 0, bestEpoch: 0, validationBefore: 0, validationAfter: 0, history: [],
+                                stored: true, embeddingSeconds: 0, trainingSeconds: 0, createdAt: 0)
+        var options = TuneOptions()
+        options.name = "identity"
+        try c.store(report, adapter: QueryAdapter.identity(.linear, dimension: 384), fusion: nil, binding: c.info.encoder!, options: options)
+        var none = SearchOptions()
+        none.adapter = .none
+        for pair in f.pairs.prefix(25) {
+            let (tuned, plan) = try c.explain(text: pair.query, k: 10)
+            #expect(plan.adapter == "identity")
+            #expect(tuned == (try c.search(text: pair.query, k: 10, options: none)))
+        }
+        #expect(try c.adapters().map(\.name) == ["identity"])
+    }
+
+    /// An adapter trained on the right labels improves the held-back queries; one trained on labels
+    /// shuffled between queries does not, beyond noise.
+    @Test func shuffledLabelsDoNotImproveValidation() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/shuffled")
+        defer { db.close() }
+        let corpus = try TuningCorpus(c)
+        let queries = try Quiver.encode(f.pairs.map(\.query), with: try db.encoder(for: c.info), queries: true)
+        let examples = f.pairs.enumerated().map { i, p in TrainingExample(query: queries[row: i], positives: p.positives.map { corpus.index[$0]! }) }
+        let validation = Array(examples.suffix(60)), training = Array(examples.dropLast(60))
+        var rng = SplitMix64(seed: 7)
+        let shuffledPositives = training.map(\.positives).shuffled(using: &rng)
+        let shuffled = zip(training, shuffledPositives).map { TrainingExample(query: $0.query, positives: $1) }
+        var config = TrainerConfiguration()
+        config.epochs = 12
+        let trainer = AdapterTrainer(documents: corpus.vectors, configuration: config)
+        let right = trainer.train(training, validation: validation)
+        let wrong = trainer.train(shuffled, validation: validation)
+        for e in right.epochs { print("right", e) }
+        for e in wrong.epochs { print("wrong", e) }
+        print("validation nDCG@10: untuned \(right.validationBefore), right labels \(right.validationAfter), shuffled \(wrong.validationAfter)")
+        #expect(right.validationAfter - right.validationBefore > 0.03)
+        #expect(wrong.validationAfter - wrong.validationBefore < 0.015)
+    }
+
+    @Test func adapterSurvivesReopenAndBackupRestore() throws {
+        let f = try Self.fixture.get()
+        let path = f.directory.path + "/survives"
+        var (db, c) = try f.database(path)
+        var options = TuneOptions()
+        options.trainer.epochs = 4
+        options.force = true
+        let report = try c.tune(pairs: f.pairs, options: options)
+        #expect(report.stored && report.trainingExamples == 360 && report.validationExamples == 40)
+        let queries = f.pairs.prefix(10).map(\.query)
+        let before = try queries.map { try c.search(text: $0, k: 5) }
+        var none = SearchOptions()
+        none.adapter = .none
+        #expect(try queries.map { try c.search(text: $0, k: 5, options: none) } != before)
+        #expect(try db.backup(to: f.directory.path + "/backup").files > 0)
+        db.close()
+        db = try Database(path: path)
+        c = try db.collection("claims")
+        #expect(try queries.map { try c.search(text: $0, k: 5) } == before)
+        #expect(try c.adapters().first?.report == report)
+        db.close()
+        _ = try Database.restore(backup: f.directory.path + "/backup", to: f.directory.path + "/restored")
+        let restored = try Database(path: f.directory.path + "/restored")
+        defer { restored.close() }
+        #expect(try queries.map { try restored.collection("claims").search(text: $0, k: 5) } == before)
+        #expect(try restored.verify().problems.isEmpty)
+    }
+
+    @Test func badPairsFileNamesLinesAndStoresNothing() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/bad")
+        defer { db.close() }
+        let file = f.directory.path + "/pairs.jsonl"
+        var lines = f.pairs.prefix(40).map { p in
+            String(decoding: try! JSONSerialization.data(withJSONObject: ["query": p.query, "positive": p.positives]), as: UTF8.self)
+        }
+        lines[3] = "{not json"
+        lines[7] = #"{"query": "  ", "positive": "x"}"#
+        lines[11] = #"{"query": "a real question", "positive": ["no-such-document"]}"#
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        var options = TuneOptions()
+        options.trainer.epochs = 2
+        options.force = true
+        #expect {
+            try c.tune(pairsFile: file, options: options)
+        } throws: { e in
+            let text = "\(e)"
+            return text.contains("\(file):4: not a JSON object") && text.contains("\(file):8: the query is empty")
+                && text.contains("\(file):12: unknown document id(s) 'no-such-document'")
+        }
+        #expect(try c.adapters().isEmpty && db.describe("claims").tuning == nil)
+        options.badLines = .skip
+        let report = try c.tune(pairsFile: file, options: options)
+        #expect(report.skippedLines.count == 3 && report.trainingExamples + report.validationExamples == 37)
+        #expect(try c.adapters().count == 1)
+    }
+}
