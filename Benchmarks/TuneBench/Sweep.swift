@@ -45,14 +45,19 @@ func sweep(_ data: SciFactData, corpusVectors: [[Float]], scratch: String) throw
     }
     let base = TrainerConfiguration()
     var grid: [(String, TrainerConfiguration)] = []
-    for lr in [Float(1e-4), 3e-4, 1e-3] {
-        for t in [Float(0.02), 0.05] {
-            for wd in [Float(0), 0.1, 1] {
+    for lr in [Float(5e-5), 1e-4, 2e-4] {
+        for t in [Float(0.01), 0.02] {
+            for wd in [Float(0), 10, 50] {
                 var c = base
                 c.learningRate = lr; c.temperature = t; c.weightDecay = wd
                 grid.append(("lr \(lr) t \(t) wd \(wd)", c))
             }
         }
+    }
+    for r in [16, 64] {
+        var c = base
+        c.kind = .lowRank(r); c.learningRate = 1e-3; c.temperature = 0.02
+        grid.append(("lowrank \(r) lr 1e-3 t 0.02", c))
     }
     let untuned = evaluate(AdapterTrainer(documents: documents, configuration: base), QueryAdapter.identity(.linear, dimension: 384))
     print(String(format: "untuned: all %.4f unseen %.4f", untuned.0, untuned.1))
