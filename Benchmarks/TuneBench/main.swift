@@ -93,8 +93,9 @@ var distillOptions = options
 distillOptions.name = "distilled"
 let distilled = try c.distill(queries: trainIDs.map { data.trainQueries[$0]! }, options: distillOptions, progress: show)
 stderr("\n")
-record("distilled dense (no labels)", "distilled_dense", try evaluate(.dense, adapter: .named("distilled")))
-record("distilled hybrid (RRF k 60)", "distilled_hybrid", try evaluate(.hybrid, adapter: .named("distilled"), fusion: .reciprocalRank(k: 60)))
+let distilledChoice: AdapterChoice = distilled.stored ? .named("distilled") : .none
+record("distilled dense (no labels)\(distilled.stored ? "" : ", not stored")", "distilled_dense", try evaluate(.dense, adapter: distilledChoice))
+record("distilled hybrid (RRF k 60)", "distilled_hybrid", try evaluate(.hybrid, adapter: distilledChoice, fusion: .reciprocalRank(k: 60)))
 summary["distill_seconds"] = distilled.trainingSeconds
 summary["distill_validation"] = [distilled.validationBefore, distilled.validationAfter]
 try c.setTuningDefaults(adapter: nil)
