@@ -164,4 +164,33 @@ struct TuningTests {
         #expect(report.skippedLines.count == 3 && report.trainingExamples + report.validationExamples == 37)
         #expect(try c.adapters().count == 1)
     }
+
+    /// docs/library.md's tuning example, compiled here (its text must equal this function's body).
+    static func libraryGuideExample(_ papers: Quiver.Collection) throws {
+        var tuning = TuneOptions()            // a full-rank linear adapter named "default"
+        tuning.fusion = true                  // also choose the hybrid fusion from the same pairs
+        let report = try papers.tune(pairsFile: "train.jsonl", options: tuning) { p in
+            print(p.phase, p.done, p.total, p.epoch.map { String(format: "%.4f", $0.validationNDCG) } ?? "")
+        }
+        print(report.validationBefore, report.validationAfter, report.fusion?.description ?? "no fusion", report.stored)
+
+        // Text searches now apply the adapter, and hybrid searches the tuned fusion; explain names both.
+        let (_, plan) = try papers.explain(text: "does vitamin D help bones", k: 10, mode: .hybrid)
+        print(plan.adapter ?? "none", plan.fusion ?? "")
+        var untuned = SearchOptions()
+        untuned.adapter = .none               // or .named("other")
+        let baseline = try papers.search(text: "does vitamin D help bones", k: 10, options: untuned)
+    }
+
+    @Test func libraryGuideTuningExampleIsThisCode() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/library.md"), encoding: .utf8)
+        let block = doc.components(separatedBy: "## Tuning a collection to its queries")[1].components(separatedBy: "```swift\n")[1]
+            .components(separatedBy: "```\n")[0]
+        let source = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
+        let body = source.components(separatedBy: "static func libraryGuideExample(_ papers: Quiver.Collection) throws {\n")[1]
+            .components(separatedBy: "\n    }\n")[0] + "\n"
+        #expect(body.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("        ") ? $0.dropFirst(8) : $0 }
+            .joined(separator: "\n") == block)
+    }
 }
