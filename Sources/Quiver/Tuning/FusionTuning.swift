@@ -57,10 +57,10 @@ struct FusionTuning {
 
     /// The best setting on `training` (ties to the earlier candidate), with its training figure and
     /// the validation figures of `current` and of the choice.
-    func choose(training: [(String, [Float], [Int32])], validation: [(String, [Float], Set<Int32>)], current: Fusion, depth: Int = 100)
+    func choose(training: [(String, [Float], Set<Int32>)], validation: [(String, [Float], Set<Int32>)], current: Fusion, depth: Int = 100)
         throws -> (fusion: Fusion, training: Double, validationBefore: Double, validationAfter: Double) {
         let trainLists = try lists(training.map(\.0), training.map(\.1), depth: depth)
-        let trainRelevant = training.map { Set($0.2) }
+        let trainRelevant = training.map(\.2)
         var best = (fusion: current, score: meanNDCG(trainLists, trainRelevant, current))
         for f in Self.candidates {
             let s = meanNDCG(trainLists, trainRelevant, f)

@@ -185,9 +185,14 @@ extension Collection {
         if options.fusion {
             progress(TuneProgress(phase: "fusion", done: 0, total: 1))
             let f = try FusionTuning(collection: self, corpus: corpus, trainer: trainer, adapter: dense)
-            let chosen = try f.choose(training: trainIdx.map { (pairs[$0].query, vectors[$0], training[trainIdx.firstIndex(of: $0)!].positives) },
-                                      validation: validIdx.map { (pairs[$0].query, vectors[$0], Set(pairs[$0].positives.map { corpus.index[$0]! })) },
-                                      current: resolvedFusion(nil).0)
+            // With a new adapter, the training lines' dense lists are the ones it was fitted to (they
+            // would favour the dense list): the fusion is then chosen on half of the held-back lines
+            // and reported on the other half.
+            let fitted = dense != nil && outcome != nil && dense == outcome?.adapter
+            let half = validIdx.count / 2
+            let chooseOn = fitted ? Array(validIdx[..<half]) : trainIdx, reportOn = fitted ? Array(validIdx[half...]) : validIdx
+            func labelled(_ i: Int) -> (String, [Float], Set<Int32>) { (pairs[i].query, vectors[i], Set(pairs[i].positives.map { corpus.index[$0]! })) }
+            let chosen = try f.choose(training: chooseOn.map(labelled), validation: reportOn.map(labelled), current: resolvedFusion(nil).0)
             report.fusion = TunedFusion(chosen.fusion)
             report.fusionTrainingNDCG = chosen.training
             report.fusionValidationBefore = chosen.validationBefore

@@ -78,7 +78,9 @@ public struct TuneReport: Sendable, Codable, Equatable {
     /// The per-epoch loss and validation figures.
     public var history: [EpochReport]
     /// Fusion tuning: the chosen fusion and hybrid validation nDCG@10 with the previous default and
-    /// with the chosen one (nil without fusion tuning).
+    /// with the chosen one (nil without fusion tuning). With a new adapter the fusion is chosen on
+    /// half of the validation lines (the training lines are what the adapter was fitted to) and
+    /// these figures are the other half's; without one, it is chosen on the training lines.
     public var fusion: TunedFusion?
     public var fusionTrainingNDCG: Double?
     public var fusionValidationBefore: Double?
