@@ -165,6 +165,34 @@ struct TuningTests {
         #expect(try c.adapters().count == 1)
     }
 
+    /// `quiver tune` with a progress line and a before/after table, `quiver adapters`, and `search
+    /// --explain` naming the adapter; `--adapter none` searches without it.
+    @Test func cliTunesListsAndExplains() throws {
+        let f = try Self.fixture.get()
+        let path = f.directory.path + "/cli"
+        let (db, _) = try f.database(path)
+        db.close()
+        let file = f.directory.path + "/cli-pairs.jsonl"
+        try f.pairs.map { p in
+            String(decoding: try JSONSerialization.data(withJSONObject: ["query": p.query, "positive": p.positives]), as: UTF8.self)
+        }.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let cli = CLI(db: path)
+        let tuned = try cli.run(["tune", "claims", "--pairs", file, "--epochs", "3", "--force", "--name", "first"])
+        #expect(tuned.status == 0, "\(tuned.stderr)")
+        #expect(tuned.stdout.contains("VALIDATION") && tuned.stdout.contains("adapter 'first' (linear)") && tuned.stderr.contains("embedding queries: "))
+        let listed = try cli.run(["adapters", "claims"])
+        #expect(listed.stdout.contains("first") && listed.stdout.contains("yes"))
+        let explained = try cli.run(["search", "claims", "--text", f.pairs[0].query, "--explain"])
+        #expect(explained.stdout.contains("adapter: first"))
+        let plain = try cli.run(["search", "claims", "--text", f.pairs[0].query, "--explain", "--adapter", "none"])
+        #expect(plain.stdout.contains("adapter: none"))
+        let wrong = try cli.run(["search", "claims", "--text", "x", "--adapter", "missing"])
+        #expect(wrong.status == 1 && wrong.stderr.contains("no adapter named 'missing'"))
+        #expect(try cli.run(["adapters", "claims", "--remove", "first"]).status == 0)
+        #expect(try cli.run(["adapters", "claims"]).stdout.contains("No adapters"))
+        #expect(try cli.run(["tune", "claims"]).status == 2)
+    }
+
     /// docs/library.md's tuning example, compiled here (its text must equal this function's body).
     static func libraryGuideExample(_ papers: Quiver.Collection) throws {
         var tuning = TuneOptions()            // a full-rank linear adapter named "default"
