@@ -66,9 +66,7 @@ struct TuningTests {
         let f = try Self.fixture.get()
         let (db, c) = try f.database(f.directory.path + "/identity")
         defer { db.close() }
-        let report = TuneReport(method: "supervised", adapter: "identity", kind: "linear", trainingExamples: 0, validationExamples: 0,
-                                skippedLines: [], epochs: 0, bestEpoch: 0, validationBefore: 0, validationAfter: 0, history: [],
-                                stored: true, embeddingSeconds: 0, trainingSeconds: 0, createdAt: 0)
+        let report = TuneReport.untrained("identity", adapter: "identity", kind: "linear")
         var options = TuneOptions()
         options.name = "identity"
         try c.store(report, adapter: QueryAdapter.identity(.linear, dimension: 384), fusion: nil, binding: c.info.encoder!, options: options)

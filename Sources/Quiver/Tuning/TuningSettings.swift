@@ -95,6 +95,15 @@ public struct TuneReport: Sendable, Codable, Equatable {
     public var createdAt: Double
 }
 
+extension TuneReport {
+    /// The report of an adapter stored without training (`method` says how it was made).
+    static func untrained(_ method: String, adapter: String, kind: String) -> TuneReport {
+        TuneReport(method: method, adapter: adapter, kind: kind, trainingExamples: 0, validationExamples: 0, skippedLines: [], epochs: 0,
+                   bestEpoch: 0, validationBefore: 0, validationAfter: 0, history: [], stored: true, embeddingSeconds: 0,
+                   trainingSeconds: 0, createdAt: 0)
+    }
+}
+
 /// A stored adapter, as `Collection.adapters()` lists it.
 public struct AdapterInfo: Sendable, Codable, Equatable {
     public var name: String
