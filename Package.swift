@@ -36,7 +36,9 @@ let package = Package(
         .target(name: "CQuiverKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "QuiverStorage", "COpenBLAS", "CQuiverKernels"], swiftSettings: optimizedEvenInDebug),
         .target(name: "QuiverText", dependencies: ["QuiverCore"]),
-        .target(name: "Quiver", dependencies: ["QuiverCore", "QuiverStorage", "QuiverIndex", "QuiverEncoder", "QuiverText"]),
+        // Query-adapter training (contrastive and distillation) on OpenBLAS.
+        .target(name: "QuiverTuning", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "Quiver", dependencies: ["QuiverCore", "QuiverStorage", "QuiverIndex", "QuiverEncoder", "QuiverText", "QuiverTuning"]),
         .executableTarget(name: "QuiverCLI", dependencies: ["Quiver"]),
         // The host-app example of docs/library.md, compiled and run by the test suite.
         .executableTarget(name: "QuiverExample", dependencies: ["Quiver"]),
@@ -48,6 +50,7 @@ let package = Package(
         .executableTarget(name: "WriteBench", dependencies: ["Quiver"], path: "Benchmarks/WriteBench"),
         .executableTarget(name: "OpenBench", dependencies: ["Quiver"], path: "Benchmarks/OpenBench"),
         .executableTarget(name: "SciFactBench", dependencies: ["Quiver"], path: "Benchmarks/SciFactBench"),
+        .executableTarget(name: "TuneBench", dependencies: ["Quiver", "QuiverTuning", "QuiverCore"], path: "Benchmarks/TuneBench"),
         .executableTarget(name: "FilterBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/FilterBench"),
         .executableTarget(name: "ImportBench", dependencies: ["Quiver"], path: "Benchmarks/ImportBench"),
         .executableTarget(name: "EncoderBench", dependencies: ["QuiverEncoder"], path: "Benchmarks/EncoderBench"),

@@ -127,6 +127,10 @@ struct IntegrityTests {
         let input = dir.path + "/in.jsonl"
         try Data("{\"id\":\"i1\",\"vector\":[1,0,0,0,0,0,0,0]}\n".utf8).write(to: URL(fileURLWithPath: input))
         _ = try h.importFile(input)
+        // A query adapter (the `adapters` table), stored through its log record.
+        let adapter = StoredAdapter(name: "a", adapter: QueryAdapter.identity(.lowRank(2), dimension: 8), encoderIdentifier: "none",
+                                    encoderWeights: "none", report: TuneReport.untrained("test", adapter: "a", kind: "lowrank:2"))
+        try db.write { _ in (.tuning(number: h.info.number, change: .put(name: "a", payload: try adapter.payload()), settings: nil), ()) }
         db.waitForMaintenance()
         return db
     }

@@ -87,6 +87,8 @@ public struct CollectionInfo: Sendable, Equatable, Codable {
     public var payloadIndexes: [PayloadIndexSpec]?
     /// BM25 full-text indexing of documents' text (nil: none).
     public var fullText: FullTextSettings?
+    /// What `Collection.tune` stored as defaults: the query adapter and the hybrid fusion (nil: none).
+    public var tuning: TuningSettings?
 
     /// The index settings in effect.
     public var indexSettings: IndexSettings { index ?? IndexSettings() }

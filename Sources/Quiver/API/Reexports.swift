@@ -1,5 +1,6 @@
 import QuiverCore
 import QuiverEncoder
+import QuiverTuning
 
 /// How vectors are compared: cosine (default), dot product or Euclidean (L2) distance.
 public typealias Metric = QuiverCore.Metric
@@ -20,3 +21,10 @@ public typealias ModelStore = QuiverEncoder.ModelStore
 
 /// Where the built-in encoder's model comes from (the PyPI wheel, the folder in it, its checksum).
 public typealias BuiltInModel = QuiverEncoder.BuiltInModel
+
+/// A query-side adapter of a collection's encoder (see `Collection.tune`).
+public typealias QueryAdapter = QuiverTuning.QueryAdapter
+/// How an adapter is trained (epochs, temperature, weight decay, hard negatives...).
+public typealias TrainerConfiguration = QuiverTuning.TrainerConfiguration
+/// One training epoch's figures.
+public typealias EpochReport = QuiverTuning.EpochReport

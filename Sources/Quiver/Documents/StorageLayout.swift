@@ -23,11 +23,12 @@ import QuiverStorage
  fields       FieldCatalog.swift
  segments, segment_state                  SegmentManifest.swift
  terms, postings, text_stats              TextIndexStore.swift
+ adapters     C ++ adapter name (UTF-8)   query adapter (Tuning/AdapterStore.swift)
  payload      PayloadIndex.swift          empty (not checked: the key is the entry; verify
                                           recomputes every entry from the documents)
 
  Checked values (format 2): every value of catalog, counters, documents, vectors, rows, imports,
- segments, segment_state, terms, postings, text_stats and fields is its payload followed by a u32 LE
+ segments, segment_state, terms, postings, text_stats, fields and adapters is its payload followed by a u32 LE
  CRC-32C of the key's bytes followed by the payload's bytes (StoredValue). A value whose trailer
  does not match (a flipped bit in the key or the value, a value under another key) is an error
  where it is read, naming the collection and the document or row, and a finding of verify. Format
@@ -56,6 +57,7 @@ struct Tables: Sendable {
     let postings: LMDBTable
     let textStats: LMDBTable
     let fields: LMDBTable
+    let adapters: LMDBTable
 
     init(_ env: LMDBEnvironment) throws {
         meta = try env.table("meta")
@@ -72,6 +74,7 @@ struct Tables: Sendable {
         postings = try env.table("postings")
         textStats = try env.table("text_stats")
         fields = try env.table("fields")
+        adapters = try env.table("adapters")
     }
 }
 
@@ -396,13 +399,14 @@ enum StoredValue {
         case "terms": return "BM25 document frequency of term '\(text(from: 4))'"
         case "postings": return "BM25 posting of row \(row(at: key.count - 8))"
         case "text_stats": return "BM25 totals"
+        case "adapters": return "query adapter '\(text(from: 4))'"
         default: return "value of table '\(table)'"
         }
     }
 
     /// The tables whose values carry the trailer.
     static func checkedTables(_ t: Tables) -> [LMDBTable] {
-        [t.catalog, t.counters, t.documents, t.vectors, t.rows, t.imports, t.segments, t.segmentState, t.terms, t.postings, t.textStats, t.fields]
+        [t.catalog, t.counters, t.documents, t.vectors, t.rows, t.imports, t.segments, t.segmentState, t.terms, t.postings, t.textStats, t.fields, t.adapters]
     }
 }
 

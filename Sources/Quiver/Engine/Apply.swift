@@ -29,7 +29,7 @@ extension Database {
             }
         }
         switch mutation {
-        case .createCollection, .dropCollection:
+        case .createCollection, .dropCollection, .tuning:
             return
         case .write(let number, _, let docs, _):
             try documents(number, docs.map(\.id), newTexts: docs.compactMap(\.text))
@@ -61,6 +61,9 @@ extension Database {
             change = try applyDelete(ids, from: number, sequence: sequence, txn: txn, tables: tables)
         case .createPayloadIndex(let number, let spec):
             change = try applyCreatePayloadIndex(spec, on: number, txn: txn, tables: tables)
+        case .tuning(let number, let tuningChange, let settings):
+            try TuningApply.apply(number: number, change: tuningChange, settings: settings, txn: txn, tables: tables)
+            change = .rows(number: number, added: [], vectors: nil, removed: [])
         }
         try Meta.setAppliedSequence(sequence, txn: txn, tables: tables)
         return change
@@ -82,7 +85,7 @@ extension Database {
         try txn.delete(tables.segmentState, Keys.collection(number))
         try txn.delete(tables.textStats, Keys.collection(number))
         try txn.delete(tables.counters, Keys.collection(number))
-        for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings, tables.fields] {
+        for table in [tables.documents, tables.vectors, tables.rows, tables.segments, tables.imports, tables.payload, tables.terms, tables.postings, tables.fields, tables.adapters] {
             try txn.deleteAll(table, prefix: Keys.collection(number))
         }
         return .dropped(number)

@@ -1,3 +1,4 @@
+import Foundation
 import QuiverCore
 import QuiverStorage
 
@@ -15,6 +16,10 @@ import QuiverStorage
  type 4  delete documents    u32 LE collection number, varint count, then ids (varint length + UTF-8)
  type 6  payload index       u32 LE collection number, field (varint length + UTF-8), type
                              (varint length + UTF-8: keyword, integer, float or bool)
+ type 7  tuning              u32 LE collection number, u8 change (0 none, 1 put adapter, 2 remove
+                             adapter), [name (varint length + UTF-8)], [put: the adapter payload
+                             (varint length + bytes; Tuning/AdapterStore.swift)], then the
+                             collection's TuningSettings (varint length + JSON; empty: none)
  type 5  import batch        a type 3 payload, then the import checkpoint stored in the same LMDB
                              transaction: key (varint length + bytes), value (varint length + bytes)
 */
@@ -32,6 +37,7 @@ enum LogRecord {
     case write(number: UInt32, insert: Bool, documents: [Document], checkpoint: Checkpoint? = nil)
     case delete(number: UInt32, ids: [String])
     case createPayloadIndex(number: UInt32, spec: PayloadIndexSpec)
+    case tuning(number: UInt32, change: TuningChange, settings: TuningSettings?)
 
     var type: UInt8 {
         switch self {
@@ -40,6 +46,7 @@ enum LogRecord {
         case .write(_, _, _, let checkpoint): return checkpoint == nil ? 3 : 5
         case .delete: return 4
         case .createPayloadIndex: return 6
+        case .tuning: return 7
         }
     }
 
@@ -87,6 +94,14 @@ enum LogRecord {
             w.write(number)
             w.writeString(spec.field)
             w.writeString(spec.type.rawValue)
+        case .tuning(let number, let change, let settings):
+            w.write(number)
+            switch change {
+            case .none: w.write(UInt8(0))
+            case .put(let name, let payload): w.write(UInt8(1)); w.writeString(name); w.writeBlob(payload)
+            case .remove(let name): w.write(UInt8(2)); w.writeString(name)
+            }
+            w.writeBlob(try settings.map { Array(try CollectionInfo.jsonEncoder.encode($0)) } ?? [])
         }
         return w.bytes
     }
@@ -129,6 +144,18 @@ enum LogRecord {
                 throw StorageError(.corrupt, "write-ahead log record \(record.sequence) names unknown payload index type '\(typeName)'")
             }
             self = .createPayloadIndex(number: number, spec: PayloadIndexSpec(field: field, type: type))
+        case 7:
+            let number = try r.readUInt32()
+            let change: TuningChange
+            switch try r.readUInt8() {
+            case 0: change = .none
+            case 1: change = .put(name: try r.readString(), payload: try r.readBlob())
+            case 2: change = .remove(name: try r.readString())
+            case let op: throw StorageError(.corrupt, "write-ahead log record \(record.sequence) has unknown tuning change \(op)")
+            }
+            let json = try r.readBlob()
+            let settings = json.isEmpty ? nil : try CollectionInfo.jsonDecoder.decode(TuningSettings.self, from: Data(json))
+            self = .tuning(number: number, change: change, settings: settings)
         default:
             throw StorageError(.corrupt, "write-ahead log record \(record.sequence) has unknown type \(record.type)")
         }

@@ -20,34 +20,42 @@ public enum Fusion: Sendable, Equatable {
     /// Weighted score fusion: each list's scores are scaled to 0...1 (min-max over the list) and
     /// summed with weight `dense` for the dense list and 1 - `dense` for the lexical one.
     case weighted(dense: Double)
+    /// Distribution-based score fusion: each list's scores are scaled by its own distribution, from
+    /// mean - 3 standard deviations (0) to mean + 3 (1), and summed with weights as `weighted`.
+    case distribution(dense: Double)
 }
 
 extension Collection {
     /// A text search in `mode`: dense (embedding), lexical (BM25) or hybrid (both, fused with
-    /// `fusion` over the best `depth` of each list). The filter of `options` applies to every list.
+    /// `fusion` over the best `depth` of each list; nil: the collection's tuned default, else
+    /// reciprocal rank with k 60). The filter of `options` applies to every list.
     /// Scores: similarity or distance (dense), BM25 score (lexical), fused score (hybrid).
-    public func search(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
+    public func search(text: String, k: Int, mode: SearchMode, fusion: Fusion? = nil, depth: Int = 100,
                        options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
         try textSearch(text, k: k, mode: mode, fusion: fusion, depth: depth, options: options).results
     }
 
     /// `search(text:k:mode:...)` with the plan.
-    public func explain(text: String, k: Int, mode: SearchMode, fusion: Fusion = .reciprocalRank(k: 60), depth: Int = 100,
+    public func explain(text: String, k: Int, mode: SearchMode, fusion: Fusion? = nil, depth: Int = 100,
                         options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
         let (results, report) = try textSearch(text, k: k, mode: mode, fusion: fusion, depth: depth, options: options)
         return (results, try report())
     }
 
     /// Runs a text search in `mode`; the report (what `explain` returns) is made only when called.
-    private func textSearch(_ text: String, k: Int, mode: SearchMode, fusion: Fusion, depth: Int,
+    private func textSearch(_ text: String, k: Int, mode: SearchMode, fusion: Fusion?, depth: Int,
                             options: SearchOptions) throws -> (results: [SearchResult], report: () throws -> SearchPlan) {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         switch mode {
         case .dense:
-            let vector = try embed(text, query: true)
+            let (vector, adapter) = try queryVector(text, options: options)
             let plan = try plan(vector: vector, k: k, options: options)
             let results = try run(plan, vector, options: options)
-            return (results, { report(plan, returned: results.count) })
+            return (results, {
+                var p = report(plan, returned: results.count)
+                p.adapter = adapter
+                return p
+            })
         case .lexical:
             let allowed = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
             let results = try resolve(try lexical(text, k: k, allowed: allowed?.set), options: options)
@@ -58,19 +66,29 @@ extension Collection {
                                   indexesUsed: allowed?.indexes ?? [], fields: reportedFields(options.filter, allowed))
             })
         case .hybrid:
-            // Both lists over the rows of one run of the filter (the dense plan's).
-            let vector = try embed(text, query: true)
-            let densePlan = try plan(vector: vector, k: max(depth, k), options: options)
-            let dense = try run(densePlan, vector, options: options)
-            let lexicalResults = try resolve(try lexical(text, k: densePlan.k, allowed: densePlan.allowed?.set), options: options)
-            let fused = Array(Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k))
-            return (fused, {
-                var plan = report(densePlan, returned: dense.count)
-                plan.strategy = "hybrid: \(plan.strategy) + bm25, \(fusion)"
-                plan.returned = fused.count
-                return plan
-            })
+            let (vector, adapter) = try queryVector(text, options: options)
+            return try hybrid(vector: vector, adapter: adapter, text: text, k: k, fusion: fusion, depth: depth, options: options)
         }
+    }
+
+    /// Hybrid search with the query's dense vector already made (`adapter`: the adapter it went
+    /// through, for the report): both lists over the rows of one run of the filter (the dense
+    /// plan's), fused with `given` or, when nil, the collection's tuned fusion.
+    func hybrid(vector: [Float], adapter: String?, text: String, k: Int, fusion given: Fusion?, depth: Int,
+                options: SearchOptions) throws -> (results: [SearchResult], report: () throws -> SearchPlan) {
+        let (fusion, fusionSource) = resolvedFusion(given)
+        let densePlan = try plan(vector: vector, k: max(depth, k), options: options)
+        let dense = try run(densePlan, vector, options: options)
+        let lexicalResults = try resolve(try lexical(text, k: densePlan.k, allowed: densePlan.allowed?.set), options: options)
+        let fused = Array(Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k))
+        return (fused, {
+            var plan = report(densePlan, returned: dense.count)
+            plan.strategy = "hybrid: \(plan.strategy) + bm25, \(fusion)"
+            plan.returned = fused.count
+            plan.adapter = adapter
+            plan.fusion = "\(fusion) (\(fusionSource))"
+            return plan
+        })
     }
 
     /// The best `k` rows by BM25 for `text` (restricted to `allowed`), best first, ties to the older row.
@@ -110,13 +128,18 @@ extension Collection {
             for list in [dense, lexical] {
                 for (rank, r) in list.enumerated() { scores[r.id, default: 0] += 1 / Double(k + rank + 1) }
             }
-        case .weighted(let w):
+        case .weighted(let w), .distribution(let w):
+            let byDistribution: Bool
+            if case .distribution = fusion { byDistribution = true } else { byDistribution = false }
             func scaled(_ list: [SearchResult], higherIsBetter: Bool) -> [(String, Double)] {
-                guard let lo = list.map(\.score).min(), let hi = list.map(\.score).max() else { return [] }
-                return list.map { r in
-                    let x = hi > lo ? Double(r.score - lo) / Double(hi - lo) : 1
-                    return (r.id, higherIsBetter ? x : 1 - x)
+                let values = list.map { higherIsBetter ? Double($0.score) : -Double($0.score) }
+                guard var lo = values.min(), var hi = values.max() else { return [] }
+                if byDistribution {
+                    let mean = values.reduce(0, +) / Double(values.count)
+                    let sd = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)).squareRoot()
+                    (lo, hi) = (mean - 3 * sd, mean + 3 * sd)
                 }
+                return zip(list, values).map { r, v in (r.id, hi > lo ? (v - lo) / (hi - lo) : 1) }
             }
             for (id, x) in scaled(dense, higherIsBetter: metric.higherScoreIsCloser) { scores[id, default: 0] += w * x }
             for (id, x) in scaled(lexical, higherIsBetter: true) { scores[id, default: 0] += (1 - w) * x }

@@ -29,6 +29,8 @@ public struct SearchOptions: Sendable {
     /// type they never hold (default false: such a filter is an error that lists the collection's
     /// fields, since it is usually a typo that would silently match nothing).
     public var allowUnknownFields = false
+    /// The query adapter a text search applies (default: the collection's tuned one, if any).
+    public var adapter: AdapterChoice = .collectionDefault
 
     public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil,
                 nprobe: Int? = nil, rerank: Int? = nil, filter: Filter? = nil) {
@@ -62,6 +64,10 @@ public struct SearchPlan: Sendable, Codable, Equatable {
     /// What the collection's documents hold under each field the filter names (from the field
     /// catalog; empty without a filter).
     public var fields: [FieldStats] = []
+    /// The query adapter a text search applied (nil: none).
+    public var adapter: String? = nil
+    /// Hybrid search: the fusion used and where it came from.
+    public var fusion: String? = nil
 }
 
 /// A vector search decided before it runs. `Collection.plan(vector:k:options:)` is the one place
@@ -97,14 +103,18 @@ struct VectorSearchPlan {
 
 extension Collection {
     /// The `k` documents nearest to `text`, which the collection's encoder turns into a vector with
-    /// its query tower. A collection without an encoder gives `QuiverError.encoder`.
+    /// its query tower and then the collection's query adapter, if it has one (`options.adapter`).
+    /// A collection without an encoder gives `QuiverError.encoder`.
     public func search(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
-        try search(vector: try embed(text, query: true), k: k, options: options)
+        try search(vector: try queryVector(text, options: options).0, k: k, options: options)
     }
 
-    /// `explain(vector:k:options:)` for a text query, embedded by the collection's query tower.
+    /// `explain(vector:k:options:)` for a text query, embedded as `search(text:k:options:)` does.
     public func explain(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
-        try explain(vector: try embed(text, query: true), k: k, options: options)
+        let (vector, adapter) = try queryVector(text, options: options)
+        var out = try explain(vector: vector, k: k, options: options)
+        out.plan.adapter = adapter
+        return out
     }
 
     /// The vector the collection's encoder makes of `text`: with the query tower when `query`,

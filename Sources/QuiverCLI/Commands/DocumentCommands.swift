@@ -231,7 +231,8 @@ struct SearchCommand: CLICommand {
         OptionSpec(name: "text", value: "<query>", help: "The query text, embedded by the collection's encoder (query tower)."),
         OptionSpec(name: "filter", value: "<filter>", help: "Only documents whose metadata matches: 'year >= 2020 and tags in (\"a\", \"b\")' or JSON {\"year\": {\"$gte\": 2020}}."),
         OptionSpec(name: "mode", value: "<mode>", help: "With --text: dense (default), lexical (BM25) or hybrid (both, fused)."),
-        OptionSpec(name: "fusion", value: "<fusion>", help: "Hybrid: rrf (reciprocal rank, k 60; default) or weighted:<dense weight 0..1>."),
+        OptionSpec(name: "fusion", value: "<fusion>", help: "Hybrid: rrf or rrf:<k> (reciprocal rank), weighted:<dense weight 0..1> (min-max) or distribution:<dense weight> (default: the collection's tuned fusion, else rrf k 60)."),
+        OptionSpec(name: "adapter", value: "<name|none>", help: "Text queries: the query adapter to apply (default: the collection's tuned one, if any; none for the query tower alone)."),
         OptionSpec(name: "explain", help: "Also show how the search ran: the strategy, and how many documents the filter allows."),
         OptionSpec(name: "exact", help: "Scan every vector instead of using the index (slow; the exact answer)."),
         OptionSpec(name: "ef", value: "<n>", help: "HNSW candidate list size for this search (default: the collection's)."),
@@ -263,7 +264,7 @@ struct SearchCommand: CLICommand {
     let explain: Bool
     var options = SearchOptions()
     var mode = SearchMode.dense
-    var fusion = Fusion.reciprocalRank(k: 60)
+    var fusion: Fusion?
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
@@ -273,12 +274,12 @@ struct SearchCommand: CLICommand {
             self.mode = mode
         }
         if let f = a.value("fusion") {
-            if f == "rrf" { fusion = .reciprocalRank(k: 60) } else if f.hasPrefix("weighted:"), let w = Double(f.dropFirst(9)), (0...1).contains(w) {
-                fusion = .weighted(dense: w)
-            } else {
-                throw UsageError(message: "--fusion must be rrf or weighted:<0..1>, not \(MessageText.quoted(f))", command: Self.name)
+            guard let parsed = parseFusion(f) else {
+                throw UsageError(message: "--fusion must be rrf, rrf:<k>, weighted:<0..1> or distribution:<0..1>, not \(MessageText.quoted(f))", command: Self.name)
             }
+            fusion = parsed
         }
+        if let name = a.value("adapter") { options.adapter = name == "none" ? .none : .named(name) }
         options.exact = a.flag("exact")
         if a.value("ef") != nil { options.efSearch = try a.int("ef", default: 64, range: 1...(1 << 20)) }
         if a.value("nprobe") != nil { options.nprobe = try a.int("nprobe", default: 32, range: 1...(1 << 20)) }
@@ -313,6 +314,8 @@ struct SearchCommand: CLICommand {
             let indexes = plan.indexesUsed.isEmpty ? "no payload index" : "payload indexes " + plan.indexesUsed.joined(separator: ", ")
             context.line("plan: \(plan.strategy) (\(plan.reason)); estimate \(plan.estimate) from \(indexes); \(plan.allowed) of \(plan.documents) documents allowed; \(plan.returned) returned")
             for f in plan.fields { context.line("field \(f.summary)") }
+            if text != nil { context.line("adapter: \(plan.adapter ?? "none")") }
+            if let f = plan.fusion { context.line("fusion: \(f)") }
         }
     }
 }

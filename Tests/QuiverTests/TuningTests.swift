@@ -1,0 +1,222 @@
+import Foundation
+import Testing
+import QuiverTestSupport
+import QuiverCore
+import QuiverTuning
+@testable import Quiver
+
+/// Query adapters on real text with the real model: SciFact titles as documents (the documents
+/// judged relevant to at least two claims, then other titles as distractors) and SciFact claims as
+/// queries, small enough to embed in seconds.
+struct TuningTests {
+    /// The shared data, embedded once for the whole suite.
+    final class Fixture: @unchecked Sendable {
+        let directory = TemporaryDirectory()
+        let titles: [(id: String, text: String)]
+        let pairs: [TrainingPair]
+
+        init() throws {
+            let folder = SharedData.data("scifact")
+            func lines(_ file: String) throws -> [[String: Any]] {
+                try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8).split(separator: "\n").map {
+                    try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+                }
+            }
+            var judged: [String: Set<String>] = [:]
+            for file in ["qrels_train.tsv", "qrels_test.tsv"] {
+                for line in try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8).split(separator: "\n").dropFirst() {
+                    let f = line.split(separator: "\t").map(String.init)
+                    if f.count >= 3, (Int(f[2]) ?? 0) > 0 { judged[f[0], default: []].insert(f[1]) }
+                }
+            }
+            // Documents that at least two claims are about, with all their claims, up to 400 claims:
+            // most held-back claims are then about a document some training claim is about too.
+            var claimsOf: [String: [String]] = [:]
+            for (claim, docs) in judged { for d in docs { claimsOf[d, default: []].append(claim) } }
+            let texts = Dictionary(uniqueKeysWithValues: (try lines("queries_train.jsonl") + lines("queries.jsonl")).map { ($0["_id"] as! String, $0["text"] as! String) })
+            var chosenClaims: [String] = [], seen = Set<String>(), shared = Set<String>()
+            for d in claimsOf.keys.sorted() where claimsOf[d]!.count >= 2 && chosenClaims.count < 400 {
+                shared.insert(d)
+                for c in claimsOf[d]!.sorted() where texts[c] != nil && seen.insert(c).inserted { chosenClaims.append(c) }
+            }
+            let corpus = try lines("corpus.jsonl").map { ($0["_id"] as! String, $0["title"] as! String) }
+            titles = corpus.filter { shared.contains($0.0) } + corpus.filter { !shared.contains($0.0) }.prefix(150)
+            var rng = SplitMix64(seed: 3)
+            pairs = chosenClaims.map { c in TrainingPair(query: texts[c]!, positives: judged[c]!.filter(shared.contains).sorted()) }
+                .filter { !$0.positives.isEmpty }.shuffled(using: &rng)
+            let encoder = try EncoderRegistry.shared.encoder(named: "all-MiniLM-L6-v2")
+            let m = try encoder.encode(documents: titles.map(\.text))
+            vectors = Dictionary(uniqueKeysWithValues: titles.enumerated().map { ($1.id, m[row: $0]) })
+        }
+
+        /// A new database with the titles in collection `claims`.
+        func database(_ path: String) throws -> (Database, Collection) {
+            let db = try Database(path: path, options: DatabaseOptions(durability: .relaxed(milliseconds: 50)))
+            let c = try db.createCollection("claims", encoder: "all-MiniLM-L6-v2", options: CollectionOptions(index: IndexSettings(kind: .flat)))
+            try c.insert(titles.map { Document(id: $0.id, text: $0.text, vector: vectors[$0.id]) })
+            return (db, c)
+        }
+
+        let vectors: [String: [Float]]
+    }
+
+    static let fixture = Result { try Fixture() }
+
+    @Test func identityAdapterReproducesUntunedResultsExactly() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/identity")
+        defer { db.close() }
+        let report = TuneReport.untrained("identity", adapter: "identity", kind: "linear")
+        var options = TuneOptions()
+        options.name = "identity"
+        try c.store(report, adapter: QueryAdapter.identity(.linear, dimension: 384), fusion: nil, binding: c.info.encoder!, options: options)
+        var none = SearchOptions()
+        none.adapter = .none
+        for pair in f.pairs.prefix(25) {
+            let (tuned, plan) = try c.explain(text: pair.query, k: 10)
+            #expect(plan.adapter == "identity")
+            #expect(tuned == (try c.search(text: pair.query, k: 10, options: none)))
+        }
+        #expect(try c.adapters().map(\.name) == ["identity"])
+    }
+
+    /// An adapter trained on the right labels improves the held-back queries; one trained on labels
+    /// shuffled between queries does not, beyond noise.
+    @Test func shuffledLabelsDoNotImproveValidation() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/shuffled")
+        defer { db.close() }
+        let corpus = try TuningCorpus(c)
+        let queries = try Quiver.encode(f.pairs.map(\.query), with: try db.encoder(for: c.info), queries: true)
+        let examples = f.pairs.enumerated().map { i, p in TrainingExample(query: queries[row: i], positives: p.positives.map { corpus.index[$0]! }) }
+        let validation = Array(examples.suffix(60)), training = Array(examples.dropLast(60))
+        var rng = SplitMix64(seed: 7)
+        let shuffledPositives = training.map(\.positives).shuffled(using: &rng)
+        let shuffled = zip(training, shuffledPositives).map { TrainingExample(query: $0.query, positives: $1) }
+        var config = TrainerConfiguration()
+        config.epochs = 30
+        config.learningRate = 5e-4
+        let trainer = AdapterTrainer(documents: corpus.vectors, configuration: config)
+        let right = trainer.train(training, validation: validation)
+        let wrong = trainer.train(shuffled, validation: validation)
+        for e in right.epochs { print("right", e) }
+        for e in wrong.epochs { print("wrong", e) }
+        print("validation nDCG@10: untuned \(right.validationBefore), right labels \(right.validationAfter), shuffled \(wrong.validationAfter)")
+        #expect(right.validationAfter - right.validationBefore > 0.03)
+        #expect(wrong.validationAfter - wrong.validationBefore < 0.015)
+    }
+
+    @Test func adapterSurvivesReopenAndBackupRestore() throws {
+        let f = try Self.fixture.get()
+        let path = f.directory.path + "/survives"
+        var (db, c) = try f.database(path)
+        var options = TuneOptions()
+        options.trainer.epochs = 4
+        options.force = true
+        let report = try c.tune(pairs: f.pairs, options: options)
+        #expect(report.stored && report.trainingExamples + report.validationExamples == f.pairs.count)
+        let queries = f.pairs.prefix(10).map(\.query)
+        let before = try queries.map { try c.search(text: $0, k: 5) }
+        var none = SearchOptions()
+        none.adapter = .none
+        #expect(try queries.map { try c.search(text: $0, k: 5, options: none) } != before)
+        #expect(try db.backup(to: f.directory.path + "/backup").files > 0)
+        db.close()
+        db = try Database(path: path)
+        c = try db.collection("claims")
+        #expect(try queries.map { try c.search(text: $0, k: 5) } == before)
+        #expect(try c.adapters().first?.report == report)
+        db.close()
+        _ = try Database.restore(backup: f.directory.path + "/backup", to: f.directory.path + "/restored")
+        let restored = try Database(path: f.directory.path + "/restored")
+        defer { restored.close() }
+        #expect(try queries.map { try restored.collection("claims").search(text: $0, k: 5) } == before)
+        #expect(try restored.verify().problems.isEmpty)
+    }
+
+    @Test func badPairsFileNamesLinesAndStoresNothing() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/bad")
+        defer { db.close() }
+        let file = f.directory.path + "/pairs.jsonl"
+        var lines = f.pairs.prefix(40).map { p in
+            String(decoding: try! JSONSerialization.data(withJSONObject: ["query": p.query, "positive": p.positives]), as: UTF8.self)
+        }
+        lines[3] = "{not json"
+        lines[7] = #"{"query": "  ", "positive": "x"}"#
+        lines[11] = #"{"query": "a real question", "positive": ["no-such-document"]}"#
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        var options = TuneOptions()
+        options.trainer.epochs = 2
+        options.force = true
+        #expect {
+            try c.tune(pairsFile: file, options: options)
+        } throws: { e in
+            let text = "\(e)"
+            return text.contains("\(file):4: not a JSON object") && text.contains("\(file):8: the query is empty")
+                && text.contains("\(file):12: unknown document id(s) 'no-such-document'")
+        }
+        #expect(try c.adapters().isEmpty && db.describe("claims").tuning == nil)
+        options.badLines = .skip
+        let report = try c.tune(pairsFile: file, options: options)
+        #expect(report.skippedLines.count == 3 && report.trainingExamples + report.validationExamples == 37)
+        #expect(try c.adapters().count == 1)
+    }
+
+    /// `quiver tune` with a progress line and a before/after table, `quiver adapters`, and `search
+    /// --explain` naming the adapter; `--adapter none` searches without it.
+    @Test func cliTunesListsAndExplains() throws {
+        let f = try Self.fixture.get()
+        let path = f.directory.path + "/cli"
+        let (db, _) = try f.database(path)
+        db.close()
+        let file = f.directory.path + "/cli-pairs.jsonl"
+        try f.pairs.map { p in
+            String(decoding: try JSONSerialization.data(withJSONObject: ["query": p.query, "positive": p.positives]), as: UTF8.self)
+        }.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let cli = CLI(db: path)
+        let tuned = try cli.run(["tune", "claims", "--pairs", file, "--epochs", "3", "--force", "--name", "first"])
+        #expect(tuned.status == 0, "\(tuned.stderr)")
+        #expect(tuned.stdout.contains("VALIDATION") && tuned.stdout.contains("adapter 'first' (linear)") && tuned.stderr.contains("embedding queries: "))
+        let listed = try cli.run(["adapters", "claims"])
+        #expect(listed.stdout.contains("first") && listed.stdout.contains("yes"))
+        let explained = try cli.run(["search", "claims", "--text", f.pairs[0].query, "--explain"])
+        #expect(explained.stdout.contains("adapter: first"))
+        let plain = try cli.run(["search", "claims", "--text", f.pairs[0].query, "--explain", "--adapter", "none"])
+        #expect(plain.stdout.contains("adapter: none"))
+        let wrong = try cli.run(["search", "claims", "--text", "x", "--adapter", "missing"])
+        #expect(wrong.status == 1 && wrong.stderr.contains("no adapter named 'missing'"))
+        #expect(try cli.run(["adapters", "claims", "--remove", "first"]).status == 0)
+        #expect(try cli.run(["adapters", "claims"]).stdout.contains("No adapters"))
+        #expect(try cli.run(["tune", "claims"]).status == 2)
+    }
+
+    /// docs/library.md's tuning example, compiled here (its text must equal this function's body).
+    static func libraryGuideExample(_ papers: Quiver.Collection) throws {
+        var tuning = TuneOptions()            // a full-rank linear adapter named "default"
+        tuning.fusion = true                  // also choose the hybrid fusion from the same pairs
+        let report = try papers.tune(pairsFile: "train.jsonl", options: tuning) { p in
+            print(p.phase, p.done, p.total, p.epoch.map { String(format: "%.4f", $0.validationNDCG) } ?? "")
+        }
+        print(report.validationBefore, report.validationAfter, report.fusion?.description ?? "no fusion", report.stored)
+
+        // Text searches now apply the adapter, and hybrid searches the tuned fusion; explain names both.
+        let (_, plan) = try papers.explain(text: "does vitamin D help bones", k: 10, mode: .hybrid)
+        print(plan.adapter ?? "none", plan.fusion ?? "")
+        var untuned = SearchOptions()
+        untuned.adapter = .none               // or .named("other")
+        let baseline = try papers.search(text: "does vitamin D help bones", k: 10, options: untuned)
+    }
+
+    @Test func libraryGuideTuningExampleIsThisCode() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/library.md"), encoding: .utf8)
+        let block = doc.components(separatedBy: "## Tuning a collection to its queries")[1].components(separatedBy: "```swift\n")[1]
+            .components(separatedBy: "```\n")[0]
+        let source = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
+        let body = source.components(separatedBy: "static func libraryGuideExample(_ papers: Quiver.Collection) throws {\n")[1]
+            .components(separatedBy: "\n    }\n")[0] + "\n"
+        #expect(body.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("        ") ? $0.dropFirst(8) : $0 }
+            .joined(separator: "\n") == block)
+    }
+}
