@@ -40,7 +40,8 @@ public final class Database: @unchecked Sendable {
     private let stateLock = NSLock()
     private var closed = false
     private var failure: QuiverError?
-    /// The sequence of the last write committed to LMDB (under `writeLock`; read under `syncLock`).
+    /// The sequence of the last write committed to LMDB (guarded by `stateLock`, so that a commit
+    /// never waits for a sync in progress).
     private var committedThrough: UInt64 = 0
     /// Serializes the LMDB syncs of `full` durability; `syncedThrough` is the last sequence whose
     /// LMDB commit is known durable, so one sync serves every write committed before it began.
@@ -262,7 +263,7 @@ public final class Database: @unchecked Sendable {
                 let t1 = monotonicSeconds()
                 let tables = self.tables
                 let change = try env.write { txn in try Database.apply(mutation, sequence: sequence, txn: txn, tables: tables) }
-                syncLock.lock(); committedThrough = sequence; syncLock.unlock()
+                stateLock.lock(); committedThrough = sequence; stateLock.unlock()
                 let t2 = monotonicSeconds()
                 try segments.applied(change)
                 let t3 = monotonicSeconds()
@@ -310,13 +311,14 @@ public final class Database: @unchecked Sendable {
     /// without this a power loss could undo the last commit and leave the write only in the log's
     /// last record, where damage to that record could not be told from a torn append. One
     /// `mdb_env_sync` serves every write committed before it began (group commit); it runs outside
-    /// the writer lock, on another thread at the same time as the log's own fsync. A failure leaves the write in doubt: the
-    /// database stops taking writes until a reopen recovers.
+    /// the writer lock (commits go on meanwhile), on another thread at the same time as the log's
+    /// own fsync. A failure leaves the write in doubt: the database stops taking writes until a
+    /// reopen recovers.
     private func makeLMDBDurable(through sequence: UInt64) throws {
         syncLock.lock()
         defer { syncLock.unlock() }
         if syncedThrough >= sequence { return }
-        let through = committedThrough
+        stateLock.lock(); let through = committedThrough; stateLock.unlock()
         do {
             try env.sync()
         } catch {
