@@ -13,9 +13,6 @@ extension Document {
     /// Bytes that are not valid UTF-8 are refused (never replaced with U+FFFD, which could make two
     /// different ids one). Throws `QuiverError.invalidArgument` with a one-line reason.
     public init(json: Data) throws {
-        if let offset = Document.invalidUTF8Offset(json) {
-            throw QuiverError.invalidArgument("invalid UTF-8 at byte \(offset + 1) (0x\(String(json[json.startIndex + offset], radix: 16, uppercase: true)))")
-        }
         try self.init(node: try Document.readJSON(json, maxDepth: 8))
     }
 
@@ -23,9 +20,6 @@ extension Document {
     /// each as `init(json:)` does. Throws `QuiverError.invalidArgument` naming the document (1-based)
     /// and its line.
     public static func documents(jsonArray json: Data) throws -> [Document] {
-        if let offset = Document.invalidUTF8Offset(json) {
-            throw QuiverError.invalidArgument("invalid UTF-8 at byte \(offset + 1) (0x\(String(json[json.startIndex + offset], radix: 16, uppercase: true)))")
-        }
         let root = try readJSON(json, maxDepth: 9)
         guard case .array(let items) = root.kind else { throw QuiverError.invalidArgument("not a JSON array") }
         return try items.enumerated().map { i, item in
@@ -36,10 +30,13 @@ extension Document {
         }
     }
 
-    /// The strict reader of the filter language: numbers are converted from their text with
+    /// Valid UTF-8 first, then the strict reader of the filter language: numbers are converted from their text with
     /// correct rounding (Foundation's JSONSerialization on Linux can be one ulp off), and a key
     /// given twice is refused rather than one of its values silently dropped.
     private static func readJSON(_ json: Data, maxDepth: Int) throws -> JSONNode {
+        if let offset = Document.invalidUTF8Offset(json) {
+            throw QuiverError.invalidArgument("invalid UTF-8 at byte \(offset + 1) (0x\(String(json[json.startIndex + offset], radix: 16, uppercase: true)))")
+        }
         var reader = JSONReader(bytes: Array(json), maxDepth: maxDepth, wideIntegersAsDoubles: true)
         do { return try reader.readDocument() } catch {
             throw QuiverError.invalidArgument("not valid JSON: \(error.message) (byte \(error.offset + 1))")

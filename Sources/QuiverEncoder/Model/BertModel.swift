@@ -14,6 +14,15 @@ struct PackedBatch {
     var tokenCount: Int { ids.count }
     var longest: Int { zip(offsets, offsets.dropFirst()).map { $1 - $0 }.max() ?? 0 }
 
+    /// Readies `ws` for this batch and lends the token ids and sequence offsets to `body`, which
+    /// runs a model over them into `ws.hidden`; returns `ws.hidden`, the last hidden states (T, H).
+    func run(in ws: BertWorkspace,
+             _ body: (_ ids: UnsafeBufferPointer<Int32>, _ offsets: UnsafeBufferPointer<Int>) -> Void) -> UnsafeMutablePointer<Float> {
+        ws.reserve(tokens: tokenCount, longest: longest)
+        ids.withUnsafeBufferPointer { ids in offsets.withUnsafeBufferPointer { offsets in body(ids, offsets) } }
+        return ws.hidden
+    }
+
     mutating func append(_ sequence: [Int32]) {
         ids.append(contentsOf: sequence)
         offsets.append(ids.count)
@@ -76,16 +85,12 @@ struct BertModel: Sendable {
     /// `workspace.hidden` until the workspace's next use.
     func forward(_ batch: PackedBatch, workspace ws: BertWorkspace) -> UnsafeMutablePointer<Float> {
         let t = batch.tokenCount
-        ws.reserve(tokens: t, longest: batch.longest)
-        batch.ids.withUnsafeBufferPointer { ids in
-            batch.offsets.withUnsafeBufferPointer { offsets in
-                embed(ids: ids, offsets: offsets, into: ws.hidden)
-                for layer in weights.layers {
-                    transformerLayer(layer, x: ws.hidden, tokens: t, offsets: offsets, workspace: ws)
-                }
+        return batch.run(in: ws) { ids, offsets in
+            embed(ids: ids, offsets: offsets, into: ws.hidden)
+            for layer in weights.layers {
+                transformerLayer(layer, x: ws.hidden, tokens: t, offsets: offsets, workspace: ws)
             }
         }
-        return ws.hidden
     }
 
     /// Word + position + token type (0) embeddings, then LayerNorm.

@@ -178,19 +178,15 @@ struct Int8BertModel: BertForward {
 
     func forward(_ batch: PackedBatch, workspace ws: BertWorkspace) -> UnsafeMutablePointer<Float> {
         let t = batch.tokenCount
-        ws.reserve(tokens: t, longest: batch.longest)
-        batch.ids.withUnsafeBufferPointer { ids in
-            batch.offsets.withUnsafeBufferPointer { offsets in
-                embed(ids: ids, offsets: offsets, into: ws.hidden)
-                for w in layers {
-                    Self.layer(w.attentionNormGamma, w.attentionNormBeta, w.outputNormGamma, w.outputNormBeta, config: config,
-                               x: ws.hidden, tokens: t, offsets: offsets, workspace: ws) { slot, x, _, y, accumulate in
-                        w.linears[slot.rawValue].linear(x, tokens: t, bias: w.biases[slot.rawValue], into: y, accumulate: accumulate, kernel: kernel)
-                    }
+        return batch.run(in: ws) { ids, offsets in
+            embed(ids: ids, offsets: offsets, into: ws.hidden)
+            for w in layers {
+                Self.layer(w.attentionNormGamma, w.attentionNormBeta, w.outputNormGamma, w.outputNormBeta, config: config,
+                           x: ws.hidden, tokens: t, offsets: offsets, workspace: ws) { slot, x, _, y, accumulate in
+                    w.linears[slot.rawValue].linear(x, tokens: t, bias: w.biases[slot.rawValue], into: y, accumulate: accumulate, kernel: kernel)
                 }
             }
         }
-        return ws.hidden
     }
 
     /// Word (dequantized int8 row) + position + token type (0) embeddings, then LayerNorm.
