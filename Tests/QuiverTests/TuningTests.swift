@@ -62,6 +62,42 @@ struct TuningTests {
 
     static let fixture = Result { try Fixture() }
 
+    /// The collection's encoder identity check covers its adapters: an adapter stored for another
+    /// encoder, or for other weights of the same one, is refused (never applied to vectors of a
+    /// tower it was not trained on); the untuned search still works. `store` itself refuses such a
+    /// binding, so the adapter is written into LMDB directly, as an adapter left from before the
+    /// collection's encoder binding changed would be.
+    @Test func anAdapterOfAnotherEncoderIsRefused() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/other-encoder")
+        defer { db.close() }
+        var none = SearchOptions()
+        none.adapter = .none
+        let untuned = try c.search(text: f.pairs[0].query, k: 3, options: none)
+        for (name, change) in [("other-model", { (b: inout EncoderBinding) in b.identifier = "all-MiniLM-L12-v2" }),
+                               ("other-weights", { (b: inout EncoderBinding) in b.weightsChecksum = String(repeating: "0", count: 64) })] {
+            var binding = c.info.encoder!
+            change(&binding)
+            #expect(throws: QuiverError.self) {
+                try c.store(TuneReport.untrained(name, adapter: name, kind: "linear"), adapter: QueryAdapter.identity(.linear, dimension: 384),
+                            fusion: nil, binding: binding, options: TuneOptions())
+            }
+            let key = StoredAdapter.key(c.info.number, name)
+            let payload = try StoredAdapter(name: name, adapter: QueryAdapter.identity(.linear, dimension: 384), encoderIdentifier: binding.identifier,
+                                            encoderWeights: binding.weightsChecksum, report: TuneReport.untrained(name, adapter: name, kind: "linear")).payload()
+            try db.env.write { txn in try txn.put(db.tables.adapters, key, StoredValue.seal(payload, key: key)) }
+            var named = SearchOptions()
+            named.adapter = .named(name)
+            #expect {
+                try c.search(text: f.pairs[0].query, k: 3, options: named)
+            } throws: { error in
+                guard case QuiverError.encoder(let m) = error else { return false }
+                return m.contains("'\(name)'") && m.contains("train it again")
+            }
+            #expect(try c.search(text: f.pairs[0].query, k: 3, options: none) == untuned)
+        }
+    }
+
     @Test func identityAdapterReproducesUntunedResultsExactly() throws {
         let f = try Self.fixture.get()
         let (db, c) = try f.database(f.directory.path + "/identity")
