@@ -49,7 +49,7 @@ let package = Package(
 
         .executableTarget(name: "WriteBench", dependencies: ["Quiver"], path: "Benchmarks/WriteBench"),
         .executableTarget(name: "OpenBench", dependencies: ["Quiver"], path: "Benchmarks/OpenBench"),
-        .executableTarget(name: "SciFactBench", dependencies: ["Quiver"], path: "Benchmarks/SciFactBench"),
+        .executableTarget(name: "SciFactBench", dependencies: ["Quiver", "QuiverTuning"], path: "Benchmarks/SciFactBench"),
         .executableTarget(name: "TuneBench", dependencies: ["Quiver", "QuiverTuning", "QuiverCore"], path: "Benchmarks/TuneBench"),
         .executableTarget(name: "FilterBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/FilterBench"),
         .executableTarget(name: "ImportBench", dependencies: ["Quiver"], path: "Benchmarks/ImportBench"),

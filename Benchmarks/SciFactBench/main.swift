@@ -10,6 +10,7 @@
 //              (EncoderBench writes them); without it the engine embeds the corpus on import
 import Foundation
 import Quiver
+import QuiverTuning
 
 let args = CommandLine.arguments
 func option(_ name: String) -> String? { args.firstIndex(of: name).map { args[$0 + 1] } }
@@ -57,20 +58,13 @@ for (i, d) in corpus.enumerated() {
 print(String(format: "wrote %d documents in %.1f s (%@)", corpus.count, Date().timeIntervalSince(t0), vectors == nil ? "embedded by the engine" : "given vectors"))
 try db.compact("scifact")
 
-func ndcg10(_ ranked: [String], _ relevant: Set<String>) -> Double {
-    var dcg = 0.0
-    for (i, id) in ranked.prefix(10).enumerated() where relevant.contains(id) { dcg += 1 / log2(Double(i) + 2) }
-    let ideal = (0..<min(10, relevant.count)).reduce(0.0) { $0 + 1 / log2(Double($1) + 2) }
-    return ideal > 0 ? dcg / ideal : 0
-}
-
 var summary: [String: Double] = [:]
 for (label, mode) in [("dense", SearchMode.dense), ("lexical", .lexical), ("hybrid", .hybrid)] {
     var total = 0.0
     let start = Date()
     for qid in qrels.keys.sorted() {
         let hits = try c.search(text: queries[qid]!, k: 10, mode: mode, fusion: .reciprocalRank(k: 60), depth: 100)
-        total += ndcg10(hits.map(\.id), qrels[qid]!)
+        total += ndcg10(hits.map(\.id), relevant: qrels[qid]!)
     }
     let score = total / Double(qrels.count)
     summary[label] = score

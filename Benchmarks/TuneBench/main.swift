@@ -12,6 +12,7 @@
 // whose relevant documents is relevant to a training claim). Prints a table, then one JSON line.
 import Foundation
 import Quiver
+import QuiverTuning
 
 let args = CommandLine.arguments
 func option(_ name: String) -> String? { args.firstIndex(of: name).map { args[$0 + 1] } }
@@ -43,13 +44,6 @@ for s in stride(from: 0, to: data.corpus.count, by: 512) {
 }
 try db.compact("scifact")
 
-func ndcg10(_ ranked: [String], _ relevant: Set<String>) -> Double {
-    var dcg = 0.0
-    for (i, id) in ranked.prefix(10).enumerated() where relevant.contains(id) { dcg += 1 / log2(Double(i) + 2) }
-    let ideal = (0..<min(10, relevant.count)).reduce(0.0) { $0 + 1 / log2(Double($1) + 2) }
-    return ideal > 0 ? dcg / ideal : 0
-}
-
 /// (whole set, unseen subset) nDCG@10 of a search configuration over the test claims.
 func evaluate(_ mode: SearchMode, adapter: AdapterChoice, fusion: Fusion? = nil, exact: Bool = false) throws -> (Double, Double) {
     var whole = 0.0, subset = 0.0
@@ -58,7 +52,7 @@ func evaluate(_ mode: SearchMode, adapter: AdapterChoice, fusion: Fusion? = nil,
     options.exact = exact
     for qid in testIDs {
         let hits = try c.search(text: data.queries[qid]!, k: 10, mode: mode, fusion: fusion, depth: 100, options: options)
-        let n = ndcg10(hits.map(\.id), data.testQrels[qid]!)
+        let n = ndcg10(hits.map(\.id), relevant: data.testQrels[qid]!)
         whole += n
         if unseen.contains(qid) { subset += n }
     }

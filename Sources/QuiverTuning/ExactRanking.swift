@@ -85,7 +85,7 @@ final class ResultSlots<T>: @unchecked Sendable {
 
 /// nDCG@10 as BEIR computes it: binary gains, 1 / log2(rank + 1) discount, the ideal from the
 /// number of relevant documents.
-public func ndcg10<S: Sequence>(_ ranked: S, relevant: Set<Int32>) -> Double where S.Element == Int32 {
+public func ndcg10<S: Sequence>(_ ranked: S, relevant: Set<S.Element>) -> Double where S.Element: Hashable {
     var dcg = 0.0
     for (i, id) in ranked.prefix(10).enumerated() where relevant.contains(id) { dcg += 1 / log2(Double(i) + 2) }
     let ideal = (0..<min(10, relevant.count)).reduce(0.0) { $0 + 1 / log2(Double($1) + 2) }
