@@ -6,6 +6,9 @@ Scripts elsewhere in tools/ import it after putting this folder on sys.path:
 """
 import json
 import math
+import pathlib
+import subprocess
+import sys
 
 
 def read_jsonl(path):
@@ -59,6 +62,30 @@ def rank_cosine(corpus_vectors, query_vectors, k):
     query_vectors = query_vectors / np.maximum(np.linalg.norm(query_vectors, axis=1, keepdims=True), 1e-12)
     scores = query_vectors @ corpus_vectors.T
     return [list(np.argsort(-row, kind="stable")[:k]) for row in scores]
+
+
+def embed_sentence_transformers(texts, name, scratch, model, threads, batch_size=None, kind=None, reuse=False):
+    """Vectors of `texts` from sentence-transformers (tools/encoder/st_side.py in a child process),
+    written to `scratch`/`name`.st.f32; with `reuse`, a file of the right size there is read back
+    instead. `batch_size` and `kind` (documents or queries) go to st_side.py when given."""
+    import numpy as np
+
+    scratch = pathlib.Path(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    source, out = scratch / f"{name}.jsonl", scratch / f"{name}.st.f32"
+    if reuse and out.exists() and out.stat().st_size == len(texts) * 384 * 4:
+        return np.fromfile(out, dtype=np.float32).reshape(len(texts), -1)
+    with open(source, "w", encoding="utf-8") as f:
+        for t in texts:
+            f.write(json.dumps(t, ensure_ascii=False) + "\n")
+    command = [sys.executable, str(pathlib.Path(__file__).resolve().parents[1] / "encoder" / "st_side.py"), "embed",
+               "--model", model, "--texts", str(source), "--out", str(out), "--threads", str(threads)]
+    if batch_size is not None:
+        command += ["--batch-size", str(batch_size)]
+    if kind is not None:
+        command += ["--kind", kind]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return np.fromfile(out, dtype=np.float32).reshape(len(texts), -1)
 
 
 def reciprocal_rank_fusion(lists, k=60, depth=100):

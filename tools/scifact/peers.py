@@ -13,31 +13,15 @@ hybrid  reciprocal-rank fusion (k --rrf-k) of the top --depth of the two lists a
 import argparse
 import json
 import pathlib
-import subprocess
 import sys
 import time
 
-import numpy as np
 
 tools = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(tools / "lib"))
 sys.path.insert(0, str(tools / "bm25"))
-from scifact import document_text, load, mean_ndcg10, rank_cosine, reciprocal_rank_fusion  # noqa: E402
+from scifact import document_text, embed_sentence_transformers, load, mean_ndcg10, rank_cosine, reciprocal_rank_fusion  # noqa: E402
 from bm25s_scifact import rank as bm25s_rank  # noqa: E402
-
-
-def embed(texts, name, a):
-    """Vectors of `texts` from sentence-transformers (st_side.py in a child process), cached by name."""
-    scratch = pathlib.Path(a.scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
-    source, out = scratch / f"{name}.jsonl", scratch / f"{name}.st.f32"
-    with open(source, "w", encoding="utf-8") as f:
-        for t in texts:
-            f.write(json.dumps(t, ensure_ascii=False) + "\n")
-    subprocess.run([sys.executable, str(tools / "encoder" / "st_side.py"), "embed", "--model", a.model,
-                    "--texts", str(source), "--out", str(out), "--batch-size", str(a.batch_size),
-                    "--threads", str(a.threads)], check=True, stdout=subprocess.DEVNULL)
-    return np.fromfile(out, dtype=np.float32).reshape(len(texts), -1)
 
 
 def main():
@@ -56,8 +40,8 @@ def main():
     corpus, queries, qrels = load(a.data)
     ids = [d["_id"] for d in corpus]
     t = time.perf_counter()
-    doc_vectors = embed([document_text(d) for d in corpus], "corpus", a)
-    query_vectors = embed([q["text"] for q in queries], "queries", a)
+    doc_vectors = embed_sentence_transformers([document_text(d) for d in corpus], "corpus", a.scratch, a.model, a.threads, a.batch_size)
+    query_vectors = embed_sentence_transformers([q["text"] for q in queries], "queries", a.scratch, a.model, a.threads, a.batch_size)
     dense = [[ids[i] for i in top] for top in rank_cosine(doc_vectors, query_vectors, a.depth)]
     dense_seconds = time.perf_counter() - t
     lexical, (setting, _, _) = bm25s_rank(corpus, queries, a.k1, a.b, stopwords="english", stem=True, min_length=1, k=a.depth)

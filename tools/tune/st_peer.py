@@ -10,28 +10,12 @@ minutes on a loaded machine. The claims are embedded on every run.
 import argparse
 import json
 import pathlib
-import subprocess
 import sys
 
-import numpy as np
 
 tools = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(tools / "lib"))
-from scifact import document_text, load, ndcg10, rank_cosine, read_qrels  # noqa: E402
-
-
-def embed(texts, name, kind, a):
-    scratch = pathlib.Path(a.scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
-    source, out = scratch / f"{name}.jsonl", scratch / f"{name}.st.f32"
-    if name == "corpus" and out.exists() and out.stat().st_size == len(texts) * 384 * 4:
-        return np.fromfile(out, dtype=np.float32).reshape(len(texts), -1)
-    with open(source, "w", encoding="utf-8") as f:
-        for t in texts:
-            f.write(json.dumps(t, ensure_ascii=False) + "\n")
-    subprocess.run([sys.executable, str(tools / "encoder" / "st_side.py"), "embed", "--model", a.model, "--texts", str(source),
-                    "--out", str(out), "--kind", kind, "--threads", "2"], check=True, stdout=subprocess.DEVNULL)
-    return np.fromfile(out, dtype=np.float32).reshape(len(texts), -1)
+from scifact import document_text, embed_sentence_transformers, load, ndcg10, rank_cosine, read_qrels  # noqa: E402
 
 
 def main():
@@ -44,8 +28,9 @@ def main():
     trained = {d for docs in read_qrels(f"{a.data}/qrels_train.tsv").values() for d in docs}
     unseen = [q for q in queries if not (set(qrels[q["_id"]]) & trained)]
     ids = [d["_id"] for d in corpus]
-    docs = embed([document_text(d) for d in corpus], "corpus", "documents", a)
-    claims = embed([q["text"] for q in queries], "claims", "queries", a)
+    docs = embed_sentence_transformers([document_text(d) for d in corpus], "corpus", a.scratch, a.model, threads=2,
+                                       kind="documents", reuse=True)
+    claims = embed_sentence_transformers([q["text"] for q in queries], "claims", a.scratch, a.model, threads=2, kind="queries")
     ranked = {q["_id"]: [ids[i] for i in top] for q, top in zip(queries, rank_cosine(docs, claims, 10))}
 
     def mean(subset):
