@@ -390,14 +390,8 @@ struct DamageSweepTests {
                 points.append(Damage(kind: "wal", file: file, action: .xor(offset: offset, mask: Self.mask(&rng)), label: "file header \(field)"))
             }
             // The records.
-            var starts: [Int] = []
-            var at = 24
-            while at + 17 <= bytes.count {
-                starts.append(at)
-                let length = Int(bytes[at + 4]) | Int(bytes[at + 5]) << 8 | Int(bytes[at + 6]) << 16 | Int(bytes[at + 7]) << 24
-                at += 17 + length
-            }
-            #expect(at == bytes.count, "\(file): the records do not end at the end of the file")
+            let (starts, end) = Self.recordStarts(bytes)
+            #expect(end == bytes.count, "\(file): the records do not end at the end of the file")
             for (r, start) in starts.enumerated() {
                 let isTail = last && r == starts.count - 1
                 let kind = isTail ? "wal-tail" : "wal"
@@ -427,12 +421,19 @@ struct DamageSweepTests {
             throw QuiverError.invalidArgument("the fixture has no log file")
         }
         let bytes = try File(path: fixture + "/db/wal/" + name, mode: .readOnly).readAll()
-        var at = 24, last = 24
+        return Damage(kind: "wal-tail", file: "db/wal/" + name, action: .truncate(Self.recordStarts(bytes).starts.last ?? 24), label: "cut at its last record")
+    }
+
+    /// The offsets of a log file's records (after its 24-byte header; each record a 17-byte header
+    /// whose bytes 4-7 are the payload length, then the payload), and where the last one ends.
+    static func recordStarts(_ bytes: [UInt8]) -> (starts: [Int], end: Int) {
+        var starts: [Int] = []
+        var at = 24
         while at + 17 <= bytes.count {
-            last = at
+            starts.append(at)
             at += 17 + (Int(bytes[at + 4]) | Int(bytes[at + 5]) << 8 | Int(bytes[at + 6]) << 16 | Int(bytes[at + 7]) << 24)
         }
-        return Damage(kind: "wal-tail", file: "db/wal/" + name, action: .truncate(last), label: "cut at its last record")
+        return (starts, at)
     }
 
     /// Segment files: header words, the section table, each section's first and last byte, random
