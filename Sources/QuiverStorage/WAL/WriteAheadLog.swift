@@ -96,54 +96,43 @@ public final class WriteAheadLog: @unchecked Sendable {
                 found = []
                 return true
             }
-            guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
-                if isLast && bytes.count < WALFormat.fileHeaderSize {
+            let scan = WriteAheadLog.scanFile(bytes, name: name, previousLast: found.last?.lastSequence)
+            report.records += scan.records
+            switch scan.stop {
+            case .end:
+                break
+            case .damagedHeader(let short):
+                if isLast && short {
                     try FileSystem.remove(path)
                     try FileSystem.syncDirectory(directory)
                     report.removedIncompleteFile = path
                     continue
                 }
                 if try dropIfApplied() { continue }
-                throw StorageError(.corrupt, "write-ahead log file \(path) has a damaged header; the log cannot be trusted (`quiver repair` opens past it: `salvage` copies this file whole into the database's quarantine directory, cuts it at the damage and moves every later file there, and the writes from the damage on are lost to the database)")
-            }
-            guard first == WALFormat.firstSequence(fromFileName: name) else {
+                throw StorageError(.corrupt, "write-ahead log file \(path) has a damaged header; the log cannot be trusted (\(WriteAheadLog.repairAdvice))")
+            case .misnamed(let first):
                 throw StorageError(.corrupt, "write-ahead log file \(path) starts at sequence \(first), not the number in its name")
-            }
-            if let previous = found.last, previous.lastSequence + 1 != first {
-                throw StorageError(.corrupt, "write-ahead log file \(path) starts at sequence \(first) but the previous file ends at \(previous.lastSequence): records are missing")
-            }
-            var offset = WALFormat.fileHeaderSize
-            var expected = first
-            var dropped = false
-            while offset < bytes.count {
-                if let (record, size) = WALFormat.decodeRecord(bytes, at: offset), record.sequence == expected {
-                    offset += size
-                    expected += 1
-                    report.records += 1
-                    continue
-                }
+            case .gap(let first, let previousLast):
+                throw StorageError(.corrupt, "write-ahead log file \(path) starts at sequence \(first) but the previous file ends at \(previousLast): records are missing")
+            case .damagedRecord(let offset, let validRecordAfter):
                 if !isLast {
-                    if try dropIfApplied() { dropped = true; break }
-                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file; open refused to avoid losing acknowledged writes (`quiver repair` opens past it: `salvage` copies this file whole into the database's quarantine directory, cuts it at the damage and moves every later file there, and the writes from the damage on are lost to the database)")
+                    if try dropIfApplied() { continue }
+                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(scan.nextSequence)) and is not the last file; open refused to avoid losing acknowledged writes (\(WriteAheadLog.repairAdvice))")
                 }
-                if let later = WriteAheadLog.findValidRecord(in: bytes, after: offset, minimumSequence: expected) {
-                    if WriteAheadLog.greatestValidSequence(in: bytes, from: later) < minimumNextSequence {
-                        // Only records the caller applied follow the damage: cutting them loses nothing.
-                        report.truncatedDamagedAppliedBytes = bytes.count - offset
-                        report.truncatedFile = path
-                        try handle.truncate(to: offset)
-                        try handle.sync()
-                        break
+                if let later = validRecordAfter {
+                    guard WriteAheadLog.greatestValidSequence(in: bytes, from: later) < minimumNextSequence else {
+                        throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(scan.nextSequence)) and a valid record follows at byte \(later); open refused to avoid losing acknowledged writes (\(WriteAheadLog.repairAdvice))")
                     }
-                    throw StorageError(.corrupt, "write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later); open refused to avoid losing acknowledged writes (`quiver repair` opens past it: `salvage` copies this file whole into the database's quarantine directory, cuts it at the damage and moves every later file there, and the writes from the damage on are lost to the database)")
+                    // Only records the caller applied follow the damage: cutting them loses nothing.
+                    report.truncatedDamagedAppliedBytes = bytes.count - offset
+                } else {
+                    report.truncatedBytes = bytes.count - offset
                 }
-                report.truncatedBytes = bytes.count - offset
                 report.truncatedFile = path
                 try handle.truncate(to: offset)
                 try handle.sync()
-                break
             }
-            if !dropped { found.append(LogFile(path: path, firstSequence: first, lastSequence: expected - 1, size: offset)) }
+            found.append(LogFile(path: path, firstSequence: scan.first, lastSequence: scan.nextSequence - 1, size: scan.end))
         }
         var last = found.last?.lastSequence ?? 0
         if !found.isEmpty && last + 1 < minimumNextSequence {
@@ -204,6 +193,67 @@ public final class WriteAheadLog: @unchecked Sendable {
         try handle.sync()
         try FileSystem.syncDirectory(directory)
         return (handle, LogFile(path: path, firstSequence: firstSequence, lastSequence: firstSequence - 1, size: WALFormat.fileHeaderSize))
+    }
+
+    /// What `quiver repair` does about damage that open refuses, for the errors that name it.
+    static let repairAdvice = "`quiver repair` opens past it: `salvage` copies this file whole into the database's quarantine directory, cuts it at the damage and moves every later file there, and the writes from the damage on are lost to the database"
+
+    /// One log file's walk, shared by recovery at open and by `inspect`, which decide differently
+    /// what to do where it stops.
+    struct FileScan {
+        enum Stop: Equatable {
+            /// Every byte after the header is a valid record in sequence.
+            case end
+            /// The header does not decode; `short` when the file is shorter than a header.
+            case damagedHeader(short: Bool)
+            /// The header's first sequence number is not the one in the file's name.
+            case misnamed(first: UInt64)
+            /// The file does not start right after the previous file's last record.
+            case gap(first: UInt64, previousLast: UInt64)
+            /// The record at `offset` is damaged or out of sequence; `validRecordAfter` is where a
+            /// valid later record starts, if one does (nil: a torn tail).
+            case damagedRecord(offset: Int, validRecordAfter: Int?)
+        }
+        /// The header's first sequence number (0 when the header is damaged).
+        var first: UInt64 = 0
+        /// Valid records in sequence from the header on.
+        var records = 0
+        /// The byte after the last of them.
+        var end = WALFormat.fileHeaderSize
+        /// The sequence number the next record must have.
+        var nextSequence: UInt64 = 0
+        var stop = Stop.end
+    }
+
+    /// Walks the records of a log file named `name` whose bytes are `bytes`, after a file whose last
+    /// record is `previousLast` (nil for the first file), until its end or the first damage.
+    static func scanFile(_ bytes: [UInt8], name: String, previousLast: UInt64?) -> FileScan {
+        var scan = FileScan()
+        guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
+            scan.stop = .damagedHeader(short: bytes.count < WALFormat.fileHeaderSize)
+            return scan
+        }
+        scan.first = first
+        scan.nextSequence = first
+        guard first == WALFormat.firstSequence(fromFileName: name) else {
+            scan.stop = .misnamed(first: first)
+            return scan
+        }
+        if let previous = previousLast, previous + 1 != first {
+            scan.stop = .gap(first: first, previousLast: previous)
+            return scan
+        }
+        while scan.end < bytes.count {
+            guard let (record, size) = WALFormat.decodeRecord(bytes, at: scan.end), record.sequence == scan.nextSequence else {
+                scan.stop = .damagedRecord(offset: scan.end,
+                                           validRecordAfter: findValidRecord(in: bytes, after: scan.end, minimumSequence: scan.nextSequence))
+                return scan
+            }
+            scan.end += size
+            scan.nextSequence += 1
+            scan.records += 1
+        }
+        return scan
     }
 
     /// The offset of a record with a valid checksum and a plausible sequence number after `offset`.
@@ -515,48 +565,43 @@ extension WriteAheadLog {
             let bytes = try handle.readAll()
             result.files += 1
             let belongsHere = previousLast.map { $0 + 1 } ?? WALFormat.firstSequence(fromFileName: name)!
-            guard let first = WALFormat.decodeFileHeader(bytes[...]) else {
-                if isLast && bytes.count < WALFormat.fileHeaderSize {
+            let scan = scanFile(bytes, name: name, previousLast: previousLast)
+            result.records += scan.records
+            if scan.records > 0 {
+                if result.firstSequence == nil { result.firstSequence = scan.first }
+                result.lastSequence = scan.nextSequence - 1
+            }
+            switch scan.stop {
+            case .end:
+                break
+            case .damagedHeader(let short):
+                if isLast && short {
                     result.incompleteLastFile = path
                     continue
                 }
                 result.damage("write-ahead log file \(path) has a damaged header", file: path, offset: 0, sequence: belongsHere)
                 return result
-            }
-            guard first == WALFormat.firstSequence(fromFileName: name) else {
+            case .misnamed(let first):
                 result.damage("write-ahead log file \(path) starts at sequence \(first), not the number in its name", file: path, offset: 0, sequence: belongsHere)
                 return result
-            }
-            if let previous = previousLast, previous + 1 != first {
+            case .gap(let first, let previous):
                 result.damage("write-ahead log file \(path) starts at sequence \(first) but the previous file ends at \(previous): records are missing",
                               file: path, offset: 0, sequence: belongsHere)
                 return result
-            }
-            var offset = WALFormat.fileHeaderSize
-            var expected = first
-            while offset < bytes.count {
-                if let (record, size) = WALFormat.decodeRecord(bytes, at: offset), record.sequence == expected {
-                    offset += size
-                    expected += 1
-                    result.records += 1
-                    if result.firstSequence == nil { result.firstSequence = record.sequence }
-                    result.lastSequence = record.sequence
-                    continue
-                }
+            case .damagedRecord(let offset, let validRecordAfter):
                 if !isLast {
-                    result.damage("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and is not the last file",
-                                  file: path, offset: offset, sequence: expected)
+                    result.damage("write-ahead log file \(path) is damaged at byte \(offset) (record \(scan.nextSequence)) and is not the last file",
+                                  file: path, offset: offset, sequence: scan.nextSequence)
                     return result
                 }
-                if let later = findValidRecord(in: bytes, after: offset, minimumSequence: expected) {
-                    result.damage("write-ahead log file \(path) is damaged at byte \(offset) (record \(expected)) and a valid record follows at byte \(later)",
-                                  file: path, offset: offset, sequence: expected)
+                if let later = validRecordAfter {
+                    result.damage("write-ahead log file \(path) is damaged at byte \(offset) (record \(scan.nextSequence)) and a valid record follows at byte \(later)",
+                                  file: path, offset: offset, sequence: scan.nextSequence)
                     return result
                 }
                 result.tailBytes = bytes.count - offset
-                break
             }
-            previousLast = expected - 1
+            previousLast = scan.nextSequence - 1
         }
         return result
     }
