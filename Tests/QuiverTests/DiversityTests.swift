@@ -111,8 +111,7 @@ struct DiversityTests {
     @Test func hybridAndLexicalMMREqualTheReference() throws {
         let dir = TemporaryDirectory()
         let db = try Database(path: dir.path)
-        let c = try db.createCollection("papers", encoder: "all-MiniLM-L6-v2")
-        try c.insert(try Self.papers())
+        let c = try Self.papersCollection(db)
         for mode in [SearchMode.hybrid, .lexical, .dense] {
             for query in ["vitamin D and bone density", "sleep and memory"] {
                 for d in [0.0, 0.5, 0.9] {
@@ -125,6 +124,13 @@ struct DiversityTests {
         }
         let (_, plan) = try c.explain(text: "vitamin D", k: 3, mode: .hybrid, options: SearchOptions(diversity: 0.5))
         #expect(plan.diversity?.contains("scaled to 0...1") == true && plan.fusion != nil)
+    }
+
+    /// A collection "papers" with the built-in encoder holding docs/examples/papers.jsonl.
+    static func papersCollection(_ db: Database) throws -> Collection {
+        let c = try db.createCollection("papers", encoder: "all-MiniLM-L6-v2")
+        try c.insert(try papers())
+        return c
     }
 
     /// docs/examples/papers.jsonl as documents.

@@ -125,8 +125,7 @@ struct GroupingTests {
     @Test func textGroupsEqualTheReference() throws {
         let dir = TemporaryDirectory()
         let db = try Database(path: dir.path)
-        let c = try db.createCollection("papers", encoder: "all-MiniLM-L6-v2")
-        try c.insert(try DiversityTests.papers())
+        let c = try DiversityTests.papersCollection(db)
         for mode in [SearchMode.dense, .hybrid, .lexical] {
             let ranked = try c.search(text: "vitamin D and bone density", k: 30, mode: mode)
             let got = try c.searchGroups(text: "vitamin D and bone density", k: 3, mode: mode, options: SearchOptions(groupBy: "venue", groupSize: 2))

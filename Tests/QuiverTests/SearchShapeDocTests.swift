@@ -20,8 +20,7 @@ struct SearchShapeDocTests {
     @Test func exampleRunsAndAgreesWithTheReferences() throws {
         let dir = TemporaryDirectory()
         let db = try Database(path: dir.path)
-        let papers = try db.createCollection("papers", encoder: "all-MiniLM-L6-v2")
-        try papers.insert(try DiversityTests.papers())
+        let papers = try DiversityTests.papersCollection(db)
         let question = "vitamin D and bone density"
         let (venues, variety) = try venuesAndVariety(papers, question: question)
         let ranked = try papers.search(text: question, k: 30, mode: .hybrid)
