@@ -12,8 +12,9 @@ import QuiverCore
 // ties go to the better-ranked candidate). `diversity` is Qdrant's name and direction: 0 is pure
 // relevance (the plain ranking of the candidates), 1 pure diversity; Carbonell's lambda is
 // 1 - diversity. The scores returned are the plain search's relevance scores (similarity,
-// distance, BM25 or fused), as Qdrant and Weaviate return them, not the MMR objective, which
-// depends on what was picked before and is neither ordered nor comparable across queries.
+// distance, BM25 or fused), as Qdrant returns them (qdrant/qdrant pull request 6897: the score is
+// the similarity to the query), not the MMR objective, which depends on what was picked before
+// and is neither ordered nor comparable across queries.
 
 /// A ranked search at any depth: the best `depth` hits for `options`, best first, with the report
 /// of how it ran (made only when called).
