@@ -42,32 +42,35 @@ extension Collection {
         return (results, try report())
     }
 
-    /// Runs a text search in `mode`; the report (what `explain` returns) is made only when called.
+    /// Runs a text search in `mode` (with `options.diversity`, diversified); the report (what
+    /// `explain` returns) is made only when called.
     private func textSearch(_ text: String, k: Int, mode: SearchMode, fusion: Fusion?, depth: Int,
                             options: SearchOptions) throws -> (results: [SearchResult], report: () throws -> SearchPlan) {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
+        return try shapedSearch(k: k, options: options, relevance: mode == .dense ? .dense(info.metric) : .higherIsBetter,
+                                try rankedTextSearch(text, mode: mode, fusion: fusion, depth: depth, options: options))
+    }
+
+    /// The plain text search in `mode` at any depth, the query embedded once (dense and hybrid).
+    func rankedTextSearch(_ text: String, mode: SearchMode, fusion: Fusion?, depth: Int, options: SearchOptions) throws -> RankedSearch {
         switch mode {
         case .dense:
             let (vector, adapter) = try queryVector(text, options: options)
-            let plan = try plan(vector: vector, k: k, options: options)
-            let results = try run(plan, vector, options: options)
-            return (results, {
-                var p = report(plan, returned: results.count)
-                p.adapter = adapter
-                return p
-            })
+            return rankedDenseSearch(vector, adapter: adapter)
         case .lexical:
-            let allowed = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
-            let results = try resolve(try lexical(text, k: k, allowed: allowed?.set), options: options)
-            return (results, {
-                let documents = try count()
-                return SearchPlan(strategy: "bm25", documents: documents, allowed: allowed?.count ?? documents,
-                                  reason: "lexical mode", returned: results.count, estimate: allowed?.candidates ?? 0,
-                                  indexesUsed: allowed?.indexes ?? [], fields: reportedFields(options.filter, allowed))
-            })
+            return { k, options in
+                let allowed = try self.allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+                let results = try self.resolve(try self.lexical(text, k: k, allowed: allowed?.set), options: options)
+                return (results, {
+                    let documents = try self.count()
+                    return SearchPlan(strategy: "bm25", documents: documents, allowed: allowed?.count ?? documents,
+                                      reason: "lexical mode", returned: results.count, estimate: allowed?.candidates ?? 0,
+                                      indexesUsed: allowed?.indexes ?? [], fields: self.reportedFields(options.filter, allowed))
+                })
+            }
         case .hybrid:
             let (vector, adapter) = try queryVector(text, options: options)
-            return try hybrid(vector: vector, adapter: adapter, text: text, k: k, fusion: fusion, depth: depth, options: options)
+            return { k, options in try self.hybrid(vector: vector, adapter: adapter, text: text, k: k, fusion: fusion, depth: depth, options: options) }
         }
     }
 

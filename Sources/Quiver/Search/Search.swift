@@ -32,6 +32,19 @@ public struct SearchOptions: Sendable {
     /// The query adapter a text search applies (default: the collection's tuned one, if any).
     public var adapter: AdapterChoice = .collectionDefault
 
+    // Diversity and grouping (Diversity.swift, Grouping.swift; their own initializers are there).
+    /// Maximal marginal relevance over the best `diversityCandidates` hits: 0 is pure relevance (the
+    /// plain ranking), 1 pure diversity after the first hit (nil: no diversification). Scores stay
+    /// the relevance scores of a plain search.
+    public var diversity: Double?
+    /// The candidates MMR chooses from (nil: `MaximalMarginalRelevance.candidatesPerResult` × k,
+    /// at most `Limits.maxK`; at least k).
+    public var diversityCandidates: Int?
+    /// The metadata field `searchGroups` groups by (nil: no grouping; a flat search refuses it).
+    public var groupBy: String?
+    /// The best hits kept per group by `searchGroups`.
+    public var groupSize = 1
+
     public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil,
                 nprobe: Int? = nil, rerank: Int? = nil, filter: Filter? = nil) {
         self.includeText = includeText
@@ -68,6 +81,10 @@ public struct SearchPlan: Sendable, Codable, Equatable {
     public var adapter: String? = nil
     /// Hybrid search: the fusion used and where it came from.
     public var fusion: String? = nil
+    /// Diversity (MMR): the setting, candidates and relevance used (nil: none).
+    public var diversity: String? = nil
+    /// Grouping: the field, groups filled, candidates read and rounds (nil: none).
+    public var grouping: String? = nil
 }
 
 /// A vector search decided before it runs. `Collection.plan(vector:k:options:)` is the one place
@@ -126,16 +143,30 @@ extension Collection {
     /// The `k` documents nearest to `vector` under the collection's metric, best first. The search
     /// runs over the collection's segments (the exact mutable segment and the sealed HNSW and IVF-PQ
     /// ones); with `options.exact` it scans every stored vector in one snapshot instead.
+    /// With `options.diversity`, the k are chosen by maximal marginal relevance (Diversity.swift).
     public func search(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
-        try run(try plan(vector: vector, k: k, options: options), vector, options: options)
+        try shapedSearch(k: k, options: options, relevance: .dense(info.metric), rankedDenseSearch(vector, adapter: nil)).results
     }
 
     /// Runs a search and says how it ran: the strategy, the filter's count of allowed documents,
     /// and why.
     public func explain(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
-        let plan = try plan(vector: vector, k: k, options: options)
-        let results = try run(plan, vector, options: options)
-        return (results, report(plan, returned: results.count))
+        let (results, report) = try shapedSearch(k: k, options: options, relevance: .dense(info.metric), rankedDenseSearch(vector, adapter: nil))
+        return (results, try report())
+    }
+
+    /// The plain dense search of `vector` at any depth, with its report (`adapter`: the query
+    /// adapter the vector went through, for the report).
+    func rankedDenseSearch(_ vector: [Float], adapter: String?) -> RankedSearch {
+        { depth, options in
+            let plan = try self.plan(vector: vector, k: depth, options: options)
+            let results = try self.run(plan, vector, options: options)
+            return (results, {
+                var p = self.report(plan, returned: results.count)
+                p.adapter = adapter
+                return p
+            })
+        }
     }
 
     /// Validates a vector search and decides how it runs (the checks in this order: k, the vector,

@@ -241,6 +241,11 @@ struct SearchCommand: CLICommand {
         OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
         OptionSpec(name: "with-text", help: "Show each hit's text."),
         OptionSpec(name: "allow-unknown-fields", help: "Let the filter name fields no document has, or compare a field with a type it never holds (by default an error listing the fields)."),
+        // Diversity and grouping.
+        OptionSpec(name: "diversity", value: "<0..1>", help: "Pick the k by maximal marginal relevance: 0 is pure relevance (the plain ranking), 1 pure diversity; scores stay the plain search's."),
+        OptionSpec(name: "diversity-candidates", value: "<n>", help: "With --diversity: the candidates MMR picks from (default 5 x k)."),
+        OptionSpec(name: "group-by", value: "<field>", help: "Up to k groups by this metadata field's value, each with its best --group-size hits; documents without a string, integer or boolean value there are skipped, a list puts a document in a group per string."),
+        OptionSpec(name: "group-size", value: "<n>", help: "With --group-by: the hits per group (default 1)."),
     ]
     static let discussion = """
     Scores are cosine similarity or dot product (higher is closer), or Euclidean distance for l2
@@ -254,6 +259,8 @@ struct SearchCommand: CLICommand {
         #"quiver search papers --text "vitamin D and bone density" -k 5 --with-text"#,
         #"quiver search papers --text "vitamin D and bone density" --mode hybrid --filter "year >= 2015""#,
         "quiver search points --vector 1,0,0 --json",
+        #"quiver search papers --text "vitamin D" --diversity 0.5 -k 5"#,
+        #"quiver search papers --text "vitamin D" --group-by venue --group-size 2 -k 3"#,
     ]
 
     let collection: String
@@ -294,6 +301,29 @@ struct SearchCommand: CLICommand {
         if mode != .dense && text == nil { throw UsageError(message: "--mode \(mode.rawValue) needs --text", command: Self.name) }
         k = try a.int("k", default: 10, range: 1...10_000)
         withText = a.flag("with-text")
+        try parseShape(a)
+    }
+
+    /// --diversity, --diversity-candidates, --group-by and --group-size.
+    private mutating func parseShape(_ a: ParsedArguments) throws {
+        if let raw = a.value("diversity") {
+            guard let d = Double(raw), d.isFinite, (0...1).contains(d) else {
+                throw UsageError(message: "--diversity must be a number between 0 (pure relevance) and 1 (pure diversity), not \(MessageText.quoted(raw))", command: Self.name)
+            }
+            options.diversity = d
+        }
+        if a.value("diversity-candidates") != nil {
+            guard options.diversity != nil else { throw UsageError(message: "--diversity-candidates needs --diversity", command: Self.name) }
+            options.diversityCandidates = try a.int("diversity-candidates", default: 0, range: k...10_000)
+        }
+        options.groupBy = a.value("group-by")
+        if a.value("group-size") != nil {
+            guard options.groupBy != nil else { throw UsageError(message: "--group-size needs --group-by", command: Self.name) }
+            options.groupSize = try a.int("group-size", default: 1, range: 1...10_000)
+        }
+        if options.groupBy != nil && options.diversity != nil {
+            throw UsageError(message: "--diversity and --group-by do not combine (a grouped search spreads its hits over the field's values instead)", command: Self.name)
+        }
     }
 
     func run(_ context: CommandContext) throws {
@@ -301,6 +331,7 @@ struct SearchCommand: CLICommand {
         let c = try db.collection(collection)
         var options = self.options
         options.includeText = withText || context.json
+        if options.groupBy != nil { return try runGroups(c, options: options, context: context) }
         let (hits, plan) = try text.map { try c.explain(text: $0, k: k, mode: mode, fusion: fusion, options: options) }
             ?? c.explain(vector: vector!, k: k, options: options)
         if context.json && explain {
@@ -309,14 +340,36 @@ struct SearchCommand: CLICommand {
             return
         }
         printHits(hits, context: context, withText: withText)
-        if explain {
-            context.line()
-            let indexes = plan.indexesUsed.isEmpty ? "no payload index" : "payload indexes " + plan.indexesUsed.joined(separator: ", ")
-            context.line("plan: \(plan.strategy) (\(plan.reason)); estimate \(plan.estimate) from \(indexes); \(plan.allowed) of \(plan.documents) documents allowed; \(plan.returned) returned")
-            for f in plan.fields { context.line("field \(f.summary)") }
-            if text != nil { context.line("adapter: \(plan.adapter ?? "none")") }
-            if let f = plan.fusion { context.line("fusion: \(f)") }
+        if explain { printPlan(plan, context: context) }
+    }
+
+    /// A grouped search: each group's value and hits (JSON: `[{"value": ..., "hits": [...]}]`).
+    private func runGroups(_ c: Collection, options: SearchOptions, context: CommandContext) throws {
+        let (groups, plan) = try text.map { try c.explainGroups(text: $0, k: k, mode: mode, fusion: fusion, options: options) }
+            ?? c.explainGroups(vector: vector!, k: k, options: options)
+        if context.json {
+            struct Output: Encodable { let groups: [SearchGroup]; let plan: SearchPlan }
+            if explain { try context.printJSON(Output(groups: groups, plan: plan)) } else { try context.printJSON(groups) }
+            return
         }
+        if groups.isEmpty { context.line("No groups") }
+        for (i, g) in groups.enumerated() {
+            if i > 0 { context.line() }
+            context.line("\(options.groupBy!) = \(g.value) (\(g.hits.count) hit(s))")
+            printHits(g.hits, context: context, withText: withText)
+        }
+        if explain { printPlan(plan, context: context) }
+    }
+
+    private func printPlan(_ plan: SearchPlan, context: CommandContext) {
+        context.line()
+        let indexes = plan.indexesUsed.isEmpty ? "no payload index" : "payload indexes " + plan.indexesUsed.joined(separator: ", ")
+        context.line("plan: \(plan.strategy) (\(plan.reason)); estimate \(plan.estimate) from \(indexes); \(plan.allowed) of \(plan.documents) documents allowed; \(plan.returned) returned")
+        for f in plan.fields { context.line("field \(f.summary)") }
+        if text != nil { context.line("adapter: \(plan.adapter ?? "none")") }
+        if let f = plan.fusion { context.line("fusion: \(f)") }
+        if let d = plan.diversity { context.line("diversity: \(d)") }
+        if let g = plan.grouping { context.line("grouping: \(g)") }
     }
 }
 
