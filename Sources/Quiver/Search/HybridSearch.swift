@@ -46,6 +46,9 @@ extension Collection {
     private func textSearch(_ text: String, k: Int, mode: SearchMode, fusion: Fusion?, depth: Int,
                             options: SearchOptions) throws -> (results: [SearchResult], report: () throws -> SearchPlan) {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
+        if mode != .dense && (options.minScore != nil || options.maxDistance != nil) {
+            throw QuiverError.invalidArgument("a range bound (minScore / maxDistance) applies to dense search, not to \(mode.rawValue) search, whose scores are not similarities")
+        }
         switch mode {
         case .dense:
             let (vector, adapter) = try queryVector(text, options: options)

@@ -238,7 +238,9 @@ struct SearchCommand: CLICommand {
         OptionSpec(name: "ef", value: "<n>", help: "HNSW candidate list size for this search (default: the collection's)."),
         OptionSpec(name: "nprobe", value: "<n>", help: "IVF-PQ lists probed by this search (default: the collection's; a filter widens it)."),
         OptionSpec(name: "rerank", value: "<n>", help: "IVF-PQ candidates re-ranked with full vectors by this search (default: the collection's)."),
-        OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
+        OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10; with --min-score or --max-distance, an optional cap)."),
+        OptionSpec(name: "min-score", value: "<s>", help: "Range search (cosine, dot): every document scoring at least s, best first (at most 10000; -k takes the best k)."),
+        OptionSpec(name: "max-distance", value: "<d>", help: "Range search (l2): every document within Euclidean distance d, closest first (at most 10000; -k takes the best k)."),
         OptionSpec(name: "with-text", help: "Show each hit's text."),
         OptionSpec(name: "allow-unknown-fields", help: "Let the filter name fields no document has, or compare a field with a type it never holds (by default an error listing the fields)."),
     ]
@@ -247,6 +249,8 @@ struct SearchCommand: CLICommand {
     (lower is closer). A filter returns k results whenever at least k documents match. Text filters:
     =, !=, <, <=, >, >=, in (...), not in (...), exists(field), and, or, not, parentheses; strings in
     double quotes. A string-list field matches when any element does.
+    A range search (--min-score, --max-distance) returns every document inside the bound: -k caps it,
+    and without -k more than 10000 inside is an error saying so; --exact gives the exact answer.
     """
     static let examples = [
         #"quiver search colors --vector "[0.9, 0.1, 0.1]" -k 3"#,
@@ -254,12 +258,14 @@ struct SearchCommand: CLICommand {
         #"quiver search papers --text "vitamin D and bone density" -k 5 --with-text"#,
         #"quiver search papers --text "vitamin D and bone density" --mode hybrid --filter "year >= 2015""#,
         "quiver search points --vector 1,0,0 --json",
+        #"quiver search colors --vector "[0.9, 0.1, 0.1]" --min-score 0.9"#,
     ]
 
     let collection: String
     let vector: [Float]?
     let text: String?
-    let k: Int
+    /// nil: a range search without a cap.
+    let k: Int?
     let withText: Bool
     let explain: Bool
     var options = SearchOptions()
@@ -292,7 +298,10 @@ struct SearchCommand: CLICommand {
             throw UsageError(message: "give exactly one of --vector and --text", command: Self.name)
         }
         if mode != .dense && text == nil { throw UsageError(message: "--mode \(mode.rawValue) needs --text", command: Self.name) }
-        k = try a.int("k", default: 10, range: 1...10_000)
+        options.minScore = try a.finiteFloat("min-score")
+        options.maxDistance = try a.finiteFloat("max-distance")
+        let ranged = options.minScore != nil || options.maxDistance != nil
+        k = ranged && a.value("k") == nil ? nil : try a.int("k", default: 10, range: 1...10_000)
         withText = a.flag("with-text")
     }
 
@@ -301,8 +310,9 @@ struct SearchCommand: CLICommand {
         let c = try db.collection(collection)
         var options = self.options
         options.includeText = withText || context.json
-        let (hits, plan) = try text.map { try c.explain(text: $0, k: k, mode: mode, fusion: fusion, options: options) }
-            ?? c.explain(vector: vector!, k: k, options: options)
+        let (hits, plan) = try k.map { k in
+            try text.map { try c.explain(text: $0, k: k, mode: mode, fusion: fusion, options: options) } ?? c.explain(vector: vector!, k: k, options: options)
+        } ?? text.map { try c.explain(text: $0, mode: mode, options: options) } ?? c.explain(vector: vector!, options: options)
         if context.json && explain {
             struct Output: Encodable { let results: [SearchResult]; let plan: SearchPlan }
             try context.printJSON(Output(results: hits, plan: plan))
