@@ -159,4 +159,44 @@ struct NearDuplicateTests {
         #expect(left.status != 0)
         #expect(try cli.run(["get", "d", "a2"]).status == 0 && cli.run(["get", "d", "b2"]).status == 0 && cli.run(["get", "d", "lone"]).status == 0)
     }
+
+    /// The swift block of docs/library.md's "Range search and near-duplicates", run as written: the
+    /// lines between the markers below are that block (indented), which this test checks first.
+    @Test func libraryExampleRunsAsWritten() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.path)
+        // docs/library.md begin
+        let tickets = try db.createCollection("tickets", dimension: 3)
+        try tickets.upsert([
+            Document(id: "t1", text: "Printer jams", vector: [1, 0, 0]),
+            Document(id: "t2", text: "The printer jams again", vector: [0.99, 0.1, 0]),
+            Document(id: "t3", text: "Login fails", vector: [0, 1, 0]),
+            Document(id: "t4", text: "Cannot log in", vector: [0.05, 1, 0]),
+        ])
+        // Range search: every document scoring at least 0.9, best first (k, when given, caps it).
+        var range = SearchOptions()
+        range.minScore = 0.9
+        let close = try tickets.search(vector: [1, 0.2, 0], options: range)
+        precondition(close.map(\.id) == ["t2", "t1"])
+
+        // Near-duplicates: every pair at or above 0.95, in clusters.
+        let report = try tickets.nearDuplicates(threshold: 0.95) { p in print("\(p.done) of \(p.total) documents") }
+        precondition(report.clusters.map(\.members) == [["t1", "t2"], ["t3", "t4"]])
+        precondition(report.pairs.allSatisfy { $0.score >= 0.95 })
+
+        // Keep the longest text of each cluster: the dry run first, then one atomic batch per cluster.
+        let plan = try tickets.deletions(report.clusters, keep: .longest)
+        precondition(plan.map(\.keep) == ["t2", "t4"] && plan.map(\.delete) == [["t1"], ["t3"]])
+        try tickets.apply(plan)
+        let left = try tickets.ids()
+        precondition(left == ["t2", "t4"])
+        // docs/library.md end
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/library.md"), encoding: .utf8)
+        let shown = doc.components(separatedBy: "## Range search and near-duplicates")[1].components(separatedBy: "```swift\n")[1].components(separatedBy: "```")[0]
+        let source = try String(contentsOfFile: #filePath, encoding: .utf8)
+        let here = source.components(separatedBy: "// docs/library.md begin\n")[1].components(separatedBy: "        // docs/library.md end")[0]
+        let unindented = here.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("        ") ? String($0.dropFirst(8)) : String($0) }.joined(separator: "\n")
+        #expect(unindented == shown, "the block of docs/library.md differs from this test's")
+    }
 }
