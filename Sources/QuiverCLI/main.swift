@@ -5,7 +5,7 @@ import Quiver
 
 let commands: [any CLICommand.Type] = [
     InitCommand.self, CreateCommand.self, CollectionsCommand.self, DropCommand.self, PutCommand.self, IndexCommand.self, ImportCommand.self, ExportCommand.self, FilterCommand.self,
-    GetCommand.self, DeleteCommand.self, SearchCommand.self, EmbedCommand.self, TuneCommand.self, AdaptersCommand.self, StatsCommand.self, CompactCommand.self, VerifyCommand.self, RepairCommand.self, BackupCommand.self, RestoreCommand.self, DemoCommand.self,
+    GetCommand.self, DeleteCommand.self, SearchCommand.self, DedupCommand.self, EmbedCommand.self, TuneCommand.self, AdaptersCommand.self, StatsCommand.self, CompactCommand.self, VerifyCommand.self, RepairCommand.self, BackupCommand.self, RestoreCommand.self, DemoCommand.self,
 ]
 
 @MainActor func topLevelHelp() -> String {

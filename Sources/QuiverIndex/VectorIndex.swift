@@ -52,6 +52,15 @@ public protocol VectorIndex: AnyObject, Sendable {
     /// Safe to call concurrently with other searches.
     func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor]
 
+    /// Every live vector within `maxDistance` (the metric's internal distance, see `Metric`) of
+    /// `query`, closest first, restricted to ids `parameters.allow` admits, at most `limit` of them
+    /// (`truncated` says whether there were more). Exact kinds scan; approximate ones widen a top-k
+    /// search until the bound is passed (the default, see `RangeSearch`). Throws `IndexError` on a
+    /// dimension mismatch, a negative limit, a NaN bound or a parameter outside its range.
+    /// Safe to call concurrently with other searches.
+    func rangeSearch(_ query: UnsafeBufferPointer<Float>, maxDistance: Float, limit: Int,
+                     parameters: SearchParameters) throws -> RangeSearchResult
+
     /// Tombstones `id`: search never returns it again, while graph indexes keep traversing its node.
     /// Returns false when `id` is not in the index or already tombstoned. Exclusive.
     @discardableResult

@@ -37,7 +37,7 @@ struct DocsExampleTests {
 
     @Test func workedExamplesRunAsWritten() throws {
         let examples = try Self.workedExamples()
-        #expect(examples.count == 2)
+        #expect(examples.count == 3)
         let quiver = try builtProduct("quiver")
         for (title, lines) in examples {
             let dir = TemporaryDirectory()

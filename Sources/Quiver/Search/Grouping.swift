@@ -121,6 +121,7 @@ extension Collection {
             throw QuiverError.invalidArgument("searchGroups needs SearchOptions.groupBy, the metadata field to group by")
         }
         guard !field.isEmpty else { throw QuiverError.invalidArgument("the field to group by is empty") }
+        try options.refuseRangeBound(with: "grouping (groupBy)")
         let size = options.groupSize
         guard size >= 1 && size <= Limits.maxK else { throw QuiverError.invalidArgument("groupSize must be between 1 and \(Limits.maxK), not \(size)") }
         guard k * size <= Limits.maxK else {

@@ -47,6 +47,9 @@ extension Collection {
     private func textSearch(_ text: String, k: Int, mode: SearchMode, fusion: Fusion?, depth: Int,
                             options: SearchOptions) throws -> (results: [SearchResult], report: () throws -> SearchPlan) {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
+        if mode != .dense && (options.minScore != nil || options.maxDistance != nil) {
+            throw QuiverError.invalidArgument("a range bound (minScore / maxDistance) applies to dense search, not to \(mode.rawValue) search, whose scores are not similarities")
+        }
         return try shapedSearch(k: k, options: options, relevance: mode == .dense ? .dense(info.metric) : .higherIsBetter,
                                 try rankedTextSearch(text, mode: mode, fusion: fusion, depth: depth, options: options))
     }

@@ -45,6 +45,14 @@ public struct SearchOptions: Sendable {
     /// The best hits kept per group by `searchGroups`.
     public var groupSize = 1
 
+    // Range search (see RangeSearch.swift): every document within the bound, best first; k caps it.
+    /// Cosine and dot collections: every document scoring at least this (score = cosine similarity
+    /// or dot product). Refused on an `l2` collection, whose scores are distances (`maxDistance`).
+    public var minScore: Float?
+    /// `l2` collections: every document within this Euclidean distance (the score there).
+    /// Refused on cosine and dot collections (`minScore`).
+    public var maxDistance: Float?
+
     public init(includeText: Bool = false, includeVector: Bool = false, exact: Bool = false, efSearch: Int? = nil,
                 nprobe: Int? = nil, rerank: Int? = nil, filter: Filter? = nil) {
         self.includeText = includeText
@@ -111,6 +119,9 @@ struct VectorSearchPlan {
     let documents: Int
     /// The results asked for.
     let k: Int
+    /// A range search's bound (nil: a top-k search); `capped`: whether k was asked for (otherwise
+    /// more than k documents in the bound is an error).
+    var range: RangeBound? = nil
 
     /// The number of allowed documents (all of them without a filter).
     var allowedCount: Int { allowed?.count ?? documents }
@@ -171,7 +182,7 @@ extension Collection {
 
     /// Validates a vector search and decides how it runs (the checks in this order: k, the vector,
     /// the filter, then the per-search index parameters, which only a segment search reads).
-    func plan(vector: [Float], k: Int, options: SearchOptions) throws -> VectorSearchPlan {
+    func plan(vector: [Float], k: Int, options: SearchOptions, capped: Bool = true) throws -> VectorSearchPlan {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         guard vector.count == info.dimension else {
             throw QuiverError.invalidArgument("the query vector has \(vector.count) components; '\(name)' has dimension \(info.dimension)")
@@ -183,8 +194,9 @@ extension Collection {
         let documents = try count()
         // The filter's allowed rows: payload-index candidates re-checked, or every document read.
         let allowed = try allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
+        let range = try rangeBound(options, capped: capped)
         func planned(_ strategy: VectorSearchPlan.Strategy) -> VectorSearchPlan {
-            VectorSearchPlan(strategy: strategy, filter: options.filter, allowed: allowed, documents: documents, k: k)
+            VectorSearchPlan(strategy: strategy, filter: options.filter, allowed: allowed, documents: documents, k: k, range: range)
         }
         let allowedCount = allowed?.count ?? documents
         if options.exact || allowedCount == 0 { return planned(.exact(asked: options.exact)) }
@@ -211,8 +223,9 @@ extension Collection {
     func run(_ plan: VectorSearchPlan, _ vector: [Float], options: SearchOptions) throws -> [SearchResult] {
         switch plan.strategy {
         case .exact:
-            return plan.allowedCount == 0 ? [] : try exactSearch(vector, k: plan.k, allowed: plan.allowed?.set, options: options)
+            return plan.allowedCount == 0 ? [] : try exactSearch(vector, k: plan.k, allowed: plan.allowed?.set, options: options, range: plan.range)
         case .segments(let segments, let parameters):
+            if let range = plan.range { return try runRange(plan, range, segments, parameters, vector, options: options) }
             let hits = try wrapIndex { try segments.search(vector, k: plan.segmentK, parameters: parameters) }
             return try database.readTransaction { txn in
                 try checkExists(txn)
@@ -256,7 +269,8 @@ extension Collection {
             }
             reason = why
         }
-        return SearchPlan(strategy: strategy, documents: plan.documents, allowed: plan.allowedCount, reason: reason, returned: returned,
+        let rangeNote = plan.range.map { "; range search for the documents that \($0.phrase)" } ?? ""
+        return SearchPlan(strategy: strategy, documents: plan.documents, allowed: plan.allowedCount, reason: reason + rangeNote, returned: returned,
                           estimate: plan.allowed?.candidates ?? plan.documents, indexesUsed: plan.allowed?.indexes ?? [],
                           fields: reportedFields(plan.filter, plan.allowed))
     }
@@ -359,13 +373,14 @@ extension Collection {
     }
 
     /// The exact answer: a scan of every stored vector (of the allowed rows only, when given).
-    private func exactSearch(_ vector: [Float], k: Int, allowed: Bitset?, options: SearchOptions) throws -> [SearchResult] {
+    /// With `range`: only the vectors within its bound, and more than k of them is its overflow.
+    private func exactSearch(_ vector: [Float], k: Int, allowed: Bitset?, options: SearchOptions, range: RangeBound? = nil) throws -> [SearchResult] {
         let metric = info.metric
         let dimension = info.dimension
         let query = metric.normalizes ? vector.normalized() : vector
         return try database.readTransaction { txn in
             try checkExists(txn)
-            var top = TopK(k: k)
+            var top = TopK(k: range == nil ? k : k + 1)
             var row = [Float](repeating: 0, count: dimension)
             try query.withUnsafeBufferPointer { q in
                 try row.withUnsafeMutableBufferPointer { buf in
@@ -374,17 +389,21 @@ extension Collection {
                         if let a = allowed, !a.contains(Int(Keys.rowID(of: key))) { return true }
                         try VectorCodec.decode(value, key: key, collection: name, dimension: dimension, into: r)
                         if metric.normalizes { DistanceKernels.normalize(r, dimension) }
-                        top.push(id: Int64(Keys.rowID(of: key)), distance: metric.distance(q.baseAddress!, r, dimension: dimension))
+                        let distance = metric.distance(q.baseAddress!, r, dimension: dimension)
+                        if let range, !range.admits(distance: distance) { return true }
+                        top.push(id: Int64(Keys.rowID(of: key)), distance: distance)
                         return true
                     }
                 }
             }
-            return try top.sorted().compactMap { try result($0, txn: txn, options: options, skipMissing: false) }
+            var hits = top.sorted()
+            if let range { hits = try range.capped(hits, k: k, overflow: hits.count > k) }
+            return try hits.compactMap { try result($0, txn: txn, options: options, skipMissing: false) }
         }
     }
 
     /// The search result of row `hit`; nil for a row no longer stored when `skipMissing`.
-    private func result(_ hit: Neighbor, txn: LMDBTransaction, options: SearchOptions, skipMissing: Bool) throws -> SearchResult? {
+    func result(_ hit: Neighbor, txn: LMDBTransaction, options: SearchOptions, skipMissing: Bool) throws -> SearchResult? {
         try result(row: UInt64(hit.id), score: info.metric.score(fromDistance: hit.distance), txn: txn, options: options, skipMissing: skipMissing)
     }
 

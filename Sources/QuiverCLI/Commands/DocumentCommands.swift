@@ -238,7 +238,9 @@ struct SearchCommand: CLICommand {
         OptionSpec(name: "ef", value: "<n>", help: "HNSW candidate list size for this search (default: the collection's)."),
         OptionSpec(name: "nprobe", value: "<n>", help: "IVF-PQ lists probed by this search (default: the collection's; a filter widens it)."),
         OptionSpec(name: "rerank", value: "<n>", help: "IVF-PQ candidates re-ranked with full vectors by this search (default: the collection's)."),
-        OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10)."),
+        OptionSpec(name: "k", short: "k", value: "<n>", help: "How many results (default 10; with --min-score or --max-distance, an optional cap)."),
+        OptionSpec(name: "min-score", value: "<s>", help: "Range search (cosine, dot): every document scoring at least s, best first (at most 10000; -k takes the best k)."),
+        OptionSpec(name: "max-distance", value: "<d>", help: "Range search (l2): every document within Euclidean distance d, closest first (at most 10000; -k takes the best k)."),
         OptionSpec(name: "with-text", help: "Show each hit's text."),
         OptionSpec(name: "allow-unknown-fields", help: "Let the filter name fields no document has, or compare a field with a type it never holds (by default an error listing the fields)."),
         // Diversity and grouping.
@@ -252,6 +254,8 @@ struct SearchCommand: CLICommand {
     (lower is closer). A filter returns k results whenever at least k documents match. Text filters:
     =, !=, <, <=, >, >=, in (...), not in (...), exists(field), and, or, not, parentheses; strings in
     double quotes. A string-list field matches when any element does.
+    A range search (--min-score, --max-distance) returns every document inside the bound: -k caps it,
+    and without -k more than 10000 inside is an error saying so; --exact gives the exact answer.
     """
     static let examples = [
         #"quiver search colors --vector "[0.9, 0.1, 0.1]" -k 3"#,
@@ -261,12 +265,14 @@ struct SearchCommand: CLICommand {
         "quiver search points --vector 1,0,0 --json",
         #"quiver search papers --text "vitamin D" --diversity 0.5 -k 5"#,
         #"quiver search papers --text "vitamin D" --group-by venue --group-size 2 -k 3"#,
+        #"quiver search colors --vector "[0.9, 0.1, 0.1]" --min-score 0.9"#,
     ]
 
     let collection: String
     let vector: [Float]?
     let text: String?
-    let k: Int
+    /// nil: a range search without a cap.
+    let k: Int?
     let withText: Bool
     let explain: Bool
     var options = SearchOptions()
@@ -299,7 +305,10 @@ struct SearchCommand: CLICommand {
             throw UsageError(message: "give exactly one of --vector and --text", command: Self.name)
         }
         if mode != .dense && text == nil { throw UsageError(message: "--mode \(mode.rawValue) needs --text", command: Self.name) }
-        k = try a.int("k", default: 10, range: 1...10_000)
+        options.minScore = try a.finiteFloat("min-score")
+        options.maxDistance = try a.finiteFloat("max-distance")
+        let ranged = options.minScore != nil || options.maxDistance != nil
+        k = ranged && a.value("k") == nil ? nil : try a.int("k", default: 10, range: 1...10_000)
         withText = a.flag("with-text")
         try parseShape(a)
     }
@@ -314,7 +323,7 @@ struct SearchCommand: CLICommand {
         }
         if a.value("diversity-candidates") != nil {
             guard options.diversity != nil else { throw UsageError(message: "--diversity-candidates needs --diversity", command: Self.name) }
-            options.diversityCandidates = try a.int("diversity-candidates", default: 0, range: k...10_000)
+            options.diversityCandidates = try a.int("diversity-candidates", default: 0, range: (k ?? 10)...10_000)
         }
         options.groupBy = a.value("group-by")
         if a.value("group-size") != nil {
@@ -324,6 +333,9 @@ struct SearchCommand: CLICommand {
         if options.groupBy != nil && options.diversity != nil {
             throw UsageError(message: "--diversity and --group-by do not combine (a grouped search spreads its hits over the field's values instead)", command: Self.name)
         }
+        if (options.minScore != nil || options.maxDistance != nil) && (options.groupBy != nil || options.diversity != nil) {
+            throw UsageError(message: "--min-score / --max-distance (every document inside a bound) do not combine with --diversity or --group-by", command: Self.name)
+        }
     }
 
     func run(_ context: CommandContext) throws {
@@ -331,9 +343,10 @@ struct SearchCommand: CLICommand {
         let c = try db.collection(collection)
         var options = self.options
         options.includeText = withText || context.json
-        if options.groupBy != nil { return try runGroups(c, options: options, context: context) }
-        let (hits, plan) = try text.map { try c.explain(text: $0, k: k, mode: mode, fusion: fusion, options: options) }
-            ?? c.explain(vector: vector!, k: k, options: options)
+        if options.groupBy != nil { return try runGroups(c, k: k ?? 10, options: options, context: context) }
+        let (hits, plan) = try k.map { k in
+            try text.map { try c.explain(text: $0, k: k, mode: mode, fusion: fusion, options: options) } ?? c.explain(vector: vector!, k: k, options: options)
+        } ?? text.map { try c.explain(text: $0, mode: mode, options: options) } ?? c.explain(vector: vector!, options: options)
         if context.json && explain {
             struct Output: Encodable { let results: [SearchResult]; let plan: SearchPlan }
             try context.printJSON(Output(results: hits, plan: plan))
@@ -344,7 +357,7 @@ struct SearchCommand: CLICommand {
     }
 
     /// A grouped search: each group's value and hits (JSON: `[{"value": ..., "hits": [...]}]`).
-    private func runGroups(_ c: Collection, options: SearchOptions, context: CommandContext) throws {
+    private func runGroups(_ c: Collection, k: Int, options: SearchOptions, context: CommandContext) throws {
         let (groups, plan) = try text.map { try c.explainGroups(text: $0, k: k, mode: mode, fusion: fusion, options: options) }
             ?? c.explainGroups(vector: vector!, k: k, options: options)
         if context.json {

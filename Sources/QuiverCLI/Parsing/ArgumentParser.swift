@@ -51,6 +51,15 @@ struct ParsedArguments {
         }
         return v
     }
+
+    /// A finite number option (nil when absent).
+    func finiteFloat(_ name: String) throws -> Float? {
+        guard let raw = value(name) else { return nil }
+        guard let v = Float(raw), v.isFinite else {
+            throw UsageError(message: "--\(name) must be a finite number, not \(MessageText.quoted(raw))", command: command)
+        }
+        return v
+    }
 }
 
 /// What every command declares.

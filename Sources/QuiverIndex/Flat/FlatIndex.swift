@@ -136,22 +136,44 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
     }
 
     private func scan(_ rawQuery: UnsafePointer<Float>, k: Int, allow: AllowFilter?) -> [Neighbor] {
+        var top = TopK(k: k)
+        forEachDistance(rawQuery, allow: allow) { top.push(id: $0, distance: $1) }
+        return top.sorted()
+    }
+
+    /// The exact range search: a scan keeping every live allowed vector within the bound.
+    public func rangeSearch(_ query: UnsafeBufferPointer<Float>, maxDistance: Float, limit: Int,
+                            parameters: SearchParameters) throws -> RangeSearchResult {
+        guard query.count == dimension else {
+            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
+        }
+        guard limit >= 0 else { throw IndexError(.invalidParameter, "the range limit must not be negative, got \(limit)") }
+        guard !maxDistance.isNaN else { throw IndexError(.invalidParameter, "the range bound is NaN") }
+        try parameters.validate()
+        var inside: [Neighbor] = []
+        forEachDistance(query.baseAddress!, allow: parameters.allow) { id, distance in
+            if distance <= maxDistance { inside.append(Neighbor(id: id, distance: distance)) }
+        }
+        inside.sort { ($0.distance, $0.id) < ($1.distance, $1.id) }
+        return RangeSearchResult(neighbors: Array(inside.prefix(limit)), truncated: inside.count > limit, rounds: 1)
+    }
+
+    /// Calls `body` with the id and distance to `rawQuery` of every live vector `allow` admits.
+    private func forEachDistance(_ rawQuery: UnsafePointer<Float>, allow: AllowFilter?, _ body: (Int64, Float) -> Void) {
         let d = dimension
         var normalized = [Float]()
         var query = rawQuery
         if metric.normalizes {
             normalized = Array(UnsafeBufferPointer(start: rawQuery, count: d)).normalized()
         }
-        var top = TopK(k: k)
         normalized.withUnsafeBufferPointer { nq in
             if metric.normalizes { query = nq.baseAddress! }
             vectors.withUnsafeBufferPointer { v in
                 for s in 0..<ids.count where !deleted[s] {
                     if let allow, !allow.allows(ids[s]) { continue }
-                    top.push(id: ids[s], distance: metric.distance(query, v.baseAddress! + s * d, dimension: d))
+                    body(ids[s], metric.distance(query, v.baseAddress! + s * d, dimension: d))
                 }
             }
         }
-        return top.sorted()
     }
 }
