@@ -130,6 +130,22 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
         }
     }
 
+    /// The slots (every `step`-th) whose codes are not the quantization of their float32 vector under
+    /// the stored ranges: what `verify` reports as damage a checksum cannot see (a file written wrong).
+    public func checkCodes(every step: Int = 1) -> [(id: Int64, reason: String)] {
+        let q = quantizer, g = graph
+        var bad: [(id: Int64, reason: String)] = []
+        var s = 0
+        while s < count {
+            let v = storage.vectors + s * dimension, c = g.code(UInt32(s))
+            if let j = (0..<dimension).first(where: { q.code(v[$0], $0) != c[$0] }) {
+                bad.append((storage.labels[s], "component \(j) has code \(c[j]); its value \(v[j]) quantizes to \(q.code(v[j], j))"))
+            }
+            s += max(1, step)
+        }
+        return bad
+    }
+
     // MARK: - Copy and add
 
     public func copy() -> SQ8HNSWIndex {
@@ -146,12 +162,15 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
                            elementSize: elementSize, efSearch: efSearch)
     }
 
-    /// Inserts `vectors` through the float index (see the type's comment) and quantizes again with
-    /// ranges retrained on every live vector. Throws as `HNSWIndex.add`, and then changes nothing.
+    /// Inserts `vectors` through the float index (see the type's comment), links any node the
+    /// insertions left unreachable (`HNSWIndex.linkUnreachableNodes`) and quantizes again with ranges
+    /// retrained on every live vector. Throws as `HNSWIndex.add`, and then changes nothing.
     public func add(_ vectors: Matrix, ids: [Int64]) throws {
         guard vectors.rows > 0 || ids.count != 0 else { return }
         let f = floatIndex()
+        f.reserveCapacity(count + vectors.rows)
         try f.add(vectors, ids: ids)
+        f.linkUnreachableNodes()
         storage = SQ8Storage(quantizing: f, training: training, elementSize: elementSize, codeOffset: codeOffset)
     }
 

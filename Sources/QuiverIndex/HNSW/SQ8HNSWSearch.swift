@@ -129,6 +129,18 @@ struct SQ8Graph {
 }
 
 extension SQ8HNSWIndex {
+    /// The strategy of a search with `allowed` allowed ids: `scan` by `HNSWIndex.filteredSearch`'s
+    /// rule (exact, over the float32 vectors), else the walk on codes past filtered-out nodes (`graph`;
+    /// sq8 segments have no ACORN walk).
+    public func filteredSearch(allowed: Int, ef: Int? = nil) -> FilteredSearch {
+        Double(allowed) <= HNSWIndex.scanFactor * Double(Swift.max(ef ?? efSearch, 1)) * Double(m0) ? .scan : .graph
+    }
+
+    /// The members of `bits` within this index's id range (as `HNSWIndex.allowedCount`).
+    public func allowedCount(_ bits: Bitset) -> Int {
+        storage.idRange.map { bits.count(in: Int(clamping: $0.lowerBound)...Int(clamping: $0.upperBound)) } ?? 0
+    }
+
     var graph: SQ8Graph {
         SQ8Graph(level0: storage.level0, elementSize: elementSize, codeOffset: codeOffset, m: m,
                  upperPool: storage.upperPool, upperOffsets: storage.upperOffsets)
@@ -190,8 +202,8 @@ extension SQ8HNSWIndex {
             return run(D.self, q, k: k, ef: ef, gate: LiveGate(tombstones: tomb), mostAllowed: live, scan: false, context: ctx)
         case .bitset(let bits):
             return bits.words.withUnsafeBufferPointer { words in
-                let allowed = s.idRange.map { bits.count(in: Int(clamping: $0.lowerBound)...Int(clamping: $0.upperBound)) } ?? 0
-                let scan = Double(allowed) <= HNSWIndex.scanFactor * Double(ef) * Double(m0)
+                let allowed = allowedCount(bits)
+                let scan = filteredSearch(allowed: allowed, ef: ef) == .scan
                 let gate = BitsetGate(tombstones: tomb, labels: s.labels, words: words.baseAddress ?? tomb,
                                       capacity: words.isEmpty ? 0 : bits.capacity)
                 return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: min(allowed, live), scan: scan, context: ctx)
