@@ -29,7 +29,7 @@ let package = Package(
         // libm: Swift's squareRoot() lowers to sqrtf, which Linux keeps in libm.
         .target(name: "QuiverCore", swiftSettings: optimizedEvenInDebug, linkerSettings: [.linkedLibrary("m")]),
         .target(name: "QuiverStorage", dependencies: ["QuiverCore", "CLMDB", "CZstd"]),
-        .target(name: "QuiverIndex", dependencies: ["QuiverCore", "COpenBLAS"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "QuiverIndex", dependencies: ["QuiverCore", "COpenBLAS", "CQuiverKernels"], swiftSettings: optimizedEvenInDebug),
         // Quiver's own C kernels (int8 matrix products): compiled for the baseline CPU, with AVX2 and
         // AVX-512 VNNI versions chosen at run time; optimized even in debug builds, and without FMA
         // contraction so that every kernel's scalar twin computes the same floats bit for bit.

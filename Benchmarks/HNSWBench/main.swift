@@ -33,6 +33,9 @@ struct Options {
     var load: String?
     var filters: String?
     var strategies = ["auto", "scan", "graph", "acorn"]
+    /// `--sq8 FLOAT SQ8`: the sq8 comparison's build step (see `sq8Build`).
+    var sq8: (float: String, sq8: String)?
+    var clip: Double?
 }
 
 func fail(_ message: String) -> Never {
@@ -61,6 +64,10 @@ func parse() -> Options {
         case "--skip-parallel": o.parallel = false
         case "--open-test": o.openTest = Int(value(a))
         case "--dim": o.dim = Int(value(a)) ?? 384
+        case "--sq8": o.sq8 = (value(a), value(a))
+        case "--clip":
+            guard let c = Double(value(a)), c >= 0, c < 0.5 else { fail("--clip takes a fraction in [0, 0.5)") }
+            o.clip = c
         case "--save": o.save = value(a)
         case "--load": o.load = value(a)
         case "--filters": o.filters = value(a)
@@ -152,8 +159,14 @@ func openTest(_ o: Options, n: Int) throws {
 /// Recall@k and single-thread QPS for each efSearch: one context reused (the hot path), best of 3
 /// rounds (each at least minSeconds / 3), the least disturbed by other work on the machine.
 func measureCurve(_ index: HNSWIndex, _ queries: Matrix, _ truth: [Set<Int64>], _ o: Options) throws -> [[String: Any]] {
-    let k = o.k, dim = queries.dimension
     let ctx = HNSWSearchContext()
+    return try measureCurve(queries, truth, o) { q, k, ef in try index.search(q, k: k, ef: ef, allow: nil, context: ctx) }
+}
+
+/// The curve of any search function (query, k, ef).
+func measureCurve(_ queries: Matrix, _ truth: [Set<Int64>], _ o: Options,
+                  _ search: (UnsafeBufferPointer<Float>, Int, Int) throws -> [Neighbor]) throws -> [[String: Any]] {
+    let k = o.k, dim = queries.dimension
     var curve = [[String: Any]]()
     var results = [[Neighbor]](repeating: [], count: queries.rows)
     for ef in o.efs where ef >= k {
@@ -164,8 +177,7 @@ func measureCurve(_ index: HNSWIndex, _ queries: Matrix, _ truth: [Set<Int64>], 
             repeat {
                 try queries.storage.withUnsafeBufferPointer { q in
                     for i in 0..<queries.rows {
-                        results[i] = try index.search(UnsafeBufferPointer(rebasing: q[i * dim ..< (i + 1) * dim]),
-                                                      k: k, ef: ef, allow: nil, context: ctx)
+                        results[i] = try search(UnsafeBufferPointer(rebasing: q[i * dim ..< (i + 1) * dim]), k, ef)
                     }
                 }
                 reps += 1
@@ -257,9 +269,17 @@ func run() throws {
         withExtendedLifetime(mapping) {}
         return
     }
+    if let (floatPath, sq8Path) = o.sq8 { return try sq8Build(o, base: base, floatPath: floatPath, sq8Path: sq8Path) }
     if let path = o.load {
         // Search rounds over a saved index, used in place from a read-only mapping (a sealed segment).
         let mapping = Mapping(path)
+        if mapping.bytes.count >= 8, Array(mapping.bytes[0..<8]) == SQ8HNSWCodec.magic {
+            let index = try SQ8HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .structure)
+            let truth = gt.map { Set($0.prefix(k)) }
+            let curve = try measureCurve(queries, truth, o) { q, k, ef in try index.search(q, k: k, parameters: SearchParameters(efSearch: ef)) }
+            print(json(["system": "quiver-sq8", "n": n, "curve": curve, "hot_bytes_per_vector": Double(index.hotBytes) / Double(n)]))
+            return
+        }
         let index = try HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .structure)
         let truth = gt.map { Set($0.prefix(k)) }
         print(json(["system": "quiver", "n": n, "curve": try measureCurve(index, queries, truth, o)]))
@@ -315,6 +335,37 @@ func run() throws {
         out["parallel_build_recall_at_ef64"] = Double(hit) / Double(queries.rows * k)
     }
     print(json(out))
+}
+
+/// `--sq8 FLOAT SQ8`: one float32 graph built on every core, written as an HNSW file (FLOAT) and,
+/// quantized, as an sq8 file (SQ8); prints the build time, the quantization time and the memory each
+/// keeps resident per vector when mapped (float32: every section; sq8: the hot sections, not the cold
+/// float32 vectors). `--load` then measures each file's curve in the alternating rounds.
+func sq8Build(_ o: Options, base: Matrix, floatPath: String, sq8Path: String) throws {
+    let n = base.rows
+    let threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    let index = try HNSWIndex(dimension: base.dimension, metric: o.metric,
+                              parameters: HNSWParameters(m: o.m, efConstruction: o.efConstruction, buildThreads: threads))
+    index.reserveCapacity(n)
+    var t = wallSeconds()
+    try index.add(base, ids: (0..<Int64(n)).map { $0 })
+    let build = wallSeconds() - t
+    t = wallSeconds()
+    let sq8 = SQ8HNSWIndex(quantizing: index, training: o.clip.map { .clip($0) } ?? .standard)
+    let quantize = wallSeconds() - t
+    guard FileManager.default.createFile(atPath: floatPath, contents: Data(HNSWCodec.encode(index))),
+          FileManager.default.createFile(atPath: sq8Path, contents: Data(SQ8HNSWCodec.encode(sq8))) else { fail("cannot write the index files") }
+    let floatMapped = Mapping(floatPath), sq8Mapped = Mapping(sq8Path)
+    let f = try HNSWCodec.decode(floatMapped.bytes, inPlace: floatMapped, verify: .structure)
+    let q = try SQ8HNSWCodec.decode(sq8Mapped.bytes, inPlace: sq8Mapped, verify: .structure)
+    print(json([
+        "system": "quiver-sq8-build", "n": n, "dimension": base.dimension, "metric": o.metric.rawValue, "m": o.m,
+        "ef_construction": o.efConstruction, "build_seconds_parallel": build, "build_threads": threads, "quantize_seconds": quantize,
+        "training": o.clip.map { "clip \($0)" } ?? "minmax",
+        "float_bytes_per_vector": Double(f.memoryBytes) / Double(n), "sq8_hot_bytes_per_vector": Double(q.hotBytes) / Double(n),
+        "sq8_cold_bytes_per_vector": Double(q.coldBytes) / Double(n),
+        "float_file_bytes": floatMapped.bytes.count, "sq8_file_bytes": sq8Mapped.bytes.count,
+    ]))
 }
 
 do { try run() } catch { fail("\(error)") }

@@ -120,6 +120,10 @@ struct FuzzRegressionTests {
         _ = sparse.markDeleted(40 * 7 - 107)
         try save(.segmentHNSW, "l2-sparse-deleted.hnsw", HNSWCodec.encode(sparse))
         try save(.segmentHNSW, "empty.hnsw", HNSWCodec.encode(try HNSWIndex(dimension: 2, metric: .dot)))
+        // sq8 segments: the same graphs quantized (min/max, and a quantile clip with tombstones), and an empty one.
+        try save(.segmentHNSW, "cosine-dense.sq8", SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: dense)))
+        try save(.segmentHNSW, "l2-sparse-deleted-clip.sq8", SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: sparse, training: .clip(0.05))))
+        try save(.segmentHNSW, "empty.sq8", SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: try HNSWIndex(dimension: 2, metric: .dot))))
 
         // IVF-PQ segments.
         let parameters = IVFPQParameters(nlist: 2, subspaces: 2, nprobe: 2, rerank: 0, threads: 1)

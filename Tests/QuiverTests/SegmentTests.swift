@@ -13,13 +13,27 @@ struct SegmentTests {
     /// equals the exact scan over the live documents after every step, and again after reopening.
     @Test(arguments: [QuiverCore.Metric.cosine, .l2, .dot])
     func searchEqualsTheOracleUnderRandomInterleavings(metric: QuiverCore.Metric) throws {
+        try Self.interleavings(metric: metric, options: Self.small, seed: 2024, dimension: 8) { id, rng in
+            Document(id: id, vector: randomVector(8, &rng))
+        }
+    }
+
+    /// The body of the interleaving tests: `steps` random steps on a collection created with
+    /// `options` (and `encoder`), whose documents `document` makes (from an id); after every step the
+    /// segment search equals the exact scan (and, at the collection's default efSearch, keeps recall
+    /// at least `recallBound` over all checks), and so again after reopening; verify passes.
+    /// Returns the collection's index stats after reopening.
+    @discardableResult
+    static func interleavings(metric: QuiverCore.Metric, options: CollectionOptions, seed: UInt64, dimension d: Int,
+                              encoder: String? = nil, steps: Int = 120, recallBound: Double = 0,
+                              document: (String, inout SplitMix64) -> Document) throws -> IndexStats {
         let dir = TemporaryDirectory()
-        var rng = SplitMix64(state: 2024)
-        let d = 8
+        var rng = SplitMix64(state: seed)
         var db = try Database(path: dir.path)
-        var c = try db.createCollection("p", dimension: d, metric: metric, options: Self.small)
+        var c = try db.createCollection("p", dimension: encoder == nil ? d : nil, metric: metric, encoder: encoder, options: options)
         var live = Set<String>()
         var next = 0
+        var hits = 0, wanted = 0
         func check(_ step: Int) throws {
             #expect(try c.count() == live.count)
             for _ in 0..<3 {
@@ -32,13 +46,18 @@ struct SegmentTests {
                 let exact = try c.search(vector: q, k: k, options: SearchOptions(exact: true))
                 #expect(fast.map(\.id) == exact.map(\.id), "step \(step): segment search differs from the oracle")
                 #expect(Set(fast.map(\.id)).isSubset(of: live))
+                if recallBound > 0 {
+                    let defaults = try c.search(vector: q, k: k)
+                    hits += Set(defaults.map(\.id)).intersection(exact.map(\.id)).count
+                    wanted += exact.count
+                }
             }
         }
-        for step in 0..<120 {
+        for step in 0..<steps {
             switch Int.random(in: 0..<10, using: &rng) {
             case 0..<4:
                 let n = Int.random(in: 1...25, using: &rng)
-                try c.insert((0..<n).map { _ in next += 1; return Document(id: "d\(next)", vector: randomVector(d, &rng)) })
+                try c.insert((0..<n).map { _ in next += 1; return document("d\(next)", &rng) })
                 for i in (next - n + 1)...next { live.insert("d\(i)") }
             case 4..<6 where !live.isEmpty:
                 let victims = Array(live.shuffled(using: &rng).prefix(Int.random(in: 1...10, using: &rng)))
@@ -46,7 +65,7 @@ struct SegmentTests {
                 live.subtract(victims)
             case 6..<8 where !live.isEmpty:
                 let updated = Array(live.shuffled(using: &rng).prefix(Int.random(in: 1...10, using: &rng)))
-                try c.upsert(updated.map { Document(id: $0, vector: randomVector(d, &rng)) })
+                try c.upsert(updated.map { document($0, &rng) })
             case 8:
                 try db.compact("p")
             default:
@@ -64,9 +83,13 @@ struct SegmentTests {
         let after = try db.stats().collections[0].index!
         #expect(after.sealedSegments == before.sealedSegments && after.sealedVectors == before.sealedVectors && after.deletedVectors == before.deletedVectors)
         try check(2000)
+        if recallBound > 0 {
+            #expect(Double(hits) / Double(max(wanted, 1)) >= recallBound, "recall at the default efSearch \(Double(hits) / Double(max(wanted, 1)))")
+        }
         let verify = try db.verify()
         #expect(verify.ok, "\(verify.problems)")
         #expect(verify.segmentFiles == after.sealedSegments)
+        return after
     }
 
     @Test func verifyFindsDamage() throws {

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "qk_sq8.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -13,6 +13,17 @@ public enum IndexKind: String, Sendable, Codable, CaseIterable {
     case auto
 }
 
+/// How a collection's sealed HNSW segments store their vectors in memory.
+public enum Quantization: String, Sendable, Codable, CaseIterable {
+    /// float32 vectors in the graph (4d bytes per vector).
+    case none
+    /// 8-bit codes with a per-dimension scale and offset trained at seal (and retrained at each merge):
+    /// d bytes per vector in memory; graph distances are computed on the codes and the final candidates
+    /// re-scored with the float32 vectors, which stay in a cold section of the segment file, so returned
+    /// scores are exact. HNSW segments only.
+    case sq8
+}
+
 /// How a collection indexes its vectors: recent writes go to a mutable segment that is searched
 /// exactly; when it holds `segmentSize` vectors it is sealed in the background into an immutable
 /// segment file of the collection's index kind (HNSW by default, or IVF-PQ); compaction merges small
@@ -46,13 +57,17 @@ public struct IndexSettings: Sendable, Equatable, Codable {
     public var rerank: Int = 100
     /// `auto`: the bytes of memory HNSW segments may take before IVF-PQ is used instead (nil: none).
     public var memoryBudget: Int?
+    /// HNSW: how sealed segments store their vectors (`.none`: float32; `.sq8`: 8-bit codes, exact
+    /// re-scoring). Only with `kind` `.hnsw`.
+    public var quantization: Quantization = .none
 
     /// `auto` without a memory budget switches to IVF-PQ at this many live vectors.
     public static let autoIVFPQThreshold = 2_000_000
 
     public init(kind: IndexKind = .hnsw, m: Int = 16, efConstruction: Int = 200, efSearch: Int = 64, segmentSize: Int = 8_192,
                 maxSegmentVectors: Int = 2_000_000, rewriteDeletedShare: Double = 0.2,
-                nlist: Int? = nil, pqBytes: Int? = nil, nprobe: Int = 32, rerank: Int = 100, memoryBudget: Int? = nil) {
+                nlist: Int? = nil, pqBytes: Int? = nil, nprobe: Int = 32, rerank: Int = 100, memoryBudget: Int? = nil,
+                quantization: Quantization = .none) {
         self.kind = kind
         self.m = m
         self.efConstruction = efConstruction
@@ -65,11 +80,12 @@ public struct IndexSettings: Sendable, Equatable, Codable {
         self.nprobe = nprobe
         self.rerank = rerank
         self.memoryBudget = memoryBudget
+        self.quantization = quantization
     }
 
     private enum CodingKeys: String, CodingKey {
         case kind, m, efConstruction, efSearch, segmentSize, maxSegmentVectors, rewriteDeletedShare
-        case nlist, pqBytes, nprobe, rerank, memoryBudget
+        case nlist, pqBytes, nprobe, rerank, memoryBudget, quantization
     }
 
     /// Catalogs written before a setting existed lack it: it takes its default.
@@ -88,6 +104,7 @@ public struct IndexSettings: Sendable, Equatable, Codable {
         nprobe = try c.decodeIfPresent(Int.self, forKey: .nprobe) ?? d.nprobe
         rerank = try c.decodeIfPresent(Int.self, forKey: .rerank) ?? d.rerank
         memoryBudget = try c.decodeIfPresent(Int.self, forKey: .memoryBudget)
+        quantization = try c.decodeIfPresent(Quantization.self, forKey: .quantization) ?? d.quantization
     }
 
     func validate(dimension: Int) throws {
@@ -106,6 +123,9 @@ public struct IndexSettings: Sendable, Equatable, Codable {
         guard (1...(1 << 20)).contains(nprobe) else { throw QuiverError.invalidArgument("nprobe must be between 1 and 1048576, not \(nprobe)") }
         guard (0...(1 << 24)).contains(rerank) else { throw QuiverError.invalidArgument("rerank must be between 0 and 16777216, not \(rerank)") }
         if let b = memoryBudget, b < 0 { throw QuiverError.invalidArgument("memoryBudget must not be negative, not \(b)") }
+        if quantization != .none && kind != .hnsw {
+            throw QuiverError.invalidArgument("quantization \(quantization.rawValue) applies to HNSW segments only; a collection of kind \(kind.rawValue) \(kind == .flat ? "keeps every vector in its exact mutable segment" : kind == .ivfpq ? "already stores product-quantized codes" : "may seal IVF-PQ segments, which quantize already")")
+        }
     }
 
     /// The PQ code size for `dimension`: `pqBytes`, or the largest divisor of the dimension at most

@@ -232,9 +232,7 @@ extension Database {
                 let entries = index.any.count
                 // At most quickVerifySample entries: every step-th one.
                 let step = quick ? max(1, (entries + Database.quickVerifySample - 1) / Database.quickVerifySample) : 1
-                switch index {
-                case .hnsw(let h):
-                    h.forEachStoredVector(every: step) { id, deleted, vector in
+                func compare(_ id: Int64, _ deleted: Bool, _ vector: UnsafeBufferPointer<Float>) {
                         guard !deleted, var expected = stored(UInt64(id)) else { return }
                         if info.metric.normalizes { expected = expected.normalized() }
                         report.segmentVectorsCompared += 1
@@ -248,6 +246,14 @@ extension Database {
                         if !(worst <= 1e-4 * scale) {
                             problem("sealed segment \(segmentID) holds a vector of document '\(live[UInt64(id)]!)' (row \(id)) that differs from the stored one (component \(at): \(vector[at]) in the segment, \(expected[at]) from LMDB)")
                         }
+                }
+                switch index {
+                case .hnsw(let h):
+                    h.forEachStoredVector(every: step, compare)
+                case .sq8(let h):
+                    h.forEachStoredVector(every: step, compare)
+                    for m in h.checkCodes(every: step) {
+                        problem("sealed sq8 segment \(segmentID): the codes of document '\(live[UInt64(m.id)] ?? "?")' (row \(m.id)) do not encode its vector: \(m.reason)")
                     }
                 case .exact:
                     break  // a stand-in of LMDB's own vectors, for a damaged file (reported above)

@@ -163,19 +163,26 @@ import QuiverEncoder
 
     /// Decodes `bytes` as is (checksums included); then, so that the structural checks are reached,
     /// with the header checksum recomputed, and searches what decodes.
-    private func segment(_ bytes: [UInt8], decode: ([UInt8], Bool) throws -> any VectorIndex) {
+    private func segment(_ bytes: [UInt8], headerSize: Int = 256, decode: ([UInt8], Bool) throws -> any VectorIndex) {
         _ = try? decode(bytes, true)
-        guard bytes.count >= 256 else { return }
+        guard bytes.count >= headerSize else { return }
         var patched = bytes
-        let crc = patched.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<252])) }
-        withUnsafeBytes(of: crc.littleEndian) { for i in 0..<4 { patched[252 + i] = $0[i] } }
+        let end = headerSize - 4
+        let crc = patched.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<end])) }
+        withUnsafeBytes(of: crc.littleEndian) { for i in 0..<4 { patched[end + i] = $0[i] } }
         guard let index = try? decode(patched, false) else { return }
         let query = (0..<index.dimension).map { Float($0 % 7) - 3 }
         _ = try? index.search(query, k: 5)
     }
 
+    /// HNSW segment files of both layouts, told apart by the magic: float32 (`HNSWCodec`) and sq8
+    /// (`SQ8HNSWCodec`, whose header is 384 bytes).
     private func segmentHNSW(_ bytes: [UInt8]) {
-        segment(bytes) { b, full in try HNSWCodec.decode(b, verify: full ? .full : .structure) }
+        if bytes.starts(with: SQ8HNSWCodec.magic) {
+            segment(bytes, headerSize: SQ8HNSWCodec.headerSize) { b, full in try SQ8HNSWCodec.decode(b, verify: full ? .full : .structure) }
+        } else {
+            segment(bytes) { b, full in try HNSWCodec.decode(b, verify: full ? .full : .structure) }
+        }
     }
 
     private func segmentIVFPQ(_ bytes: [UInt8]) {

@@ -260,8 +260,11 @@ final class CollectionSegments: @unchecked Sendable {
     func filteredStrategies(allowed: Bitset, k: Int, efSearch: Int) -> [FilteredSearch] {
         lock.read {
             sealed.compactMap { s -> FilteredSearch? in
-                if case .hnsw(let index) = s.index { return index.filteredSearch(allowed: index.allowedCount(allowed), ef: max(efSearch, k)) }
-                return nil
+                switch s.index {
+                case .hnsw(let index): return index.filteredSearch(allowed: index.allowedCount(allowed), ef: max(efSearch, k))
+                case .sq8(let index): return index.filteredSearch(allowed: index.allowedCount(allowed), ef: max(efSearch, k))
+                default: return nil
+                }
             }
         }
     }

@@ -1,7 +1,8 @@
 import QuiverCore
 import QuiverIndex
 
-/// The index of one sealed segment: an HNSW graph mapped from its file, an IVF-PQ index (codes in
+/// The index of one sealed segment: an HNSW graph mapped from its file (float32, or sq8 codes with a
+/// cold float32 section), an IVF-PQ index (codes in
 /// memory, full vectors in LMDB for re-ranking), or, while a damaged or missing segment file waits to
 /// be rebuilt, an exact stand-in holding the segment's live rows read from LMDB.
 ///
@@ -14,22 +15,31 @@ import QuiverIndex
 /// `CollectionSegments`' lock enforces both).
 enum SegmentIndex {
     case hnsw(HNSWIndex)
+    /// An HNSW graph over 8-bit codes (`IndexSettings.quantization` `.sq8`).
+    case sq8(SQ8HNSWIndex)
     case ivfpq(IVFPQIndex)
     /// A stand-in for a segment whose file could not be read: searched exactly, never written.
     case exact(FlatIndex)
 
     var kind: IndexKind {
         switch self {
-        case .hnsw: return .hnsw
+        case .hnsw, .sq8: return .hnsw
         case .ivfpq: return .ivfpq
         case .exact: return .flat
         }
+    }
+
+    /// Whether the vectors are stored as sq8 codes.
+    var isSQ8: Bool {
+        if case .sq8 = self { return true }
+        return false
     }
 
     /// The manifest's kind byte.
     var recordKind: UInt8 {
         switch self {
         case .hnsw: return SegmentRecord.hnsw
+        case .sq8: return SegmentRecord.sq8
         case .ivfpq: return SegmentRecord.ivfpq
         case .exact: return 0
         }
@@ -38,6 +48,7 @@ enum SegmentIndex {
     var any: any VectorIndex {
         switch self {
         case .hnsw(let i): return i
+        case .sq8(let i): return i
         case .ivfpq(let i): return i
         case .exact(let i): return i
         }
@@ -57,6 +68,7 @@ enum SegmentIndex {
     func copy() -> SegmentIndex {
         switch self {
         case .hnsw(let i): return .hnsw(i.copy())
+        case .sq8(let i): return .sq8(i.copy())
         case .ivfpq(let i): return .ivfpq(i.copy())
         case .exact(let i): return .exact(i.copy())
         }

@@ -249,7 +249,8 @@ final class SegmentManager: @unchecked Sendable {
         }
     }
 
-    /// A new segment index of `kind` holding `vectors` under `ids`. IVF-PQ uses the collection's
+    /// A new segment index of `kind` holding `vectors` under `ids` (HNSW quantized to sq8 when the
+    /// collection's settings say so). IVF-PQ uses the collection's
     /// codebook (`ivfpqCodebook`); while the collection is too small to train one, the segment is
     /// HNSW (compaction rebuilds it as IVF-PQ later).
     private func buildIndex(_ segs: CollectionSegments, kind: IndexKind, vectors: Matrix?, ids: [UInt64],
@@ -266,7 +267,8 @@ final class SegmentManager: @unchecked Sendable {
             try index.add(v, ids: ids.map { Int64($0) })
             index.linkUnreachableNodes()
         }
-        return .hnsw(index)
+        // sq8: the graph built on the float32 vectors, quantized with ranges trained on them.
+        return s.quantization == .sq8 ? .sq8(SQ8HNSWIndex(quantizing: index)) : .hnsw(index)
     }
 
     /// An empty IVF-PQ index on the collection's codebook: the codebook of its newest IVF-PQ segment
@@ -334,7 +336,7 @@ final class SegmentManager: @unchecked Sendable {
                          progress: ((CompactionProgress) -> Void)?) throws {
         let kind = SegmentPolicy(segs).sealKind(liveVectors: segs.liveVectors)
         var copied: SegmentIndex?
-        if let b = base, b.index.kind == kind {
+        if let b = base, b.index.kind == kind, b.index.recordKind == SegmentRecord.ivfpq || b.index.isSQ8 == (segs.settings.quantization == .sq8) {
             switch b.index {
             case .ivfpq(let lists):
                 // Only when new vectors go to the same codebook (no retraining due).
@@ -351,6 +353,8 @@ final class SegmentManager: @unchecked Sendable {
         if let copied {
             if let v = vectors {
                 if case .hnsw(let graph) = copied { graph.reserveCapacity(graph.count + ids.count) }
+                // sq8: the add goes through the float32 graph, links unreachable nodes there and
+                // retrains the ranges over every live vector of the merged segment.
                 try copied.any.add(v, ids: ids.map { Int64($0) })
                 if case .hnsw(let graph) = copied { graph.linkUnreachableNodes() }
             }

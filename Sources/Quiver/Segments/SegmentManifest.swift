@@ -7,14 +7,15 @@ import QuiverStorage
  payload below followed by its checksum trailer (StoredValue, StorageLayout.swift).
 
  table          key                          value (payload)
- segments       C ++ u64 BE segment id       u8 version (1), u8 kind (1 = HNSW, 2 = IVF-PQ), u64 LE vectors in the
+ segments       C ++ u64 BE segment id       u8 version (1), u8 kind (1 = HNSW, 2 = IVF-PQ, 3 = sq8 HNSW), u64 LE vectors in the
                                              file (tombstoned ones included), u64 LE least row id,
                                              u64 LE greatest row id, u64 LE file size in bytes
  segment_state  C                            u64 LE sealed-through row id (every row id <= it is in a
                                              sealed segment or deleted), u64 LE next segment id
 
  A segment's file is `segments/<C>/<segment id, 20 digits>.hnsw` (the HNSWCodec layout,
- Sources/QuiverIndex/HNSW/HNSWCodec.swift) or `.ivfpq` (the IVFPQCodec layout). Files that the manifest does not name are removed at
+ Sources/QuiverIndex/HNSW/HNSWCodec.swift), `.ivfpq` (the IVFPQCodec layout) or `.sq8` (the
+ SQ8HNSWCodec layout, Sources/QuiverIndex/HNSW/SQ8HNSWCodec.swift). Files that the manifest does not name are removed at
  open (a crash between writing a file and recording it, or between recording a merge and removing
  the merged files).
 */
@@ -23,6 +24,7 @@ import QuiverStorage
 struct SegmentRecord: Equatable, Sendable {
     static let hnsw: UInt8 = 1
     static let ivfpq: UInt8 = 2
+    static let sq8: UInt8 = 3
 
     var id: UInt64
     var kind: UInt8 = SegmentRecord.hnsw
@@ -64,19 +66,19 @@ struct SegmentRecord: Equatable, Sendable {
         guard version == 1 else { throw StorageError(.corrupt, "segment record \(id) has unknown version \(version)") }
         self.id = id
         kind = try r.readUInt8()
-        guard kind == SegmentRecord.hnsw || kind == SegmentRecord.ivfpq else { throw StorageError(.corrupt, "segment record \(id) has unknown kind \(kind)") }
+        guard [SegmentRecord.hnsw, SegmentRecord.ivfpq, SegmentRecord.sq8].contains(kind) else { throw StorageError(.corrupt, "segment record \(id) has unknown kind \(kind)") }
         vectors = try r.readUInt64()
         minRow = try r.readUInt64()
         maxRow = try r.readUInt64()
         fileBytes = try r.readUInt64()
     }
 
-    /// The segment's file name: the id in 20 digits, `.hnsw` or `.ivfpq` by kind.
+    /// The segment's file name: the id in 20 digits, `.hnsw`, `.ivfpq` or `.sq8` by kind.
     var fileName: String { SegmentRecord.fileName(id, kind: kind) }
 
     static func fileName(_ id: UInt64, kind: UInt8) -> String {
         let digits = String(id)
-        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + (kind == ivfpq ? ".ivfpq" : ".hnsw")
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + (kind == ivfpq ? ".ivfpq" : kind == sq8 ? ".sq8" : ".hnsw")
     }
 }
 

@@ -150,8 +150,8 @@ struct SegmentStore: Sendable {
         return removed
     }
 
-    /// Reads the segment file at `path`, every checksum verified: an HNSW file is searched in place
-    /// over its mapping; an IVF-PQ file is read into memory (its codes are what searches scan).
+    /// Reads the segment file at `path`, every checksum verified: an HNSW file (float32 or sq8) is
+    /// searched in place over its mapping; an IVF-PQ file is read into memory (its codes are what searches scan).
     static func readSegment(_ path: String, kind: UInt8) throws -> SegmentIndex {
         try readSegment(MappedFile(path: path), kind: kind)
     }
@@ -163,6 +163,7 @@ struct SegmentStore: Sendable {
         do {
             switch kind {
             case SegmentRecord.ivfpq: return .ivfpq(try IVFPQCodec.decode(mapped.bytes, verify: .full))
+            case SegmentRecord.sq8: return .sq8(try SQ8HNSWCodec.decode(mapped.bytes, inPlace: mapped, verify: .full))
             default: return .hnsw(try HNSWCodec.decode(mapped.bytes, inPlace: mapped, verify: .full))
             }
         } catch let e as IndexError {
@@ -182,6 +183,8 @@ struct SegmentStore: Sendable {
         let settings = segs.settings
         switch index {
         case .hnsw(let h):
+            h.efSearch = settings.efSearch
+        case .sq8(let h):
             h.efSearch = settings.efSearch
         case .ivfpq(let v):
             v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: segs.number, name: segs.name)
@@ -253,6 +256,7 @@ struct SegmentStore: Sendable {
         }
         switch index {
         case .hnsw(let i): try HNSWCodec.encode(i, to: chunk)
+        case .sq8(let i): try SQ8HNSWCodec.encode(i, to: chunk)
         case .ivfpq(let i): try IVFPQCodec.encode(i, to: chunk)
         case .exact: throw StorageError(.invalidArgument, "an exact stand-in for a damaged segment is rebuilt, never written")
         }

@@ -48,6 +48,7 @@ struct CreateCommand: CLICommand {
         OptionSpec(name: "pq-bytes", value: "<n>", help: "IVF-PQ bytes per vector code; must divide the dimension (default about dimension / 8)."),
         OptionSpec(name: "nprobe", value: "<n>", help: "IVF-PQ lists probed per search (default 32)."),
         OptionSpec(name: "rerank", value: "<n>", help: "IVF-PQ candidates re-ranked with full vectors (default 100)."),
+        OptionSpec(name: "quantization", value: "<q>", help: "With --index hnsw: none (default, float32 in memory) or sq8 (8-bit codes in memory, scores re-computed exactly from float32 on disk)."),
         OptionSpec(name: "memory-budget", value: "<bytes>", help: "With --index auto: HNSW memory allowed before IVF-PQ is used (e.g. 512M, 4G)."),
     ]
     static let examples = [
@@ -56,6 +57,7 @@ struct CreateCommand: CLICommand {
         "quiver create sift --dimension 128 --metric l2",
         "quiver create archive --dimension 384 --index ivfpq --pq-bytes 48",
         "quiver create notes --encoder all-MiniLM-L6-v2 --index auto --memory-budget 2G",
+        "quiver create edge --encoder all-MiniLM-L6-v2:int8 --quantization sq8",
     ]
 
     let collection: String
@@ -83,6 +85,13 @@ struct CreateCommand: CLICommand {
         if budget != nil && kind != .auto {
             throw UsageError(message: "--memory-budget applies to --index auto only", command: Self.name)
         }
+        let qName = a.value("quantization") ?? Quantization.none.rawValue
+        guard let quantization = Quantization(rawValue: qName) else {
+            throw UsageError(message: "--quantization must be none or sq8, not \(MessageText.quoted(qName))", command: Self.name)
+        }
+        if quantization != .none && kind != .hnsw {
+            throw UsageError(message: "--quantization \(qName) applies to --index hnsw only (ivfpq stores codes already; flat and auto would not keep it)", command: Self.name)
+        }
         index = IndexSettings(kind: kind, m: try a.int("m", default: d.m, range: 2...255),
                               efConstruction: try a.int("ef-construction", default: d.efConstruction, range: 1...(1 << 20)),
                               efSearch: try a.int("ef-search", default: d.efSearch, range: 1...(1 << 20)),
@@ -91,7 +100,7 @@ struct CreateCommand: CLICommand {
                               pqBytes: a.value("pq-bytes") == nil ? nil : try a.int("pq-bytes", default: 0, range: 1...65_536),
                               nprobe: try a.int("nprobe", default: d.nprobe, range: 1...(1 << 20)),
                               rerank: try a.int("rerank", default: d.rerank, range: 0...(1 << 24)),
-                              memoryBudget: budget)
+                              memoryBudget: budget, quantization: quantization)
         guard a.value("dimension") != nil || encoder != nil else {
             throw UsageError(message: "--dimension is required (or --encoder, which sets it)", command: Self.name)
         }

@@ -119,22 +119,9 @@ public enum HNSWCodec {
         h.write(raw: magic)
         h.write(version)
         h.write(UInt32(headerSize))
-        h.write(UInt32(0))
-        h.write(metricCode(index.metric))
-        h.write(raw: [UInt8](repeating: 0, count: 3))
-        h.write(UInt32(index.dimension))
-        h.write(UInt32(index.m))
-        h.write(UInt32(index.m0))
-        h.write(UInt32(index.parameters.efConstruction))
-        h.write(UInt32(index.efSearch))
-        h.write(UInt32(index.maxLevel))
-        h.write(UInt64(count))
-        h.write(index.entryPoint)
-        h.write(UInt32(0))
-        h.write(UInt64(index.upperWords))
-        h.write(UInt64(index.deletedCount))
-        h.write(index.rng.state)
-        h.write(index.parameters.seed)
+        GraphFields.write(&h, metric: index.metric, byte21: 0, dimension: index.dimension, parameters: index.parameters,
+                          efSearch: index.efSearch, maxLevel: index.maxLevel, count: count, entryPoint: index.entryPoint,
+                          upperWords: index.upperWords, deletedCount: index.deletedCount, rngState: index.rng.state)
         for i in 0..<sectionCount {
             h.write(UInt64(l.offsets[i]))
             h.write(UInt64(l.lengths[i]))
@@ -143,14 +130,7 @@ public enum HNSWCodec {
         }
         h.write(raw: [UInt8](repeating: 0, count: 12))
         h.write(CRC32C.checksum(h.bytes))
-        try h.bytes.withUnsafeBytes { try write($0) }
-        let zeros = [UInt8](repeating: 0, count: 64)
-        var at = headerSize
-        for i in 0..<sectionCount {
-            if l.offsets[i] > at { try zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0 ..< l.offsets[i] - at])) } }
-            if l.lengths[i] > 0 { try write(sections[i]) }
-            at = l.offsets[i] + l.lengths[i]
-        }
+        try l.emit(header: h.bytes, sections: sections, to: write)
     }
 
     /// The encoding of `index` as one byte array.
@@ -174,134 +154,22 @@ public enum HNSWCodec {
     /// this file's format description.
     public static func decode(_ bytes: UnsafeRawBufferPointer, inPlace owner: AnyObject?, verify: Verification = .full) throws -> HNSWIndex {
         let header = try CodecHeader(bytes, size: headerSize, magic: magic, version: Self.version, what: "an HNSW graph")
-        let base = header.base
-        func u32(_ o: Int) -> UInt32 { header.u32(o) }
-        func u64(_ o: Int) -> UInt64 { header.u64(o) }
-        func corrupt(_ message: String, _ offset: Int) -> IndexError { IndexError(.corrupt, message, offset: offset) }
-
-        guard u32(16) == 0 else { throw corrupt("unknown flags \(u32(16))", 16) }
-        guard let metric = metric(fromCode: bytes[20]) else { throw corrupt("unknown metric code \(bytes[20])", 20) }
-        let dimension = Int(u32(24)), m = Int(u32(28)), m0 = Int(u32(32))
-        let efC = Int(u32(36)), efS = Int(u32(40)), maxLevel = Int(u32(44))
-        guard (1...65_536).contains(dimension) else { throw corrupt("dimension \(dimension) outside 1...65536", 24) }
-        guard (2...255).contains(m) else { throw corrupt("M \(m) outside 2...255", 28) }
-        guard m0 == 2 * m else { throw corrupt("M0 \(m0) is not 2 * M", 32) }
-        guard (1...(1 << 20)).contains(efC) else { throw corrupt("efConstruction \(efC) outside 1...2^20", 36) }
-        guard (1...(1 << 20)).contains(efS) else { throw corrupt("efSearch \(efS) outside 1...2^20", 40) }
-        guard maxLevel <= HNSWIndex.maxLevelAllowed else { throw corrupt("maxLevel \(maxLevel) above \(HNSWIndex.maxLevelAllowed)", 44) }
-        let count64 = u64(48)
-        guard count64 <= UInt64(HNSWIndex.maxCount) else { throw corrupt("count \(count64) above \(HNSWIndex.maxCount)", 48) }
-        let count = Int(count64)
-        let entryPoint = u32(56)
-        guard count == 0 ? entryPoint == HNSWIndex.noSlot : Int(entryPoint) < count else {
-            throw corrupt("entry point \(entryPoint) invalid for \(count) nodes", 56)
-        }
-        guard count > 0 || maxLevel == 0 else { throw corrupt("an empty graph with maxLevel \(maxLevel)", 44) }
-        let upper64 = u64(64)
-        // A node has at most maxLevelAllowed blocks: anything larger cannot be a valid pool.
-        guard upper64 <= UInt64(count) * UInt64(HNSWIndex.maxLevelAllowed) * UInt64(m + 1) else {
-            throw corrupt("upper-link pool of \(upper64) words is larger than \(count) nodes can use", 64)
-        }
-        let upperWords = Int(upper64)
-        let deleted64 = u64(72)
-        guard deleted64 <= count64 else { throw corrupt("deletedCount \(deleted64) above count \(count)", 72) }
-        let rngState = u64(80), seed = u64(88)
-
-        let elementSize = 4 + 4 * m0 + 4 * dimension
-        guard let l = layout(count: count, elementSize: elementSize, upperWords: upperWords) else {
-            throw corrupt("section sizes overflow", 48)
+        guard header.u32(16) == 0 else { throw IndexError(.corrupt, "unknown flags \(header.u32(16))", offset: 16) }
+        let f = try GraphFields(header, bytes)
+        let elementSize = 4 + 4 * f.m0 + 4 * f.dimension
+        guard let l = layout(count: f.count, elementSize: elementSize, upperWords: f.upperWords) else {
+            throw IndexError(.corrupt, "section sizes overflow", offset: 48)
         }
         try l.check(bytes, header: header, tableOffset: tableOffset, reservedZero: false, checksums: verify == .full)
-        func section(_ i: Int) -> UnsafeRawBufferPointer { l.section(i, of: bytes) }
-
-        // Structure. Read through unaligned loads: the input buffer may have any alignment.
-        let l0 = base + l.offsets[0]
-        let levelsBase = base + l.offsets[2]
-        let offsetsBase = base + l.offsets[3]
-        let poolBase = base + l.offsets[4]
-        func level(_ s: Int) -> Int { Int(levelsBase.load(fromByteOffset: s, as: UInt8.self)) }
-        for s in 0..<count {
-            let lv = level(s)
-            guard lv <= maxLevel else { throw corrupt("node \(s) has level \(lv) above maxLevel \(maxLevel)", l.offsets[2] + s) }
-            let e = s * elementSize
-            let n = Int(l0.loadUnaligned(fromByteOffset: e, as: UInt32.self).littleEndian)
-            guard n <= m0 else { throw corrupt("node \(s) has \(n) layer-0 links, more than M0 \(m0)", l.offsets[0] + e) }
-            for j in 0..<n {
-                let link = l0.loadUnaligned(fromByteOffset: e + 4 + 4 * j, as: UInt32.self).littleEndian
-                guard Int(link) < count else { throw corrupt("node \(s) links to \(link), beyond \(count) nodes", l.offsets[0] + e + 4 + 4 * j) }
-            }
-            let off = offsetsBase.loadUnaligned(fromByteOffset: 4 * s, as: UInt32.self).littleEndian
-            if lv == 0 {
-                guard off == HNSWIndex.noSlot else { throw corrupt("level-0 node \(s) has an upper-link offset", l.offsets[3] + 4 * s) }
-                continue
-            }
-            guard Int(off) + lv * (m + 1) <= upperWords else {
-                throw corrupt("node \(s)'s upper links overrun the pool", l.offsets[3] + 4 * s)
-            }
-            for lc in 1...lv {
-                let b = 4 * (Int(off) + (lc - 1) * (m + 1))
-                let n = Int(poolBase.loadUnaligned(fromByteOffset: b, as: UInt32.self).littleEndian)
-                guard n <= m else { throw corrupt("node \(s) has \(n) links on layer \(lc), more than M \(m)", l.offsets[4] + b) }
-                for j in 0..<n {
-                    let link = Int(poolBase.loadUnaligned(fromByteOffset: b + 4 + 4 * j, as: UInt32.self).littleEndian)
-                    guard link < count, level(link) >= lc else {
-                        throw corrupt("node \(s) links on layer \(lc) to \(link), which is not on that layer", l.offsets[4] + b + 4 + 4 * j)
-                    }
-                }
-            }
-        }
-        if count > 0 && level(Int(entryPoint)) != maxLevel {
-            throw corrupt("entry point \(entryPoint) is not on the top layer \(maxLevel)", 56)
-        }
-        let tombWords = l.lengths[5] / 8
-        var deleted = 0
-        for w in 0..<tombWords {
-            let word = (base + l.offsets[5]).loadUnaligned(fromByteOffset: 8 * w, as: UInt64.self).littleEndian
-            if w == tombWords - 1 && count % 64 != 0 {
-                guard word >> UInt64(count % 64) == 0 else { throw corrupt("tombstone bits beyond the last node", l.offsets[5] + 8 * w) }
-            }
-            deleted += word.nonzeroBitCount
-        }
-        guard deleted == Int(deleted64) else { throw corrupt("\(deleted) tombstone bits for deletedCount \(deleted64)", 72) }
-        // Ids: dense (id == slot everywhere) needs no map; otherwise build it, rejecting duplicates.
-        let idsBase = base + l.offsets[1]
-        func id(_ s: Int) -> Int64 { idsBase.loadUnaligned(fromByteOffset: 8 * s, as: Int64.self).littleEndian }
-        var dense = true
-        for s in 0..<count where id(s) != Int64(s) {
-            dense = false
-            break
-        }
-        var slotOf: [Int64: UInt32]? = nil
-        if !dense {
-            var map = [Int64: UInt32](minimumCapacity: count)
-            for s in 0..<count {
-                guard map.updateValue(UInt32(s), forKey: id(s)) == nil else {
-                    throw corrupt("id \(id(s)) appears twice", l.offsets[1] + 8 * s)
-                }
-            }
-            slotOf = map
-        }
-
-        // Adopt the bytes. Tombstones are always owned (they change after loading).
-        let tomb = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, tombWords))
-        UnsafeMutableRawPointer(tomb).copyMemory(from: base + l.offsets[5], byteCount: l.lengths[5])
-        let params = HNSWParameters(m: m, efConstruction: efC, efSearch: efS, seed: seed)
-        let inPlace = owner != nil && Int(bitPattern: base) % 64 == 0
-        func adopt<T>(_ i: Int, _: T.Type) -> UnsafeMutablePointer<T> {
-            if inPlace {
-                // Never written through while `backing` is set: `add` copies everything first.
-                return UnsafeMutableRawPointer(mutating: base + l.offsets[i]).assumingMemoryBound(to: T.self)
-            }
-            let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, l.lengths[i]), alignment: 64)
-            p.copyMemory(from: base + l.offsets[i], byteCount: l.lengths[i])
-            return p.assumingMemoryBound(to: T.self)
-        }
+        let g = try f.checkGraph(bytes, l, elementSize: elementSize)
+        let inPlace = owner != nil && Int(bitPattern: header.base) % 64 == 0
         return HNSWIndex(
-            decodedDimension: dimension, metric: metric, parameters: params, count: count,
-            level0: UnsafeMutableRawPointer(adopt(0, UInt8.self)), labels: adopt(1, Int64.self), levels: adopt(2, UInt8.self),
-            upperOffsets: adopt(3, UInt32.self), upperPool: adopt(4, UInt32.self), upperWords: upperWords,
-            tombstones: tomb, tombstoneWords: tombWords, deletedCount: deleted, entryPoint: entryPoint,
-            maxLevel: maxLevel, rngState: rngState, slotOf: slotOf, backing: inPlace ? owner : nil)
+            decodedDimension: f.dimension, metric: f.metric, parameters: f.parameters, count: f.count,
+            level0: UnsafeMutableRawPointer(l.adopt(0, of: bytes, UInt8.self, inPlace: inPlace)), labels: l.adopt(1, of: bytes, Int64.self, inPlace: inPlace),
+            levels: l.adopt(2, of: bytes, UInt8.self, inPlace: inPlace), upperOffsets: l.adopt(3, of: bytes, UInt32.self, inPlace: inPlace),
+            upperPool: l.adopt(4, of: bytes, UInt32.self, inPlace: inPlace), upperWords: f.upperWords,
+            tombstones: g.tombstones, tombstoneWords: g.tombstoneWords, deletedCount: g.deleted, entryPoint: f.entryPoint,
+            maxLevel: f.maxLevel, rngState: f.rngState, slotOf: g.slotOf, backing: inPlace ? owner : nil)
     }
 
     static func metricCode(_ m: Metric) -> UInt8 {

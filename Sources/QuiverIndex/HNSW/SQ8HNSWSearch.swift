@@ -1,0 +1,278 @@
+import CQuiverKernels
+import QuiverCore
+
+// Search of an `SQ8HNSWIndex`: the walk of `HNSWGraph` (greedy descent, then best-first search of
+// layer 0 with a result gate), with each expanded node's fresh neighbours scored in one call of the
+// gathered sq8 kernel, then the `ef` results re-scored with the float32 vectors.
+
+/// Per-thread scratch of sq8 searches: an HNSW context (visited set, heaps) plus the prepared query
+/// and the distances of one neighbourhood. One thread at a time.
+final class SQ8SearchContext: @unchecked Sendable {
+    let graph = HNSWSearchContext()
+    var prepared: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var distances: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var preparedCapacity = 0
+    var distanceCapacity = 0
+
+    deinit {
+        prepared.deallocate()
+        distances.deallocate()
+    }
+
+    func prepare(nodes: Int, dimension: Int, m0: Int, ef: Int) {
+        graph.prepare(nodes: nodes, dimension: dimension, m0: m0, ef: ef)
+        if dimension > preparedCapacity {
+            prepared.deallocate()
+            prepared = .allocate(capacity: dimension)
+            preparedCapacity = dimension
+        }
+        if m0 + 1 > distanceCapacity {
+            distances.deallocate()
+            distances = .allocate(capacity: m0 + 1)
+            distanceCapacity = m0 + 1
+        }
+    }
+}
+
+/// The codes and links of an sq8 graph, as raw pointers for the hot loops.
+struct SQ8Graph {
+    let level0: UnsafeMutableRawPointer
+    let elementSize: Int
+    let codeOffset: Int
+    let m: Int
+    let upperPool: UnsafeMutablePointer<UInt32>
+    let upperOffsets: UnsafeMutablePointer<UInt32>
+
+    @inline(__always)
+    func links(_ s: UInt32, _ level: Int) -> UnsafePointer<UInt32> {
+        if level == 0 { return UnsafePointer((level0 + Int(s) &* elementSize).assumingMemoryBound(to: UInt32.self)) }
+        return UnsafePointer(upperPool + (Int(upperOffsets[Int(s)]) &+ (level &- 1) &* (m &+ 1)))
+    }
+
+    @inline(__always)
+    func code(_ s: UInt32) -> UnsafePointer<UInt8> {
+        UnsafePointer((level0 + (Int(s) &* elementSize &+ codeOffset)).assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// out[j] = the distance to the codes of slots[j], j < n.
+    @inline(__always)
+    func distances(_ q: UnsafePointer<qk_sq8_query>, _ slots: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+        qk_sq8_distances(SQ8Kernel.best, q, UnsafePointer(level0.assumingMemoryBound(to: UInt8.self)) + codeOffset,
+                         elementSize, slots, Int32(n), out)
+    }
+
+    /// Greedy descent from `entry` through levels `top` down to `bottom + 1`.
+    func greedy(_ q: UnsafePointer<qk_sq8_query>, entry: UInt32, entryDistance: Float, top: Int, bottom: Int,
+                distances out: UnsafeMutablePointer<Float>) -> (UInt32, Float) {
+        var cur = entry, curD = entryDistance, level = top
+        while level > bottom {
+            var changed = true
+            while changed {
+                changed = false
+                let list = links(cur, level)
+                let n = Int(list[0])
+                distances(q, list + 1, n, out)
+                for j in 0..<n where out[j] < curD {
+                    curD = out[j]
+                    cur = list[j + 1]
+                    changed = true
+                }
+            }
+            level -= 1
+        }
+        return (cur, curD)
+    }
+
+    /// Best-first search of layer 0 (`HNSWGraph.searchLayer`'s algorithm): on return `ctx.results`
+    /// holds up to `ef` results admitted by `gate` (complemented keys), by code distance.
+    func searchLayer0<G: ResultGate>(_ q: UnsafePointer<qk_sq8_query>, entry: UInt32, entryDistance: Float, ef: Int,
+                                     gate: G, context sctx: SQ8SearchContext) {
+        let ctx = sctx.graph
+        var cand = ctx.candidates, res = ctx.results
+        cand.count = 0
+        res.count = 0
+        let visited = ctx.visited, tag = ctx.nextGeneration(), pending = ctx.pending, out = sctx.distances
+        visited[Int(entry)] = tag
+        let entryKey = HNSWKey.make(entryDistance, entry)
+        cand.push(entryKey)
+        var bound = Float.infinity
+        if gate.allows(entry) {
+            res.push(~entryKey)
+            if ef <= 1 { bound = entryDistance }
+        }
+        while cand.count > 0 {
+            let c = cand.popMin()
+            if HNSWKey.distance(c) > bound { break }
+            let list = links(HNSWKey.slot(c), 0)
+            var fresh = 0
+            for j in 1..<(Int(list[0]) + 1) {
+                let nb = list[j]
+                if visited[Int(nb)] == tag { continue }
+                visited[Int(nb)] = tag
+                pending[fresh] = nb
+                fresh += 1
+            }
+            distances(q, pending, fresh, out)
+            for i in 0..<fresh where out[i] < bound {
+                let nb = pending[i]
+                let key = HNSWKey.make(out[i], nb)
+                cand.push(key)
+                if gate.allows(nb) {
+                    if res.count < ef { res.push(~key) } else { res.replaceMin(~key) }
+                    if res.count >= ef { bound = HNSWKey.distance(~res.min) }
+                }
+            }
+        }
+        ctx.candidates = cand
+        ctx.results = res
+    }
+}
+
+extension SQ8HNSWIndex {
+    /// The strategy of a search with `allowed` allowed ids: `scan` by `HNSWIndex.filteredSearch`'s
+    /// rule (exact, over the float32 vectors), else the walk on codes past filtered-out nodes (`graph`;
+    /// sq8 segments have no ACORN walk).
+    public func filteredSearch(allowed: Int, ef: Int? = nil) -> FilteredSearch {
+        Double(allowed) <= HNSWIndex.scanFactor * Double(Swift.max(ef ?? efSearch, 1)) * Double(m0) ? .scan : .graph
+    }
+
+    /// The members of `bits` within this index's id range (as `HNSWIndex.allowedCount`).
+    public func allowedCount(_ bits: Bitset) -> Int {
+        storage.idRange.map { bits.count(in: Int(clamping: $0.lowerBound)...Int(clamping: $0.upperBound)) } ?? 0
+    }
+
+    var graph: SQ8Graph {
+        SQ8Graph(level0: storage.level0, elementSize: elementSize, codeOffset: codeOffset, m: m,
+                 upperPool: storage.upperPool, upperOffsets: storage.upperOffsets)
+    }
+
+    /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`.
+    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
+        try parameters.validate()
+        let ctx = contexts.take()
+        defer { contexts.give(ctx) }
+        return try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)
+    }
+
+    public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
+        try parameters.validate()
+        return try searchEachRow(queries, k: k) { row in
+            let ctx = contexts.take()
+            defer { contexts.give(ctx) }
+            // Cannot throw: dimension and k were checked by searchEachRow.
+            return (try? search(row, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)) ?? []
+        }
+    }
+
+    /// The `k` nearest live, allowed vectors to `query`, closest first, with exact distances: the graph
+    /// walk on codes with a list of `max(ef ?? efSearch, k)`, whose results are re-scored with the
+    /// float32 vectors. A bitset filter allowing few ids (`HNSWIndex.filteredSearch`'s scan rule), or a
+    /// walk that finds fewer than `k` allowed nodes, is answered by an exact scan of the allowed
+    /// vectors, so a search returns `min(k, allowed live)` results.
+    func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int?, allow: AllowFilter?,
+                context ctx: SQ8SearchContext) throws -> [Neighbor] {
+        guard query.count == dimension else {
+            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
+        }
+        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
+        guard k > 0, count > 0 else { return [] }
+        let ef = max(ef ?? efSearch, k)
+        ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
+        var q = query.baseAddress!
+        if metric.normalizes {
+            ctx.graph.query.update(from: q, count: dimension)
+            DistanceKernels.normalize(ctx.graph.query, dimension)
+            q = UnsafePointer(ctx.graph.query)
+        }
+        switch metric {
+        case .l2: return search(L2Distance.self, q, k: k, ef: ef, allow: allow, context: ctx)
+        case .dot: return search(DotDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
+        case .cosine: return search(CosineDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
+        }
+    }
+
+    private func search<D: HNSWDistance>(_: D.Type, _ q: UnsafePointer<Float>, k: Int, ef: Int, allow: AllowFilter?,
+                                         context ctx: SQ8SearchContext) -> [Neighbor] {
+        let s = storage
+        let tomb = UnsafePointer(s.tombstones)
+        let live = liveCount
+        switch allow {
+        case nil:
+            if s.deletedCount == 0 { return run(D.self, q, k: k, ef: ef, gate: OpenGate(), mostAllowed: live, scan: false, context: ctx) }
+            return run(D.self, q, k: k, ef: ef, gate: LiveGate(tombstones: tomb), mostAllowed: live, scan: false, context: ctx)
+        case .bitset(let bits):
+            return bits.words.withUnsafeBufferPointer { words in
+                let allowed = allowedCount(bits)
+                let scan = filteredSearch(allowed: allowed, ef: ef) == .scan
+                let gate = BitsetGate(tombstones: tomb, labels: s.labels, words: words.baseAddress ?? tomb,
+                                      capacity: words.isEmpty ? 0 : bits.capacity)
+                return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: min(allowed, live), scan: scan, context: ctx)
+            }
+        case .predicate(let p):
+            let gate = PredicateGate(tombstones: tomb, labels: s.labels, predicate: p)
+            return run(D.self, q, k: k, ef: ef, gate: gate, mostAllowed: live, scan: false, context: ctx)
+        }
+    }
+
+    private func run<D: HNSWDistance, G: ResultGate>(_: D.Type, _ q: UnsafePointer<Float>, k: Int, ef: Int, gate: G,
+                                                     mostAllowed: Int, scan: Bool, context ctx: SQ8SearchContext) -> [Neighbor] {
+        let want = min(k, mostAllowed)
+        if want <= 0 { return [] }
+        let s = storage, d = dimension
+        var found = 0
+        if !scan {
+            var prepared = SQ8PreparedQuery(q, metric: metric, scales: s.scales, offsets: s.offsets, dimension: d, into: ctx.prepared)
+            withUnsafePointer(to: &prepared.raw) { pq in
+                let g = graph
+                let ep = s.entryPoint
+                let entryD = qk_sq8_distance(SQ8Kernel.best, pq, g.code(ep))
+                let (cur, curD) = g.greedy(pq, entry: ep, entryDistance: entryD, top: s.maxLevel, bottom: 0, distances: ctx.distances)
+                g.searchLayer0(pq, entry: cur, entryDistance: curD, ef: ef, gate: gate, context: ctx)
+            }
+            found = ctx.graph.results.count
+        }
+        let h = ctx.graph
+        var n: Int
+        if found >= want {
+            // Re-score the list with the float32 vectors and keep the best k.
+            n = 0
+            var res = h.results
+            while res.count > 0 {
+                let slot = HNSWKey.slot(~res.popMin())
+                h.sorted[n] = HNSWKey.make(D.distance(q, s.vectors + Int(slot) * d, d), slot)
+                n += 1
+            }
+            h.results = res
+            var sorted = UnsafeMutableBufferPointer(start: h.sorted, count: n)
+            sorted.sort()
+            n = min(n, k)
+        } else {
+            // Exact: every allowed vector.
+            var res = h.results
+            res.count = 0
+            var bound = Float.infinity
+            for slot in 0..<UInt32(count) where gate.allows(slot) {
+                let dist = D.distance(q, s.vectors + Int(slot) * d, d)
+                if dist < bound || res.count < k {
+                    let key = ~HNSWKey.make(dist, slot)
+                    if res.count < k { res.push(key) } else if key > res.min { res.replaceMin(key) }
+                    if res.count >= k { bound = HNSWKey.distance(~res.min) }
+                }
+            }
+            n = res.count
+            var i = n
+            while i > 0 {
+                i -= 1
+                h.sorted[i] = ~res.popMin()
+            }
+            h.results = res
+        }
+        var out = [Neighbor]()
+        out.reserveCapacity(n)
+        for i in 0..<n {
+            let key = h.sorted[i]
+            out.append(Neighbor(id: s.labels[Int(HNSWKey.slot(key))], distance: HNSWKey.distance(key)))
+        }
+        return out
+    }
+}
