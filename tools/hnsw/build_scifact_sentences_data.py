@@ -32,6 +32,8 @@ import sys
 
 import numpy as np
 
+from build_wordnet_data import write_fvecs, write_ivecs  # the same .fvecs/.ivecs writers
+
 DIM = 384
 ABBREVIATIONS = {"e.g.", "i.e.", "al.", "fig.", "figs.", "vs.", "approx.", "ca.", "cf.", "etc.", "no.", "dr.",
                  "mr.", "mrs.", "ms.", "st.", "vol.", "eq.", "ref.", "refs.", "resp.", "incl.", "min.", "max."}
@@ -110,20 +112,6 @@ def read_f32(path, rows):
     if not np.all(np.isfinite(x)) or np.any(norms == 0):
         raise SystemExit(f"{path}: a vector is zero or not finite")
     return (x / norms).astype("<f4")
-
-
-def write_fvecs(path, x):
-    out = np.empty((x.shape[0], x.shape[1] + 1), dtype="<f4")
-    out[:, 0] = np.array([x.shape[1]], dtype="<i4").view("<f4")[0]
-    out[:, 1:] = x
-    out.tofile(path)
-
-
-def write_ivecs(path, x):
-    out = np.empty((x.shape[0], x.shape[1] + 1), dtype="<i4")
-    out[:, 0] = x.shape[1]
-    out[:, 1:] = x
-    out.tofile(path)
 
 
 def lines(path):
