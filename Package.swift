@@ -27,11 +27,11 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
 
         // libm: Swift's squareRoot() lowers to sqrtf, which Linux keeps in libm.
-        .target(name: "QuiverCore", swiftSettings: optimizedEvenInDebug, linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "QuiverCore", dependencies: ["CQuiverKernels"], swiftSettings: optimizedEvenInDebug, linkerSettings: [.linkedLibrary("m")]),
         .target(name: "QuiverStorage", dependencies: ["QuiverCore", "CLMDB", "CZstd"]),
         .target(name: "QuiverIndex", dependencies: ["QuiverCore", "COpenBLAS", "CQuiverKernels"], swiftSettings: optimizedEvenInDebug),
-        // Quiver's own C kernels (int8 matrix products): compiled for the baseline CPU, with AVX2 and
-        // AVX-512 VNNI versions chosen at run time; optimized even in debug builds, and without FMA
+        // Quiver's own C kernels (int8 matrix products, float32 distances): compiled for the baseline
+        // CPU, with AVX2 and AVX-512 (VNNI for int8) versions chosen at run time; optimized even in debug builds, and without FMA
         // contraction so that every kernel's scalar twin computes the same floats bit for bit.
         .target(name: "CQuiverKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         .target(name: "QuiverEncoder", dependencies: ["QuiverCore", "QuiverStorage", "COpenBLAS", "CQuiverKernels"], swiftSettings: optimizedEvenInDebug),

@@ -265,7 +265,7 @@ func run() throws {
                 guard FileManager.default.createFile(atPath: path, contents: Data(HNSWCodec.encode(index))) else { fail("cannot write \(path)") }
             }
         }
-        print(json(["system": "quiver", "n": n, "filters": try measureFilters(index, queries, filters, o)]))
+        print(json(["system": "quiver", "float_kernel": activeFloatKernel(), "n": n, "filters": try measureFilters(index, queries, filters, o)]))
         withExtendedLifetime(mapping) {}
         return
     }
@@ -282,7 +282,7 @@ func run() throws {
         }
         let index = try HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .structure)
         let truth = gt.map { Set($0.prefix(k)) }
-        print(json(["system": "quiver", "n": n, "curve": try measureCurve(index, queries, truth, o)]))
+        print(json(["system": "quiver", "float_kernel": activeFloatKernel(), "n": n, "curve": try measureCurve(index, queries, truth, o)]))
         return
     }
 
@@ -308,7 +308,7 @@ func run() throws {
     index = nil
 
     var out: [String: Any] = [
-        "system": "quiver", "n": n, "dimension": base.dimension, "queries": queries.rows, "metric": o.metric.rawValue,
+        "system": "quiver", "float_kernel": activeFloatKernel(), "n": n, "dimension": base.dimension, "queries": queries.rows, "metric": o.metric.rawValue,
         "m": o.m, "ef_construction": o.efConstruction, "k": k,
         "build_seconds_1thread": buildSerial, "build_cpu_seconds_1thread": buildSerialCPU,
         "memory_bytes_per_vector_rss": Double(rss1 - rss0) / Double(n),

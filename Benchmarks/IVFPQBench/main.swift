@@ -192,7 +192,7 @@ if let iterations = options["opq"].flatMap(Int.init) {
 }
 
 var out: [String: Any] = [
-    "system": "quiver", "n": n, "dimension": d, "metric": metric.rawValue, "nlist": nlist, "m": m, "nbits": 8,
+    "system": "quiver", "float_kernel": activeFloatKernel(), "n": n, "dimension": d, "metric": metric.rawValue, "nlist": nlist, "m": m, "nbits": 8,
     "k": k, "rerank": rerank, "train_seconds": trainSeconds, "add_seconds": addSeconds,
     "code_bytes_per_vector": m, "index_bytes_per_vector": Double(memory) / Double(n),
     // In memory: code, id and (L2, cosine) the 4-byte ADC term; in the segment file: code and id.

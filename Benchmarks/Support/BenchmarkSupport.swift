@@ -117,3 +117,14 @@ public func recall(_ found: [[Int]], truth: [[Int]], k: Int) -> Double {
     for (f, t) in zip(found, truth) { hits += Set(f.prefix(k)).intersection(t.prefix(k)).count }
     return Double(hits) / Double(max(1, min(found.count, truth.count) * k))
 }
+
+/// The float32 kernel variant this run uses (`FloatKernel.active`: avx512, avx2 or portable), for a
+/// benchmark's JSON. Stops the run (exit 2) when `$QUIVER_SIMD` asked for a variant that is not the one
+/// running, so that no figure is labelled with a kernel it did not use.
+public func activeFloatKernel() -> String {
+    if let note = FloatKernel.selectionNote {
+        FileHandle.standardError.write(Data("error: \(note)\n".utf8))
+        exit(2)
+    }
+    return FloatKernel.active.rawValue
+}

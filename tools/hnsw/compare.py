@@ -34,6 +34,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    ap.add_argument("--machine", help="machine.json of the run (CPU flags, load), copied into the summary")
     ap.add_argument("runs", nargs="+", help="JSON files named DATASET.SYSTEM.json")
     args = ap.parse_args()
     key = "qps_cpu" if args.clock == "cpu" else "qps"
@@ -51,6 +52,11 @@ def main():
         else:
             data.setdefault(parts[0], {})[parts[1]] = run
     for dataset, system, run in rounds:
+        if system not in data.setdefault(dataset, {}):
+            # A system measured only in search rounds (a forced kernel variant, e.g. quiver@avx2): its
+            # first round is its base.
+            data[dataset][system] = json.loads(json.dumps(run))
+            continue
         base = {c["ef"]: c for c in data[dataset][system]["curve"]}
         for c in run["curve"]:
             b = base.get(c["ef"])
@@ -68,6 +74,12 @@ def main():
         s = {"n": q["n"], "dimension": q["dimension"], "metric": q["metric"], "m": q["m"],
              "ef_construction": q["ef_construction"], "clock": args.clock, "systems": {}}
         for name, r in runs.items():
+            if name not in ("quiver", "hnswlib", "faiss"):
+                # Round-only systems share the build of their namesake.
+                for field in ("build_seconds_1thread", "build_cpu_seconds_1thread", "build_seconds_parallel",
+                              "memory_bytes_per_vector_rss"):
+                    r.setdefault(field, runs.get(name.split("@")[0], {}).get(field))
+        for name, r in runs.items():
             v, how = qps_at(r["curve"], key)
             vw, _ = qps_at(r["curve"], "qps")
             v99, how99 = qps_at(r["curve"], key, 0.99)
@@ -79,6 +91,7 @@ def main():
                 "build_seconds_parallel": r.get("build_seconds_parallel"),
                 "memory_bytes_per_vector_rss": r.get("memory_bytes_per_vector_rss"),
                 "max_recall": max(c["recall"] for c in r["curve"]),
+                "kernel": r.get("float_kernel") or r.get("simd"),
             }
         peers = [n for n in ("hnswlib", "faiss") if n in s["systems"] and s["systems"][n]["qps_at_recall_0.95"]]
         ratios = {}
@@ -93,6 +106,15 @@ def main():
             faster = max(peers99, key=lambda n: s["systems"][n]["qps_at_recall_0.99"])
             ratios["qps_at_0.99_vs_faster_peer"] = s["systems"]["quiver"]["qps_at_recall_0.99"] / s["systems"][faster]["qps_at_recall_0.99"]
             ratios["faster_peer_at_0.99"] = faster
+        # The same comparisons with each forced kernel variant (quiver@avx2 against faiss@avx2 and hnswlib).
+        for tag in sorted({n.split("@")[1] for n in s["systems"] if n.startswith("quiver@")}):
+            qs = s["systems"][f"quiver@{tag}"]
+            for target, label in ((0.95, "qps_at_recall_0.95"), (0.99, "qps_at_recall_0.99")):
+                peers_t = [n for n in ("hnswlib", f"faiss@{tag}") if n in s["systems"] and s["systems"][n][label]]
+                if peers_t and qs[label]:
+                    faster = max(peers_t, key=lambda n: s["systems"][n][label])
+                    ratios[f"qps_at_{target}_vs_faster_peer@{tag}"] = qs[label] / s["systems"][faster][label]
+                    ratios[f"faster_peer_at_{target}@{tag}"] = faster
         if "hnswlib" in runs:
             h = runs["hnswlib"]
             ratios["build_1thread_vs_hnswlib"] = q[build_key] / h[build_key]
@@ -106,6 +128,9 @@ def main():
         }
         if "codec" in q:
             s["quiver_codec"] = q["codec"]
+        if args.machine:
+            with open(args.machine) as f:
+                s["machine"] = json.load(f)
         summary[dataset] = s
 
     os.makedirs(args.out, exist_ok=True)
@@ -114,12 +139,12 @@ def main():
 
     for dataset, s in summary.items():
         print(f"\n== {dataset}: n={s['n']} d={s['dimension']} {s['metric']} M={s['m']} efC={s['ef_construction']} (clock: {s['clock']})")
-        print(f"{'system':10} {'QPS@0.95':>10} {'(how)':>14} {'QPS@0.99':>10} {'build 1t s':>11} {'build par s':>11} {'bytes/vec':>10}")
+        print(f"{'system':15} {'QPS@0.95':>10} {'(how)':>14} {'QPS@0.99':>10} {'build 1t s':>11} {'build par s':>11} {'bytes/vec':>10}  kernel")
         for name, r in sorted(s["systems"].items()):
             qv = r["qps_at_recall_0.95"]
             b1 = r["build_cpu_seconds_1thread"] if s["clock"] == "cpu" else r["build_seconds_1thread"]
             q99 = r["qps_at_recall_0.99"]
-            print(f"{name:10} {qv if qv is None else round(qv):>10} {r['how']:>14} {'-' if q99 is None else round(q99):>10} {b1:11.2f} {r['build_seconds_parallel'] or 0:11.2f} {r['memory_bytes_per_vector_rss']:10.0f}")
+            print(f"{name:15} {qv if qv is None else round(qv):>10} {r['how']:>14} {'-' if q99 is None else round(q99):>10} {b1 or 0:11.2f} {r['build_seconds_parallel'] or 0:11.2f} {r['memory_bytes_per_vector_rss'] or 0:10.0f}  {r['kernel']}")
         for k, v in s["ratios"].items():
             print(f"  {k}: {v if isinstance(v, str) else round(v, 3)}")
         print("  targets met:", s["targets_met"])

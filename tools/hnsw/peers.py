@@ -104,12 +104,14 @@ def run_hnswlib(base, queries, gt, args):
     if args.save:
         index.save_index(args.save)
     del index
-    index = hnswlib.Index(space=space, dim=d)
-    index.init_index(max_elements=n, M=args.m, ef_construction=args.ef_construction, random_seed=100)
-    index.set_num_threads(os.cpu_count())
-    t = time.perf_counter()
-    index.add_items(base, np.arange(n))
-    buildp = time.perf_counter() - t
+    buildp = None
+    if not args.skip_parallel:
+        index = hnswlib.Index(space=space, dim=d)
+        index.init_index(max_elements=n, M=args.m, ef_construction=args.ef_construction, random_seed=100)
+        index.set_num_threads(os.cpu_count())
+        t = time.perf_counter()
+        index.add_items(base, np.arange(n))
+        buildp = time.perf_counter() - t
     return {"system": "hnswlib", "build_seconds_1thread": build1, "build_cpu_seconds_1thread": build1cpu, "build_seconds_parallel": buildp,
             "memory_bytes_per_vector_rss": mem, "curve": curve}
 
@@ -135,9 +137,19 @@ def run_faiss(base, queries, gt, args):
     if args.save:
         faiss.write_index(index, args.save)
     del index
-    _, buildp, _ = build(os.cpu_count())
+    buildp = None if args.skip_parallel else build(os.cpu_count())[1]
     return {"system": "faiss", "build_seconds_1thread": build1, "build_cpu_seconds_1thread": build1cpu, "build_seconds_parallel": buildp,
             "memory_bytes_per_vector_rss": mem, "curve": curve, "faiss_version": faiss.__version__}
+
+
+def simd_of(system):
+    """The SIMD level the peer's kernels run: FAISS's dynamic dispatch level ($FAISS_SIMD_LEVEL forces a
+    narrower one); hnswlib picks AVX-512 or AVX at run time among what its wheel was compiled with,
+    and has no switch."""
+    if system == "faiss":
+        import faiss
+        return faiss.SIMDConfig.get_level_name()
+    return "not forced (hnswlib picks its widest at run time)"
 
 
 def main():
@@ -154,16 +166,17 @@ def main():
     ap.add_argument("--min-seconds", type=float, default=0.5)
     ap.add_argument("--save", help="write the single-threaded build's index here")
     ap.add_argument("--load", help="only measure the search curve of an index saved with --save")
+    ap.add_argument("--skip-parallel", action="store_true", help="skip the multi-threaded build")
     args = ap.parse_args()
     args.ef = [int(x) for x in args.ef.split(",")]
     base, queries, gt = read_fvecs(args.base), read_fvecs(args.queries), read_ivecs(args.gt)
     if args.load:
-        out = {"system": args.system, "curve": curve_of_saved(base, queries, gt, args)}
+        out = {"system": args.system, "simd": simd_of(args.system), "curve": curve_of_saved(base, queries, gt, args)}
         print(json.dumps(out, sort_keys=True))
         return
     run = run_hnswlib if args.system == "hnswlib" else run_faiss
     out = run(base, queries, gt, args)
-    out.update({"n": base.shape[0], "dimension": base.shape[1], "metric": args.metric, "m": args.m,
+    out.update({"simd": simd_of(args.system), "n": base.shape[0], "dimension": base.shape[1], "metric": args.metric, "m": args.m,
                 "ef_construction": args.ef_construction, "k": args.k})
     print(json.dumps(out, sort_keys=True))
 

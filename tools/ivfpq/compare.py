@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--clock", default="cpu", choices=["cpu", "wall"])
     ap.add_argument("--target", type=float, default=0.9)
+    ap.add_argument("--target2", type=float, default=0.95, help="a second recall at which QPS is compared")
+    ap.add_argument("--machine", help="machine.json of the run (CPU flags, load), copied into the summary")
     ap.add_argument("runs", nargs="+", help="pairs of quiver.json faiss.json per data set, named NAME.quiver.json / NAME.faiss.json")
     args = ap.parse_args()
     qk = "qps_rerank_cpu" if args.clock == "cpu" else "qps_rerank"
@@ -64,6 +66,11 @@ def main():
                 clock: {"quiver": at_recall(q["curve"], args.target, "recall_rerank", key),
                         "faiss": at_recall(f["curve"], args.target, "recall_rerank", key)}
                 for clock, key in (("cpu", "qps_rerank_cpu"), ("wall", "qps_rerank"))},
+            f"qps_at_recall_{args.target2}_by_clock": {
+                clock: {"quiver": at_recall(q["curve"], args.target2, "recall_rerank", key),
+                        "faiss": at_recall(f["curve"], args.target2, "recall_rerank", key)}
+                for clock, key in (("cpu", "qps_rerank_cpu"), ("wall", "qps_rerank"))},
+            "kernels": {"quiver": q.get("float_kernel"), "faiss": f.get("simd")},
             "train_seconds": {"quiver": q["train_seconds"], "faiss": f["train_seconds"]},
             "add_seconds": {"quiver": q["add_seconds"], "faiss": f["add_seconds"]},
             "list_bytes_per_vector": {"quiver": q["list_bytes_per_vector"], "faiss": f["list_bytes_per_vector"]},
@@ -105,6 +112,15 @@ def main():
             if v["ratio"]:
                 print(f"QPS at recall@10 = {args.target} with re-ranking ({clock} clock): Quiver {v['quiver']:.0f}, "
                       f"FAISS {v['faiss']:.0f}, ratio {v['ratio']:.2f}")
+        for clock, v in entry[f"qps_at_recall_{args.target2}_by_clock"].items():
+            v["ratio"] = v["quiver"] / v["faiss"] if v["quiver"] and v["faiss"] else None
+            if v["ratio"]:
+                print(f"QPS at recall@10 = {args.target2} with re-ranking ({clock} clock): Quiver {v['quiver']:.0f}, "
+                      f"FAISS {v['faiss']:.0f}, ratio {v['ratio']:.2f}")
+        if args.machine:
+            with open(args.machine) as fh:
+                entry["machine"] = json.load(fh)
+        print(f"kernels: Quiver {entry['kernels']['quiver']}, FAISS {entry['kernels']['faiss']}")
         print(f"training: Quiver {q['train_seconds']:.1f} s, FAISS {f['train_seconds']:.1f} s; add: {q['add_seconds']:.2f} s vs {f['add_seconds']:.2f} s; "
               f"list bytes/vector {q['list_bytes_per_vector']} vs {f['list_bytes_per_vector']}")
         if "adc_recall_mean_over_seeds" in entry:

@@ -103,7 +103,7 @@ def main():
         labels, qps2, qpscpu2 = timed(lambda q: refine.search(q, args.k)[1], queries, args.min_seconds)
         curve.append({"nprobe": p, "recall": r, "qps": qps, "qps_cpu": qpscpu,
                       "recall_rerank": recall(labels, gt, args.k), "qps_rerank": qps2, "qps_rerank_cpu": qpscpu2})
-    out = {"system": "faiss", "faiss_version": faiss.__version__, "n": n, "dimension": d, "metric": args.metric,
+    out = {"system": "faiss", "simd": faiss.SIMDConfig.get_level_name(), "faiss_version": faiss.__version__, "n": n, "dimension": d, "metric": args.metric,
            "nlist": args.nlist, "m": args.m, "nbits": 8, "k": args.k, "rerank": args.rerank,
            "train_seconds": train_seconds, "add_seconds": add_seconds, "code_bytes_per_vector": ivf.code_size,
            "list_bytes_per_vector": ivf.code_size + 8,

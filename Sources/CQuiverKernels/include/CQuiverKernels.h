@@ -1,5 +1,6 @@
 // CQuiverKernels: Quiver's own SIMD kernels in C, where Swift's SIMD types cannot reach the
-// instructions (today: int8 dot products with vpmaddubsw/vpmaddwd and AVX-512 VNNI's vpdpbusd).
+// instructions (int8 dot products with vpmaddubsw/vpmaddwd and AVX-512 VNNI's vpdpbusd) or where the
+// widest vectors must be picked at run time (the float32 distance kernels of qk_float.h).
 //
 // Kernels are compiled for the baseline CPU; the AVX2 and AVX-512 versions carry per-function target
 // attributes and are chosen at run time from cpuid (__builtin_cpu_supports), so one binary runs
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "qk_sq8.h"
+#include "qk_float.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,65 +1,36 @@
-/// Float32 distance kernels. The SIMD versions are the ones every index calls; the scalar twins
-/// (`scalarDot`, `scalarSquaredL2`) are the specification, and `DistanceKernelTests` checks that both
-/// agree on every length from 0 to 1,000 (tails included).
-///
-/// The SIMD kernels keep four independent 8-lane accumulators so that the loop is bound by loads,
-/// not by the latency of dependent adds (AVX2 on the target machine: 2 FMA ports, 4-cycle latency).
+import CQuiverKernels
+
+/// Float32 distance kernels. The vector versions run in CQuiverKernels (qk_float.h), in the variant
+/// chosen once when the process starts: AVX-512, AVX2 with FMA, or portable C, the widest the CPU runs
+/// unless `$QUIVER_SIMD` forces a narrower one (see `FloatKernel`). The scalar twins (`scalarDot`,
+/// `scalarSquaredL2`) are the specification; `FloatKernelTests` checks every variant against them on
+/// every length from 0 to 1,000 (tails included).
 public enum DistanceKernels {
     /// Dot product of `a` and `b` (`n` floats each).
-    @inlinable
+    @inlinable @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-        var i = 0
-        while i + 32 <= n {
-            let o = i * 4
-            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s1 += ra.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self)
-            s2 += ra.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self)
-            s3 += ra.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self)
-            i += 32
-        }
-        while i + 8 <= n {
-            let o = i * 4
-            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            i += 8
-        }
-        var sum = ((s0 + s1) + (s2 + s3)).sum()
-        while i < n {
-            sum += a[i] * b[i]
-            i += 1
-        }
-        return sum
+        qk_float_active().pointee.dot(a, b, n)
     }
 
     /// Squared Euclidean distance between `a` and `b` (`n` floats each).
-    @inlinable
+    @inlinable @inline(__always)
     public static func squaredL2(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-        var i = 0
-        while i + 32 <= n {
-            let o = i * 4
-            let d0 = ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            let d1 = ra.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self) - rb.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self)
-            let d2 = ra.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self) - rb.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self)
-            let d3 = ra.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self) - rb.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self)
-            s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3
-            i += 32
-        }
-        while i + 8 <= n {
-            let o = i * 4
-            let d = ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s0 += d * d
-            i += 8
-        }
-        var sum = ((s0 + s1) + (s2 + s3)).sum()
-        while i < n {
-            let d = a[i] - b[i]
-            sum += d * d
-            i += 1
-        }
-        return sum
+        qk_float_active().pointee.l2sqr(a, b, n)
+    }
+
+    /// `dot(a, b')` where b' = b * s componentwise (each product rounded to float, as a stored scaled
+    /// copy would be): bit for bit the same as scaling a copy of `b` and calling `dot`, without the copy.
+    @inlinable @inline(__always)
+    public static func dotScaled(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ s: Float, _ n: Int) -> Float {
+        qk_float_active().pointee.dot_scaled(a, b, s, n)
+    }
+
+    /// A product quantizer's inner-product table: `out[j * 256 + c]` = <q_j, centroid c of subspace j>
+    /// for `m` subspaces of `dsub` floats, from the transposed centroids `ct[(j * dsub + t) * 256 + c]`.
+    @inlinable
+    public static func pqInnerProductTable(_ q: UnsafePointer<Float>, _ ct: UnsafePointer<Float>, subspaces m: Int,
+                                           subDimension dsub: Int, into out: UnsafeMutablePointer<Float>) {
+        qk_float_active().pointee.pq_ip_table(q, ct, m, dsub, out)
     }
 
     /// The scalar twin of `dot`: the plain definition, used by tests as the oracle.

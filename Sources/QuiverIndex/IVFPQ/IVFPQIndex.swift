@@ -724,33 +724,11 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     }
 
     /// `DistanceKernels.dot(a, b')` where b' = b * s componentwise (each product rounded as the stored
-    /// copy would be), with the same lanes and order of additions as `dot`: bit-identical to scaling a
-    /// copy of b and calling `dot` (checked by `IVFPQIndexTests.dotScaledMatchesNormalizeThenDot`).
+    /// copy would be): bit-identical to scaling a copy of b and calling `dot` (checked by
+    /// `IVFPQIndexTests.dotScaledMatchesNormalizeThenDot`), in whichever kernel variant runs.
     @inline(__always)
     static func dotScaled(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ s: Float, _ n: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        let sv = SIMD8<Float>(repeating: s)
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-        var i = 0
-        while i + 32 <= n {
-            let o = i * 4
-            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * sv)
-            s1 += ra.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self) * sv)
-            s2 += ra.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self) * sv)
-            s3 += ra.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self) * sv)
-            i += 32
-        }
-        while i + 8 <= n {
-            let o = i * 4
-            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * (rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * sv)
-            i += 8
-        }
-        var sum = ((s0 + s1) + (s2 + s3)).sum()
-        while i < n {
-            sum += a[i] * (b[i] * s)
-            i += 1
-        }
-        return sum
+        DistanceKernels.dotScaled(a, b, s, n)
     }
 
     /// The exact answer over the live ids of a selective bitset.

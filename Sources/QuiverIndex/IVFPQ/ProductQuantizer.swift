@@ -203,53 +203,22 @@ public struct ProductQuantizer: Sendable, Equatable {
 
     /// Fills `table` (m * 256 floats, layout in the type's comment) for the query `q` (`dimension` floats).
     /// Allocation-free: the per-query hot path of asymmetric distance computation (ADC). Computed from
-    /// the transposed centroids, 8 centroids per SIMD operation; the L2 form as
+    /// the transposed centroids by `DistanceKernels.pqInnerProductTable` (8 or 16 centroids per SIMD
+    /// operation, in the variant the CPU runs); the L2 form as
     /// ||q_j||^2 + ||c||^2 - 2 <q_j, c>.
     public func distanceTable(_ q: UnsafePointer<Float>, kind: TableKind, into table: UnsafeMutablePointer<Float>) {
         let m = subspaces, dsub = subDimension, kc = Self.centroidCount
         centroidsTransposed.withUnsafeBufferPointer { ctp in
-            centroidNorms.withUnsafeBufferPointer { np in
-                let ct = UnsafeRawPointer(ctp.baseAddress!)
-                let out = UnsafeMutableRawPointer(table)
-                for j in 0..<m {
-                    let qj = q + j * dsub
-                    let tOff = j * kc * 4
-                    // 64 centroids per pass in 8 independent accumulators: enough chains in flight to
-                    // hide the FMA latency (2 accumulators measured 4x slower at dsub 8).
-                    var c = 0
-                    while c < kc {
-                        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                        var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
-                        for t in 0..<dsub {
-                            let qv = SIMD8<Float>(repeating: qj[t])
-                            let row = ((j * dsub + t) * kc + c) * 4
-                            a0 += qv * ct.loadUnaligned(fromByteOffset: row, as: SIMD8<Float>.self)
-                            a1 += qv * ct.loadUnaligned(fromByteOffset: row + 32, as: SIMD8<Float>.self)
-                            a2 += qv * ct.loadUnaligned(fromByteOffset: row + 64, as: SIMD8<Float>.self)
-                            a3 += qv * ct.loadUnaligned(fromByteOffset: row + 96, as: SIMD8<Float>.self)
-                            a4 += qv * ct.loadUnaligned(fromByteOffset: row + 128, as: SIMD8<Float>.self)
-                            a5 += qv * ct.loadUnaligned(fromByteOffset: row + 160, as: SIMD8<Float>.self)
-                            a6 += qv * ct.loadUnaligned(fromByteOffset: row + 192, as: SIMD8<Float>.self)
-                            a7 += qv * ct.loadUnaligned(fromByteOffset: row + 224, as: SIMD8<Float>.self)
-                        }
-                        let o = tOff + c * 4
-                        out.storeBytes(of: a0, toByteOffset: o, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a1, toByteOffset: o + 32, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a2, toByteOffset: o + 64, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a3, toByteOffset: o + 96, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a4, toByteOffset: o + 128, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a5, toByteOffset: o + 160, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a6, toByteOffset: o + 192, as: SIMD8<Float>.self)
-                        out.storeBytes(of: a7, toByteOffset: o + 224, as: SIMD8<Float>.self)
-                        c += 64
-                    }
-                    if kind == .squaredL2 {
-                        let qn = DistanceKernels.dot(qj, qj, dsub)
-                        let t = table + j * kc
-                        let n = np.baseAddress! + j * kc
-                        for i in 0..<kc { t[i] = max(0, qn + n[i] - 2 * t[i]) }
-                    }
-                }
+            DistanceKernels.pqInnerProductTable(q, ctp.baseAddress!, subspaces: m, subDimension: dsub, into: table)
+        }
+        guard kind == .squaredL2 else { return }
+        centroidNorms.withUnsafeBufferPointer { np in
+            for j in 0..<m {
+                let qj = q + j * dsub
+                let qn = DistanceKernels.dot(qj, qj, dsub)
+                let t = table + j * kc
+                let n = np.baseAddress! + j * kc
+                for i in 0..<kc { t[i] = max(0, qn + n[i] - 2 * t[i]) }
             }
         }
     }
