@@ -104,6 +104,7 @@ struct DiversityTests {
         #expect { try c.search(vector: query, k: 10, options: SearchOptions(diversity: 0.5, candidates: 5)) } throws: { "\($0)".contains("between k (10)") }
         #expect { try c.search(vector: query, k: 10, options: SearchOptions(diversity: 0.5, candidates: 20_000)) } throws: { "\($0)".contains("10000") }
         #expect { try c.search(vector: query, k: 4, options: SearchOptions(groupBy: "color")) } throws: { "\($0)".contains("searchGroups") }
+        #expect { try c.search(vector: query, k: 20_000, options: SearchOptions(diversity: 0.5)) } throws: { "\($0)".contains("k must be between 1 and 10000") }
     }
 
     /// Hybrid: relevance is the fused score scaled to 0...1 over the candidates; text queries are

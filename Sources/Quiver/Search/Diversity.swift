@@ -101,6 +101,7 @@ extension Collection {
             throw QuiverError.invalidArgument("SearchOptions.groupBy returns groups: call searchGroups (or explainGroups) instead of search")
         }
         guard let diversity = options.diversity else { return try ranked()(k, options) }
+        guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         try options.refuseRangeBound(with: "diversity")
         guard diversity.isFinite && (0...1).contains(diversity) else {
             throw QuiverError.invalidArgument("diversity must be between 0 (pure relevance) and 1 (pure diversity), not \(diversity)")
