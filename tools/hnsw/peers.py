@@ -140,9 +140,10 @@ def run_faiss(base, queries, gt, args):
             "memory_bytes_per_vector_rss": mem, "curve": curve, "faiss_version": faiss.__version__}
 
 
-def main():
+def parse_args(systems):
+    """The options of this script and of sq8_peers.py (the same data, build and curve options)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--system", choices=["hnswlib", "faiss"], required=True)
+    ap.add_argument("--system", choices=systems, required=True)
     ap.add_argument("--base", required=True)
     ap.add_argument("--queries", required=True)
     ap.add_argument("--gt", required=True)
@@ -156,6 +157,11 @@ def main():
     ap.add_argument("--load", help="only measure the search curve of an index saved with --save")
     args = ap.parse_args()
     args.ef = [int(x) for x in args.ef.split(",")]
+    return args
+
+
+def main():
+    args = parse_args(["hnswlib", "faiss"])
     base, queries, gt = read_fvecs(args.base), read_fvecs(args.queries), read_ivecs(args.gt)
     if args.load:
         out = {"system": args.system, "curve": curve_of_saved(base, queries, gt, args)}
