@@ -52,12 +52,14 @@ public struct CrashWorkload: Sendable {
 
 /// The crash-point sweep's workload: a fixed list of operations that exercises every
 /// durability-relevant step (log appends and fsyncs, LMDB commits, sealing, merging, a payload index,
-/// a checkpoint that truncates the log, and an IVF-PQ codebook trained, its segments sealed, converted
-/// from HNSW and merged). Deterministic, with no background maintenance (the segment
+/// a checkpoint that truncates the log, an IVF-PQ codebook trained, its segments sealed, converted
+/// from HNSW and merged, and a second collection whose HNSW segments are sq8, sealed twice and merged). Deterministic, with no background maintenance (the segment
 /// size is too large to trigger it; sealing and merging run through `compact`), so that the same
 /// crash-point number always lands on the same step.
 public enum SweepWorkload {
     public static let collection = "sweep"
+    /// The sq8 collection (ids `q…`); the oracle checks its documents together with the first's.
+    public static let sq8Collection = "sweep8"
     public static let dimension = 8
 
     public enum Operation: Sendable {
@@ -67,12 +69,15 @@ public enum SweepWorkload {
         case compact
         case index
         case checkpoint
+        case createSQ8
+        case upsertSQ8([Document])
+        case compactSQ8
     }
 
-    static func docs(_ batch: Int, _ ids: [Int]) -> [Document] {
+    static func docs(_ batch: Int, _ ids: [Int], prefix: String = "s") -> [Document] {
         var rng = SplitMix64(seed: UInt64(batch) &* 7919)
         return ids.map { k in
-            Document(id: "s\(k)", text: "sweep document \(k) of batch \(batch) " + String(repeating: "word\(k % 5) ", count: 40 * (k % 3)),
+            Document(id: "\(prefix)\(k)", text: "sweep document \(k) of batch \(batch) " + String(repeating: "word\(k % 5) ", count: 40 * (k % 3)),
                      metadata: ["k": .int(Int64(k)), "batch": .int(Int64(batch))],
                      vector: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) })
         }
@@ -100,6 +105,13 @@ public enum SweepWorkload {
         .delete(["b1", "b2", "s14"]),
         .upsert(docs(7, [3, 15])),
         .compact,
+        // sq8: a seal trains the ranges and writes the codes and the cold float32 section; the second
+        // seal and the merge (retrained ranges) rewrite them.
+        .createSQ8,
+        .upsertSQ8(docs(8, Array(0..<40), prefix: "q")),
+        .compactSQ8,
+        .upsertSQ8(docs(9, Array(30..<60), prefix: "q")),
+        .compactSQ8,
     ]
 
     /// `count` documents `b0`, `b1`, ... with short texts.
@@ -116,7 +128,7 @@ public enum SweepWorkload {
         var state: [String: Document] = [:]
         for op in operations.prefix(count) {
             switch op {
-            case .upsert(let d): for x in d { state[x.id] = x }
+            case .upsert(let d), .upsertSQ8(let d): for x in d { state[x.id] = x }
             case .delete(let ids): for id in ids { state[id] = nil }
             default: break
             }
@@ -127,8 +139,8 @@ public enum SweepWorkload {
     /// Whether operation `i` changes the documents or the collection (the rest only reorganize).
     public static func changesDocuments(_ i: Int) -> Bool {
         switch operations[i] {
-        case .create, .upsert, .delete: return true
-        case .compact, .index, .checkpoint: return false
+        case .create, .upsert, .delete, .createSQ8, .upsertSQ8: return true
+        case .compact, .index, .checkpoint, .compactSQ8: return false
         }
     }
 
@@ -137,7 +149,7 @@ public enum SweepWorkload {
         var state: [String: Document] = [:]
         for (i, op) in operations.enumerated() where applied.contains(i) {
             switch op {
-            case .upsert(let d): for x in d { state[x.id] = x }
+            case .upsert(let d), .upsertSQ8(let d): for x in d { state[x.id] = x }
             case .delete(let ids): for id in ids { state[id] = nil }
             default: break
             }
@@ -156,6 +168,11 @@ public enum SweepWorkload {
         case .compact: try db.compact(collection)
         case .index: try db.collection(collection).createPayloadIndex("k", type: .integer)
         case .checkpoint: try db.checkpoint()
+        case .createSQ8:
+            try db.createCollection(sq8Collection, dimension: dimension,
+                                    options: CollectionOptions(index: IndexSettings(kind: .hnsw, segmentSize: 1_000_000, quantization: .sq8)))
+        case .upsertSQ8(let d): try db.collection(sq8Collection).upsert(d)
+        case .compactSQ8: try db.compact(sq8Collection)
         }
     }
 

@@ -72,4 +72,22 @@ struct QuantizedCollectionTests {
         let round = try JSONDecoder().decode(IndexSettings.self, from: JSONEncoder().encode(IndexSettings(quantization: .sq8)))
         #expect(round.quantization == .sq8)
     }
+
+    /// `quiver create --quantization sq8` stores the setting; other values and other kinds are refused
+    /// with a usage error naming the option.
+    @Test func theCLICreatesSQ8Collections() throws {
+        let dir = TemporaryDirectory()
+        let cli = CLI(db: dir.path + "/db")
+        #expect(try cli.run(["init"]).status == 0)
+        let created = try cli.run(["create", "edge", "--dimension", "8", "--quantization", "sq8"])
+        #expect(created.status == 0, "\(created.stderr)")
+        for bad in [["--quantization", "sq4"], ["--index", "ivfpq", "--quantization", "sq8"], ["--index", "flat", "--quantization", "sq8"]] {
+            let refused = try cli.run(["create", "x", "--dimension", "8"] + bad)
+            #expect(refused.status == 2 && refused.stderr.contains("--quantization"), "\(bad): \(refused.stderr)")
+        }
+        let help = try cli.run(["create", "--help"])
+        #expect(help.stdout.contains("--quantization"))
+        let db = try Database(path: dir.path + "/db")
+        #expect(try db.collection("edge").info.index?.quantization == .sq8)
+    }
 }

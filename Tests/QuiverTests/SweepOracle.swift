@@ -41,18 +41,26 @@ enum SweepOracle {
             var problems: [String] = []
             var stored: [String: Document] = [:]
             for id in try c.ids() { stored[id] = try c.get(id) }
+            // The sq8 collection's documents (ids q…) belong to the same states.
+            var collections = [c]
+            if let q = try? database.collection(SweepWorkload.sq8Collection) {
+                collections.append(q)
+                for id in try q.ids() { stored[id] = try q.get(id) }
+                if try q.count() != stored.keys.filter({ $0.hasPrefix("q") }).count { problems.append("the sq8 collection's count() differs from its ids") }
+            }
             if !acceptable.contains(stored) {
                 problems.append("the \(stored.count) stored documents match none of the \(acceptable.count) states the acknowledged operations allow")
             }
-            if try c.count() != stored.count { problems.append("count() \(try c.count()) differs from the \(stored.count) stored ids") }
+            let inFirst = stored.keys.filter { !$0.hasPrefix("q") }.count
+            if try c.count() != inFirst { problems.append("count() \(try c.count()) differs from the \(inFirst) stored ids") }
             let verify = try database.verify()
             if !verify.ok { problems.append("verify: \(verify.problems)") }
-            if !stored.isEmpty {
+            for c in collections where try c.count() > 0 {
                 let q: [Float] = [0.5, -0.5, 0.25, 0, 1, -1, 0.1, 0.2]
                 // Every graph node and every IVF-PQ list visited, every candidate re-ranked: exact.
                 let fast = try c.search(vector: q, k: 5, options: SearchOptions(efSearch: 10_000, nprobe: 1 << 20, rerank: 1 << 20)).map(\.id)
                 let exact = try c.search(vector: q, k: 5, options: SearchOptions(exact: true)).map(\.id)
-                if fast != exact { problems.append("the segment search \(fast) differs from the exact scan \(exact)") }
+                if fast != exact { problems.append("the segment search of \(c.name) \(fast) differs from the exact scan \(exact)") }
             }
             return problems
         } catch {

@@ -152,9 +152,10 @@ def simd_of(system):
     return "not forced (hnswlib picks its widest at run time)"
 
 
-def main():
+def parse_args(systems):
+    """The options of this script and of sq8_peers.py (the same data, build and curve options)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--system", choices=["hnswlib", "faiss"], required=True)
+    ap.add_argument("--system", choices=systems, required=True)
     ap.add_argument("--base", required=True)
     ap.add_argument("--queries", required=True)
     ap.add_argument("--gt", required=True)
@@ -169,6 +170,11 @@ def main():
     ap.add_argument("--skip-parallel", action="store_true", help="skip the multi-threaded build")
     args = ap.parse_args()
     args.ef = [int(x) for x in args.ef.split(",")]
+    return args
+
+
+def main():
+    args = parse_args(["hnswlib", "faiss"])
     base, queries, gt = read_fvecs(args.base), read_fvecs(args.queries), read_ivecs(args.gt)
     if args.load:
         out = {"system": args.system, "simd": simd_of(args.system), "curve": curve_of_saved(base, queries, gt, args)}

@@ -50,32 +50,37 @@ def main():
         mem = {
             "quiver": qb.get("float_bytes_per_vector"),
             "quiver-sq8": qb.get("sq8_hot_bytes_per_vector"),
-            "faiss-sq8": b.get("faiss-sq8-build", {}).get("memory_bytes_per_vector_accounted"),
-            "usearch-i8": b.get("usearch-i8-build", {}).get("memory_bytes_per_vector_accounted"),
+            "faiss-sq8": b.get("faiss-sq8", {}).get("memory_bytes_per_vector_accounted"),
+            "usearch-i8": b.get("usearch-i8", {}).get("memory_bytes_per_vector_accounted"),
         }
-        rss = {k: b.get(k + "-build", {}).get("memory_bytes_per_vector_rss") for k in ("faiss-sq8", "usearch-i8")}
+        rss = {k: b.get(k, {}).get("memory_bytes_per_vector_rss") for k in ("faiss-sq8", "usearch-i8")}
         at = {k: qps_at(c) for k, c in curves.items()}
+        at99 = {k: qps_at(c, 0.99) for k, c in curves.items()}
         rec64 = {k: next((p["recall"] for p in c if p["ef"] == 64), None) for k, c in curves.items()}
         peers = [v for k, v in at.items() if k in ("faiss-sq8", "usearch-i8") and v]
         res = {
             "memory_bytes_per_vector": mem, "peer_rss_bytes_per_vector": rss, "qps_cpu_at_recall_0.95": at,
-            "recall_at_ef64": rec64, "curves": curves, "training": qb.get("training"),
+            "recall_at_ef64": rec64, "qps_cpu_at_recall_0.99": at99, "curves": curves, "training": qb.get("training"),
             "memory_ratio_sq8_vs_float": mem["quiver-sq8"] / mem["quiver"] if mem["quiver"] and mem["quiver-sq8"] else None,
             "qps_ratio_sq8_vs_float": at.get("quiver-sq8") / at["quiver"] if at.get("quiver-sq8") and at.get("quiver") else None,
             "qps_ratio_sq8_vs_faster_peer": at.get("quiver-sq8") / max(peers) if at.get("quiver-sq8") and peers else None,
+            "qps_ratio_sq8_vs_float_at_0.99": at99.get("quiver-sq8") / at99["quiver"] if at99.get("quiver-sq8") and at99.get("quiver") else None,
         }
         summary[name] = res
         lines.append(f"### {name}\n")
-        lines.append("| system | bytes/vector (accounted) | QPS (CPU) at recall@10 0.95 | recall@10 at ef 64 |")
-        lines.append("|---|---|---|---|")
+        lines.append("| system | bytes/vector (accounted) | build RSS bytes/vector | QPS (CPU) at recall@10 0.95 | at 0.99 | recall@10 at ef 64 |")
+        lines.append("|---|---|---|---|---|---|")
         for k in ("quiver", "quiver-sq8", "faiss-sq8", "usearch-i8"):
             m = mem.get(k)
             q = at.get(k)
             r = rec64.get(k)
             lines.append(f"| {k} | {m:.0f} |" if m else f"| {k} | - |")
-            lines[-1] += (f" {q:.0f} |" if q else " not reached |") + (f" {r:.4f} |" if r is not None else " - |")
+            lines[-1] += f" {rss[k]:.0f} |" if rss.get(k) else " - |"
+            q99 = at99.get(k)
+            lines[-1] += (f" {q:.0f} |" if q else " not reached |") + (f" {q99:.0f} |" if q99 else " not reached |")
+            lines[-1] += f" {r:.4f} |" if r is not None else " - |"
         lines.append("")
-        for key in ("memory_ratio_sq8_vs_float", "qps_ratio_sq8_vs_float", "qps_ratio_sq8_vs_faster_peer"):
+        for key in ("memory_ratio_sq8_vs_float", "qps_ratio_sq8_vs_float", "qps_ratio_sq8_vs_faster_peer", "qps_ratio_sq8_vs_float_at_0.99"):
             v = res[key]
             lines.append(f"- {key}: {v:.3f}" if v else f"- {key}: n/a")
         lines.append("")

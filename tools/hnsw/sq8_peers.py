@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from peers import read_fvecs, read_ivecs, recall, rss, timed_queries
+from peers import parse_args, read_fvecs, read_ivecs, recall, rss, timed_queries
 
 
 def faiss_index(base, args):
@@ -60,21 +60,7 @@ def curve(system, index, queries, gt, args):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--system", choices=["faiss-sq8", "usearch-i8"], required=True)
-    ap.add_argument("--base", required=True)
-    ap.add_argument("--queries", required=True)
-    ap.add_argument("--gt", required=True)
-    ap.add_argument("--metric", default="l2", choices=["l2", "cosine", "dot"])
-    ap.add_argument("--m", type=int, default=16)
-    ap.add_argument("--ef-construction", type=int, default=200)
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--ef", default="10,12,16,20,24,32,40,48,64,80,96,128,160,200,256")
-    ap.add_argument("--min-seconds", type=float, default=0.5)
-    ap.add_argument("--save", help="write the built index here")
-    ap.add_argument("--load", help="only measure the search curve of an index saved with --save")
-    args = ap.parse_args()
-    args.ef = [int(x) for x in args.ef.split(",")]
+    args = parse_args(["faiss-sq8", "usearch-i8"])
     base, queries, gt = read_fvecs(args.base), read_fvecs(args.queries), read_ivecs(args.gt)
     if args.metric == "cosine" and args.system == "faiss-sq8":
         base = base / np.linalg.norm(base, axis=1, keepdims=True)

@@ -160,9 +160,21 @@ struct GraphFields {
 }
 
 extension SectionLayout {
-    /// Writes `header` (the layout's header size), then each section at its offset with zero padding
-    /// between: a file in this layout.
-    func emit(header: [UInt8], sections: [UnsafeRawBufferPointer], to write: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    /// Completes `h` (the header's fields so far) with the section table (per section: offset u64,
+    /// length u64, CRC32C u32 of its bytes, zero u32), `reserved` zero bytes and the CRC32C of the
+    /// whole header; writes it, then each section at its offset with zero padding between: a file in
+    /// this layout.
+    func emit(header h: inout ByteWriter, reserved: Int, sections: [UnsafeRawBufferPointer],
+              to write: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        for i in 0..<sections.count {
+            h.write(UInt64(offsets[i]))
+            h.write(UInt64(lengths[i]))
+            h.write(CRC32C.checksum(sections[i]))
+            h.write(UInt32(0))
+        }
+        h.write(raw: [UInt8](repeating: 0, count: reserved))
+        h.write(CRC32C.checksum(h.bytes))
+        let header = h.bytes
         try header.withUnsafeBytes { try write($0) }
         let zeros = [UInt8](repeating: 0, count: 64)
         var at = header.count

@@ -74,7 +74,6 @@ public enum HNSWCodec {
     public static let magic: [UInt8] = Array("QVHNSW01".utf8)
     public static let version: UInt32 = 1
     public static let headerSize = 256
-    static let sectionCount = 6
     static let tableOffset = 96
 
     /// How much of the input `decode` checks before trusting it.
@@ -122,15 +121,7 @@ public enum HNSWCodec {
         GraphFields.write(&h, metric: index.metric, byte21: 0, dimension: index.dimension, parameters: index.parameters,
                           efSearch: index.efSearch, maxLevel: index.maxLevel, count: count, entryPoint: index.entryPoint,
                           upperWords: index.upperWords, deletedCount: index.deletedCount, rngState: index.rng.state)
-        for i in 0..<sectionCount {
-            h.write(UInt64(l.offsets[i]))
-            h.write(UInt64(l.lengths[i]))
-            h.write(CRC32C.checksum(sections[i]))
-            h.write(UInt32(0))
-        }
-        h.write(raw: [UInt8](repeating: 0, count: 12))
-        h.write(CRC32C.checksum(h.bytes))
-        try l.emit(header: h.bytes, sections: sections, to: write)
+        try l.emit(header: &h, reserved: 12, sections: sections, to: write)
     }
 
     /// The encoding of `index` as one byte array.

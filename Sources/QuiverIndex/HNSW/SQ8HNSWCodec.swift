@@ -80,15 +80,7 @@ public enum SQ8HNSWCodec {
                           efSearch: index.efSearch, maxLevel: s.maxLevel, count: n, entryPoint: n == 0 ? HNSWIndex.noSlot : s.entryPoint,
                           upperWords: s.upperWords, deletedCount: s.deletedCount, rngState: s.rngState)
         h.write(fraction.bitPattern)
-        for i in 0..<sections.count {
-            h.write(UInt64(l.offsets[i]))
-            h.write(UInt64(l.lengths[i]))
-            h.write(CRC32C.checksum(sections[i]))
-            h.write(UInt32(0))
-        }
-        h.write(raw: [UInt8](repeating: 0, count: 60))
-        h.write(CRC32C.checksum(h.bytes))
-        try l.emit(header: h.bytes, sections: sections, to: write)
+        try l.emit(header: &h, reserved: 60, sections: sections, to: write)
     }
 
     /// The encoding of `index` as one byte array.
