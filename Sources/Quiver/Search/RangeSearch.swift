@@ -68,8 +68,9 @@ extension Collection {
     /// `search(text:options:)` with the plan; `mode` must be dense (a bound on BM25 or fused
     /// scores is refused, as `search(text:k:mode:)` refuses it).
     public func explain(text: String, mode: SearchMode = .dense, options: SearchOptions) throws -> (results: [SearchResult], plan: SearchPlan) {
+        let options = try requiringBound(options)
         guard mode == .dense else { return try explain(text: text, k: Limits.maxK, mode: mode, options: options) }
-        let (vector, adapter) = try queryVector(text, options: try requiringBound(options))
+        let (vector, adapter) = try queryVector(text, options: options)
         var out = try explain(vector: vector, options: options)
         out.plan.adapter = adapter
         return out
