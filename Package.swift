@@ -58,6 +58,7 @@ let package = Package(
         .executableTarget(name: "BM25Bench", dependencies: ["QuiverText"], path: "Benchmarks/BM25Bench"),
         .executableTarget(name: "IVFPQBench", dependencies: ["QuiverIndex", "BenchmarkSupport"], path: "Benchmarks/IVFPQBench"),
         .executableTarget(name: "IndexKindBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/IndexKindBench"),
+        .executableTarget(name: "PeerBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/PeerBench"),
         // Options, .fvecs/.ivecs files, timing and recall, shared by the benchmarks.
         .target(name: "BenchmarkSupport", dependencies: ["QuiverCore"], path: "Benchmarks/Support"),
 
