@@ -78,6 +78,20 @@ struct FootprintTests {
         #expect(try again.stats().collections.first?.documents == 650)
     }
 
+    @Test func checkpointAfterBulkWorkCanBeTurnedOff() throws {
+        let dir = TemporaryDirectory()
+        var options = DatabaseOptions()
+        options.checkpointAfterBulkWork = false
+        let db = try Database(path: dir.path, options: options)
+        let c = try db.createCollection("v", dimension: 4)
+        try c.insert((0..<20).map { Document(id: "d\($0)", vector: [Float($0), 1, 2, 3]) })
+        let before = try db.stats().walBytes
+        try db.compact("v")
+        #expect(try db.stats().walBytes >= before)
+        try db.checkpoint()
+        #expect(try db.stats().walBytes <= WALFormat.fileHeaderSize)
+    }
+
     @Test func anEmptyDatabaseHasNoBytesPerVector() throws {
         let dir = TemporaryDirectory()
         let db = try Database(path: dir.path)

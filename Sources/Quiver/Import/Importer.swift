@@ -181,7 +181,7 @@ extension Collection {
         }
         // Bulk work leaves a log as large as what it wrote; LMDB holds all of it now, so the log is
         // checkpointed (truncated) rather than left on disk until it passes `checkpointBytes`.
-        try database.checkpoint()
+        if database.options.checkpointAfterBulkWork { try database.checkpoint() }
         report.seconds = clock() - started
         report.skipped.sort { $0.line < $1.line }
         return report

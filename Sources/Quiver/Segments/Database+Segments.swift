@@ -19,7 +19,7 @@ extension Database {
             }
         }
         // What compaction leaves on disk should be the database's size at rest: no log past LMDB's state.
-        try checkpoint()
+        if options.checkpointAfterBulkWork { try checkpoint() }
     }
 
     /// Waits until background sealing and compaction queued so far have finished.
