@@ -27,6 +27,7 @@ K = 10
 
 
 def run_queries(peer, queries, setting, limit):
+    peer.use(setting)
     ids, lat = [], []
     c0 = cpu_seconds()
     for q in queries:

@@ -13,6 +13,7 @@ distance, optionally restricted to `number < limit` (the workload's 1% and 10% f
     settings()                   [(label, setting)]: the recommended setting first, then settings in
                                  rising order of effort (the driver walks them to recall@10 0.95);
                                  an exact system has the recommended one alone
+    use(setting)                 what a change of setting needs, before the queries are timed
     search(q, k, setting, limit) ids of the k nearest (limit: None, or keep number < limit)
     close(); open(db)            reopen an existing database
     notes                        what the system cannot do or how it was set up (for the table)
@@ -35,6 +36,9 @@ class Peer:
     def finish(self):
         pass
 
+    def use(self, setting):
+        """Called before a timed run of queries at `setting` (a change of setting is not timed)."""
+
 
 class Chroma(Peer):
     """Chroma's PersistentClient: HNSW (hnswlib) with its defaults M 16, construction ef 100,
@@ -44,14 +48,17 @@ class Chroma(Peer):
 
     def create(self, db):
         import chromadb
+        self.path = db
         self.client = chromadb.PersistentClient(path=db)
         self.col = self.client.create_collection("wordnet", configuration={"hnsw": {"space": "cosine"}})
+        self.ef = self.col.configuration["hnsw"]["ef_search"]
 
     def open(self, db):
         import chromadb
+        self.path = db
         self.client = chromadb.PersistentClient(path=db)
         self.col = self.client.get_collection("wordnet")
-        self.ef = None
+        self.ef = self.col.configuration["hnsw"]["ef_search"]
 
     def insert(self, ids, vectors, meta):
         cats, nums, flags = meta
@@ -61,10 +68,16 @@ class Chroma(Peer):
     def settings(self):
         return [("ef_search 100 (default)", 100)] + [(f"ef_search {e}", e) for e in (16, 24, 32, 48, 64, 100, 128, 192, 256, 384)]
 
-    def search(self, q, k, setting, limit):
-        if getattr(self, "ef", None) != setting:
+    def use(self, setting):
+        if self.ef != setting:
+            # A loaded index keeps the ef_search it was loaded with: store the new one, drop the
+            # client's cached system and open the collection again.
+            from chromadb.api.client import SharedSystemClient
             self.col.modify(configuration={"hnsw": {"ef_search": setting}})
-            self.ef = setting
+            SharedSystemClient.clear_system_cache()
+            self.open(self.path)
+
+    def search(self, q, k, setting, limit):
         where = {"number": {"$lt": limit}} if limit is not None else None
         r = self.col.query(query_embeddings=[q], n_results=k, where=where, include=[])
         return [int(i) for i in r["ids"][0]]
