@@ -60,6 +60,7 @@ let package = Package(
         .executableTarget(name: "IndexKindBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/IndexKindBench"),
         .executableTarget(name: "ShapeBench", dependencies: ["Quiver", "QuiverCore", "BenchmarkSupport"], path: "Benchmarks/ShapeBench"),
         .executableTarget(name: "RangeBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/RangeBench"),
+        .executableTarget(name: "PeerBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/PeerBench"),
         // Options, .fvecs/.ivecs files, timing and recall, shared by the benchmarks.
         .target(name: "BenchmarkSupport", dependencies: ["QuiverCore"], path: "Benchmarks/Support"),
 

@@ -36,11 +36,13 @@ public enum DamageFixture {
         return range.map { i in Document(id: "q\(i)", text: i % 100 == 0 ? "bulk \(i)" : nil, metadata: ["k": .int(Int64(i % 50))], vector: vector(&rng)) }
     }
 
-    /// Log files of 16 KiB and no automatic checkpoint, so that several log files stay.
+    /// Log files of 16 KiB and no automatic checkpoint (nor one after compact), so that several
+    /// log files stay.
     public static var options: DatabaseOptions {
         var o = DatabaseOptions(durability: .full)
         o.walFileSize = 16 << 10
         o.checkpointBytes = 1 << 30
+        o.checkpointAfterBulkWork = false
         return o
     }
 

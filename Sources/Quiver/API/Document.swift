@@ -135,6 +135,10 @@ public struct DatabaseOptions: Sendable {
     public var walFileSize = 64 << 20
     /// When the log exceeds this many bytes, LMDB is synced and the log truncated (default 128 MiB).
     public var checkpointBytes = 128 << 20
+    /// An import and `compact` end with a checkpoint, so that bulk work leaves no log behind it
+    /// (default true). False keeps the log until it passes `checkpointBytes` (the damage sweep's
+    /// fixture keeps every record so that each can be damaged).
+    public var checkpointAfterBulkWork = true
     /// Where collections find their text encoders by name (default: the process-wide registry,
     /// whose models directory is `$QUIVER_MODELS`, else `~/.local/share/quiver/models`).
     public var encoders: EncoderRegistry = .shared

@@ -125,8 +125,10 @@ extension Database {
             let record = DocumentRecord(row: row, text: d.text, metadata: d.metadata)
             let rowKey = Keys.row(number, row)
             try txn.put(tables.documents, key, try record.stored(key: key, compressionThreshold: info.textCompressionThreshold))
-            try txn.put(tables.vectors, rowKey, VectorCodec.stored(d.vector ?? [], key: rowKey))
-            try txn.put(tables.rows, rowKey, RowCodec.stored(d.id, key: rowKey))
+            // Row ids only grow, so a collection's new rows sort last in its range (and in the
+            // table, for the newest collection): appended, LMDB's leaf pages stay full.
+            try txn.putAppending(tables.vectors, rowKey, VectorCodec.stored(d.vector ?? [], key: rowKey))
+            try txn.putAppending(tables.rows, rowKey, RowCodec.stored(d.id, key: rowKey))
             try PayloadIndexing.update(info.payloadIndexes ?? [], number: number, row: row, metadata: d.metadata, remove: false, txn: txn, tables: tables)
             if let ft = info.fullText, let text = d.text {
                 try TextIndexStore.update(ft, number: number, name: info.name, row: row, text: text, remove: false, txn: txn, tables: tables)

@@ -470,6 +470,11 @@ public struct DatabaseStats: Sendable, Codable, Equatable {
     public var lastSequence: UInt64
     /// Bytes of index segment files.
     public var segmentBytes: Int
+    /// Bytes of the whole database on disk: LMDB's data file, the log and the segments.
+    public var diskBytes: Int
+    /// `diskBytes` over the documents of every collection (each holds one vector); nil when there
+    /// are none. Raw float32 vectors take 4 x dimension bytes each: this is what one costs on disk.
+    public var diskBytesPerVector: Double?
 }
 
 extension Database {
@@ -505,9 +510,12 @@ extension Database {
                                  storedBytes: bytes, encoder: info.encoder?.name, index: index))
             }
         }
-        return DatabaseStats(path: path, collections: out, lmdbFileBytes: FileSystem.diskUsage(path + "/lmdb/data.mdb"),
-                             lmdbMapBytes: env.mapSize, walBytes: wal?.diskSize ?? FileSystem.diskUsage(path + "/wal"),
+        let lmdbBytes = FileSystem.diskUsage(path + "/lmdb/data.mdb"), walBytes = wal?.diskSize ?? FileSystem.diskUsage(path + "/wal")
+        let segmentBytes = FileSystem.diskUsage(path + "/segments")
+        let diskBytes = lmdbBytes + walBytes + segmentBytes, documents = out.reduce(0) { $0 + $1.documents }
+        return DatabaseStats(path: path, collections: out, lmdbFileBytes: lmdbBytes, lmdbMapBytes: env.mapSize, walBytes: walBytes,
                              walFiles: wal?.fileCount ?? ((try? FileSystem.list(path + "/wal"))?.count ?? 0),
-                             lastSequence: try wal?.lastAppendedSequence ?? appliedSequence(), segmentBytes: FileSystem.diskUsage(path + "/segments"))
+                             lastSequence: try wal?.lastAppendedSequence ?? appliedSequence(), segmentBytes: segmentBytes,
+                             diskBytes: diskBytes, diskBytesPerVector: documents == 0 ? nil : Double(diskBytes) / Double(documents))
     }
 }

@@ -179,6 +179,9 @@ extension Collection {
             try commit(&batch, end: source.position, complete: finished)
             tell(rowsDone: report.rowsRead, bytesDone: source.position.offset)
         }
+        // Bulk work leaves a log as large as what it wrote; LMDB holds all of it now, so the log is
+        // checkpointed (truncated) rather than left on disk until it passes `checkpointBytes`.
+        if database.options.checkpointAfterBulkWork { try database.checkpoint() }
         report.seconds = clock() - started
         report.skipped.sort { $0.line < $1.line }
         return report

@@ -18,6 +18,8 @@ extension Database {
                 throw QuiverError.storage(e)
             }
         }
+        // What compaction leaves on disk should be the database's size at rest: no log past LMDB's state.
+        if options.checkpointAfterBulkWork { try checkpoint() }
     }
 
     /// Waits until background sealing and compaction queued so far have finished.

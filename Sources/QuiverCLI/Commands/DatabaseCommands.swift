@@ -200,6 +200,7 @@ struct StatsCommand: CLICommand {
         context.line("LMDB            \(formatBytes(s.lmdbFileBytes)) on disk, map \(formatBytes(s.lmdbMapBytes))")
         context.line("Write-ahead log \(formatBytes(s.walBytes)) in \(s.walFiles) file(s), last sequence \(s.lastSequence)")
         context.line("Segments        \(formatBytes(s.segmentBytes))")
+        context.line("On disk         \(formatBytes(s.diskBytes))" + (s.diskBytesPerVector.map { String(format: ", %.0f bytes per vector", $0) } ?? ""))
         context.line()
         if s.collections.isEmpty { context.line("No collections"); return }
         context.table(["COLLECTION", "DOCUMENTS", "DIMENSION", "METRIC", "STORED", "INDEX", "SEGMENTS", "SEALED", "DELETED", "MUTABLE", "INDEX MEMORY"], s.collections.map {
