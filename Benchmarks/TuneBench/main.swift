@@ -47,9 +47,9 @@ try db.compact("scifact")
 /// The test claims' query vectors, embedded once by the collection's encoder.
 let testVectors = try testIDs.map { try c.embed(data.queries[$0]!) }
 
-/// (whole set, unseen subset) nDCG@10 of a search configuration over the test claims. Dense search
-/// takes each claim's vector through the adapter as `search(text:)` does (`queryAdapter` is the
-/// adapter it applies), without embedding the claim again.
+/// (whole set, unseen subset) nDCG@10 of a search configuration over the test claims. The exact
+/// scan takes each claim's vector through the adapter as `search(text:)` does (`queryAdapter` is
+/// the adapter it applies), without embedding the claim again; the others search the text.
 func evaluate(_ mode: SearchMode, adapter: AdapterChoice, fusion: Fusion? = nil, exact: Bool = false) throws -> (Double, Double) {
     var whole = 0.0, subset = 0.0
     var options = SearchOptions()
@@ -57,7 +57,7 @@ func evaluate(_ mode: SearchMode, adapter: AdapterChoice, fusion: Fusion? = nil,
     options.exact = exact
     let dense = try c.queryAdapter(adapter)
     for (i, qid) in testIDs.enumerated() {
-        let hits = mode == .dense ? try c.search(vector: dense?.apply(testVectors[i]) ?? testVectors[i], k: 10, options: options)
+        let hits = mode == .dense && exact ? try c.search(vector: dense?.apply(testVectors[i]) ?? testVectors[i], k: 10, options: options)
             : try c.search(text: data.queries[qid]!, k: 10, mode: mode, fusion: fusion, depth: 100, options: options)
         let n = ndcg10(hits.map(\.id), relevant: data.testQrels[qid]!)
         whole += n

@@ -48,7 +48,7 @@ extension Collection {
         guard k >= 1 && k <= Limits.maxK else { throw QuiverError.invalidArgument("k must be between 1 and \(Limits.maxK), not \(k)") }
         switch mode {
         case .dense:
-            let (vector, adapter) = try queryVector(text, options: options)
+            let (vector, adapter, options) = try queryVector(text, options: options)
             let plan = try plan(vector: vector, k: k, options: options)
             let results = try run(plan, vector, options: options)
             return (results, {
@@ -66,7 +66,7 @@ extension Collection {
                                   indexesUsed: allowed?.indexes ?? [], fields: reportedFields(options.filter, allowed))
             })
         case .hybrid:
-            let (vector, adapter) = try queryVector(text, options: options)
+            let (vector, adapter, options) = try queryVector(text, options: options)
             return try hybrid(vector: vector, adapter: adapter, text: text, k: k, fusion: fusion, depth: depth, options: options)
         }
     }
