@@ -44,19 +44,32 @@ for s in stride(from: 0, to: data.corpus.count, by: 512) {
 }
 try db.compact("scifact")
 
-/// (whole set, unseen subset) nDCG@10 of a search configuration over the test claims.
+/// The test claims' query vectors, embedded once by the collection's encoder.
+let testVectors = try testIDs.map { try c.embed(data.queries[$0]!) }
+
+/// (whole set, unseen subset) nDCG@10 of a search configuration over the test claims. The exact
+/// scan takes each claim's vector through the adapter as `search(text:)` does (`queryAdapter` is
+/// the adapter it applies), without embedding the claim again; the others search the text.
 func evaluate(_ mode: SearchMode, adapter: AdapterChoice, fusion: Fusion? = nil, exact: Bool = false) throws -> (Double, Double) {
     var whole = 0.0, subset = 0.0
     var options = SearchOptions()
     options.adapter = adapter
     options.exact = exact
-    for qid in testIDs {
-        let hits = try c.search(text: data.queries[qid]!, k: 10, mode: mode, fusion: fusion, depth: 100, options: options)
+    let dense = try c.queryAdapter(adapter)
+    for (i, qid) in testIDs.enumerated() {
+        let hits = mode == .dense && exact ? try c.search(vector: dense?.apply(testVectors[i]) ?? testVectors[i], k: 10, options: options)
+            : try c.search(text: data.queries[qid]!, k: 10, mode: mode, fusion: fusion, depth: 100, options: options)
         let n = ndcg10(hits.map(\.id), relevant: data.testQrels[qid]!)
         whole += n
         if unseen.contains(qid) { subset += n }
     }
     return (whole / Double(testIDs.count), subset / Double(unseenIDs.count))
+}
+
+if let spec = option("--sweep-distill") {
+    try sweepDistillation(c, data, corpusVectors: vectors, scratch: scratch, grid: try distillationGrid(spec))
+    db.close()
+    exit(0)
 }
 
 var rows: [(String, (Double, Double))] = []
@@ -72,6 +85,8 @@ record("untuned dense", "untuned_dense", try evaluate(.dense, adapter: .none))
 // The exact scan too: HNSW's approximation moves the 104-claim subset by about 0.01 between builds.
 record("untuned dense, exact scan", "untuned_dense_exact", try evaluate(.dense, adapter: .none, exact: true))
 record("untuned hybrid (RRF k 60)", "untuned_hybrid", try evaluate(.hybrid, adapter: .none, fusion: .reciprocalRank(k: 60)))
+// --hnsw-probe: supervised tuning and the HNSW recall rows only.
+let probe = args.contains("--hnsw-probe")
 
 var options = TuneOptions()
 if let e = option("--epochs") { options.trainer.epochs = Int(e)! }
@@ -86,17 +101,23 @@ func show(_ p: TuneProgress) {
 
 // (1) Label-free distillation from the training claims' texts alone.
 let trainIDs = data.trainQueries.keys.sorted()
-var distillOptions = options
-distillOptions.name = "distilled"
-let distilled = try c.distill(queries: trainIDs.map { data.trainQueries[$0]! }, options: distillOptions, progress: show)
-stderr("\n")
-let distilledChoice: AdapterChoice = distilled.stored ? .named("distilled") : .none
-record("distilled dense (no labels)\(distilled.stored ? "" : ", not stored")", "distilled_dense", try evaluate(.dense, adapter: distilledChoice))
-record("distilled dense, exact scan", "distilled_dense_exact", try evaluate(.dense, adapter: distilledChoice, exact: true))
-record("distilled hybrid (RRF k 60)", "distilled_hybrid", try evaluate(.hybrid, adapter: distilledChoice, fusion: .reciprocalRank(k: 60)))
-summary["distill_seconds"] = distilled.trainingSeconds
-summary["distill_validation"] = [distilled.validationBefore, distilled.validationAfter]
-try c.setTuningDefaults(adapter: nil)
+@MainActor func distillation() throws -> TuneReport {
+    var distillOptions = TuneOptions.distillation
+    distillOptions.trainer.epochs = options.trainer.epochs
+    distillOptions.adapter = options.adapter
+    distillOptions.name = "distilled"
+    let distilled = try c.distill(queries: trainIDs.map { data.trainQueries[$0]! }, options: distillOptions, progress: show)
+    stderr("\n")
+    let distilledChoice: AdapterChoice = distilled.stored ? .named("distilled") : .none
+    record("distilled dense (no labels)\(distilled.stored ? "" : ", not stored")", "distilled_dense", try evaluate(.dense, adapter: distilledChoice))
+    record("distilled dense, exact scan", "distilled_dense_exact", try evaluate(.dense, adapter: distilledChoice, exact: true))
+    record("distilled hybrid (RRF k 60)", "distilled_hybrid", try evaluate(.hybrid, adapter: distilledChoice, fusion: .reciprocalRank(k: 60)))
+    summary["distill_seconds"] = distilled.trainingSeconds
+    summary["distill_validation"] = [distilled.validationBefore, distilled.validationAfter]
+    try c.setTuningDefaults(adapter: nil)
+    return distilled
+}
+let distilledReport = probe ? nil : try distillation()
 
 // (2) Supervised: pairs from the training judgments, with fusion tuning.
 let pairsPath = scratch + "/pairs.jsonl"
@@ -115,7 +136,7 @@ let cpuTraining = cpuSeconds() - cpu0
 stderr("\n")
 record("tuned dense (adapter)", "tuned_dense", try evaluate(.dense, adapter: .collectionDefault))
 record("tuned dense (adapter), exact scan", "tuned_dense_exact", try evaluate(.dense, adapter: .collectionDefault, exact: true))
-record("tuned hybrid (adapter, \(report.fusion?.description ?? "RRF k 60"))", "tuned_hybrid", try evaluate(.hybrid, adapter: .collectionDefault))
+if !probe { record("tuned hybrid (adapter, \(report.fusion?.description ?? "RRF k 60"))", "tuned_hybrid", try evaluate(.hybrid, adapter: .collectionDefault)) }
 summary["train_seconds"] = report.trainingSeconds
 summary["train_cpu_seconds"] = cpuTraining
 summary["embed_queries_seconds"] = report.embeddingSeconds
@@ -124,6 +145,44 @@ summary["best_epoch"] = report.bestEpoch
 summary["validation"] = [report.validationBefore, report.validationAfter]
 summary["fusion"] = report.fusion?.description ?? "none"
 summary["fusion_validation"] = [report.fusionValidationBefore ?? 0, report.fusionValidationAfter ?? 0]
+
+// HNSW against the exact scan, with and without the adapter: recall@10 of the dense search's top
+// ten (the share of the exact scan's top ten it finds) over the test claims, at the collection's
+// efSearch and wider, and the nDCG@10 each gives. The query vectors are embedded once.
+func recall(_ choice: AdapterChoice, ef: Int?) throws -> (Double, Double, Double) {
+    let adapter = try c.queryAdapter(choice)
+    var o = SearchOptions()
+    o.efSearch = ef
+    var exact = o
+    exact.exact = true
+    var hit = 0.0, whole = 0.0, subset = 0.0
+    for (i, qid) in testIDs.enumerated() {
+        let v = adapter?.apply(testVectors[i]) ?? testVectors[i]
+        let approx = try c.search(vector: v, k: 10, options: o).map(\.id)
+        let truth = Set(try c.search(vector: v, k: 10, options: exact).map(\.id))
+        hit += Double(approx.filter(truth.contains).count) / Double(max(truth.count, 1))
+        let n = ndcg10(approx, relevant: data.testQrels[qid]!)
+        whole += n
+        if unseen.contains(qid) { subset += n }
+    }
+    return (hit / Double(testIDs.count), whole / Double(testIDs.count), subset / Double(unseenIDs.count))
+}
+var recallRows: [String] = []
+for (label, choice) in [("untuned", AdapterChoice.none), ("tuned", .collectionDefault)] {
+    for ef in [nil, 96, 128, 256] as [Int?] {
+        let (r, w, u) = try recall(choice, ef: ef)
+        let line = String(format: "HNSW recall@10 against exact, %@, efSearch %@: %.4f (nDCG@10 %.4f / %.4f)", label, ef.map(String.init) ?? "default", r, w, u)
+        recallRows.append(line)
+        stderr(line + "\n")
+        summary["recall_\(label)_ef\(ef ?? 0)"] = r
+    }
+}
+if probe {
+    for line in recallRows { print(line) }
+    db.close()
+    exit(0)
+}
+let distilled = distilledReport!
 
 // Search cost with and without the adapter: CPU seconds of the same 300 text searches, alternated
 // over three rounds so that the load of the machine falls on both alike.
@@ -148,6 +207,7 @@ print(String(format: "fusion: %@ (validation hybrid %.4f -> %.4f)", report.fusio
              report.fusionValidationBefore ?? 0, report.fusionValidationAfter ?? 0))
 print(String(format: "distillation: %d epochs, %.1f s; validation agreement with the teacher %.4f -> %.4f",
              distilled.epochs, distilled.trainingSeconds, distilled.validationBefore, distilled.validationAfter))
+for line in recallRows { print(line) }
 print(String(format: "search CPU with the adapter / without: %.3f (300 text searches x 3 rounds)", cpuWith / cpuWithout))
 db.close()
 print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))

@@ -3,6 +3,7 @@ import Testing
 import QuiverTestSupport
 import QuiverCore
 import QuiverTuning
+import QuiverEncoder
 @testable import Quiver
 
 /// Query adapters on real text with the real model: SciFact titles as documents (the documents
@@ -168,6 +169,114 @@ struct TuningTests {
         defer { restored.close() }
         #expect(try queries.map { try restored.collection("claims").search(text: $0, k: 5) } == before)
         #expect(try restored.verify().problems.isEmpty)
+    }
+
+    /// The catalog entry names the default adapter by the SHA-256 of its stored payload: an adapter
+    /// put under that name behind the catalog's back (a valid checksum trailer, the right encoder)
+    /// is refused by a search that would apply it as the default, naming both digests; the untuned
+    /// search still works. Fails with the digest comparison in `adapter(for:)` removed.
+    @Test func aDefaultAdapterThatIsNotTheCatalogsIsRefused() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/digest")
+        defer { db.close() }
+        var options = TuneOptions()
+        options.name = "guarded"
+        // Never searched before the swap, so no decoded copy of it is cached under its digest.
+        try c.store(TuneReport.untrained("digest-test", adapter: "guarded", kind: "linear"), adapter: QueryAdapter.identity(.linear, dimension: 384),
+                    fusion: nil, binding: c.info.encoder!, options: options)
+        let named = try #require(try db.describe("claims").tuning?.adapterDigest)
+        var weights = [Float](repeating: 0, count: 384 * 384)
+        for i in 0..<384 { weights[i * 384 + (i + 1) % 384] = 0.5 }
+        let other = try StoredAdapter(name: "guarded", adapter: QueryAdapter(kind: .linear, dimension: 384, weights: weights),
+                                      encoderIdentifier: c.info.encoder!.identifier, encoderWeights: c.info.encoder!.weightsChecksum,
+                                      report: TuneReport.untrained("digest-test-other", adapter: "guarded", kind: "linear")).payload()
+        let key = StoredAdapter.key(c.info.number, "guarded")
+        try db.env.write { txn in try txn.put(db.tables.adapters, key, StoredValue.seal(other, key: key)) }
+        #expect {
+            try c.search(text: f.pairs[0].query, k: 3)
+        } throws: { error in
+            guard case QuiverError.storage(let e) = error else { return false }
+            return "\(e)".contains("not the one its catalog entry names") && "\(e)".contains(String(named.prefix(16)))
+                && "\(e)".contains(String(SHA256.hex(other).prefix(16)))
+        }
+        var none = SearchOptions()
+        none.adapter = .none
+        #expect(try c.search(text: f.pairs[0].query, k: 3, options: none).count == 3)
+    }
+
+    /// An adapter and the tuned fusion survive export of the collection's settings: documents
+    /// exported and imported into another database, then the settings file applied, give the tuned
+    /// searches (dense and hybrid) of the source exactly, with the same adapters and defaults. A
+    /// damaged settings file, and one applied to a collection without the encoder, are refused and
+    /// write nothing.
+    @Test func adapterSurvivesExportOfSettings() throws {
+        let f = try Self.fixture.get()
+        let dir = f.directory.path
+        let (db, c) = try f.database(dir + "/settings-source")
+        defer { db.close() }
+        var options = TuneOptions()
+        options.trainer.epochs = 4
+        options.force = true
+        options.fusion = true
+        options.name = "exported"
+        #expect(try c.tune(pairs: f.pairs, options: options).stored)
+        let queries = f.pairs.prefix(10).map(\.query)
+        let dense = try queries.map { try c.search(text: $0, k: 5) }
+        let hybrid = try queries.map { try c.search(text: $0, k: 5, mode: .hybrid) }
+        try c.export(to: dir + "/settings-docs.jsonl", format: .jsonl)
+        #expect(try c.exportSettings(to: dir + "/settings.json") == 1)
+
+        let target = try Database(path: dir + "/settings-target", options: DatabaseOptions(durability: .relaxed(milliseconds: 50)))
+        defer { target.close() }
+        let t = try target.createCollection("copy", encoder: "all-MiniLM-L6-v2", options: CollectionOptions(index: IndexSettings(kind: .flat)))
+        #expect(try t.importFile(dir + "/settings-docs.jsonl").imported == f.titles.count)
+        #expect(try queries.map { try t.search(text: $0, k: 5) } != dense)
+
+        // A damaged file (one payload byte changed) is refused by its digest; nothing is written.
+        var damaged = try JSONDecoder().decode(CollectionSettingsFile.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/settings.json")))
+        var bytes = Array(Data(base64Encoded: damaged.adapters[0].payload)!)
+        bytes[bytes.count - 1] ^= 1
+        damaged.adapters[0].payload = Data(bytes).base64EncodedString()
+        #expect(throws: QuiverError.self) { try t.applySettings(damaged) }
+        #expect(try t.adapters().isEmpty && target.describe("copy").tuning == nil)
+        // A collection without the encoder (same dimension and metric) cannot take them.
+        let bare = try target.createCollection("bare", dimension: 384)
+        #expect {
+            try bare.importSettings(from: dir + "/settings.json")
+        } throws: { error in
+            guard case QuiverError.encoder(let m) = error else { return false }
+            return m.contains("not the encoder of 'bare'")
+        }
+        #expect(try bare.adapters().isEmpty)
+
+        #expect(try t.importSettings(from: dir + "/settings.json") == 1)
+        #expect(try queries.map { try t.search(text: $0, k: 5) } == dense)
+        #expect(try queries.map { try t.search(text: $0, k: 5, mode: .hybrid) } == hybrid)
+        #expect(try t.adapters() == c.adapters())
+        #expect(try target.describe("copy").tuning == db.describe("claims").tuning)
+        #expect(try t.settings().adapters == c.settings().adapters)
+    }
+
+    /// `quiver export --format settings` and `quiver import --format settings`.
+    @Test func cliExportsAndImportsSettings() throws {
+        let f = try Self.fixture.get()
+        let path = f.directory.path + "/cli-settings"
+        let (db, c) = try f.database(path)
+        var options = TuneOptions()
+        options.trainer.epochs = 2
+        options.force = true
+        _ = try c.tune(pairs: f.pairs, options: options)
+        db.close()
+        let cli = CLI(db: path)
+        let file = f.directory.path + "/cli-settings.json"
+        let exported = try cli.run(["export", "claims", file, "--format", "settings"])
+        #expect(exported.status == 0 && exported.stdout.contains("1 query adapter(s)"), "\(exported.stderr)")
+        #expect(try cli.run(["create", "again", "--encoder", "all-MiniLM-L6-v2"]).status == 0)
+        let imported = try cli.run(["import", "again", file, "--format", "settings"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(try cli.run(["adapters", "again"]).stdout.contains("default"))
+        #expect(try cli.run(["import", "again", file, "--format", "settings", "--upsert"]).status == 2)
+        #expect(try cli.run(["export", "claims", file, "--format", "settings"]).status == 1)
     }
 
     @Test func badPairsFileNamesLinesAndStoresNothing() throws {

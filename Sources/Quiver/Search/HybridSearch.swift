@@ -58,8 +58,8 @@ extension Collection {
     func rankedTextSearch(_ text: String, mode: SearchMode, fusion: Fusion?, depth: Int, options: SearchOptions) throws -> RankedSearch {
         switch mode {
         case .dense:
-            let (vector, adapter) = try queryVector(text, options: options)
-            return rankedDenseSearch(vector, adapter: adapter)
+            let (vector, adapter, adapted) = try queryVector(text, options: options)
+            return searching(with: adapted, rankedDenseSearch(vector, adapter: adapter))
         case .lexical:
             return { k, options in
                 let allowed = try self.allowedSet(options.filter, allowUnknownFields: options.allowUnknownFields)
@@ -72,8 +72,20 @@ extension Collection {
                 })
             }
         case .hybrid:
-            let (vector, adapter) = try queryVector(text, options: options)
-            return { k, options in try self.hybrid(vector: vector, adapter: adapter, text: text, k: k, fusion: fusion, depth: depth, options: options) }
+            let (vector, adapter, adapted) = try queryVector(text, options: options)
+            return searching(with: adapted, { k, options in
+                try self.hybrid(vector: vector, adapter: adapter, text: text, k: k, fusion: fusion, depth: depth, options: options)
+            })
+        }
+    }
+
+    /// `ranked` with the efSearch that `queryVector` chose for the query (wider through an
+    /// adapter), whatever options the diversity or grouping rounds hand it.
+    private func searching(with adapted: SearchOptions, _ ranked: @escaping RankedSearch) -> RankedSearch {
+        { depth, options in
+            var options = options
+            options.efSearch = adapted.efSearch
+            return try ranked(depth, options)
         }
     }
 

@@ -55,7 +55,8 @@ extension Collection {
 
     /// `search(vector:options:)` for a text query, embedded as `search(text:k:options:)` does.
     public func search(text: String, options: SearchOptions) throws -> [SearchResult] {
-        try search(vector: try queryVector(text, options: try requiringBound(options)).0, options: options)
+        let (vector, _, options) = try queryVector(text, options: try requiringBound(options))
+        return try search(vector: vector, options: options)
     }
 
     /// `search(vector:options:)` with the plan (`explain(vector:k:options:)`).
@@ -70,8 +71,8 @@ extension Collection {
     public func explain(text: String, mode: SearchMode = .dense, options: SearchOptions) throws -> (results: [SearchResult], plan: SearchPlan) {
         let options = try requiringBound(options)
         guard mode == .dense else { return try explain(text: text, k: Limits.maxK, mode: mode, options: options) }
-        let (vector, adapter) = try queryVector(text, options: options)
-        var out = try explain(vector: vector, options: options)
+        let (vector, adapter, adapted) = try queryVector(text, options: options)
+        var out = try explain(vector: vector, options: adapted)
         out.plan.adapter = adapter
         return out
     }

@@ -134,12 +134,13 @@ extension Collection {
     /// its query tower and then the collection's query adapter, if it has one (`options.adapter`).
     /// A collection without an encoder gives `QuiverError.encoder`.
     public func search(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
-        try search(vector: try queryVector(text, options: options).0, k: k, options: options)
+        let (vector, _, options) = try queryVector(text, options: options)
+        return try search(vector: vector, k: k, options: options)
     }
 
     /// `explain(vector:k:options:)` for a text query, embedded as `search(text:k:options:)` does.
     public func explain(text: String, k: Int, options: SearchOptions = SearchOptions()) throws -> (results: [SearchResult], plan: SearchPlan) {
-        let (vector, adapter) = try queryVector(text, options: options)
+        let (vector, adapter, options) = try queryVector(text, options: options)
         var out = try explain(vector: vector, k: k, options: options)
         out.plan.adapter = adapter
         return out

@@ -60,20 +60,47 @@ extension Collection {
     /// the collection's own hybrid search (its tuned fusion over the best `teacherDepth` of each
     /// list) is the teacher, and the adapter learns to make the dense scores over the teacher's
     /// candidates match the teacher's distribution (KL divergence of the softmaxes).
-    public func distill(queriesFile path: String, options: TuneOptions = TuneOptions(),
+    public func distill(queriesFile path: String, options: TuneOptions = .distillation,
                         progress: (TuneProgress) -> Void = { _ in }) throws -> TuneReport {
         let (pairs, bad) = try TrainingFile.read(path, labels: false)
         return try distill(queries: pairs, badLines: bad, file: path, options: options, progress: progress)
     }
 
     /// `distill(queriesFile:)` with the queries given.
-    public func distill(queries: [String], options: TuneOptions = TuneOptions(),
+    public func distill(queries: [String], options: TuneOptions = .distillation,
                         progress: (TuneProgress) -> Void = { _ in }) throws -> TuneReport {
         let given = try queries.enumerated().map { i, q -> TrainingPair in
             guard !q.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw QuiverError.invalidArgument("query \(i) is empty") }
             return TrainingPair(query: q, positives: [], line: i + 1)
         }
         return try distill(queries: given, badLines: [], file: "queries", options: options, progress: progress)
+    }
+
+    /// `distill(queries:)` with the queries' vectors from the collection's query tower at hand (an
+    /// app that keeps the vectors of the queries it served, or a benchmark trying several settings
+    /// on the same queries): `vectors[i]` must be `embed(queries[i])`, which is not embedded again.
+    /// Each vector must have the collection's dimension and finite components.
+    public func distill(queries: [String], vectors: [[Float]], options: TuneOptions = .distillation,
+                        progress: (TuneProgress) -> Void = { _ in }) throws -> TuneReport {
+        guard vectors.count == queries.count else {
+            throw QuiverError.invalidArgument("\(vectors.count) query vectors for \(queries.count) queries")
+        }
+        for (i, v) in vectors.enumerated() {
+            guard v.count == info.dimension else {
+                throw QuiverError.invalidArgument("query vector \(i) has \(v.count) components; '\(name)' has dimension \(info.dimension)")
+            }
+            if let bad = v.firstIndex(where: { !$0.isFinite }) { throw QuiverError.invalidArgument("query vector \(i): component \(bad) is NaN or infinite") }
+        }
+        let given = try queries.enumerated().map { i, q -> TrainingPair in
+            guard !q.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw QuiverError.invalidArgument("query \(i) is empty") }
+            return TrainingPair(query: q, positives: [], line: i + 1)
+        }
+        return try distill(queries: given, vectors: vectors, badLines: [], file: "queries", options: options, progress: progress)
+    }
+
+    /// The query adapter a text search with `choice` applies (nil: none), checked as a search checks it.
+    public func queryAdapter(_ choice: AdapterChoice = .collectionDefault) throws -> QueryAdapter? {
+        try adapter(for: choice)?.0
     }
 
     // MARK: The runs
@@ -100,6 +127,7 @@ extension Collection {
         guard options.teacherCandidates >= 2, options.teacherDepth >= options.teacherCandidates / 2, options.teacherTemperature > 0 else {
             throw QuiverError.invalidArgument("distillation needs at least 2 teacher candidates, a depth of at least half of them, and a positive temperature")
         }
+        if let f = options.teacherFusion { try TunedFusion.check(TunedFusion(f), source: "the teacher's fusion") }
         return binding
     }
 
@@ -209,8 +237,8 @@ extension Collection {
         return report
     }
 
-    private func distill(queries given: [TrainingPair], badLines: [TrainingFile.BadLine], file: String, options: TuneOptions,
-                         progress: (TuneProgress) -> Void) throws -> TuneReport {
+    private func distill(queries given: [TrainingPair], vectors known: [[Float]]? = nil, badLines: [TrainingFile.BadLine], file: String,
+                         options: TuneOptions, progress: (TuneProgress) -> Void) throws -> TuneReport {
         let binding = try checkTunable(options)
         guard info.fullText != nil else { throw QuiverError.invalidArgument("'\(name)' has no full-text index: distillation's teacher is hybrid search") }
         guard options.adapter != nil else { throw QuiverError.invalidArgument("distillation trains an adapter: give its kind") }
@@ -218,14 +246,14 @@ extension Collection {
         let corpus = try TuningCorpus(self)
         let (trainIdx, validIdx) = try split(given.count, share: options.validationShare, seed: options.seed)
         let t0 = ContinuousClock.now
-        let vectors = try embedQueries(given.map(\.query), progress: progress)
+        let vectors = try known ?? embedQueries(given.map(\.query), progress: progress)
         let embeddingSeconds = seconds(since: t0)
         var config = options.trainer
         config.kind = options.adapter!
         let trainer = AdapterTrainer(documents: corpus.vectors, configuration: config)
         // The teacher: the collection's hybrid ranking as it stands (default adapter and fusion).
         let teacherAdapter = try adapter(for: .collectionDefault)?.0
-        let fusion = resolvedFusion(nil).0
+        let fusion = resolvedFusion(options.teacherFusion).0
         let f = try FusionTuning(collection: self, corpus: corpus, trainer: trainer, adapter: teacherAdapter)
         let lists = try f.lists(given.map(\.query), vectors, depth: options.teacherDepth) { done in
             progress(TuneProgress(phase: "teacher", done: done, total: given.count))

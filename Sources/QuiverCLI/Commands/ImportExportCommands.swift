@@ -101,7 +101,7 @@ struct ImportCommand: CLICommand {
         PositionalSpec(name: "file", help: "The input file; its extension names the format unless --format does."),
     ]
     static let options = [
-        OptionSpec(name: "format", value: "<format>", help: "jsonl, csv, fvecs, bvecs or npy."),
+        OptionSpec(name: "format", value: "<format>", help: "jsonl, csv, fvecs, bvecs, npy, or settings (a file of `quiver export --format settings`)."),
         OptionSpec(name: "on-error", value: "<policy>", help: "abort (default): stop at the first bad row; skip: report bad rows and go on."),
         OptionSpec(name: "resume", help: "Continue an interrupted import of this file after its last imported row."),
         OptionSpec(name: "upsert", help: "Replace documents whose id exists (default: an existing id is a bad row)."),
@@ -119,21 +119,35 @@ struct ImportCommand: CLICommand {
     write-ahead log. Documents without vectors are embedded by the collection's encoder. Each batch
     also records where the import stands, so after a crash or Ctrl-C, --resume continues exactly after
     the last imported row. Bad rows are reported as file:line: reason.
+    --format settings applies a collection's exported settings instead: its query adapters and tuned
+    defaults, to a collection of the same dimension, metric and encoder (refused, with nothing
+    written, otherwise).
     """
     static let examples = [
         "quiver import papers corpus.jsonl",
         "quiver import papers papers.csv --text-column abstract --type year:int --on-error skip",
         "quiver import sift base.fvecs --ids base.ids",
         "quiver import papers corpus.jsonl --resume",
+        "quiver import papers papers.settings.json --format settings",
     ]
 
     let collection: String
     let file: String
     var options = ImportOptions()
+    /// --format settings: apply an exported settings file.
+    var settings = false
 
     init(_ a: ParsedArguments) throws {
         collection = a.positional(0)!
         file = a.positional(1)!
+        if a.value("format") == "settings" {
+            for o in ["on-error", "resume", "upsert", "batch-size", "id-column", "text-column", "vector-column", "type", "delimiter", "ids", "id-prefix"]
+            where a.value(o) != nil || a.flag(o) {
+                throw UsageError(message: "--\(o) is not for --format settings", command: Self.name)
+            }
+            settings = true
+            return
+        }
         if let f = a.value("format") {
             guard let format = ImportOptions.Format(rawValue: f) else {
                 throw UsageError(message: "--format must be one of \(ImportOptions.Format.allCases.map(\.rawValue).joined(separator: ", ")), not \(MessageText.quoted(f))", command: Self.name)
@@ -168,6 +182,11 @@ struct ImportCommand: CLICommand {
     func run(_ context: CommandContext) throws {
         let db = try context.openDatabase()
         let c = try db.collection(collection)
+        if settings {
+            let n = try c.importSettings(from: file)
+            if context.json { try context.printJSON(["adapters": n]); return }
+            return context.line("Applied the settings in \(file) to '\(collection)': \(n) query adapter(s) and the tuned defaults")
+        }
         let bar = ProgressReporter(label: "import \(file)")
         bar.start()
         let report: ImportReport
@@ -190,13 +209,13 @@ struct ImportCommand: CLICommand {
 
 struct ExportCommand: CLICommand {
     static let name = "export"
-    static let abstract = "Export a collection to JSONL (documents), npy/fvecs (vectors, with an ids file) or a directory for Milvus."
+    static let abstract = "Export a collection to JSONL (documents), npy/fvecs (vectors, with an ids file), a directory for Milvus, or its settings (query adapters, fusion)."
     static let positionals = [
         PositionalSpec(name: "collection", help: "The collection to export."),
         PositionalSpec(name: "file", help: "The output file (must not exist); its extension names the format unless --format does. For --format milvus, a new directory."),
     ]
     static let options = [
-        OptionSpec(name: "format", value: "<format>", help: "jsonl, csv, npy, fvecs or milvus."),
+        OptionSpec(name: "format", value: "<format>", help: "jsonl, csv, npy, fvecs, milvus or settings."),
         OptionSpec(name: "ids", value: "<file>", help: "npy/fvecs: where the ids go (default: <file>.ids)."),
         OptionSpec(name: "max-file-bytes", value: "<size>", help: "milvus: the largest row file (default 1G; Milvus 2.3 reads up to 16G per file)."),
     ]
@@ -205,12 +224,18 @@ struct ExportCommand: CLICommand {
     --format milvus writes JSON row files for Milvus bulk insert and schema.json (the collection schema
     pymilvus creates it from, its indexes, and what does not map and how it was converted);
     tools/milvus-load creates and loads the collection and checks it (docs/scale-out.md).
+    --format settings writes the collection's settings as JSON: its dimension, metric and encoder, its
+    query adapters and its tuned defaults (adapter, hybrid fusion); `quiver import <c> <file> --format
+    settings` applies them to a collection with the same encoder.
     """
-    static let examples = ["quiver export papers papers.jsonl", "quiver export sift sift.npy --ids sift.ids", "quiver export papers papers-milvus --format milvus"]
+    static let examples = ["quiver export papers papers.jsonl", "quiver export sift sift.npy --ids sift.ids", "quiver export papers papers-milvus --format milvus",
+                           "quiver export papers papers.settings.json --format settings"]
 
     let collection: String
     let file: String
     let format: ExportFormat?
+    /// --format settings: the collection's settings, not its documents.
+    let settings: Bool
     let ids: String?
     let maxFileBytes: Int
 
@@ -218,12 +243,18 @@ struct ExportCommand: CLICommand {
         collection = a.positional(0)!
         file = a.positional(1)!
         let name = a.value("format") ?? (file as NSString).pathExtension.lowercased()
-        if name == "milvus" {
+        settings = name == "settings"
+        if settings {
+            format = nil
+            if a.value("ids") != nil || a.value("max-file-bytes") != nil {
+                throw UsageError(message: "--ids and --max-file-bytes are not for --format settings", command: Self.name)
+            }
+        } else if name == "milvus" {
             format = nil
             if a.value("ids") != nil { throw UsageError(message: "--ids is for npy and fvecs, not milvus", command: Self.name) }
         } else {
             guard let f = ExportFormat(rawValue: name) else {
-                throw UsageError(message: "name the format with --format (jsonl, csv, npy, fvecs, milvus); \(MessageText.quoted(name)) is not one", command: Self.name)
+                throw UsageError(message: "name the format with --format (jsonl, csv, npy, fvecs, milvus, settings); \(MessageText.quoted(name)) is not one", command: Self.name)
             }
             format = f
             if a.value("max-file-bytes") != nil { throw UsageError(message: "--max-file-bytes is for --format milvus", command: Self.name) }
@@ -242,6 +273,11 @@ struct ExportCommand: CLICommand {
     func run(_ context: CommandContext) throws {
         if FileManager.default.fileExists(atPath: file) { throw CLIError("\(file) exists; export writes a new \(format == nil ? "directory" : "file")") }
         let db = try context.openDatabase(readOnly: true)
+        if settings {
+            let n = try db.collection(collection).exportSettings(to: file)
+            if context.json { try context.printJSON(["adapters": n]); return }
+            return context.line("Exported the settings of '\(collection)' to \(file): \(n) query adapter(s) and the tuned defaults")
+        }
         guard let format else { return try runMilvus(db.collection(collection), context) }
         let n = try db.collection(collection).export(to: file, format: format, idsPath: ids)
         if context.json { try context.printJSON(["exported": n]); return }

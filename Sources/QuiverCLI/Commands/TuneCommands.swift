@@ -27,8 +27,8 @@ struct TuneCommand: CLICommand {
         OptionSpec(name: "validation", value: "<share>", help: "Share of the lines held back to validate and stop early (default 0.1; seeded)."),
         OptionSpec(name: "seed", value: "<n>", help: "Seed of the validation split and of training (default 1)."),
         OptionSpec(name: "fusion", help: "With --pairs: also choose the hybrid fusion and store it as the collection's default."),
-        OptionSpec(name: "temperature", value: "<t>", help: "Softmax temperature of the contrastive loss (default 0.02)."),
-        OptionSpec(name: "weight-decay", value: "<x>", help: "Decay toward the identity adapter, per step and learning rate (default 1)."),
+        OptionSpec(name: "temperature", value: "<t>", help: "Softmax temperature of the adapter's scores (default 0.02; 0.05 with --queries)."),
+        OptionSpec(name: "weight-decay", value: "<x>", help: "Decay toward the identity adapter, per step and learning rate (default 1; 50 with --queries)."),
         OptionSpec(name: "skip-bad-lines", help: "Train on the good lines of a file with bad ones (default: stop, naming file:line of each)."),
         OptionSpec(name: "force", help: "Store the result even when it does not beat the current state on the validation lines."),
     ]
@@ -56,6 +56,7 @@ struct TuneCommand: CLICommand {
         pairs = a.value("pairs")
         queries = a.value("queries")
         guard (pairs == nil) != (queries == nil) else { throw UsageError(message: "give exactly one of --pairs and --queries", command: Self.name) }
+        if queries != nil { options = .distillation }
         if let kind = a.value("adapter") {
             if kind == "none" { options.adapter = nil } else {
                 guard let k = QueryAdapter.Kind(kind) else {
