@@ -284,7 +284,9 @@ final class CollectionSegments: @unchecked Sendable {
                     }
                 }
             }
-            try q.withUnsafeBufferPointer { qp in
+            // The exact indexes normalize the query themselves: given the raw one, every path
+            // normalizes it once, so that a row scores the same bits wherever it lives.
+            try query.withUnsafeBufferPointer { qp in
                 for f in flats {
                     for n in try f.search(qp, k: k, parameters: parameters) { top.push(id: n.id, distance: n.distance) }
                 }
