@@ -89,17 +89,10 @@ struct Run { var recall: Double; var qps: Double; var cpuQPS: Double }
 
 /// The queries single-threaded with `o`, `repeats` times; recall@10 from the first pass.
 func run(_ c: Collection, _ o: SearchOptions, count: Int) throws -> Run {
-    var found: [[Int]] = []
-    let t = try measure {
-        for pass in 0..<repeats {
-            for i in 0..<count {
-                let hits = try c.search(vector: Array(queries[row: i]), k: 10, options: o).compactMap { Int($0.id) }
-                if pass == 0 { found.append(hits) }
-            }
-        }
+    let t = try timedQueries(count, repeats: repeats) { i in
+        try c.search(vector: Array(queries[row: i]), k: 10, options: o).compactMap { Int($0.id) }
     }
-    let n = Double(count * repeats)
-    return Run(recall: recall(found, truth: truth, k: 10), qps: n / t.wall, cpuQPS: n / t.cpu)
+    return Run(recall: recall(t.found, truth: truth, k: 10), qps: t.qps, cpuQPS: t.cpuQPS)
 }
 
 /// Runs each of `systems` `rounds` times in alternation; keeps each one's best (least CPU) round.
