@@ -57,6 +57,8 @@ let package = Package(
         .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex", "BenchmarkSupport"], path: "Benchmarks/HNSWBench"),
         .executableTarget(name: "BM25Bench", dependencies: ["QuiverText"], path: "Benchmarks/BM25Bench"),
         .executableTarget(name: "IVFPQBench", dependencies: ["QuiverIndex", "BenchmarkSupport"], path: "Benchmarks/IVFPQBench"),
+        // Search through the engine: merged vs fresh vs a full mutable segment, exact, defaults (tools/bench-engine).
+        .executableTarget(name: "EngineBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/EngineBench"),
         .executableTarget(name: "IndexKindBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/IndexKindBench"),
         .executableTarget(name: "ShapeBench", dependencies: ["Quiver", "QuiverCore", "BenchmarkSupport"], path: "Benchmarks/ShapeBench"),
         .executableTarget(name: "RangeBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/RangeBench"),

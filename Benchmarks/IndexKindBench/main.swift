@@ -39,17 +39,10 @@ print("IndexKindBench: \(baseFile), \(queryCount) queries, metric \(metric.rawVa
 /// Runs the queries single-threaded; returns queries per second (wall and by CPU time) and recall@10.
 let repeats = max(1, options.int("--repeat", 1))
 func run(_ c: Collection, _ count: Int, _ options: SearchOptions) throws -> (qps: Double, cpuQPS: Double, recall: Double) {
-    var found: [[Int]] = []
-    let timed = try measure {
-        for pass in 0..<repeats {
-            for i in 0..<count {
-                let hits = try c.search(vector: Array(queries[row: i]), k: 10, options: options).compactMap { Int($0.id) }
-                if pass == 0 { found.append(hits) }
-            }
-        }
+    let t = try timedQueries(count, repeats: repeats) { i in
+        try c.search(vector: Array(queries[row: i]), k: 10, options: options).compactMap { Int($0.id) }
     }
-    let searches = Double(count * repeats)
-    return (searches / timed.wall, searches / timed.cpu, recall(found, truth: truth, k: 10))
+    return (t.qps, t.cpuQPS, recall(t.found, truth: truth, k: 10))
 }
 
 var rows: [[String]] = []

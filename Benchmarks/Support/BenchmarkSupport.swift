@@ -89,6 +89,22 @@ public func measure<R>(_ body: () throws -> R) rethrows -> (result: R, wall: Dou
     return (r, wall, processCPUSeconds() - cpu0)
 }
 
+/// Runs `search` for queries 0..<count, single-threaded, `repeats` times: the ids it returned on
+/// the first pass, and queries per second by wall-clock and by the process's CPU time.
+public func timedQueries(_ count: Int, repeats: Int = 1, _ search: (Int) throws -> [Int]) rethrows -> (found: [[Int]], qps: Double, cpuQPS: Double) {
+    var found: [[Int]] = []
+    let timed = try measure {
+        for pass in 0..<repeats {
+            for i in 0..<count {
+                let hits = try search(i)
+                if pass == 0 { found.append(hits) }
+            }
+        }
+    }
+    let searches = Double(count * repeats)
+    return (found, searches / timed.wall, searches / timed.cpu)
+}
+
 /// Seconds on the monotonic clock.
 public func wallSeconds() -> Double {
     var ts = timespec()

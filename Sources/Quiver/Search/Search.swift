@@ -13,7 +13,8 @@ public struct SearchOptions: Sendable {
     public var includeText = false
     /// Include each hit's vector.
     public var includeVector = false
-    /// Scan every stored vector instead of using the index segments (slow; the exact answer).
+    /// Score every live vector instead of searching the index segments (a scan of the segments'
+    /// float32 vectors in memory, and of IVF-PQ segments' rows in LMDB: slower; the exact answer).
     public var exact = false
     /// HNSW candidate list size for this search (default: the collection's `efSearch`; at least k).
     public var efSearch: Int?
@@ -154,7 +155,7 @@ extension Collection {
 
     /// The `k` documents nearest to `vector` under the collection's metric, best first. The search
     /// runs over the collection's segments (the exact mutable segment and the sealed HNSW and IVF-PQ
-    /// ones); with `options.exact` it scans every stored vector in one snapshot instead.
+    /// ones); with `options.exact` it scores every live vector instead (`exactSearch`).
     /// With `options.diversity`, the k are chosen by maximal marginal relevance (Diversity.swift).
     public func search(vector: [Float], k: Int, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
         try shapedSearch(k: k, options: options, relevance: .dense(info.metric), rankedDenseSearch(vector, adapter: nil)).results
@@ -373,33 +374,54 @@ extension Collection {
         }
     }
 
-    /// The exact answer: a scan of every stored vector (of the allowed rows only, when given).
+    /// The exact answer: every live vector (of the allowed rows only, when given) scored against
+    /// `vector`, where it is fastest to read: the float32 vectors the segments hold in memory (the
+    /// mutable segment's rows, HNSW segments' stored vectors, exact stand-ins) by a scan of each
+    /// (`CollectionSegments.exactScan`), and the rows of IVF-PQ segments, which keep only codes, read
+    /// by key from LMDB in the snapshot that then reads the documents. A row deleted between the scan
+    /// and that snapshot is skipped, the extra hits standing in for it, as in a segment search.
     /// With `range`: only the vectors within its bound, and more than k of them is its overflow.
     private func exactSearch(_ vector: [Float], k: Int, allowed: Bitset?, options: SearchOptions, range: RangeBound? = nil) throws -> [SearchResult] {
+        guard let segments = database.segments.segments(info.number) else { throw QuiverError.unknownCollection(name) }
         let metric = info.metric
         let dimension = info.dimension
-        let query = metric.normalizes ? vector.normalized() : vector
+        // A range search keeps one more than k, to tell a bound holding more than k.
+        let wanted = range == nil ? k : k + 1
+        var (top, cold) = try segments.exactScan(vector, k: wanted + VectorSearchPlan.extraSegmentHits, allowed: allowed)
         return try database.readTransaction { txn in
             try checkExists(txn)
-            var top = TopK(k: range == nil ? k : k + 1)
-            var row = [Float](repeating: 0, count: dimension)
-            try query.withUnsafeBufferPointer { q in
-                try row.withUnsafeMutableBufferPointer { buf in
-                    let r = buf.baseAddress!
-                    try txn.forEach(database.tables.vectors, prefix: Keys.collection(info.number)) { key, value in
-                        if let a = allowed, !a.contains(Int(Keys.rowID(of: key))) { return true }
-                        try VectorCodec.decode(value, key: key, collection: name, dimension: dimension, into: r)
-                        if metric.normalizes { DistanceKernels.normalize(r, dimension) }
-                        let distance = metric.distance(q.baseAddress!, r, dimension: dimension)
-                        if let range, !range.admits(distance: distance) { return true }
-                        top.push(id: Int64(Keys.rowID(of: key)), distance: distance)
-                        return true
+            if !cold.isEmpty {
+                let query = metric.normalizes ? vector.normalized() : vector
+                var row = [Float](repeating: 0, count: dimension)
+                try query.withUnsafeBufferPointer { q in
+                    try row.withUnsafeMutableBufferPointer { buf in
+                        let r = buf.baseAddress!
+                        for id in cold {
+                            let key = Keys.row(info.number, UInt64(id))
+                            let found = try txn.withValue(database.tables.vectors, key) { value -> Bool in
+                                guard let value else { return false }
+                                try VectorCodec.decode(value, key: key, collection: name, dimension: dimension, into: r)
+                                return true
+                            }
+                            guard found else { continue }
+                            if metric.normalizes { DistanceKernels.normalize(r, dimension) }
+                            top.push(id: id, distance: metric.distance(q.baseAddress!, r, dimension: dimension))
+                        }
                     }
                 }
             }
-            var hits = top.sorted()
-            if let range { hits = try range.capped(hits, k: k, overflow: hits.count > k) }
-            return try hits.compactMap { try result($0, txn: txn, options: options, skipMissing: false) }
+            var out: [SearchResult] = []
+            var inside: [Neighbor] = []
+            for hit in top.sorted() where out.count < wanted {
+                // Best first: past the bound's edge every later hit is outside it too.
+                if let range, !range.admits(distance: hit.distance) { break }
+                if let r = try result(hit, txn: txn, options: options, skipMissing: true) {
+                    out.append(r)
+                    inside.append(hit)
+                }
+            }
+            if let range { _ = try range.capped(inside, k: k, overflow: inside.count > k) }
+            return Array(out.prefix(k))
         }
     }
 

@@ -33,8 +33,9 @@ final class SealedSegment: @unchecked Sendable {
     }
 }
 
-/// The in-memory index state of one collection: the mutable segment (an exact `FlatIndex` of the
-/// rows written since the last seal; every row under the `flat` index kind), the segment being
+/// The in-memory index state of one collection: the mutable segment (a `MutableSegment`: the rows
+/// written since the last seal, exactly, with an HNSW graph over them once they are many; every row
+/// under the `flat` index kind), the segment being
 /// sealed (frozen, still searched), and the sealed segments (HNSW or IVF-PQ, or exact stand-ins
 /// for damaged files).
 ///
@@ -57,8 +58,8 @@ final class CollectionSegments: @unchecked Sendable {
     let directory: String
     let lock = ReadWriteLock()
 
-    private(set) var mutable: FlatIndex
-    private(set) var frozen: FlatIndex?
+    private(set) var mutable: MutableSegment
+    private(set) var frozen: MutableSegment?
     private(set) var sealed: [SealedSegment] = []
     /// Every row id <= this is in a sealed segment (or deleted); the mutable segment holds rows above it.
     private(set) var sealedThrough: UInt64
@@ -77,7 +78,7 @@ final class CollectionSegments: @unchecked Sendable {
         metric = info.metric
         settings = info.indexSettings
         self.directory = directory
-        mutable = try FlatIndex(dimension: info.dimension, metric: info.metric)
+        mutable = try MutableSegment(dimension: info.dimension, metric: info.metric, settings: info.indexSettings)
         self.sealedThrough = sealedThrough
         maxRow = sealedThrough
     }
@@ -172,7 +173,7 @@ final class CollectionSegments: @unchecked Sendable {
             guard frozen == nil, mutable.count > 0 else { return nil }
             let range = sealedThrough + 1 ... maxRow
             frozen = mutable
-            mutable = try FlatIndex(dimension: dimension, metric: metric)
+            mutable = try MutableSegment(dimension: dimension, metric: metric, settings: settings)
             return range
         }
     }
@@ -196,7 +197,7 @@ final class CollectionSegments: @unchecked Sendable {
     func thaw(reread: (rows: [UInt64], vectors: Matrix?)) throws {
         try lock.write {
             guard let f = frozen else { return }
-            let fresh = try FlatIndex(dimension: dimension, metric: metric)
+            let fresh = try MutableSegment(dimension: dimension, metric: metric, settings: settings)
             var keepIDs: [Int64] = []
             var keep: [Float] = []
             if let v = reread.vectors {
@@ -228,8 +229,8 @@ final class CollectionSegments: @unchecked Sendable {
 
     /// Under the `flat` kind: the mutable segment without its deleted rows, copied in memory (no
     /// LMDB read, so searches wait only for the copy).
-    func rewriteMutable() {
-        lock.write { mutable = mutable.withoutDeleted() }
+    func rewriteMutable() throws {
+        try lock.write { mutable = try mutable.withoutDeleted() }
     }
 
     // MARK: - Search
@@ -253,6 +254,44 @@ final class CollectionSegments: @unchecked Sendable {
                 }
             }
             return top.sorted()
+        }
+    }
+
+    /// The exact `k` nearest live rows to `query` among those whose vectors the segments hold in
+    /// memory (the mutable and frozen rows, HNSW segments' stored vectors, exact stand-ins), each
+    /// scored by a scan of its float32 vectors; restricted to `allowed` when given. IVF-PQ segments
+    /// keep only codes: their live (allowed) rows are returned in `cold`, for the caller to score
+    /// with vectors read from LMDB, after this returns (no lock is held across I/O).
+    func exactScan(_ query: [Float], k: Int, allowed: Bitset?) throws -> (top: TopK, cold: [Int64]) {
+        let q = metric.normalizes ? query.normalized() : query
+        return try lock.read {
+            var top = TopK(k: k)
+            var cold: [Int64] = []
+            let parameters = SearchParameters(allow: allowed.map { AllowFilter.bitset($0) })
+            var flats: [FlatIndex] = [mutable.rows]
+            if let f = frozen { flats.append(f.rows) }
+            for s in sealed {
+                switch s.index {
+                case .exact(let f): flats.append(f)
+                case .ivfpq(let index):
+                    index.forEachID { id, deleted in if !deleted && allowed?.contains(Int(id)) ?? true { cold.append(id) } }
+                case .hnsw(let index):
+                    q.withUnsafeBufferPointer { qp in
+                        index.forEachStoredVector { id, deleted, v in
+                            guard !deleted, allowed?.contains(Int(id)) ?? true else { return }
+                            top.push(id: id, distance: metric.distance(qp.baseAddress!, v.baseAddress!, dimension: dimension))
+                        }
+                    }
+                }
+            }
+            // The exact indexes normalize the query themselves: given the raw one, every path
+            // normalizes it once, so that a row scores the same bits wherever it lives.
+            try query.withUnsafeBufferPointer { qp in
+                for f in flats {
+                    for n in try f.search(qp, k: k, parameters: parameters) { top.push(id: n.id, distance: n.distance) }
+                }
+            }
+            return (top, cold)
         }
     }
 
@@ -287,7 +326,7 @@ final class CollectionSegments: @unchecked Sendable {
             if flatVectors > 0 || sealed.isEmpty {
                 byKind[.flat] = IndexKindStats(kind: .flat, segments: frozen == nil ? 1 : 2, vectors: flatVectors,
                                                deletedVectors: flatVectors - mutable.liveCount - (frozen?.liveCount ?? 0),
-                                               memoryBytes: flatVectors * (dimension * 4 + 24))
+                                               memoryBytes: mutable.memoryBytes + (frozen?.memoryBytes ?? 0))
             }
             for s in sealed {
                 let index = s.index.any

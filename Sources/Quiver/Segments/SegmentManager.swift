@@ -374,7 +374,7 @@ final class SegmentManager: @unchecked Sendable {
         let (count, live) = segs.mutableCounts
         guard SegmentPolicy(segs).flatRewriteDue(count: count, live: live, force: force) else { return }
         progress?(CompactionProgress(collection: segs.name, message: "rewriting the flat segment without its \(count - live) deleted vectors"))
-        segs.rewriteMutable()
+        try segs.rewriteMutable()
     }
 
     /// Seals and compacts `segs` now, on the maintenance queue, and waits.

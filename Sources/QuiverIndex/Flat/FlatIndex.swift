@@ -115,6 +115,17 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
         deleted.append(contentsOf: rows.deleted)
     }
 
+    /// Calls `body` with every id, whether it is tombstoned and its stored vector (L2-normalized for
+    /// cosine, as searches compare it), in insertion order: what an index built over the same rows
+    /// reads. Safe concurrently with searches, not with `add` or `markDeleted`.
+    public func forEachStoredVector(_ body: (_ id: Int64, _ deleted: Bool, _ vector: UnsafeBufferPointer<Float>) throws -> Void) rethrows {
+        try vectors.withUnsafeBufferPointer { v in
+            for (slot, id) in ids.enumerated() {
+                try body(id, deleted[slot], UnsafeBufferPointer(start: v.baseAddress! + slot * dimension, count: dimension))
+            }
+        }
+    }
+
     /// Calls `body` with every id and whether it is tombstoned, in insertion order.
     public func forEachID(_ body: (_ id: Int64, _ deleted: Bool) throws -> Void) rethrows {
         for (slot, id) in ids.enumerated() { try body(id, deleted[slot]) }

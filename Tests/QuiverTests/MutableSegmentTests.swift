@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import QuiverCore
+import QuiverIndex
+import QuiverTestSupport
+import QuiverStorage
+@testable import Quiver
+
+/// The mutable segment's graph (issue 15, item 1) and the exact path over the segments' own
+/// vectors (item 4), each against an independent brute force over the vectors stored in LMDB.
+struct MutableSegmentTests {
+    /// The `k` nearest live rows to `q`, computed here from the `vectors` table (no segment, no
+    /// index): the document ids, best first, with their scores.
+    static func bruteForce(_ c: Collection, _ q: [Float], k: Int, allowed: (String) -> Bool = { _ in true }) throws -> [(id: String, score: Float)] {
+        let metric = c.info.metric
+        var scored: [(id: String, score: Float)] = []
+        try c.database.readTransaction { txn in
+            try txn.forEach(c.database.tables.vectors, prefix: Keys.collection(c.info.number)) { key, value in
+                let row = Keys.rowID(of: key)
+                let v = try VectorCodec.decode(value, key: Array(key), collection: c.name, dimension: c.info.dimension)
+                let id = try RowCodec.read(c.info.number, row, collection: c.name, txn: txn, tables: c.database.tables)!
+                guard allowed(id) else { return true }
+                let score: Float
+                switch metric {
+                case .cosine: score = zip(q.normalized(), v.normalized()).map(*).reduce(0, +)
+                case .dot: score = zip(q, v).map(*).reduce(0, +)
+                case .l2: score = zip(q, v).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+                }
+                scored.append((id, score))
+                return true
+            }
+        }
+        scored.sort { metric.higherScoreIsCloser ? $0.score > $1.score : $0.score < $1.score }
+        return Array(scored.prefix(k))
+    }
+
+    /// `exact: true` over sealed HNSW or IVF-PQ segments, a mutable segment with its graph, deleted
+    /// and updated rows, with and without a filter: the brute force's ids and scores.
+    @Test(arguments: [(IndexKind.hnsw, QuiverCore.Metric.cosine), (.hnsw, .l2), (.ivfpq, .dot), (.ivfpq, .l2), (.flat, .cosine)])
+    func exactSearchEqualsBruteForceOverLMDBRows(kind: IndexKind, metric: QuiverCore.Metric) throws {
+        let dir = TemporaryDirectory()
+        var rng = SplitMix64(state: 15)
+        let d = 16
+        let db = try Database(path: dir.path)
+        let c = try db.createCollection("x", dimension: d, metric: metric,
+                                        options: CollectionOptions(index: IndexSettings(kind: kind, segmentSize: 2_000, nlist: 16)))
+        for start in stride(from: 0, to: 2_400, by: 400) {
+            try c.upsert((start..<start + 400).map { Document(id: "d\($0)", metadata: ["even": .bool($0 % 2 == 0)], vector: randomVector(d, &rng)) })
+        }
+        try db.compact("x")
+        // 1,500 more rows stay in the mutable segment (past the graph threshold), some deleted or updated.
+        try c.upsert((2_400..<3_900).map { Document(id: "d\($0)", metadata: ["even": .bool($0 % 2 == 0)], vector: randomVector(d, &rng)) })
+        #expect(try c.delete(ids: (0..<3_900).filter { $0 % 7 == 3 }.map { "d\($0)" }) > 0)
+        try c.upsert((0..<3_900).filter { $0 % 11 == 5 }.map { Document(id: "d\($0)", metadata: ["even": .bool($0 % 2 == 0)], vector: randomVector(d, &rng)) })
+        if kind != .flat { #expect(db.segments.segments(c.info.number)!.mutable.graph != nil) }
+        for _ in 0..<5 {
+            let q = randomVector(d, &rng)
+            let exact = try c.search(vector: q, k: 10, options: SearchOptions(exact: true))
+            let truth = try Self.bruteForce(c, q, k: 10)
+            #expect(exact.map(\.id) == truth.map(\.id))
+            for (e, t) in zip(exact, truth) { #expect(abs(e.score - t.score) < 1e-4) }
+            let filtered = try c.search(vector: q, k: 10, options: SearchOptions(exact: true, filter: try Filter(text: "even = true")))
+            let filteredTruth = try Self.bruteForce(c, q, k: 10) { Int($0.dropFirst())! % 2 == 0 }
+            #expect(filtered.map(\.id) == filteredTruth.map(\.id))
+        }
+    }
+
+    /// A full mutable segment is searched through its graph: built at the threshold, extended by
+    /// every write, deletes tombstoned in it, rebuilt at open; the answers stay close to the exact
+    /// ones and never name a deleted row; an efSearch as large as the segment scans it exactly.
+    @Test func theMutableSegmentKeepsAGraphOverItsRows() throws {
+        let dir = TemporaryDirectory()
+        var rng = SplitMix64(state: 1_515)
+        let d = 24
+        var db = try Database(path: dir.path)
+        var c = try db.createCollection("g", dimension: d, metric: .cosine, options: CollectionOptions(index: IndexSettings(segmentSize: 4_096)))
+        try c.upsert((0..<1_000).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
+        #expect(db.segments.segments(c.info.number)!.mutable.graph == nil)
+        for start in stride(from: 1_000, to: 3_000, by: 250) {
+            try c.upsert((start..<start + 250).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
+        }
+        let deleted = Set((0..<3_000).filter { $0 % 5 == 0 }.map { "d\($0)" })
+        #expect(try c.delete(ids: Array(deleted)) == deleted.count)
+        func check(_ label: String) throws {
+            let graph = try #require(db.segments.segments(c.info.number)!.mutable.graph, "\(label): no graph")
+            #expect(graph.count == 3_000 || graph.count == 2_400, "\(label): \(graph.count) nodes")
+            #expect(graph.liveCount == 2_400)
+            var found = 0
+            for _ in 0..<30 {
+                let q = randomVector(d, &rng)
+                let fast = try c.search(vector: q, k: 10)
+                let exact = try c.search(vector: q, k: 10, options: SearchOptions(exact: true))
+                #expect(Set(fast.map(\.id)).isDisjoint(with: deleted), "\(label): a deleted row returned")
+                found += Set(fast.map(\.id)).intersection(exact.map(\.id)).count
+                let wide = try c.search(vector: q, k: 10, options: SearchOptions(efSearch: 5_000))
+                #expect(wide.map(\.id) == exact.map(\.id), "\(label): a search as wide as the segment is not exact")
+            }
+            #expect(Double(found) / 300 >= 0.95, "\(label): recall@10 \(Double(found) / 300) against the exact search")
+        }
+        try check("after the writes")
+        db.close()
+        db = try Database(path: dir.path)
+        c = try db.collection("g")
+        try check("after reopening")
+        let figures = try db.stats().collections[0].index!.byKind.first { $0.kind == .flat }!
+        #expect(figures.vectors == 2_400)
+    }
+}
