@@ -97,7 +97,7 @@ def table(results, meta):
     raw = n * meta["dimension"] * 4
     lines = [f"WordNet, {n:,} x {meta['dimension']} vectors ({mb(raw)} MB raw float32) with 3 metadata fields, "
              f"{meta['queries']} queries, k 10, one query thread; QPS by the CPU time of each system's processes (Milvus Lite's server included). "
-             f"CPU flags: {', '.join(meta['cpu_flags'])}; load average {meta['load_before']} before, {meta['load_after']} after "
+             f"CPU flags: {', '.join(meta['cpu_flags'])}; load average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after "
              f"(a machine shared by eight agents: figures from a loaded machine).", ""]
     head = ["system", "ingest s (CPU s)", "recommended: recall / QPS", "at recall 0.95: setting", "recall", "QPS", "p50 ms", "p99 ms",
             "1% filter: recall / QPS", "10% filter: recall / QPS", "disk MB (x raw; bytes a vector)", "RSS MB open / after queries",
