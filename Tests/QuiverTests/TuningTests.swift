@@ -279,6 +279,31 @@ struct TuningTests {
         #expect(try cli.run(["export", "claims", file, "--format", "settings"]).status == 1)
     }
 
+    /// `distill(queries:vectors:)` refuses vectors that cannot be the queries' (count, dimension,
+    /// NaN), and distillation refuses a teacher fusion out of range, each naming what is wrong; nothing
+    /// is stored.
+    @Test func distillationRefusesBadVectorsAndTeacherFusion() throws {
+        let f = try Self.fixture.get()
+        let (db, c) = try f.database(f.directory.path + "/distill-inputs")
+        defer { db.close() }
+        let queries = f.pairs.prefix(8).map(\.query)
+        let good = try queries.map { try c.embed($0) }
+        var nan = good
+        nan[2][5] = .nan
+        for (vectors, says) in [(Array(good.dropLast()), "7 query vectors for 8 queries"), (good.map { Array($0.prefix(383)) }, "has 383 components"),
+                                (nan, "query vector 2: component 5 is NaN")] {
+            #expect {
+                try c.distill(queries: queries, vectors: vectors)
+            } throws: { error in "\(error)".contains(says) }
+        }
+        var options = TuneOptions.distillation
+        options.teacherFusion = .weighted(dense: 1.5)
+        #expect {
+            try c.distill(queries: queries, vectors: good, options: options)
+        } throws: { error in "\(error)".contains("the teacher's fusion") }
+        #expect(try c.adapters().isEmpty)
+    }
+
     @Test func badPairsFileNamesLinesAndStoresNothing() throws {
         let f = try Self.fixture.get()
         let (db, c) = try f.database(f.directory.path + "/bad")
