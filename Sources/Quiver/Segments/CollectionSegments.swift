@@ -258,7 +258,8 @@ final class CollectionSegments: @unchecked Sendable {
     }
 
     /// The exact `k` nearest live rows to `query` among those whose vectors the segments hold in
-    /// memory (the mutable and frozen rows, HNSW segments' stored vectors, exact stand-ins), each
+    /// memory or mapped (the mutable and frozen rows, HNSW segments' stored vectors, sq8 segments' cold
+    /// float32 section, exact stand-ins), each
     /// scored by a scan of its float32 vectors; restricted to `allowed` when given. IVF-PQ segments
     /// keep only codes: their live (allowed) rows are returned in `cold`, for the caller to score
     /// with vectors read from LMDB, after this returns (no lock is held across I/O).
@@ -270,18 +271,22 @@ final class CollectionSegments: @unchecked Sendable {
             let parameters = SearchParameters(allow: allowed.map { AllowFilter.bitset($0) })
             var flats: [FlatIndex] = [mutable.rows]
             if let f = frozen { flats.append(f.rows) }
+            // A graph segment's float32 vectors (HNSW's in its elements, sq8's cold section).
+            func scanStored(_ forEach: ((Int64, Bool, UnsafeBufferPointer<Float>) -> Void) -> Void) {
+                q.withUnsafeBufferPointer { qp in
+                    forEach { id, deleted, v in
+                        guard !deleted, allowed?.contains(Int(id)) ?? true else { return }
+                        top.push(id: id, distance: metric.distance(qp.baseAddress!, v.baseAddress!, dimension: dimension))
+                    }
+                }
+            }
             for s in sealed {
                 switch s.index {
                 case .exact(let f): flats.append(f)
                 case .ivfpq(let index):
                     index.forEachID { id, deleted in if !deleted && allowed?.contains(Int(id)) ?? true { cold.append(id) } }
-                case .hnsw(let index):
-                    q.withUnsafeBufferPointer { qp in
-                        index.forEachStoredVector { id, deleted, v in
-                            guard !deleted, allowed?.contains(Int(id)) ?? true else { return }
-                            top.push(id: id, distance: metric.distance(qp.baseAddress!, v.baseAddress!, dimension: dimension))
-                        }
-                    }
+                case .hnsw(let index): scanStored { index.forEachStoredVector(every: 1, $0) }
+                case .sq8(let index): scanStored { index.forEachStoredVector(every: 1, $0) }
                 }
             }
             // The exact indexes normalize the query themselves: given the raw one, every path
