@@ -506,9 +506,16 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         let n = g.drainResults(ctx, limit: k)
         var out = [Neighbor]()
         out.reserveCapacity(n)
+        // The walk scores four neighbours at a time, whose kernel may round differently from the
+        // one-vector kernel that the exact scan and the other segment kinds use; the few results
+        // are scored again with the latter, so a row's score has the same bits wherever it is found.
         for i in 0..<n {
-            let key = ctx.sorted[i]
-            out.append(Neighbor(id: labels[Int(HNSWKey.slot(key))], distance: HNSWKey.distance(key)))
+            let slot = HNSWKey.slot(ctx.sorted[i])
+            out.append(Neighbor(id: labels[Int(slot)], distance: D.distance(q, g.vector(slot), dimension)))
+        }
+        // Re-sorted only if a rounding difference swapped neighbours (stable otherwise).
+        if zip(out, out.dropFirst()).contains(where: { $0.distance > $1.distance }) {
+            out = out.enumerated().sorted { ($0.element.distance, $0.offset) < ($1.element.distance, $1.offset) }.map(\.element)
         }
         return out
     }
