@@ -270,18 +270,20 @@ final class CollectionSegments: @unchecked Sendable {
             let parameters = SearchParameters(allow: allowed.map { AllowFilter.bitset($0) })
             var flats: [FlatIndex] = [mutable.rows]
             if let f = frozen { flats.append(f.rows) }
+            // Graph segments keep their vectors: score each live, allowed one.
+            func keep(_ id: Int64, _ deleted: Bool, _ v: UnsafeBufferPointer<Float>) {
+                guard !deleted, allowed?.contains(Int(id)) ?? true else { return }
+                q.withUnsafeBufferPointer { qp in
+                    top.push(id: id, distance: metric.distance(qp.baseAddress!, v.baseAddress!, dimension: dimension))
+                }
+            }
             for s in sealed {
                 switch s.index {
                 case .exact(let f): flats.append(f)
                 case .ivfpq(let index):
                     index.forEachID { id, deleted in if !deleted && allowed?.contains(Int(id)) ?? true { cold.append(id) } }
-                case .hnsw(let index):
-                    q.withUnsafeBufferPointer { qp in
-                        index.forEachStoredVector { id, deleted, v in
-                            guard !deleted, allowed?.contains(Int(id)) ?? true else { return }
-                            top.push(id: id, distance: metric.distance(qp.baseAddress!, v.baseAddress!, dimension: dimension))
-                        }
-                    }
+                case .hnsw(let index): index.forEachStoredVector(keep)
+                case .sq8(let index): index.forEachStoredVector(keep)
                 }
             }
             // The exact indexes normalize the query themselves: given the raw one, every path
