@@ -365,14 +365,13 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         let q = g.vector(slot)
         var cur = ep
         var curD = D.distance(q, g.vector(ep), dimension)
+        let walk = g.walk(D.self, q, locking: locking, context: ctx)
         if top > level {
-            (cur, curD) = g.greedy(D.self, q, entry: cur, entryDistance: curD, top: top, bottom: level,
-                                   locking: locking, buffer: ctx.linkCopy)
+            (cur, curD) = walk.greedy(entry: cur, entryDistance: curD, top: top, bottom: level, context: ctx)
         }
         var lc = min(level, top)
         while lc >= 0 {
-            g.searchLayer(D.self, q, entry: cur, entryDistance: curD, ef: efC, level: lc, gate: OpenGate(),
-                          locking: locking, context: ctx)
+            walk.searchLayer(entry: cur, entryDistance: curD, ef: efC, level: lc, gate: OpenGate(), context: ctx)
             let w = g.drainResults(ctx, limit: efC)
             g.connect(D.self, q, slot: slot, level: lc, candidates: ctx.sorted, count: w, locking: locking, context: ctx)
             cur = HNSWKey.slot(ctx.sorted[0])
@@ -485,15 +484,15 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         var found = 0
         if strategy != .scan {
             let ep = entryPoint
-            let (cur, curD) = g.greedy(D.self, q, entry: ep, entryDistance: D.distance(q, g.vector(ep), dimension),
-                                       top: maxLevel, bottom: 0, locking: NoLocking(), buffer: ctx.linkCopy)
+            let walk = g.walk(D.self, q, locking: NoLocking(), context: ctx)
+            let (cur, curD) = walk.greedy(entry: ep, entryDistance: D.distance(q, g.vector(ep), dimension),
+                                          top: maxLevel, bottom: 0, context: ctx)
             if strategy == .acorn {
                 ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
                 g.searchLayerFiltered(D.self, q, entry: cur, entryDistance: curD, ef: ef, gate: gate,
                                       expandBelow: Self.acornExpandBelow(m0: m0), context: ctx)
             } else {
-                g.searchLayer(D.self, q, entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate,
-                              locking: NoLocking(), context: ctx)
+                walk.searchLayer(entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate, context: ctx)
             }
             found = ctx.results.count
         }

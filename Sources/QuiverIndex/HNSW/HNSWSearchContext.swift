@@ -27,6 +27,8 @@ public final class HNSWSearchContext: @unchecked Sendable {
     var linkCopy: UnsafeMutablePointer<UInt32>
     // The not-yet-visited neighbours of the node being expanded (see `HNSWGraph.searchLayer`).
     var pending: UnsafeMutablePointer<UInt32>
+    // The distances of `pending` (or of one link list) to the query (see `HNSWWalkable`).
+    var scores: UnsafeMutablePointer<Float>
     var linkCapacity: Int
     // The normalized query (cosine).
     var query: UnsafeMutablePointer<Float>
@@ -45,6 +47,7 @@ public final class HNSWSearchContext: @unchecked Sendable {
         selected = .allocate(capacity: 1)
         linkCopy = .allocate(capacity: 1)
         pending = .allocate(capacity: 1)
+        scores = .allocate(capacity: 1)
         queryCapacity = 0
         query = .allocate(capacity: 1)
     }
@@ -58,6 +61,7 @@ public final class HNSWSearchContext: @unchecked Sendable {
         selected.deallocate()
         linkCopy.deallocate()
         pending.deallocate()
+        scores.deallocate()
         query.deallocate()
     }
 
@@ -81,12 +85,13 @@ public final class HNSWSearchContext: @unchecked Sendable {
         candidates.reserve(need)
         results.reserve(need + 1)
         if m0 + 1 > linkCapacity {
-            prune.deallocate(); selected.deallocate(); linkCopy.deallocate(); pending.deallocate()
+            prune.deallocate(); selected.deallocate(); linkCopy.deallocate(); pending.deallocate(); scores.deallocate()
             linkCapacity = m0 + 1
             prune = .allocate(capacity: linkCapacity + 1)
             selected = .allocate(capacity: linkCapacity + 1)
             linkCopy = .allocate(capacity: linkCapacity + 1)
             pending = .allocate(capacity: linkCapacity + 1)
+            scores = .allocate(capacity: linkCapacity + 1)
         }
         if dimension > queryCapacity {
             query.deallocate()

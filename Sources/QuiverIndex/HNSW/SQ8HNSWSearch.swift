@@ -1,23 +1,18 @@
 import CQuiverKernels
 import QuiverCore
 
-// Search of an `SQ8HNSWIndex`: the walk of `HNSWGraph` (greedy descent, then best-first search of
-// layer 0 with a result gate), with each expanded node's fresh neighbours scored in one call of the
-// gathered sq8 kernel, then the `ef` results re-scored with the float32 vectors.
+// Search of an `SQ8HNSWIndex`: the walks of `HNSWWalkable` (greedy descent, then best-first search of
+// layer 0 with a result gate) over the codes, each expanded node's fresh neighbours scored in one call
+// of the gathered sq8 kernel, then the `ef` results re-scored with the float32 vectors.
 
-/// Per-thread scratch of sq8 searches: an HNSW context (visited set, heaps) plus the prepared query
-/// and the distances of one neighbourhood. One thread at a time.
+/// Per-thread scratch of sq8 searches: an HNSW context (visited set, heaps, neighbour distances) plus
+/// the prepared query. One thread at a time.
 final class SQ8SearchContext: @unchecked Sendable {
     let graph = HNSWSearchContext()
     var prepared: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
-    var distances: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     var preparedCapacity = 0
-    var distanceCapacity = 0
 
-    deinit {
-        prepared.deallocate()
-        distances.deallocate()
-    }
+    deinit { prepared.deallocate() }
 
     func prepare(nodes: Int, dimension: Int, m0: Int, ef: Int) {
         graph.prepare(nodes: nodes, dimension: dimension, m0: m0, ef: ef)
@@ -25,11 +20,6 @@ final class SQ8SearchContext: @unchecked Sendable {
             prepared.deallocate()
             prepared = .allocate(capacity: dimension)
             preparedCapacity = dimension
-        }
-        if m0 + 1 > distanceCapacity {
-            distances.deallocate()
-            distances = .allocate(capacity: m0 + 1)
-            distanceCapacity = m0 + 1
         }
     }
 }
@@ -54,77 +44,29 @@ struct SQ8Graph {
         UnsafePointer((level0 + (Int(s) &* elementSize &+ codeOffset)).assumingMemoryBound(to: UInt8.self))
     }
 
-    /// out[j] = the distance to the codes of slots[j], j < n.
+    /// This graph with the prepared query `q`.
     @inline(__always)
-    func distances(_ q: UnsafePointer<qk_sq8_query>, _ slots: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
-        qk_sq8_distances(SQ8Kernel.best, q, UnsafePointer(level0.assumingMemoryBound(to: UInt8.self)) + codeOffset,
-                         elementSize, slots, Int32(n), out)
-    }
+    func walk(_ q: UnsafePointer<qk_sq8_query>) -> SQ8Walk { SQ8Walk(graph: self, query: q) }
+}
 
-    /// Greedy descent from `entry` through levels `top` down to `bottom + 1`.
-    func greedy(_ q: UnsafePointer<qk_sq8_query>, entry: UInt32, entryDistance: Float, top: Int, bottom: Int,
-                distances out: UnsafeMutablePointer<Float>) -> (UInt32, Float) {
-        var cur = entry, curD = entryDistance, level = top
-        while level > bottom {
-            var changed = true
-            while changed {
-                changed = false
-                let list = links(cur, level)
-                let n = Int(list[0])
-                distances(q, list + 1, n, out)
-                for j in 0..<n where out[j] < curD {
-                    curD = out[j]
-                    cur = list[j + 1]
-                    changed = true
-                }
-            }
-            level -= 1
-        }
-        return (cur, curD)
-    }
+/// The code graph of an `SQ8HNSWIndex` with a prepared query, for the walks of `HNSWWalkable`: the
+/// fresh neighbours of a node are scored in one call of the gathered sq8 kernel (which loads the
+/// codes itself: no prefetch hints).
+struct SQ8Walk: HNSWWalkable {
+    let graph: SQ8Graph
+    let query: UnsafePointer<qk_sq8_query>
 
-    /// Best-first search of layer 0 (`HNSWGraph.searchLayer`'s algorithm): on return `ctx.results`
-    /// holds up to `ef` results admitted by `gate` (complemented keys), by code distance.
-    func searchLayer0<G: ResultGate>(_ q: UnsafePointer<qk_sq8_query>, entry: UInt32, entryDistance: Float, ef: Int,
-                                     gate: G, context sctx: SQ8SearchContext) {
-        let ctx = sctx.graph
-        var cand = ctx.candidates, res = ctx.results
-        cand.count = 0
-        res.count = 0
-        let visited = ctx.visited, tag = ctx.nextGeneration(), pending = ctx.pending, out = sctx.distances
-        visited[Int(entry)] = tag
-        let entryKey = HNSWKey.make(entryDistance, entry)
-        cand.push(entryKey)
-        var bound = Float.infinity
-        if gate.allows(entry) {
-            res.push(~entryKey)
-            if ef <= 1 { bound = entryDistance }
-        }
-        while cand.count > 0 {
-            let c = cand.popMin()
-            if HNSWKey.distance(c) > bound { break }
-            let list = links(HNSWKey.slot(c), 0)
-            var fresh = 0
-            for j in 1..<(Int(list[0]) + 1) {
-                let nb = list[j]
-                if visited[Int(nb)] == tag { continue }
-                visited[Int(nb)] = tag
-                pending[fresh] = nb
-                fresh += 1
-            }
-            distances(q, pending, fresh, out)
-            for i in 0..<fresh where out[i] < bound {
-                let nb = pending[i]
-                let key = HNSWKey.make(out[i], nb)
-                cand.push(key)
-                if gate.allows(nb) {
-                    if res.count < ef { res.push(~key) } else { res.replaceMin(~key) }
-                    if res.count >= ef { bound = HNSWKey.distance(~res.min) }
-                }
-            }
-        }
-        ctx.candidates = cand
-        ctx.results = res
+    @inline(__always)
+    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<UInt32> { graph.links(slot, level) }
+
+    @inline(__always) func prefetchNode(_ slot: UInt32) {}
+    @inline(__always) func prefetchLinks(_ slot: UInt32, _ level: Int) {}
+
+    @inline(__always)
+    func distances(_ slots: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+        let g = graph
+        qk_sq8_distances(SQ8Kernel.best, query, UnsafePointer(g.level0.assumingMemoryBound(to: UInt8.self)) + g.codeOffset,
+                         g.elementSize, slots, Int32(n), out)
     }
 }
 
@@ -223,11 +165,11 @@ extension SQ8HNSWIndex {
         if !scan {
             var prepared = SQ8PreparedQuery(q, metric: metric, scales: s.scales, offsets: s.offsets, dimension: d, into: ctx.prepared)
             withUnsafePointer(to: &prepared.raw) { pq in
-                let g = graph
+                let g = graph, walk = g.walk(pq)
                 let ep = s.entryPoint
                 let entryD = qk_sq8_distance(SQ8Kernel.best, pq, g.code(ep))
-                let (cur, curD) = g.greedy(pq, entry: ep, entryDistance: entryD, top: s.maxLevel, bottom: 0, distances: ctx.distances)
-                g.searchLayer0(pq, entry: cur, entryDistance: curD, ef: ef, gate: gate, context: ctx)
+                let (cur, curD) = walk.greedy(entry: ep, entryDistance: entryD, top: s.maxLevel, bottom: 0, context: ctx.graph)
+                walk.searchLayer(entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate, context: ctx.graph)
             }
             found = ctx.graph.results.count
         }
