@@ -191,30 +191,16 @@ struct HNSWGraph {
         _: D.Type, _ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, gate: G,
         expandBelow: Int, context ctx: HNSWSearchContext
     ) {
-        var cand = ctx.candidates
-        var res = ctx.results
-        cand.count = 0
-        res.count = 0
-        let visited = ctx.visited
-        let tag = ctx.nextGeneration()
+        var search = BestFirst(entry: entry, entryDistance: entryDistance, ef: ef, gate: gate, context: ctx)
+        let visited = search.visited, tag = search.tag
         let pending = ctx.pending
         let blockedList = ctx.selected
         let out = ctx.scores
         let scorer = walk(D.self, q, locking: NoLocking(), context: ctx)
         let limit = m0
 
-        visited[Int(entry)] = tag
-        let entryKey = HNSWKey.make(entryDistance, entry)
-        cand.push(entryKey)
-        var bound = Float.infinity
-        if gate.allows(entry) {
-            res.push(~entryKey)
-            if ef <= 1 { bound = entryDistance }
-        }
-        while cand.count > 0 {
-            let c = cand.popMin()
-            if HNSWKey.distance(c) > bound { break }
-            let list = UnsafePointer(links(HNSWKey.slot(c), 0))
+        while let c = search.next() {
+            let list = UnsafePointer(links(c, 0))
             let n = Int(list[0])
             // The admitted neighbours, in link order (closest first for the links a node chose itself),
             // truncated to `limit`; `listed` counts visited ones too, so the truncation depends on the
@@ -265,26 +251,15 @@ struct HNSWGraph {
                     }
                 }
             }
+            // Every node scored here is admitted.
             scorer.distances(pending, fresh, out)
             var i = 0
             while i < fresh {
-                let d = out[i]
-                if d < bound {
-                    let key = HNSWKey.make(d, pending[i])
-                    cand.push(key)
-                    prefetch(links(HNSWKey.slot(cand.min), 0))
-                    if res.count < ef {
-                        res.push(~key)
-                    } else {
-                        res.replaceMin(~key)
-                    }
-                    if res.count >= ef { bound = HNSWKey.distance(~res.min) }
-                }
+                if search.offer(pending[i], out[i], gate: OpenGate()) { prefetch(links(search.best, 0)) }
                 i &+= 1
             }
         }
-        ctx.candidates = cand
-        ctx.results = res
+        search.finish(ctx)
     }
 
     /// Exact scan of every slot that `gate` admits into `ctx.results` (bounded to `k`).

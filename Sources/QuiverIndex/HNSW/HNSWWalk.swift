@@ -63,27 +63,12 @@ extension HNSWWalkable {
     @inline(__always)
     func searchLayer<G: ResultGate>(entry: UInt32, entryDistance: Float, ef: Int, level: Int, gate: G,
                                     context ctx: HNSWSearchContext) {
-        var cand = ctx.candidates
-        var res = ctx.results
-        cand.count = 0
-        res.count = 0
-        let visited = ctx.visited
-        let tag = ctx.nextGeneration()
+        var search = BestFirst(entry: entry, entryDistance: entryDistance, ef: ef, gate: gate, context: ctx)
+        let visited = search.visited, tag = search.tag
         let pending = ctx.pending
         let out = ctx.scores
-
-        visited[Int(entry)] = tag
-        let entryKey = HNSWKey.make(entryDistance, entry)
-        cand.push(entryKey)
-        var bound = Float.infinity
-        if gate.allows(entry) {
-            res.push(~entryKey)
-            if ef <= 1 { bound = entryDistance }
-        }
-        while cand.count > 0 {
-            let c = cand.popMin()
-            if HNSWKey.distance(c) > bound { break }
-            let list = links(HNSWKey.slot(c), level)
+        while let c = search.next() {
+            let list = links(c, level)
             let n = Int(list[0])
             // Two passes (as FAISS does): first mark the unvisited neighbours and start loading all
             // of them, then score them in one call; the loads of a whole neighbourhood then overlap
@@ -104,27 +89,81 @@ extension HNSWWalkable {
             distances(pending, fresh, out)
             var i = 0
             while i < fresh {
-                let d = out[i]
-                if d < bound {
-                    let nb = pending[i]
-                    let key = HNSWKey.make(d, nb)
-                    cand.push(key)
-                    // The best candidate is expanded next: fetch its link list early.
-                    prefetchLinks(HNSWKey.slot(cand.min), level)
-                    if gate.allows(nb) {
-                        if res.count < ef {
-                            res.push(~key)
-                        } else {
-                            res.replaceMin(~key)
-                        }
-                        if res.count >= ef { bound = HNSWKey.distance(~res.min) }
-                    }
-                }
+                // The best candidate is expanded next: fetch its link list early.
+                if search.offer(pending[i], out[i], gate: gate) { prefetchLinks(search.best, level) }
                 i &+= 1
             }
         }
-        ctx.candidates = cand
-        ctx.results = res
+        search.finish(ctx)
+    }
+}
+
+/// The state of a best-first search (the paper's C and W): a min-heap of candidates to expand, a
+/// max-heap of at most `ef` results admitted by a gate, the bound (the worst result once there are
+/// `ef`) past which a node neither becomes a candidate nor a result, and the visited set's tag.
+/// The heaps are the context's, taken at the start and handed back by `finish`.
+struct BestFirst {
+    var candidates: KeyHeap
+    var results: KeyHeap
+    var bound = Float.infinity
+    let ef: Int
+    let visited: UnsafeMutablePointer<UInt16>
+    let tag: UInt16
+
+    /// A search from `entry`, which is visited, a candidate, and a result if `gate` admits it.
+    @inline(__always)
+    init<G: ResultGate>(entry: UInt32, entryDistance: Float, ef: Int, gate: G, context ctx: HNSWSearchContext) {
+        candidates = ctx.candidates
+        results = ctx.results
+        candidates.count = 0
+        results.count = 0
+        self.ef = ef
+        visited = ctx.visited
+        tag = ctx.nextGeneration()
+        visited[Int(entry)] = tag
+        let entryKey = HNSWKey.make(entryDistance, entry)
+        candidates.push(entryKey)
+        if gate.allows(entry) {
+            results.push(~entryKey)
+            if ef <= 1 { bound = entryDistance }
+        }
+    }
+
+    /// The closest candidate, removed, or nil when none is left that may improve the results.
+    @inline(__always)
+    mutating func next() -> UInt32? {
+        guard candidates.count > 0 else { return nil }
+        let c = candidates.popMin()
+        return HNSWKey.distance(c) > bound ? nil : HNSWKey.slot(c)
+    }
+
+    /// The closest candidate (there is one after an `offer` that returned true).
+    @inline(__always)
+    var best: UInt32 { HNSWKey.slot(candidates.min) }
+
+    /// Takes `slot` at distance `d` as a candidate, and as a result if `gate` admits it, when it is
+    /// within the bound; returns whether it was taken.
+    @inline(__always)
+    mutating func offer<G: ResultGate>(_ slot: UInt32, _ d: Float, gate: G) -> Bool {
+        guard d < bound else { return false }
+        let key = HNSWKey.make(d, slot)
+        candidates.push(key)
+        if gate.allows(slot) {
+            if results.count < ef {
+                results.push(~key)
+            } else {
+                results.replaceMin(~key)
+            }
+            if results.count >= ef { bound = HNSWKey.distance(~results.min) }
+        }
+        return true
+    }
+
+    /// Hands the heaps back to `ctx` (`ctx.results` then holds the results, complemented keys).
+    @inline(__always)
+    func finish(_ ctx: HNSWSearchContext) {
+        ctx.candidates = candidates
+        ctx.results = results
     }
 }
 

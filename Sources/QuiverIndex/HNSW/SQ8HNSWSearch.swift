@@ -24,27 +24,15 @@ final class SQ8SearchContext: @unchecked Sendable {
     }
 }
 
-/// The codes and links of an sq8 graph, as raw pointers for the hot loops.
-struct SQ8Graph {
-    let level0: UnsafeMutableRawPointer
-    let elementSize: Int
-    let codeOffset: Int
-    let m: Int
-    let upperPool: UnsafeMutablePointer<UInt32>
-    let upperOffsets: UnsafeMutablePointer<UInt32>
-
-    @inline(__always)
-    func links(_ s: UInt32, _ level: Int) -> UnsafePointer<UInt32> {
-        if level == 0 { return UnsafePointer((level0 + Int(s) &* elementSize).assumingMemoryBound(to: UInt32.self)) }
-        return UnsafePointer(upperPool + (Int(upperOffsets[Int(s)]) &+ (level &- 1) &* (m &+ 1)))
-    }
-
+extension HNSWGraph {
+    /// The codes of slot `s` in an sq8 graph (whose elements hold codes where a float32 graph's hold
+    /// the vector: at `vectorOffset`).
     @inline(__always)
     func code(_ s: UInt32) -> UnsafePointer<UInt8> {
-        UnsafePointer((level0 + (Int(s) &* elementSize &+ codeOffset)).assumingMemoryBound(to: UInt8.self))
+        UnsafePointer((level0 + (Int(s) &* elementSize &+ vectorOffset)).assumingMemoryBound(to: UInt8.self))
     }
 
-    /// This graph with the prepared query `q`.
+    /// This sq8 graph with the prepared query `q`.
     @inline(__always)
     func walk(_ q: UnsafePointer<qk_sq8_query>) -> SQ8Walk { SQ8Walk(graph: self, query: q) }
 }
@@ -53,11 +41,11 @@ struct SQ8Graph {
 /// fresh neighbours of a node are scored in one call of the gathered sq8 kernel (which loads the
 /// codes itself: no prefetch hints).
 struct SQ8Walk: HNSWWalkable {
-    let graph: SQ8Graph
+    let graph: HNSWGraph
     let query: UnsafePointer<qk_sq8_query>
 
     @inline(__always)
-    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<UInt32> { graph.links(slot, level) }
+    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<UInt32> { UnsafePointer(graph.links(slot, level)) }
 
     @inline(__always) func prefetchNode(_ slot: UInt32) {}
     @inline(__always) func prefetchLinks(_ slot: UInt32, _ level: Int) {}
@@ -65,7 +53,7 @@ struct SQ8Walk: HNSWWalkable {
     @inline(__always)
     func distances(_ slots: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
         let g = graph
-        qk_sq8_distances(SQ8Kernel.best, query, UnsafePointer(g.level0.assumingMemoryBound(to: UInt8.self)) + g.codeOffset,
+        qk_sq8_distances(SQ8Kernel.best, query, UnsafePointer(g.level0.assumingMemoryBound(to: UInt8.self)) + g.vectorOffset,
                          g.elementSize, slots, Int32(n), out)
     }
 }
@@ -83,9 +71,10 @@ extension SQ8HNSWIndex {
         storage.idRange.map { bits.count(in: Int(clamping: $0.lowerBound)...Int(clamping: $0.upperBound)) } ?? 0
     }
 
-    var graph: SQ8Graph {
-        SQ8Graph(level0: storage.level0, elementSize: elementSize, codeOffset: codeOffset, m: m,
-                 upperPool: storage.upperPool, upperOffsets: storage.upperOffsets)
+    /// The graph over the codes (`vectorOffset` is the codes' offset; `vector(_:)` does not apply).
+    var graph: HNSWGraph {
+        HNSWGraph(level0: storage.level0, elementSize: elementSize, vectorOffset: codeOffset, dimension: dimension,
+                  m: m, m0: m0, upperPool: storage.upperPool, upperOffsets: storage.upperOffsets, levels: storage.levels)
     }
 
     /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`.
