@@ -424,19 +424,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// Safe concurrently with other searches, as long as each uses its own `context`.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int? = nil, allow: AllowFilter? = nil,
                        context ctx: HNSWSearchContext) throws -> [Neighbor] {
-        guard query.count == dimension else {
-            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
-        }
-        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        guard k > 0, count > 0 else { return [] }
-        let ef = max(ef ?? efSearch, k)
-        ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
-        var q = query.baseAddress!
-        if metric.normalizes {
-            ctx.query.update(from: q, count: dimension)
-            DistanceKernels.normalize(ctx.query, dimension)
-            q = UnsafePointer(ctx.query)
-        }
+        guard let (q, ef) = try ctx.begin(query, k: k, ef: ef, efSearch: efSearch, dimension: dimension, metric: metric,
+                                          count: count, m0: m0) else { return [] }
         switch metric {
         case .l2: return search(L2Distance.self, q, k: k, ef: ef, allow: allow, context: ctx)
         case .dot: return search(DotDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)

@@ -100,6 +100,25 @@ public final class HNSWSearchContext: @unchecked Sendable {
         }
     }
 
+    /// The start of every graph search: checks `query` and `k` against an index of `count` slots of
+    /// `dimension` (throwing `IndexError`), grows this context for a list of `max(ef ?? efSearch, k)`,
+    /// and returns the query to search (normalized into `query` when `metric` normalizes) with that
+    /// list size; nil when there is nothing to find (k == 0 or an empty index).
+    func begin(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int?, efSearch: Int, dimension: Int, metric: Metric,
+               count: Int, m0: Int) throws -> (query: UnsafePointer<Float>, ef: Int)? {
+        guard query.count == dimension else {
+            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
+        }
+        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
+        guard k > 0, count > 0 else { return nil }
+        let ef = max(ef ?? efSearch, k)
+        prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
+        guard metric.normalizes else { return (query.baseAddress!, ef) }
+        self.query.update(from: query.baseAddress!, count: dimension)
+        DistanceKernels.normalize(self.query, dimension)
+        return (UnsafePointer(self.query), ef)
+    }
+
     /// A fresh visited-set tag.
     @inline(__always)
     func nextGeneration() -> UInt16 {

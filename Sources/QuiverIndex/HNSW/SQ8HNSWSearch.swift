@@ -14,8 +14,8 @@ final class SQ8SearchContext: @unchecked Sendable {
 
     deinit { prepared.deallocate() }
 
-    func prepare(nodes: Int, dimension: Int, m0: Int, ef: Int) {
-        graph.prepare(nodes: nodes, dimension: dimension, m0: m0, ef: ef)
+    /// Grows `prepared` to `dimension` floats.
+    func reservePrepared(_ dimension: Int) {
         if dimension > preparedCapacity {
             prepared.deallocate()
             prepared = .allocate(capacity: dimension)
@@ -102,19 +102,9 @@ extension SQ8HNSWIndex {
     /// vectors, so a search returns `min(k, allowed live)` results.
     func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int?, allow: AllowFilter?,
                 context ctx: SQ8SearchContext) throws -> [Neighbor] {
-        guard query.count == dimension else {
-            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
-        }
-        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        guard k > 0, count > 0 else { return [] }
-        let ef = max(ef ?? efSearch, k)
-        ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
-        var q = query.baseAddress!
-        if metric.normalizes {
-            ctx.graph.query.update(from: q, count: dimension)
-            DistanceKernels.normalize(ctx.graph.query, dimension)
-            q = UnsafePointer(ctx.graph.query)
-        }
+        guard let (q, ef) = try ctx.graph.begin(query, k: k, ef: ef, efSearch: efSearch, dimension: dimension, metric: metric,
+                                                count: count, m0: m0) else { return [] }
+        ctx.reservePrepared(dimension)
         switch metric {
         case .l2: return search(L2Distance.self, q, k: k, ef: ef, allow: allow, context: ctx)
         case .dot: return search(DotDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
