@@ -11,6 +11,13 @@ final class ContextPool<Context: AnyObject>: Sendable {
 
     func take() -> Context { pool.withLock { $0.popLast()?.value } ?? make() }
 
+    /// Runs `body` with a context taken from the pool, and gives it back.
+    func with<R>(_ body: (Context) throws -> R) rethrows -> R {
+        let context = take()
+        defer { give(context) }
+        return try body(context)
+    }
+
     func give(_ context: Context) {
         pool.withLock { contexts in
             if contexts.count < 64 { contexts.append(UncheckedSendable(context)) }

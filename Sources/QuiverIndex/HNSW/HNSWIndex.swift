@@ -390,9 +390,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`; the IVF-PQ fields are ignored.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         try parameters.validate()
-        let ctx = contexts.take()
-        defer { contexts.give(ctx) }
-        return try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)
+        return try contexts.with { try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: $0) }
     }
 
     public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
@@ -404,10 +402,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// context per worker. Safe concurrently with other searches.
     public func search(_ queries: Matrix, k: Int, ef: Int?, allow: AllowFilter?) throws -> [[Neighbor]] {
         try searchEachRow(queries, k: k) { row in
-            let ctx = contexts.take()
-            defer { contexts.give(ctx) }
             // Cannot throw: dimension and k were checked by searchEachRow.
-            return (try? search(row, k: k, ef: ef, allow: allow, context: ctx)) ?? []
+            contexts.with { (try? search(row, k: k, ef: ef, allow: allow, context: $0)) ?? [] }
         }
     }
 

@@ -80,18 +80,14 @@ extension SQ8HNSWIndex {
     /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         try parameters.validate()
-        let ctx = contexts.take()
-        defer { contexts.give(ctx) }
-        return try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)
+        return try contexts.with { try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: $0) }
     }
 
     public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
         try parameters.validate()
         return try searchEachRow(queries, k: k) { row in
-            let ctx = contexts.take()
-            defer { contexts.give(ctx) }
             // Cannot throw: dimension and k were checked by searchEachRow.
-            return (try? search(row, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)) ?? []
+            contexts.with { (try? search(row, k: k, ef: parameters.efSearch, allow: parameters.allow, context: $0)) ?? [] }
         }
     }
 
