@@ -24,3 +24,11 @@ final class ContextPool<Context: AnyObject>: Sendable {
         }
     }
 }
+
+/// Replaces the scratch buffer `buffer` (its contents are dropped) with an uninitialized one of
+/// `capacity` elements: how a search context grows.
+@inline(__always)
+func reallocate<T>(_ buffer: inout UnsafeMutablePointer<T>, capacity: Int) {
+    buffer.deallocate()
+    buffer = .allocate(capacity: capacity)
+}

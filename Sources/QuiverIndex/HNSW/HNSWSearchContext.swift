@@ -78,24 +78,21 @@ public final class HNSWSearchContext: @unchecked Sendable {
         }
         let need = max(ef, m0 + 1) + 1
         if need > sortedCapacity {
-            sorted.deallocate()
-            sorted = .allocate(capacity: need)
+            reallocate(&sorted, capacity: need)
             sortedCapacity = need
         }
         candidates.reserve(need)
         results.reserve(need + 1)
         if m0 + 1 > linkCapacity {
-            prune.deallocate(); selected.deallocate(); linkCopy.deallocate(); pending.deallocate(); scores.deallocate()
             linkCapacity = m0 + 1
-            prune = .allocate(capacity: linkCapacity + 1)
-            selected = .allocate(capacity: linkCapacity + 1)
-            linkCopy = .allocate(capacity: linkCapacity + 1)
-            pending = .allocate(capacity: linkCapacity + 1)
-            scores = .allocate(capacity: linkCapacity + 1)
+            reallocate(&prune, capacity: linkCapacity + 1)
+            reallocate(&selected, capacity: linkCapacity + 1)
+            reallocate(&linkCopy, capacity: linkCapacity + 1)
+            reallocate(&pending, capacity: linkCapacity + 1)
+            reallocate(&scores, capacity: linkCapacity + 1)
         }
         if dimension > queryCapacity {
-            query.deallocate()
-            query = .allocate(capacity: dimension)
+            reallocate(&query, capacity: dimension)
             queryCapacity = dimension
         }
     }

@@ -17,8 +17,7 @@ final class SQ8SearchContext: @unchecked Sendable {
     /// Grows `prepared` to `dimension` floats.
     func reservePrepared(_ dimension: Int) {
         if dimension > preparedCapacity {
-            prepared.deallocate()
-            prepared = .allocate(capacity: dimension)
+            reallocate(&prepared, capacity: dimension)
             preparedCapacity = dimension
         }
     }
