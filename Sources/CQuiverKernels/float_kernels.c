@@ -1,12 +1,7 @@
 // Float32 distance kernels: the portable variant, and the choice of variant when the library loads.
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "cpu_features.h"
 #include "float_internal.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#define QK_X86 1
-#endif
 
 // MARK: the portable variant
 //
@@ -70,26 +65,13 @@ const qk_float_ops qk_float_portable = {
 
 // MARK: choice
 
-int qk_simd_supported(qk_simd simd) {
-    switch (simd) {
-    case QK_SIMD_PORTABLE: return 1;
-#ifdef QK_X86
-    case QK_SIMD_AVX2:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case QK_SIMD_AVX512:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    default: return 0;
-    }
-}
+static const char *const simd_names[] = {"portable", "avx2", "avx512"};
+static const unsigned simd_needs[] = {0, QK_CPU_AVX2 | QK_CPU_FMA, QK_CPU_AVX512F | QK_CPU_AVX2 | QK_CPU_FMA};
+static const qk_variants simd_family = {simd_names, simd_needs, 3};
 
-qk_simd qk_simd_best(void) {
-    if (qk_simd_supported(QK_SIMD_AVX512)) return QK_SIMD_AVX512;
-    if (qk_simd_supported(QK_SIMD_AVX2)) return QK_SIMD_AVX2;
-    return QK_SIMD_PORTABLE;
-}
+int qk_simd_supported(qk_simd simd) { return qk_variant_supported(&simd_family, (int)simd); }
+
+qk_simd qk_simd_best(void) { return (qk_simd)qk_variant_best(&simd_family); }
 
 const qk_float_ops *qk_float_ops_for(qk_simd simd) {
     if (!qk_simd_supported(simd)) return NULL;
@@ -109,21 +91,7 @@ const char *qk_float_selection_note(void) { return qk_note[0] ? qk_note : NULL; 
 
 /// Runs when the library (or the executable it is linked into) loads, before any Swift code.
 __attribute__((constructor)) static void qk_float_choose(void) {
-    qk_simd chosen = qk_simd_best();
-    const char *want = getenv("QUIVER_SIMD");
-    if (want && *want) {
-        static const char *names[] = {"portable", "avx2", "avx512"};
-        int found = -1;
-        for (int v = 0; v < 3; v++) if (strcmp(want, names[v]) == 0) found = v;
-        if (found < 0) {
-            snprintf(qk_note, sizeof qk_note, "$QUIVER_SIMD is '%.40s', which is not portable, avx2 or avx512; using %s",
-                     want, names[chosen]);
-        } else if (!qk_simd_supported((qk_simd)found)) {
-            snprintf(qk_note, sizeof qk_note, "$QUIVER_SIMD is '%s', which this CPU does not run; using %s", want, names[chosen]);
-        } else {
-            chosen = (qk_simd)found;
-        }
-        if (qk_note[0]) fprintf(stderr, "quiver: %s\n", qk_note);
-    }
+    qk_simd chosen = (qk_simd)qk_variant_from_environment(&simd_family, "QUIVER_SIMD", qk_note, sizeof qk_note);
+    if (qk_note[0]) fprintf(stderr, "quiver: %s\n", qk_note);
     qk_float_chosen = qk_float_ops_for(chosen);
 }

@@ -1,33 +1,18 @@
 // int8 weight matrices: quantization, packing, dispatch, and the scalar twins.
 #include <stdlib.h>
+#include "cpu_features.h"
 #include "int8_internal.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define QK_X86 1
-#endif
+static const char *const kernel_names[] = {"portable", "avx2", "avx512-vnni"};
+static const unsigned kernel_needs[] = {
+    0, QK_CPU_AVX2 | QK_CPU_FMA,
+    QK_CPU_AVX512F | QK_CPU_AVX512BW | QK_CPU_AVX512VL | QK_CPU_AVX512VNNI | QK_CPU_FMA,
+};
+static const qk_variants kernel_family = {kernel_names, kernel_needs, 3};
 
-int qk_kernel_supported(qk_kernel kernel) {
-    switch (kernel) {
-    case QK_KERNEL_PORTABLE: return 1;
-#ifdef QK_X86
-    case QK_KERNEL_AVX2:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case QK_KERNEL_AVX512_VNNI:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")
-            && __builtin_cpu_supports("fma");
-#endif
-    default: return 0;
-    }
-}
+int qk_kernel_supported(qk_kernel kernel) { return qk_variant_supported(&kernel_family, (int)kernel); }
 
-qk_kernel qk_kernel_best(void) {
-    if (qk_kernel_supported(QK_KERNEL_AVX512_VNNI)) return QK_KERNEL_AVX512_VNNI;
-    if (qk_kernel_supported(QK_KERNEL_AVX2)) return QK_KERNEL_AVX2;
-    return QK_KERNEL_PORTABLE;
-}
+qk_kernel qk_kernel_best(void) { return (qk_kernel)qk_variant_best(&kernel_family); }
 
 static qk_i8_matrix *qk_matrix_alloc(int n, int k) {
     if (n <= 0 || k <= 0) return NULL;

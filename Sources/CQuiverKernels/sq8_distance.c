@@ -3,6 +3,7 @@
 // reduction, the tail last), so all three return the same float bit for bit. This file is compiled
 // with -ffp-contract=off: no multiply-add is fused behind the order's back.
 #include "CQuiverKernels.h"
+#include "cpu_features.h"
 
 /// One component's term: w·c (dot / cosine) or (w - s·c)² (l2).
 static inline float sq8_term(const qk_sq8_query *q, int i, const uint8_t *code) {
@@ -41,7 +42,7 @@ float qk_sq8_distance_reference(const qk_sq8_query *q, const uint8_t *code) {
     return sq8_finish(q, sq8_tail(q, code, body, sq8_reduce8(t)));
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef QK_X86
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2")))
@@ -103,32 +104,35 @@ AVX512 static float sq8_distance_avx512(const qk_sq8_query *q, const uint8_t *co
 }
 #endif
 
-float qk_sq8_distance(int kernel, const qk_sq8_query *q, const uint8_t *code) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (kernel == QK_KERNEL_AVX512_VNNI) return sq8_distance_avx512(q, code);
-    if (kernel == QK_KERNEL_AVX2) return sq8_distance_avx2(q, code);
+typedef float (*sq8_kernel_fn)(const qk_sq8_query *q, const uint8_t *code);
+
+/// The kernel a qk_kernel value runs (QK_KERNEL_AVX512_VNNI: the AVX-512 one).
+static inline __attribute__((always_inline)) sq8_kernel_fn sq8_kernel(int kernel) {
+#ifdef QK_X86
+    if (kernel == QK_KERNEL_AVX512_VNNI) return sq8_distance_avx512;
+    if (kernel == QK_KERNEL_AVX2) return sq8_distance_avx2;
 #endif
-    return qk_sq8_distance_reference(q, code);
+    return qk_sq8_distance_reference;
 }
+
+/// out[j] = f(q, the codes of slots[j]); the next vector's first line is requested early. Inlined
+/// with a constant f, so each kernel gets its own loop of direct calls.
+static inline __attribute__((always_inline)) void sq8_gather(sq8_kernel_fn f, const qk_sq8_query *q, const uint8_t *base,
+                                                             size_t stride, const uint32_t *slots, int n, float *out) {
+    for (int j = 0; j < n; j++) {
+        if (j + 1 < n) __builtin_prefetch(base + (size_t)slots[j + 1] * stride);
+        out[j] = f(q, base + (size_t)slots[j] * stride);
+    }
+}
+
+float qk_sq8_distance(int kernel, const qk_sq8_query *q, const uint8_t *code) { return sq8_kernel(kernel)(q, code); }
 
 void qk_sq8_distances(int kernel, const qk_sq8_query *q, const uint8_t *base, size_t stride,
                       const uint32_t *slots, int n, float *out) {
-    // One branch per call, not per distance; the next vector's first line is requested early.
-#if defined(__x86_64__) || defined(__i386__)
-    if (kernel == QK_KERNEL_AVX512_VNNI) {
-        for (int j = 0; j < n; j++) {
-            if (j + 1 < n) __builtin_prefetch(base + (size_t)slots[j + 1] * stride);
-            out[j] = sq8_distance_avx512(q, base + (size_t)slots[j] * stride);
-        }
-        return;
-    }
-    if (kernel == QK_KERNEL_AVX2) {
-        for (int j = 0; j < n; j++) {
-            if (j + 1 < n) __builtin_prefetch(base + (size_t)slots[j + 1] * stride);
-            out[j] = sq8_distance_avx2(q, base + (size_t)slots[j] * stride);
-        }
-        return;
-    }
+    // One branch per call, not per distance.
+#ifdef QK_X86
+    if (kernel == QK_KERNEL_AVX512_VNNI) { sq8_gather(sq8_distance_avx512, q, base, stride, slots, n, out); return; }
+    if (kernel == QK_KERNEL_AVX2) { sq8_gather(sq8_distance_avx2, q, base, stride, slots, n, out); return; }
 #endif
-    for (int j = 0; j < n; j++) out[j] = qk_sq8_distance_reference(q, base + (size_t)slots[j] * stride);
+    sq8_gather(qk_sq8_distance_reference, q, base, stride, slots, n, out);
 }

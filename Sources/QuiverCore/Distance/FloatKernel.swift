@@ -5,7 +5,7 @@ import CQuiverKernels
 /// which also checks that the OS saves the wide registers), or the one the `QUIVER_SIMD` environment
 /// variable names, so that one machine can measure each. A name that is not a variant, or a variant
 /// the CPU lacks, is reported on standard error and in `selectionNote`, and the widest variant runs.
-public enum FloatKernel: String, Sendable, CaseIterable {
+public enum FloatKernel: String, KernelVariant {
     /// Plain C (eight independent lanes), any CPU.
     case portable
     /// AVX2 with FMA: 256-bit vectors.
@@ -16,13 +16,7 @@ public enum FloatKernel: String, Sendable, CaseIterable {
     /// The environment variable that forces a variant (`portable`, `avx2` or `avx512`).
     public static let environmentVariable = "QUIVER_SIMD"
 
-    var c: qk_simd {
-        switch self {
-        case .portable: return QK_SIMD_PORTABLE
-        case .avx2: return QK_SIMD_AVX2
-        case .avx512: return QK_SIMD_AVX512
-        }
-    }
+    var c: qk_simd { qk_simd(cValue) }
 
     /// Whether this CPU runs the variant.
     public var isSupported: Bool { qk_simd_supported(c) != 0 }
@@ -36,13 +30,7 @@ public enum FloatKernel: String, Sendable, CaseIterable {
     /// Why `$QUIVER_SIMD` was not followed, or nil when it was (or is unset).
     public static var selectionNote: String? { qk_float_selection_note().map { String(cString: $0) } }
 
-    init(_ simd: qk_simd) {
-        switch simd {
-        case QK_SIMD_AVX512: self = .avx512
-        case QK_SIMD_AVX2: self = .avx2
-        default: self = .portable
-        }
-    }
+    init(_ simd: qk_simd) { self.init(cValue: simd.rawValue) }
 
     /// This variant's kernels, to call one variant directly (tests compare each with the scalar twins),
     /// or nil when the CPU does not run it.

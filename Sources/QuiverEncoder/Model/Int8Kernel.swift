@@ -1,10 +1,11 @@
 import CQuiverKernels
+import QuiverCore
 import Foundation
 
 /// The int8 matrix-product kernels of CQuiverKernels, narrowest first. The encoder takes the widest
 /// the CPU runs unless told otherwise (`SentenceTransformerEncoder.Options.int8Kernel`, or the
 /// `QUIVER_INT8_KERNEL` environment variable), so that one machine can measure each of them.
-public enum Int8Kernel: String, Sendable, Equatable, CaseIterable {
+public enum Int8Kernel: String, KernelVariant {
     /// Plain C, any CPU.
     case portable
     /// AVX2 and FMA: `vpmaddubsw` on |a| and sign(w, a), then `vpmaddwd`.
@@ -15,31 +16,19 @@ public enum Int8Kernel: String, Sendable, Equatable, CaseIterable {
     /// The environment variable that forces a kernel (`portable`, `avx2` or `avx512-vnni`).
     public static let environmentVariable = "QUIVER_INT8_KERNEL"
 
-    var c: qk_kernel {
-        switch self {
-        case .portable: return QK_KERNEL_PORTABLE
-        case .avx2: return QK_KERNEL_AVX2
-        case .avx512VNNI: return QK_KERNEL_AVX512_VNNI
-        }
-    }
+    var c: qk_kernel { qk_kernel(cValue) }
 
     /// Whether this CPU runs the kernel.
     public var isSupported: Bool { qk_kernel_supported(c) != 0 }
 
     /// The widest kernel this CPU runs.
-    public static var best: Int8Kernel {
-        switch qk_kernel_best() {
-        case QK_KERNEL_AVX512_VNNI: return .avx512VNNI
-        case QK_KERNEL_AVX2: return .avx2
-        default: return .portable
-        }
-    }
+    public static var best: Int8Kernel { Int8Kernel(cValue: qk_kernel_best().rawValue) }
 
     /// The kernel to use: `requested` if given, else `$QUIVER_INT8_KERNEL` if set, else `best`.
     /// A name that is not a kernel, or a kernel the CPU lacks, is an error naming what there is.
     public static func resolve(_ requested: Int8Kernel?,
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int8Kernel {
-        let supported = allCases.filter(\.isSupported).map(\.rawValue).joined(separator: ", ")
+        let supported = supportedNames
         var kernel = requested ?? best
         if requested == nil, let name = environment[environmentVariable], !name.isEmpty {
             guard let named = Int8Kernel(rawValue: name) else {

@@ -177,140 +177,6 @@ struct HNSWGraph {
         return upperPool + (Int(upperOffsets[Int(s)]) &+ (level &- 1) &* (m &+ 1))
     }
 
-    /// Greedy descent (search with ef = 1) from `entry` through levels `top` down to `bottom + 1`.
-    @inline(__always)
-    func greedy<D: HNSWDistance, L: LinkLocking>(
-        _: D.Type, _ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, top: Int, bottom: Int,
-        locking: L, buffer: UnsafeMutablePointer<UInt32>
-    ) -> (UInt32, Float) {
-        var cur = entry
-        var curD = entryDistance
-        var level = top
-        while level > bottom {
-            var changed = true
-            while changed {
-                changed = false
-                let list = locking.read(self, cur, level, buffer)
-                let n = Int(list[0])
-                var j = 1
-                while j <= n {
-                    prefetch(vector(list[j]))
-                    j &+= 1
-                }
-                // Score four neighbours at a time; the best strictly closer one becomes `cur`.
-                j = 1
-                while j &+ 3 <= n {
-                    let ds = D.distance4(q, vector(list[j]), vector(list[j &+ 1]), vector(list[j &+ 2]), vector(list[j &+ 3]), dimension)
-                    for lane in 0..<4 where ds[lane] < curD {
-                        curD = ds[lane]
-                        cur = list[j &+ lane]
-                        changed = true
-                    }
-                    j &+= 4
-                }
-                while j <= n {
-                    let d = D.distance(q, vector(list[j]), dimension)
-                    if d < curD {
-                        curD = d
-                        cur = list[j]
-                        changed = true
-                    }
-                    j &+= 1
-                }
-            }
-            level &-= 1
-        }
-        return (cur, curD)
-    }
-
-    /// Best-first search of one layer (the paper's Algorithm 2, hnswlib's searchBaseLayer): on return
-    /// `ctx.results` holds up to `ef` results admitted by `gate` (complemented keys: a max-heap).
-    /// Every node reached is expanded while it may improve the results, admitted or not, so a filter
-    /// makes the search explore further instead of returning fewer results.
-    @inline(__always)
-    func searchLayer<D: HNSWDistance, G: ResultGate, L: LinkLocking>(
-        _: D.Type, _ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
-        gate: G, locking: L, context ctx: HNSWSearchContext
-    ) {
-        var cand = ctx.candidates
-        var res = ctx.results
-        cand.count = 0
-        res.count = 0
-        let visited = ctx.visited
-        let tag = ctx.nextGeneration()
-        let buffer = ctx.linkCopy
-        let pending = ctx.pending
-        let dim = dimension
-
-        visited[Int(entry)] = tag
-        let entryKey = HNSWKey.make(entryDistance, entry)
-        cand.push(entryKey)
-        var bound = Float.infinity
-        if gate.allows(entry) {
-            res.push(~entryKey)
-            if ef <= 1 { bound = entryDistance }
-        }
-        while cand.count > 0 {
-            let c = cand.popMin()
-            if HNSWKey.distance(c) > bound { break }
-            let list = locking.read(self, HNSWKey.slot(c), level, buffer)
-            let n = Int(list[0])
-            // Two passes (as FAISS does): first mark the unvisited neighbours and start loading all
-            // their vectors, then compute distances; the loads of a whole neighbourhood then overlap
-            // instead of each distance waiting for its own vector.
-            var fresh = 0
-            if n > 0 { prefetch(visited + Int(list[1])) }
-            var j = 1
-            while j <= n {
-                let nb = list[j]
-                j &+= 1
-                if j <= n { prefetch(visited + Int(list[j])) }
-                if visited[Int(nb)] == tag { continue }
-                visited[Int(nb)] = tag
-                pending[fresh] = nb
-                fresh &+= 1
-                prefetch(vector(nb))
-            }
-            // Score the fresh neighbours four at a time, then the remainder one by one.
-            var i = 0
-            while i < fresh {
-                var ds: SIMD4<Float>
-                var width = 4
-                if i &+ 4 <= fresh {
-                    ds = D.distance4(q, vector(pending[i]), vector(pending[i &+ 1]), vector(pending[i &+ 2]),
-                                     vector(pending[i &+ 3]), dim)
-                } else {
-                    ds = SIMD4(repeating: 0)
-                    ds[0] = D.distance(q, vector(pending[i]), dim)
-                    width = 1
-                }
-                var lane = 0
-                while lane < width {
-                    let nb = pending[i &+ lane]
-                    let d = ds[lane]
-                    lane &+= 1
-                    if d < bound {
-                        let key = HNSWKey.make(d, nb)
-                        cand.push(key)
-                        // The best candidate is expanded next: fetch its link list early.
-                        prefetch(links(HNSWKey.slot(cand.min), level))
-                        if gate.allows(nb) {
-                            if res.count < ef {
-                                res.push(~key)
-                            } else {
-                                res.replaceMin(~key)
-                            }
-                            if res.count >= ef { bound = HNSWKey.distance(~res.min) }
-                        }
-                    }
-                }
-                i &+= width
-            }
-        }
-        ctx.candidates = cand
-        ctx.results = res
-    }
-
     /// Best-first search of layer 0 restricted to the nodes `gate` admits (ACORN-1, Patel et al.
     /// 2024): only admitted nodes are scored, enter the candidate list and are expanded, so a filter
     /// that admits a fraction s of the nodes costs about ef expansions of admitted nodes instead of
@@ -325,29 +191,16 @@ struct HNSWGraph {
         _: D.Type, _ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, gate: G,
         expandBelow: Int, context ctx: HNSWSearchContext
     ) {
-        var cand = ctx.candidates
-        var res = ctx.results
-        cand.count = 0
-        res.count = 0
-        let visited = ctx.visited
-        let tag = ctx.nextGeneration()
+        var search = BestFirst(entry: entry, entryDistance: entryDistance, ef: ef, gate: gate, context: ctx)
+        let visited = search.visited, tag = search.tag
         let pending = ctx.pending
         let blockedList = ctx.selected
-        let dim = dimension
+        let out = ctx.scores
+        let scorer = walk(D.self, q, locking: NoLocking(), context: ctx)
         let limit = m0
 
-        visited[Int(entry)] = tag
-        let entryKey = HNSWKey.make(entryDistance, entry)
-        cand.push(entryKey)
-        var bound = Float.infinity
-        if gate.allows(entry) {
-            res.push(~entryKey)
-            if ef <= 1 { bound = entryDistance }
-        }
-        while cand.count > 0 {
-            let c = cand.popMin()
-            if HNSWKey.distance(c) > bound { break }
-            let list = UnsafePointer(links(HNSWKey.slot(c), 0))
+        while let c = search.next() {
+            let list = UnsafePointer(links(c, 0))
             let n = Int(list[0])
             // The admitted neighbours, in link order (closest first for the links a node chose itself),
             // truncated to `limit`; `listed` counts visited ones too, so the truncation depends on the
@@ -398,40 +251,15 @@ struct HNSWGraph {
                     }
                 }
             }
+            // Every node scored here is admitted.
+            scorer.distances(pending, fresh, out)
             var i = 0
             while i < fresh {
-                var ds: SIMD4<Float>
-                var width = 4
-                if i &+ 4 <= fresh {
-                    ds = D.distance4(q, vector(pending[i]), vector(pending[i &+ 1]), vector(pending[i &+ 2]),
-                                     vector(pending[i &+ 3]), dim)
-                } else {
-                    ds = SIMD4(repeating: 0)
-                    ds[0] = D.distance(q, vector(pending[i]), dim)
-                    width = 1
-                }
-                var lane = 0
-                while lane < width {
-                    let nb = pending[i &+ lane]
-                    let d = ds[lane]
-                    lane &+= 1
-                    if d < bound {
-                        let key = HNSWKey.make(d, nb)
-                        cand.push(key)
-                        prefetch(links(HNSWKey.slot(cand.min), 0))
-                        if res.count < ef {
-                            res.push(~key)
-                        } else {
-                            res.replaceMin(~key)
-                        }
-                        if res.count >= ef { bound = HNSWKey.distance(~res.min) }
-                    }
-                }
-                i &+= width
+                if search.offer(pending[i], out[i], gate: OpenGate()) { prefetch(links(search.best, 0)) }
+                i &+= 1
             }
         }
-        ctx.candidates = cand
-        ctx.results = res
+        search.finish(ctx)
     }
 
     /// Exact scan of every slot that `gate` admits into `ctx.results` (bounded to `k`).

@@ -365,14 +365,13 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         let q = g.vector(slot)
         var cur = ep
         var curD = D.distance(q, g.vector(ep), dimension)
+        let walk = g.walk(D.self, q, locking: locking, context: ctx)
         if top > level {
-            (cur, curD) = g.greedy(D.self, q, entry: cur, entryDistance: curD, top: top, bottom: level,
-                                   locking: locking, buffer: ctx.linkCopy)
+            (cur, curD) = walk.greedy(entry: cur, entryDistance: curD, top: top, bottom: level, context: ctx)
         }
         var lc = min(level, top)
         while lc >= 0 {
-            g.searchLayer(D.self, q, entry: cur, entryDistance: curD, ef: efC, level: lc, gate: OpenGate(),
-                          locking: locking, context: ctx)
+            walk.searchLayer(entry: cur, entryDistance: curD, ef: efC, level: lc, gate: OpenGate(), context: ctx)
             let w = g.drainResults(ctx, limit: efC)
             g.connect(D.self, q, slot: slot, level: lc, candidates: ctx.sorted, count: w, locking: locking, context: ctx)
             cur = HNSWKey.slot(ctx.sorted[0])
@@ -391,9 +390,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`; the IVF-PQ fields are ignored.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         try parameters.validate()
-        let ctx = contexts.take()
-        defer { contexts.give(ctx) }
-        return try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)
+        return try contexts.with { try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: $0) }
     }
 
     public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
@@ -405,10 +402,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// context per worker. Safe concurrently with other searches.
     public func search(_ queries: Matrix, k: Int, ef: Int?, allow: AllowFilter?) throws -> [[Neighbor]] {
         try searchEachRow(queries, k: k) { row in
-            let ctx = contexts.take()
-            defer { contexts.give(ctx) }
             // Cannot throw: dimension and k were checked by searchEachRow.
-            return (try? search(row, k: k, ef: ef, allow: allow, context: ctx)) ?? []
+            contexts.with { (try? search(row, k: k, ef: ef, allow: allow, context: $0)) ?? [] }
         }
     }
 
@@ -425,19 +420,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// Safe concurrently with other searches, as long as each uses its own `context`.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int? = nil, allow: AllowFilter? = nil,
                        context ctx: HNSWSearchContext) throws -> [Neighbor] {
-        guard query.count == dimension else {
-            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
-        }
-        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        guard k > 0, count > 0 else { return [] }
-        let ef = max(ef ?? efSearch, k)
-        ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
-        var q = query.baseAddress!
-        if metric.normalizes {
-            ctx.query.update(from: q, count: dimension)
-            DistanceKernels.normalize(ctx.query, dimension)
-            q = UnsafePointer(ctx.query)
-        }
+        guard let (q, ef) = try ctx.begin(query, k: k, ef: ef, efSearch: efSearch, dimension: dimension, metric: metric,
+                                          count: count, m0: m0) else { return [] }
         switch metric {
         case .l2: return search(L2Distance.self, q, k: k, ef: ef, allow: allow, context: ctx)
         case .dot: return search(DotDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
@@ -485,15 +469,15 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         var found = 0
         if strategy != .scan {
             let ep = entryPoint
-            let (cur, curD) = g.greedy(D.self, q, entry: ep, entryDistance: D.distance(q, g.vector(ep), dimension),
-                                       top: maxLevel, bottom: 0, locking: NoLocking(), buffer: ctx.linkCopy)
+            let walk = g.walk(D.self, q, locking: NoLocking(), context: ctx)
+            let (cur, curD) = walk.greedy(entry: ep, entryDistance: D.distance(q, g.vector(ep), dimension),
+                                          top: maxLevel, bottom: 0, context: ctx)
             if strategy == .acorn {
                 ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
                 g.searchLayerFiltered(D.self, q, entry: cur, entryDistance: curD, ef: ef, gate: gate,
                                       expandBelow: Self.acornExpandBelow(m0: m0), context: ctx)
             } else {
-                g.searchLayer(D.self, q, entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate,
-                              locking: NoLocking(), context: ctx)
+                walk.searchLayer(entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate, context: ctx)
             }
             found = ctx.results.count
         }

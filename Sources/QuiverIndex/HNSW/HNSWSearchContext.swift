@@ -27,6 +27,8 @@ public final class HNSWSearchContext: @unchecked Sendable {
     var linkCopy: UnsafeMutablePointer<UInt32>
     // The not-yet-visited neighbours of the node being expanded (see `HNSWGraph.searchLayer`).
     var pending: UnsafeMutablePointer<UInt32>
+    // The distances of `pending` (or of one link list) to the query (see `HNSWWalkable`).
+    var scores: UnsafeMutablePointer<Float>
     var linkCapacity: Int
     // The normalized query (cosine).
     var query: UnsafeMutablePointer<Float>
@@ -45,6 +47,7 @@ public final class HNSWSearchContext: @unchecked Sendable {
         selected = .allocate(capacity: 1)
         linkCopy = .allocate(capacity: 1)
         pending = .allocate(capacity: 1)
+        scores = .allocate(capacity: 1)
         queryCapacity = 0
         query = .allocate(capacity: 1)
     }
@@ -58,6 +61,7 @@ public final class HNSWSearchContext: @unchecked Sendable {
         selected.deallocate()
         linkCopy.deallocate()
         pending.deallocate()
+        scores.deallocate()
         query.deallocate()
     }
 
@@ -74,25 +78,42 @@ public final class HNSWSearchContext: @unchecked Sendable {
         }
         let need = max(ef, m0 + 1) + 1
         if need > sortedCapacity {
-            sorted.deallocate()
-            sorted = .allocate(capacity: need)
+            reallocate(&sorted, capacity: need)
             sortedCapacity = need
         }
         candidates.reserve(need)
         results.reserve(need + 1)
         if m0 + 1 > linkCapacity {
-            prune.deallocate(); selected.deallocate(); linkCopy.deallocate(); pending.deallocate()
             linkCapacity = m0 + 1
-            prune = .allocate(capacity: linkCapacity + 1)
-            selected = .allocate(capacity: linkCapacity + 1)
-            linkCopy = .allocate(capacity: linkCapacity + 1)
-            pending = .allocate(capacity: linkCapacity + 1)
+            reallocate(&prune, capacity: linkCapacity + 1)
+            reallocate(&selected, capacity: linkCapacity + 1)
+            reallocate(&linkCopy, capacity: linkCapacity + 1)
+            reallocate(&pending, capacity: linkCapacity + 1)
+            reallocate(&scores, capacity: linkCapacity + 1)
         }
         if dimension > queryCapacity {
-            query.deallocate()
-            query = .allocate(capacity: dimension)
+            reallocate(&query, capacity: dimension)
             queryCapacity = dimension
         }
+    }
+
+    /// The start of every graph search: checks `query` and `k` against an index of `count` slots of
+    /// `dimension` (throwing `IndexError`), grows this context for a list of `max(ef ?? efSearch, k)`,
+    /// and returns the query to search (normalized into `query` when `metric` normalizes) with that
+    /// list size; nil when there is nothing to find (k == 0 or an empty index).
+    func begin(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int?, efSearch: Int, dimension: Int, metric: Metric,
+               count: Int, m0: Int) throws -> (query: UnsafePointer<Float>, ef: Int)? {
+        guard query.count == dimension else {
+            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
+        }
+        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
+        guard k > 0, count > 0 else { return nil }
+        let ef = max(ef ?? efSearch, k)
+        prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
+        guard metric.normalizes else { return (query.baseAddress!, ef) }
+        self.query.update(from: query.baseAddress!, count: dimension)
+        DistanceKernels.normalize(self.query, dimension)
+        return (UnsafePointer(self.query), ef)
     }
 
     /// A fresh visited-set tag.

@@ -43,17 +43,12 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
 
     /// Quantizes `source` (its graph, ids, tombstones and vectors are copied; `source` is unchanged),
     /// with ranges trained by `training` on its live vectors.
-    public init(quantizing source: HNSWIndex, training: SQ8Training = .standard) {
-        dimension = source.dimension
-        metric = source.metric
-        parameters = source.parameters
+    public convenience init(quantizing source: HNSWIndex, training: SQ8Training = .standard) {
+        let p = source.parameters, d = source.dimension
+        let storage = SQ8Storage(quantizing: source, training: training, elementSize: Self.elementSize(m0: p.m0, dimension: d),
+                                 codeOffset: Self.codeOffset(m0: p.m0))
+        self.init(storage: storage, dimension: d, metric: source.metric, parameters: p, training: training)
         efSearch = source.efSearch
-        self.training = training
-        m = source.m
-        m0 = source.m0
-        codeOffset = 4 + 4 * m0
-        elementSize = Self.elementSize(m0: m0, dimension: dimension)
-        storage = SQ8Storage(quantizing: source, training: training, elementSize: elementSize, codeOffset: codeOffset)
     }
 
     /// An index over decoded storage (`SQ8HNSWCodec`) or a copy's.
@@ -65,12 +60,14 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
         self.training = training
         m = parameters.m
         m0 = parameters.m0
-        codeOffset = 4 + 4 * m0
+        codeOffset = Self.codeOffset(m0: m0)
         elementSize = Self.elementSize(m0: m0, dimension: dimension)
         self.storage = storage
     }
 
-    static func elementSize(m0: Int, dimension: Int) -> Int { 4 + 4 * m0 + (dimension + 3) / 4 * 4 }
+    /// The codes follow the link count and the `m0` links.
+    static func codeOffset(m0: Int) -> Int { 4 + 4 * m0 }
+    static func elementSize(m0: Int, dimension: Int) -> Int { codeOffset(m0: m0) + (dimension + 3) / 4 * 4 }
 
     public var count: Int { storage.count }
     public var deletedCount: Int { storage.deletedCount }

@@ -1,130 +1,59 @@
 import CQuiverKernels
 import QuiverCore
 
-// Search of an `SQ8HNSWIndex`: the walk of `HNSWGraph` (greedy descent, then best-first search of
-// layer 0 with a result gate), with each expanded node's fresh neighbours scored in one call of the
-// gathered sq8 kernel, then the `ef` results re-scored with the float32 vectors.
+// Search of an `SQ8HNSWIndex`: the walks of `HNSWWalkable` (greedy descent, then best-first search of
+// layer 0 with a result gate) over the codes, each expanded node's fresh neighbours scored in one call
+// of the gathered sq8 kernel, then the `ef` results re-scored with the float32 vectors.
 
-/// Per-thread scratch of sq8 searches: an HNSW context (visited set, heaps) plus the prepared query
-/// and the distances of one neighbourhood. One thread at a time.
+/// Per-thread scratch of sq8 searches: an HNSW context (visited set, heaps, neighbour distances) plus
+/// the prepared query. One thread at a time.
 final class SQ8SearchContext: @unchecked Sendable {
     let graph = HNSWSearchContext()
     var prepared: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
-    var distances: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     var preparedCapacity = 0
-    var distanceCapacity = 0
 
-    deinit {
-        prepared.deallocate()
-        distances.deallocate()
-    }
+    deinit { prepared.deallocate() }
 
-    func prepare(nodes: Int, dimension: Int, m0: Int, ef: Int) {
-        graph.prepare(nodes: nodes, dimension: dimension, m0: m0, ef: ef)
+    /// Grows `prepared` to `dimension` floats.
+    func reservePrepared(_ dimension: Int) {
         if dimension > preparedCapacity {
-            prepared.deallocate()
-            prepared = .allocate(capacity: dimension)
+            reallocate(&prepared, capacity: dimension)
             preparedCapacity = dimension
-        }
-        if m0 + 1 > distanceCapacity {
-            distances.deallocate()
-            distances = .allocate(capacity: m0 + 1)
-            distanceCapacity = m0 + 1
         }
     }
 }
 
-/// The codes and links of an sq8 graph, as raw pointers for the hot loops.
-struct SQ8Graph {
-    let level0: UnsafeMutableRawPointer
-    let elementSize: Int
-    let codeOffset: Int
-    let m: Int
-    let upperPool: UnsafeMutablePointer<UInt32>
-    let upperOffsets: UnsafeMutablePointer<UInt32>
-
-    @inline(__always)
-    func links(_ s: UInt32, _ level: Int) -> UnsafePointer<UInt32> {
-        if level == 0 { return UnsafePointer((level0 + Int(s) &* elementSize).assumingMemoryBound(to: UInt32.self)) }
-        return UnsafePointer(upperPool + (Int(upperOffsets[Int(s)]) &+ (level &- 1) &* (m &+ 1)))
-    }
-
+extension HNSWGraph {
+    /// The codes of slot `s` in an sq8 graph (whose elements hold codes where a float32 graph's hold
+    /// the vector: at `vectorOffset`).
     @inline(__always)
     func code(_ s: UInt32) -> UnsafePointer<UInt8> {
-        UnsafePointer((level0 + (Int(s) &* elementSize &+ codeOffset)).assumingMemoryBound(to: UInt8.self))
+        UnsafePointer((level0 + (Int(s) &* elementSize &+ vectorOffset)).assumingMemoryBound(to: UInt8.self))
     }
 
-    /// out[j] = the distance to the codes of slots[j], j < n.
+    /// This sq8 graph with the prepared query `q`.
     @inline(__always)
-    func distances(_ q: UnsafePointer<qk_sq8_query>, _ slots: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
-        qk_sq8_distances(SQ8Kernel.best, q, UnsafePointer(level0.assumingMemoryBound(to: UInt8.self)) + codeOffset,
-                         elementSize, slots, Int32(n), out)
-    }
+    func walk(_ q: UnsafePointer<qk_sq8_query>) -> SQ8Walk { SQ8Walk(graph: self, query: q) }
+}
 
-    /// Greedy descent from `entry` through levels `top` down to `bottom + 1`.
-    func greedy(_ q: UnsafePointer<qk_sq8_query>, entry: UInt32, entryDistance: Float, top: Int, bottom: Int,
-                distances out: UnsafeMutablePointer<Float>) -> (UInt32, Float) {
-        var cur = entry, curD = entryDistance, level = top
-        while level > bottom {
-            var changed = true
-            while changed {
-                changed = false
-                let list = links(cur, level)
-                let n = Int(list[0])
-                distances(q, list + 1, n, out)
-                for j in 0..<n where out[j] < curD {
-                    curD = out[j]
-                    cur = list[j + 1]
-                    changed = true
-                }
-            }
-            level -= 1
-        }
-        return (cur, curD)
-    }
+/// The code graph of an `SQ8HNSWIndex` with a prepared query, for the walks of `HNSWWalkable`: the
+/// fresh neighbours of a node are scored in one call of the gathered sq8 kernel (which loads the
+/// codes itself: no prefetch hints).
+struct SQ8Walk: HNSWWalkable {
+    let graph: HNSWGraph
+    let query: UnsafePointer<qk_sq8_query>
 
-    /// Best-first search of layer 0 (`HNSWGraph.searchLayer`'s algorithm): on return `ctx.results`
-    /// holds up to `ef` results admitted by `gate` (complemented keys), by code distance.
-    func searchLayer0<G: ResultGate>(_ q: UnsafePointer<qk_sq8_query>, entry: UInt32, entryDistance: Float, ef: Int,
-                                     gate: G, context sctx: SQ8SearchContext) {
-        let ctx = sctx.graph
-        var cand = ctx.candidates, res = ctx.results
-        cand.count = 0
-        res.count = 0
-        let visited = ctx.visited, tag = ctx.nextGeneration(), pending = ctx.pending, out = sctx.distances
-        visited[Int(entry)] = tag
-        let entryKey = HNSWKey.make(entryDistance, entry)
-        cand.push(entryKey)
-        var bound = Float.infinity
-        if gate.allows(entry) {
-            res.push(~entryKey)
-            if ef <= 1 { bound = entryDistance }
-        }
-        while cand.count > 0 {
-            let c = cand.popMin()
-            if HNSWKey.distance(c) > bound { break }
-            let list = links(HNSWKey.slot(c), 0)
-            var fresh = 0
-            for j in 1..<(Int(list[0]) + 1) {
-                let nb = list[j]
-                if visited[Int(nb)] == tag { continue }
-                visited[Int(nb)] = tag
-                pending[fresh] = nb
-                fresh += 1
-            }
-            distances(q, pending, fresh, out)
-            for i in 0..<fresh where out[i] < bound {
-                let nb = pending[i]
-                let key = HNSWKey.make(out[i], nb)
-                cand.push(key)
-                if gate.allows(nb) {
-                    if res.count < ef { res.push(~key) } else { res.replaceMin(~key) }
-                    if res.count >= ef { bound = HNSWKey.distance(~res.min) }
-                }
-            }
-        }
-        ctx.candidates = cand
-        ctx.results = res
+    @inline(__always)
+    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<UInt32> { UnsafePointer(graph.links(slot, level)) }
+
+    @inline(__always) func prefetchNode(_ slot: UInt32) {}
+    @inline(__always) func prefetchLinks(_ slot: UInt32, _ level: Int) {}
+
+    @inline(__always)
+    func distances(_ slots: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+        let g = graph
+        qk_sq8_distances(SQ8Kernel.best, query, UnsafePointer(g.level0.assumingMemoryBound(to: UInt8.self)) + g.vectorOffset,
+                         g.elementSize, slots, Int32(n), out)
     }
 }
 
@@ -141,26 +70,23 @@ extension SQ8HNSWIndex {
         storage.idRange.map { bits.count(in: Int(clamping: $0.lowerBound)...Int(clamping: $0.upperBound)) } ?? 0
     }
 
-    var graph: SQ8Graph {
-        SQ8Graph(level0: storage.level0, elementSize: elementSize, codeOffset: codeOffset, m: m,
-                 upperPool: storage.upperPool, upperOffsets: storage.upperOffsets)
+    /// The graph over the codes (`vectorOffset` is the codes' offset; `vector(_:)` does not apply).
+    var graph: HNSWGraph {
+        HNSWGraph(level0: storage.level0, elementSize: elementSize, vectorOffset: codeOffset, dimension: dimension,
+                  m: m, m0: m0, upperPool: storage.upperPool, upperOffsets: storage.upperOffsets, levels: storage.levels)
     }
 
     /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         try parameters.validate()
-        let ctx = contexts.take()
-        defer { contexts.give(ctx) }
-        return try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)
+        return try contexts.with { try search(query, k: k, ef: parameters.efSearch, allow: parameters.allow, context: $0) }
     }
 
     public func search(_ queries: Matrix, k: Int, parameters: SearchParameters) throws -> [[Neighbor]] {
         try parameters.validate()
         return try searchEachRow(queries, k: k) { row in
-            let ctx = contexts.take()
-            defer { contexts.give(ctx) }
             // Cannot throw: dimension and k were checked by searchEachRow.
-            return (try? search(row, k: k, ef: parameters.efSearch, allow: parameters.allow, context: ctx)) ?? []
+            contexts.with { (try? search(row, k: k, ef: parameters.efSearch, allow: parameters.allow, context: $0)) ?? [] }
         }
     }
 
@@ -171,19 +97,9 @@ extension SQ8HNSWIndex {
     /// vectors, so a search returns `min(k, allowed live)` results.
     func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int?, allow: AllowFilter?,
                 context ctx: SQ8SearchContext) throws -> [Neighbor] {
-        guard query.count == dimension else {
-            throw IndexError(.dimensionMismatch, "a query of \(query.count) components in a \(dimension)-d index")
-        }
-        guard k >= 0 else { throw IndexError(.invalidParameter, "k must not be negative, got \(k)") }
-        guard k > 0, count > 0 else { return [] }
-        let ef = max(ef ?? efSearch, k)
-        ctx.prepare(nodes: count, dimension: dimension, m0: m0, ef: ef)
-        var q = query.baseAddress!
-        if metric.normalizes {
-            ctx.graph.query.update(from: q, count: dimension)
-            DistanceKernels.normalize(ctx.graph.query, dimension)
-            q = UnsafePointer(ctx.graph.query)
-        }
+        guard let (q, ef) = try ctx.graph.begin(query, k: k, ef: ef, efSearch: efSearch, dimension: dimension, metric: metric,
+                                                count: count, m0: m0) else { return [] }
+        ctx.reservePrepared(dimension)
         switch metric {
         case .l2: return search(L2Distance.self, q, k: k, ef: ef, allow: allow, context: ctx)
         case .dot: return search(DotDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
@@ -223,11 +139,11 @@ extension SQ8HNSWIndex {
         if !scan {
             var prepared = SQ8PreparedQuery(q, metric: metric, scales: s.scales, offsets: s.offsets, dimension: d, into: ctx.prepared)
             withUnsafePointer(to: &prepared.raw) { pq in
-                let g = graph
+                let g = graph, walk = g.walk(pq)
                 let ep = s.entryPoint
                 let entryD = qk_sq8_distance(SQ8Kernel.best, pq, g.code(ep))
-                let (cur, curD) = g.greedy(pq, entry: ep, entryDistance: entryD, top: s.maxLevel, bottom: 0, distances: ctx.distances)
-                g.searchLayer0(pq, entry: cur, entryDistance: curD, ef: ef, gate: gate, context: ctx)
+                let (cur, curD) = walk.greedy(entry: ep, entryDistance: entryD, top: s.maxLevel, bottom: 0, context: ctx.graph)
+                walk.searchLayer(entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate, context: ctx.graph)
             }
             found = ctx.graph.results.count
         }

@@ -62,23 +62,20 @@ public final class IVFPQSearchContext: @unchecked Sendable {
     /// Grows the buffers for an index of these sizes; allocates only when a size grows.
     func prepare(dimension d: Int, nlist: Int, subspaces m: Int, candidates: Int, k: Int, rerankBatch: Int) {
         if dimensionCapacity < d {
-            query.deallocate(); residual.deallocate(); rotatedQuery.deallocate()
-            query = .allocate(capacity: d)
-            residual = .allocate(capacity: d)
-            rotatedQuery = .allocate(capacity: d)
+            reallocate(&query, capacity: d)
+            reallocate(&residual, capacity: d)
+            reallocate(&rotatedQuery, capacity: d)
             dimensionCapacity = d
         }
         if listCapacity < nlist {
-            coarseKey.deallocate(); coarseBase.deallocate(); probes.deallocate()
-            coarseKey = .allocate(capacity: nlist)
-            coarseBase = .allocate(capacity: nlist)
-            probes = .allocate(capacity: nlist)
+            reallocate(&coarseKey, capacity: nlist)
+            reallocate(&coarseBase, capacity: nlist)
+            reallocate(&probes, capacity: nlist)
             listCapacity = nlist
         }
         if tableCapacity < m * 256 {
-            queryTable.deallocate(); listTable.deallocate()
-            queryTable = .allocate(capacity: m * 256)
-            listTable = .allocate(capacity: m * 256)
+            reallocate(&queryTable, capacity: m * 256)
+            reallocate(&listTable, capacity: m * 256)
             tableCapacity = m * 256
         }
         heap.reset(capacity: candidates)
@@ -88,9 +85,8 @@ public final class IVFPQSearchContext: @unchecked Sendable {
             rerankFound = [Bool](repeating: false, count: rerankBatch)
         }
         if rerankRowsCapacity < rerankBatch {
-            rerankRows.deallocate(); rerankNorms.deallocate()
-            rerankRows = .allocate(capacity: rerankBatch)
-            rerankNorms = .allocate(capacity: rerankBatch)
+            reallocate(&rerankRows, capacity: rerankBatch)
+            reallocate(&rerankNorms, capacity: rerankBatch)
             rerankRowsCapacity = rerankBatch
         }
         if rerankVectors.count < rerankBatch * d { rerankVectors = [Float](repeating: 0, count: rerankBatch * d) }

@@ -150,15 +150,7 @@ struct OPQRotation: Sendable, Equatable {
     /// argmin over orthogonal R of ||X R - Y||_F for X, Y (n, d): R = U V^T where X^T Y = U S V^T.
     static func procrustes(_ x: [Float], _ y: [Float], rows n: Int, dimension d: Int) throws -> OPQRotation {
         // M (d, d) = X^T Y, row-major.
-        var m = [Float](repeating: 0, count: d * d)
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeBufferPointer { yp in
-                m.withUnsafeMutableBufferPointer { mp in
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(d), Int32(n),
-                                1, xp.baseAddress!, Int32(d), yp.baseAddress!, Int32(d), 0, mp.baseAddress!, Int32(d))
-                }
-            }
-        }
+        var m = product(x, transposed: true, y, rows: d, columns: d, inner: n)
         // LAPACK is column-major: it sees the row-major M as A = M^T. With A = U' S V'^T, M = V' S U'^T,
         // so U = V' and V = U', and R = V' U'^T. Read row-major, LAPACK's u buffer is U'^T and its vt
         // buffer is V': R = vt * u, row-major.
@@ -177,15 +169,22 @@ struct OPQRotation: Sendable, Equatable {
         var work = [Float](repeating: 0, count: max(1, Int(lwork)))
         sgesvd_(&job, &job, &dim, &dim, &m, &dim, &s, &u, &dim, &vt, &dim, &work, &lwork, &info, 1, 1)
         guard info == 0 else { throw IndexError(.invalidParameter, "the SVD of OPQ did not converge (info \(info))") }
-        var r = [Float](repeating: 0, count: d * d)
-        vt.withUnsafeBufferPointer { a in
-            u.withUnsafeBufferPointer { b in
-                r.withUnsafeMutableBufferPointer { c in
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d),
-                                1, a.baseAddress!, Int32(d), b.baseAddress!, Int32(d), 0, c.baseAddress!, Int32(d))
+        return OPQRotation(dimension: d, matrix: product(vt, transposed: false, u, rows: d, columns: d, inner: d))
+    }
+
+    /// The row-major product op(A) B (rows x columns), where op(A) (rows x inner) is A, or A^T for an
+    /// A stored as (inner x rows) when `transposed`, and B is (inner x columns).
+    private static func product(_ a: [Float], transposed: Bool, _ b: [Float], rows: Int, columns: Int, inner: Int) -> [Float] {
+        var c = [Float](repeating: 0, count: rows * columns)
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    cblas_sgemm(CblasRowMajor, transposed ? CblasTrans : CblasNoTrans, CblasNoTrans, Int32(rows), Int32(columns),
+                                Int32(inner), 1, ap.baseAddress!, Int32(transposed ? rows : inner), bp.baseAddress!,
+                                Int32(columns), 0, cp.baseAddress!, Int32(columns))
                 }
             }
         }
-        return OPQRotation(dimension: d, matrix: r)
+        return c
     }
 }
