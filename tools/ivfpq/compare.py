@@ -72,6 +72,14 @@ def main():
                 for clock, key in (("cpu", "qps_rerank_cpu"), ("wall", "qps_rerank"))},
             "kernels": {"quiver": q.get("float_kernel"), "faiss": f.get("simd")},
             "train_seconds": {"quiver": q["train_seconds"], "faiss": f["train_seconds"]},
+            # CPU seconds of the whole process during training (every thread; FAISS's OpenMP threads
+            # count while they spin waiting, as Quiver's workers would).
+            "train_cpu_seconds": {"quiver": q.get("train_cpu_seconds"), "faiss": f.get("train_cpu_seconds")},
+            # Re-ranking's cost per candidate: what it adds to a query at the smallest nprobe (CPU clock),
+            # over the re-ranking depth (it includes keeping rerank candidates instead of k in the scan).
+            "rerank_us_per_candidate": {
+                system: (1 / run["curve"][0]["qps_rerank_cpu"] - 1 / run["curve"][0]["qps_cpu"]) * 1e6 / run["rerank"]
+                for system, run in (("quiver", q), ("faiss", f))},
             "add_seconds": {"quiver": q["add_seconds"], "faiss": f["add_seconds"]},
             "list_bytes_per_vector": {"quiver": q["list_bytes_per_vector"], "faiss": f["list_bytes_per_vector"]},
             "quiver_index_bytes_per_vector": q["index_bytes_per_vector"],
@@ -121,6 +129,11 @@ def main():
             with open(args.machine) as fh:
                 entry["machine"] = json.load(fh)
         print(f"kernels: Quiver {entry['kernels']['quiver']}, FAISS {entry['kernels']['faiss']}")
+        tc = entry["train_cpu_seconds"]
+        if tc["quiver"] is not None and tc["faiss"] is not None:
+            print(f"training CPU time (all threads): Quiver {tc['quiver']:.1f} s, FAISS {tc['faiss']:.1f} s, ratio {tc['quiver'] / tc['faiss']:.2f}")
+        rc = entry["rerank_us_per_candidate"]
+        print(f"re-ranking per candidate (nprobe {q['curve'][0]['nprobe']}, CPU clock): Quiver {rc['quiver']:.3f} us, FAISS {rc['faiss']:.3f} us")
         print(f"training: Quiver {q['train_seconds']:.1f} s, FAISS {f['train_seconds']:.1f} s; add: {q['add_seconds']:.2f} s vs {f['add_seconds']:.2f} s; "
               f"list bytes/vector {q['list_bytes_per_vector']} vs {f['list_bytes_per_vector']}")
         if "adc_recall_mean_over_seeds" in entry:

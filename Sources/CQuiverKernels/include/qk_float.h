@@ -68,6 +68,13 @@ static inline const qk_float_ops *qk_float_active(void) { return qk_float_chosen
 /// variant it runs is used and this message says so), or NULL when it was followed or is unset.
 const char *qk_float_selection_note(void);
 
+/// Asks the CPU to bring `bytes` bytes at `p` into cache (one prefetch per 64-byte line; a hint, no
+/// fault on any address): for loops that read scattered rows whose addresses are known a few rows ahead.
+static inline void qk_prefetch(const void *p, size_t bytes) {
+    const char *c = (const char *)p;
+    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,5 @@
 import COpenBLAS
+import CQuiverKernels
 import QuiverCore
 import Synchronization
 
@@ -493,7 +494,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             if ctx.heap.count >= want { break }
         }
 
-        let n = ctx.heap.drainSorted()
+        // Re-ranking takes the candidates in any order (the exact heap breaks ties by id): no sort.
+        let n = source == nil ? ctx.heap.drainSorted() : ctx.heap.drainUnsorted()
         guard let source else {
             // Cosine ranks by ||q - x^||^2 of unit vectors, which is 2 (1 - cos) when ||x^|| = 1.
             let scale: Float = metric == .cosine ? 0.5 : 1
@@ -679,14 +681,18 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                     // consecutive rows overlap, as in a plain distance loop), then the scaled dot
                     // products on rows now in cache.
                     let norms = ctx.rerankNorms
+                    Self.prefetchAhead(rows, -1, b, d)
                     for i in 0..<b {
+                        Self.prefetchAhead(rows, i, b, d)
                         if let x = rows[i] { norms[i] = DistanceKernels.dot(x, x, d).squareRoot() }
                     }
                     for i in 0..<b {
                         if let x = rows[i] { ctx.exact.push(cosineDistance(ctx.query, x, norm: norms[i]), ids[i]) }
                     }
                 } else {
+                    Self.prefetchAhead(rows, -1, b, d)
                     for i in 0..<b {
+                        Self.prefetchAhead(rows, i, b, d)
                         if let x = rows[i] { ctx.exact.push(exactDistance(ctx.query, x), ids[i]) }
                     }
                 }
@@ -701,6 +707,19 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// How many rows ahead re-ranking prefetches on a zero-copy source: the rows are scattered, so each
+    /// one is a cache (and TLB) miss that the distance loop would wait on; with the next rows already
+    /// requested, their misses overlap the current row's work. On WordNet (116,659 x 384, 179 MB of
+    /// rows) re-ranking 100 candidates ran about 25% faster with 8 to 16 rows ahead than without.
+    static let prefetchDistance = 12
+
+    /// Prefetches rows `i + prefetchDistance` (or, for i = -1, the first `prefetchDistance` rows) of `b`.
+    @inline(__always)
+    private static func prefetchAhead(_ rows: UnsafeMutablePointer<UnsafePointer<Float>?>, _ i: Int, _ b: Int, _ d: Int) {
+        let range = i < 0 ? 0..<min(prefetchDistance, b) : min(i + prefetchDistance, b)..<min(i + prefetchDistance + 1, b)
+        for r in range { if let x = rows[r] { qk_prefetch(x, d * MemoryLayout<Float>.size) } }
     }
 
     /// The distance `FlatIndex` reports between the (normalized, for cosine) query `q` and a stored

@@ -176,6 +176,13 @@ struct CandidateHeap {
         distances[parent] = d; ids[parent] = id
     }
 
+    /// Empties the heap as it stands (heap order): afterwards `distances[0..<n]`, `ids[0..<n]` hold the
+    /// entries unsorted, where n is the returned former count; the heap is then empty.
+    mutating func drainUnsorted() -> Int {
+        defer { count = 0 }
+        return count
+    }
+
     /// Empties the heap into ascending order in place: afterwards `distances[0..<n]`, `ids[0..<n]` are
     /// sorted closest first, where n is the returned former count; the heap is then empty.
     mutating func drainSorted() -> Int {
