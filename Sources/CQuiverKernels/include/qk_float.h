@@ -68,11 +68,13 @@ static inline const qk_float_ops *qk_float_active(void) { return qk_float_chosen
 /// variant it runs is used and this message says so), or NULL when it was followed or is unset.
 const char *qk_float_selection_note(void);
 
-/// Asks the CPU to bring `bytes` bytes at `p` into cache (one prefetch per 64-byte line; a hint, no
-/// fault on any address): for loops that read scattered rows whose addresses are known a few rows ahead.
+/// Asks the CPU to bring the `bytes` bytes at `p` into cache (one prefetch per 64-byte line they touch,
+/// the last one included when `p` is not line-aligned; a hint, no fault on any address): for loops that
+/// read scattered rows whose addresses are known a few rows ahead.
 static inline void qk_prefetch(const void *p, size_t bytes) {
-    const char *c = (const char *)p;
-    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+    if (bytes == 0) return;
+    uintptr_t first = (uintptr_t)p & ~(uintptr_t)63, last = ((uintptr_t)p + bytes - 1) & ~(uintptr_t)63;
+    for (uintptr_t line = first; line <= last; line += 64) __builtin_prefetch((const void *)line, 0, 3);
 }
 
 #ifdef __cplusplus
