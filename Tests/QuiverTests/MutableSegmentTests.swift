@@ -105,4 +105,56 @@ struct MutableSegmentTests {
         let figures = try db.stats().collections[0].index!.byKind.first { $0.kind == .flat }!
         #expect(figures.vectors == 2_400)
     }
+    /// A segment much smaller than the largest walks a shorter list (`segmentEf`): never below k,
+    /// never above ef, ef itself for the largest segment and its equals, and at an efSearch as large
+    /// as the collection never below the segment's rows (so the oracle's wide search stays exact).
+    @Test func aSmallSegmentWalksAShorterList() {
+        #expect(CollectionSegments.segmentEf(64, k: 10, rows: 8_192, largest: 8_192) == 64)
+        #expect(CollectionSegments.segmentEf(64, k: 10, rows: 9_000, largest: 8_192) == 64)
+        #expect([16, 32, 64, 128].map { CollectionSegments.segmentEf($0, k: 10, rows: 8_191, largest: 108_468) } == [10, 10, 18, 36])
+        #expect(CollectionSegments.segmentEf(12, k: 10, rows: 100, largest: 100_000) == 10)
+        #expect(CollectionSegments.segmentEf(64, k: 10, rows: 0, largest: 0) == 64)
+        var rng = SplitMix64(state: 77)
+        for _ in 0..<2_000 {
+            let largest = 1 + Int(rng.next() % 200_000)
+            let rows = Int(rng.next() % UInt64(largest + 1))
+            let ef = largest + rows + Int(rng.next() % 1_000)
+            #expect(CollectionSegments.segmentEf(ef, k: 10, rows: rows, largest: largest) >= rows, "\(rows) rows beside \(largest) at ef \(ef)")
+        }
+    }
+
+    /// A full mutable segment beside a sealed segment five times its size (so its walk takes the
+    /// shorter list): the default search stays close to the exact one, and an efSearch as large as
+    /// the collection still answers exactly.
+    @Test func aMutableSegmentBesideALargerSealedOneKeepsRecall() throws {
+        let dir = TemporaryDirectory()
+        var rng = SplitMix64(state: 1_516)
+        let d = 24
+        let db = try Database(path: dir.path)
+        let c = try db.createCollection("s", dimension: d, metric: .cosine, options: CollectionOptions(index: IndexSettings(segmentSize: 2_048)))
+        for start in stride(from: 0, to: 6_000, by: 1_000) {
+            try c.upsert((start..<start + 1_000).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
+        }
+        try db.compact("s")
+        try c.upsert((6_000..<7_200).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
+        let segments = db.segments.segments(c.info.number)!
+        #expect(segments.mutable.graph != nil)
+        #expect(segments.sealedSnapshot.map { $0.index.any.liveCount }.max() ?? 0 >= 6_000)
+        var found = 0, foundInMutable = 0, truthInMutable = 0
+        for _ in 0..<40 {
+            let q = randomVector(d, &rng)
+            let fast = try c.search(vector: q, k: 10)
+            let exact = try c.search(vector: q, k: 10, options: SearchOptions(exact: true))
+            let hit = Set(fast.map(\.id)).intersection(exact.map(\.id))
+            found += hit.count
+            let inMutable = exact.map(\.id).filter { Int($0.dropFirst())! >= 6_000 }
+            truthInMutable += inMutable.count
+            foundInMutable += hit.intersection(inMutable).count
+            let wide = try c.search(vector: q, k: 10, options: SearchOptions(efSearch: 7_200))
+            #expect(wide.map(\.id) == exact.map(\.id), "a search as wide as the collection is not exact")
+        }
+        #expect(Double(found) / 400 >= 0.95, "recall@10 \(Double(found) / 400) against the exact search")
+        #expect(truthInMutable > 0 && Double(foundInMutable) / Double(truthInMutable) >= 0.9,
+                "the mutable segment's rows: \(foundInMutable) of \(truthInMutable) found")
+    }
 }
