@@ -35,6 +35,8 @@ struct Options {
     var strategies = ["auto", "scan", "graph", "acorn"]
     /// `--sq8 FLOAT SQ8`: the sq8 comparison's build step (see `sq8Build`).
     var sq8: (float: String, sq8: String)?
+    /// `--sq8-rewrite IN OUT`: see `sq8Rewrite`.
+    var sq8Rewrite: (input: String, output: String)?
     var clip: Double?
 }
 
@@ -65,6 +67,7 @@ func parse() -> Options {
         case "--open-test": o.openTest = Int(value(a))
         case "--dim": o.dim = Int(value(a)) ?? 384
         case "--sq8": o.sq8 = (value(a), value(a))
+        case "--sq8-rewrite": o.sq8Rewrite = (value(a), value(a))
         case "--clip":
             guard let c = Double(value(a)), c >= 0, c < 0.5 else { fail("--clip takes a fraction in [0, 0.5)") }
             o.clip = c
@@ -73,7 +76,7 @@ func parse() -> Options {
         case "--filters": o.filters = value(a)
         case "--strategies": o.strategies = value(a).split(separator: ",").map(String.init)
         case "--help", "-h":
-            print("usage: HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot] [--m 16] [--ef-construction 200] [--ef 10,16,..] [--k 10] [--skip-parallel] [--save FILE | --load FILE] [--filters FILE]\n       HNSWBench --open-test N [--dim 384]")
+            print("usage: HNSWBench --base B.fvecs --queries Q.fvecs --gt G.ivecs [--metric l2|cosine|dot] [--m 16] [--ef-construction 200] [--ef 10,16,..] [--k 10] [--skip-parallel] [--save FILE | --load FILE] [--filters FILE]\n       HNSWBench --open-test N [--dim 384]\n       HNSWBench --sq8-rewrite IN.sq8 OUT.sq8 (the same graph and ranges, written with the link width its count chooses)")
             exit(0)
         default: fail("unknown argument \(a)")
         }
@@ -244,6 +247,7 @@ func measureFilters(_ index: HNSWIndex, _ queries: Matrix, _ path: String, _ o: 
 func run() throws {
     let o = parse()
     if let n = o.openTest { return try openTest(o, n: n) }
+    if let (input, output) = o.sq8Rewrite { return try sq8Rewrite(input, output) }
     guard let bp = o.base, let qp = o.queries, let gp = o.gt else { fail("--base, --queries and --gt are required (see --help)") }
     let base: Matrix, queries: Matrix, gt: [[Int64]]
     do {
@@ -277,7 +281,8 @@ func run() throws {
             let index = try SQ8HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .structure)
             let truth = gt.map { Set($0.prefix(k)) }
             let curve = try measureCurve(queries, truth, o) { q, k, ef in try index.search(q, k: k, parameters: SearchParameters(efSearch: ef)) }
-            print(json(["system": "quiver-sq8", "n": n, "curve": curve, "hot_bytes_per_vector": Double(index.hotBytes) / Double(n)]))
+            print(json(["system": "quiver-sq8", "n": n, "curve": curve, "hot_bytes_per_vector": Double(index.hotBytes) / Double(n),
+                        "link_width": index.linkWidth]))
             return
         }
         let index = try HNSWCodec.decode(mapping.bytes, inPlace: mapping, verify: .structure)
@@ -363,9 +368,24 @@ func sq8Build(_ o: Options, base: Matrix, floatPath: String, sq8Path: String) th
         "ef_construction": o.efConstruction, "build_seconds_parallel": build, "build_threads": threads, "quantize_seconds": quantize,
         "training": o.clip.map { "clip \($0)" } ?? "minmax",
         "float_bytes_per_vector": Double(f.memoryBytes) / Double(n), "sq8_hot_bytes_per_vector": Double(q.hotBytes) / Double(n),
-        "sq8_cold_bytes_per_vector": Double(q.coldBytes) / Double(n),
+        "sq8_cold_bytes_per_vector": Double(q.coldBytes) / Double(n), "sq8_link_width": q.linkWidth,
         "float_file_bytes": floatMapped.bytes.count, "sq8_file_bytes": sq8Mapped.bytes.count,
     ]))
+}
+
+/// `--sq8-rewrite IN OUT`: the sq8 file IN (any version this build reads) written again as OUT with
+/// the same graph, ids, tombstones and ranges (retrained on the same live vectors) and the link width
+/// its count chooses: an earlier build's 32-bit file of fewer than 65,536 nodes becomes a 16-bit one,
+/// so `--load` compares the two widths on one graph.
+func sq8Rewrite(_ input: String, _ output: String) throws {
+    let mapped = Mapping(input)
+    let old = try SQ8HNSWCodec.decode(mapped.bytes, inPlace: mapped, verify: .full)
+    let new = SQ8HNSWIndex(quantizing: old.floatIndex(), training: old.training)
+    guard new.quantizer.scales == old.quantizer.scales, new.quantizer.offsets == old.quantizer.offsets else { fail("the ranges changed") }
+    guard FileManager.default.createFile(atPath: output, contents: Data(SQ8HNSWCodec.encode(new))) else { fail("cannot write \(output)") }
+    print(json(["system": "quiver-sq8-rewrite", "n": old.count, "link_width_in": old.linkWidth, "link_width_out": new.linkWidth,
+                "hot_bytes_per_vector_in": Double(old.hotBytes) / Double(max(1, old.count)),
+                "hot_bytes_per_vector_out": Double(new.hotBytes) / Double(max(1, new.count))]))
 }
 
 do { try run() } catch { fail("\(error)") }

@@ -64,7 +64,8 @@ struct CodecHeader {
     let base: UnsafeRawPointer
 
     /// The header of an input being decoded (counted as one decode: `CodecCalls`).
-    init(_ bytes: UnsafeRawBufferPointer, size: Int, magic: [UInt8], version: UInt32, what: String) throws {
+    /// Versions `oldest...version` are accepted (`version` alone by default); `u32(8)` is the one found.
+    init(_ bytes: UnsafeRawBufferPointer, size: Int, magic: [UInt8], version: UInt32, oldest: UInt32? = nil, what: String) throws {
         CodecCalls.decoded()
         guard bytes.count >= size, let base = bytes.baseAddress else {
             throw IndexError(.corrupt, "input of \(bytes.count) bytes is shorter than the \(size)-byte header", offset: bytes.count)
@@ -72,8 +73,10 @@ struct CodecHeader {
         self.base = base
         guard Array(bytes[0..<8]) == magic else { throw IndexError(.corrupt, "bad magic: not \(what)", offset: 0) }
         let found = u32(8)
-        guard found == version else {
-            throw IndexError(.unsupportedVersion, "format version \(found); this build reads version \(version)", offset: 8)
+        let first = oldest ?? version
+        guard (first...version).contains(found) else {
+            let reads = first == version ? "version \(version)" : "versions \(first) to \(version)"
+            throw IndexError(.unsupportedVersion, "format version \(found); this build reads \(reads)", offset: 8)
         }
         guard u32(12) == UInt32(size) else { throw IndexError(.corrupt, "header size \(u32(12)), expected \(size)", offset: 12) }
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(size - 4)])) == u32(size - 4) else {

@@ -153,6 +153,40 @@ struct SQ8HNSWIndexTests {
         #expect(try sq8.search(queries, k: 10, allow: nil).allSatisfy { $0.allSatisfy { $0.id < n } })
     }
 
+    /// The link width follows the count (16 bits below 65,536 nodes); the same graph in either width
+    /// answers every search identically (ids and distances, with tombstones and filters), converts
+    /// back to the float32 graph it came from byte for byte, and the 16-bit layout is smaller by
+    /// exactly the halved links.
+    @Test func linkWidthsAreTheSameGraph() throws {
+        #expect(SQ8HNSWIndex.linkWidth(count: 65_535) == 2 && SQ8HNSWIndex.linkWidth(count: 65_536) == 4)
+        let n = 2500, d = 16
+        let all = TestData.clustered(n: n + 50, dimension: d, seed: 21)
+        let float = try HNSWIndex(dimension: d, metric: .l2, parameters: HNSWParameters(m: 6, efSearch: 40))
+        try float.add(Matrix(dimension: d, storage: Array(all.storage[0 ..< n * d])), ids: (0..<n).map { Int64($0) * 2 })
+        let queries = Matrix(dimension: d, storage: Array(all.storage[(n * d)...]))
+        let narrow = SQ8HNSWIndex(quantizing: float)
+        let wide = SQ8HNSWIndex(quantizing: float, training: .standard, linkWidth: 4)
+        #expect(narrow.linkWidth == 2 && wide.linkWidth == 4 && narrow.topLevel > 0)
+        #expect(narrow.elementSize == (2 * (1 + 12) + d + 3) / 4 * 4 && wide.elementSize == 4 * (1 + 12) + d)
+        #expect(wide.hotBytes - narrow.hotBytes == n * (wide.elementSize - narrow.elementSize) + 2 * narrow.storage.upperWords)
+        #expect(HNSWCodec.encode(narrow.floatIndex()) == HNSWCodec.encode(float))
+        #expect(HNSWCodec.encode(wide.floatIndex()) == HNSWCodec.encode(float))
+        func same(_ allow: AllowFilter?) throws {
+            let a = try narrow.search(queries, k: 10, allow: allow), b = try wide.search(queries, k: 10, allow: allow)
+            #expect(a.map { $0.map(\.id) } == b.map { $0.map(\.id) } && a.map { $0.map(\.distance) } == b.map { $0.map(\.distance) })
+            #expect(a.allSatisfy { $0.count == 10 })
+        }
+        try same(nil)
+        for id in stride(from: 0, to: 2 * n, by: 10) {
+            #expect(narrow.markDeleted(Int64(id)) && wide.markDeleted(Int64(id)))
+        }
+        try same(nil)
+        try same(.predicate { $0 % 4 == 2 })
+        // Growing a forced-wide graph chooses the width from the count again.
+        try wide.add(Matrix(dimension: d, storage: Array(all.storage[0 ..< d])), ids: [1])
+        #expect(wide.linkWidth == 2 && wide.count == n + 1)
+    }
+
     @Test func refusesBadInput() throws {
         let (sq8, _, _) = try Self.build(.l2, n: 100, d: 8, ids: (0..<100).map { Int64($0) })
         #expect(throws: IndexError.self) { try sq8.search([Float](repeating: 0, count: 7), k: 1) }
@@ -170,18 +204,20 @@ struct SQ8HNSWCodecTests {
         try index.search(queries, k: 10, allow: nil).map { $0.map(\.id) }
     }
 
-    @Test(arguments: [SQ8Training.minMax, .clip(0.01)])
-    func roundTrip(training: SQ8Training) throws {
+    @Test(arguments: [(SQ8Training.minMax, 2), (.clip(0.01), 2), (.minMax, 4), (.clip(0.01), 4)])
+    func roundTrip(training: SQ8Training, linkWidth: Int) throws {
         let n = 800, d = 20
         let all = TestData.clustered(n: n + 20, dimension: d, seed: 5)
         let float = try HNSWIndex(dimension: d, metric: .cosine)
         try float.add(Matrix(dimension: d, storage: Array(all.storage[0 ..< n * d])), ids: (0..<n).map { Int64($0) * 5 })
         _ = float.markDeleted(10)
-        let index = SQ8HNSWIndex(quantizing: float, training: training)
+        let index = SQ8HNSWIndex(quantizing: float, training: training, linkWidth: linkWidth)
         let queries = Matrix(dimension: d, storage: Array(all.storage[(n * d)...]))
         let bytes = SQ8HNSWCodec.encode(index)
         #expect(bytes.count == SQ8HNSWCodec.encodedSize(index))
+        #expect(bytes[8] == 2 && bytes[22] == UInt8(linkWidth))
         let copied = try SQ8HNSWCodec.decode(bytes)
+        #expect(copied.linkWidth == linkWidth)
         #expect(copied.training == training && copied.deletedCount == 1 && !copied.contains(10))
         #expect(try Self.results(copied, queries) == Self.results(index, queries))
         #expect(SQ8HNSWCodec.encode(copied) == bytes)
@@ -199,13 +235,80 @@ struct SQ8HNSWCodecTests {
         #expect(mapped.count == n + 1 && mapped.storage.backing == nil)
     }
 
+    /// A file of format version 1 (written by the build before 16-bit links: `tools/fuzz/corpus`'s
+    /// `*-v1.sq8`) opens with 32-bit links, searches like the same graph written today, and is
+    /// rewritten as version 2 with the width its count chooses.
+    @Test func versionOneFilesOpen() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("tools/fuzz/corpus/segment-hnsw")
+        for name in ["cosine-dense-v1.sq8", "l2-sparse-deleted-clip-v1.sq8"] {
+            let bytes = try [UInt8](Data(contentsOf: corpus.appendingPathComponent(name)))
+            #expect(bytes[8] == 1 && bytes[22] == 0)
+            let old = try SQ8HNSWCodec.decode(bytes)
+            #expect(old.linkWidth == 4 && old.count > 0)
+            let rewritten = try SQ8HNSWCodec.decode(SQ8HNSWCodec.encode(old))
+            let narrow = try SQ8HNSWCodec.decode(SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: old.floatIndex(), training: old.training)))
+            #expect(rewritten.linkWidth == 4 && narrow.linkWidth == 2)
+            let d = old.dimension
+            let queries = Matrix(dimension: d, storage: (0 ..< 5 * d).map { Float(($0 * 7) % 11) - 5 })
+            let expected = try old.search(queries, k: 5, allow: nil)
+            #expect(try rewritten.search(queries, k: 5, allow: nil) == expected && narrow.search(queries, k: 5, allow: nil) == expected)
+        }
+    }
+
+    /// The link-width byte and 16-bit links are checked: a link at or beyond the count, a width the
+    /// version does not allow, 16-bit links for 65,536 nodes or more, and a later version are refused.
+    @Test func linkWidthChecked() throws {
+        let n = 300, d = 8
+        let float = try HNSWIndex(dimension: d, metric: .l2)
+        try float.add(TestData.clustered(n: n, dimension: d, seed: 4), ids: (0..<n).map { Int64($0) })
+        let index = SQ8HNSWIndex(quantizing: float)
+        let bytes = SQ8HNSWCodec.encode(index)
+        #expect(index.linkWidth == 2)
+        /// `bytes` with `patch` applied and every checksum recomputed: only the structural checks can refuse it.
+        func resealed(_ patch: (inout [UInt8]) -> Void) -> [UInt8] {
+            var b = bytes
+            patch(&b)
+            let section0 = 384, end = 380
+            let crc0 = b.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[section0 ..< section0 + n * index.elementSize])) }
+            withUnsafeBytes(of: crc0.littleEndian) { for i in 0..<4 { b[104 + 16 + i] = $0[i] } }
+            let crc = b.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<end])) }
+            withUnsafeBytes(of: crc.littleEndian) { for i in 0..<4 { b[end + i] = $0[i] } }
+            return b
+        }
+        func refused(_ b: [UInt8], _ kind: IndexError.Code, at offset: Int) {
+            do {
+                _ = try SQ8HNSWCodec.decode(b)
+                Issue.record("accepted; expected \(kind) at \(offset)")
+            } catch let e as IndexError {
+                #expect(e.code == kind && e.offset == offset, "\(e)")
+            } catch { Issue.record("\(error)") }
+        }
+        #expect(try SQ8HNSWCodec.decode(resealed { _ in }).count == n)
+        // Node 7's first link (its count is >= 1) set to the count, then to 0xFFFF.
+        let link = 384 + 7 * index.elementSize + 2
+        #expect(bytes[link - 2] > 0)
+        refused(resealed { $0[link] = UInt8(n & 0xFF); $0[link + 1] = UInt8(n >> 8) }, .corrupt, at: link)
+        refused(resealed { $0[link] = 0xFF; $0[link + 1] = 0xFF }, .corrupt, at: link)
+        // A link count above M0 in 16 bits.
+        refused(resealed { $0[link - 1] = 1 }, .corrupt, at: link - 2)
+        for w: UInt8 in [0, 1, 3, 8] { refused(resealed { $0[22] = w }, .corrupt, at: 22) }
+        refused(resealed { $0[23] = 1 }, .corrupt, at: 23)
+        refused(resealed { $0[8] = 1 }, .corrupt, at: 22)
+        refused(resealed { $0[8] = 3 }, .unsupportedVersion, at: 8)
+        // 16-bit links with a count of 65,536: refused before the sizes are compared.
+        refused(resealed { $0[48] = 0; $0[49] = 0; $0[50] = 1 }, .corrupt, at: 22)
+    }
+
     /// Every single-byte change of the header, a flip in each section, and every truncation point
-    /// sampled are refused with IndexError (never a crash or a silently different index).
-    @Test func damagedInputRefused() throws {
+    /// sampled are refused with IndexError (never a crash or a silently different index), in both
+    /// link widths.
+    @Test(arguments: [2, 4])
+    func damagedInputRefused(linkWidth: Int) throws {
         let n = 200, d = 8
         let float = try HNSWIndex(dimension: d, metric: .l2)
         try float.add(TestData.clustered(n: n, dimension: d, seed: 9), ids: (0..<n).map { Int64($0) })
-        let bytes = SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: float))
+        let bytes = SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: float, training: .standard, linkWidth: linkWidth))
         for i in 0..<SQ8HNSWCodec.headerSize {
             var b = bytes
             b[i] ^= 0x5A

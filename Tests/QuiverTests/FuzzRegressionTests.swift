@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import QuiverCore
-import QuiverIndex
+@testable import QuiverIndex
 import QuiverStorage
 import QuiverTestSupport
 @_spi(Fuzzing) @testable import Quiver
@@ -120,8 +120,11 @@ struct FuzzRegressionTests {
         _ = sparse.markDeleted(40 * 7 - 107)
         try save(.segmentHNSW, "l2-sparse-deleted.hnsw", HNSWCodec.encode(sparse))
         try save(.segmentHNSW, "empty.hnsw", HNSWCodec.encode(try HNSWIndex(dimension: 2, metric: .dot)))
-        // sq8 segments: the same graphs quantized (min/max, and a quantile clip with tombstones), and an empty one.
+        // sq8 segments: the same graphs quantized (min/max, and a quantile clip with tombstones), and an empty one,
+        // with 16-bit links (their counts choose them); the dense graph also with 32-bit links. The corpus's
+        // *-v1.sq8 files are kept as written by the build before 16-bit links (format version 1).
         try save(.segmentHNSW, "cosine-dense.sq8", SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: dense)))
+        try save(.segmentHNSW, "cosine-dense-wide.sq8", SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: dense, training: .standard, linkWidth: 4)))
         try save(.segmentHNSW, "l2-sparse-deleted-clip.sq8", SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: sparse, training: .clip(0.05))))
         try save(.segmentHNSW, "empty.sq8", SQ8HNSWCodec.encode(SQ8HNSWIndex(quantizing: try HNSWIndex(dimension: 2, metric: .dot))))
 

@@ -53,9 +53,19 @@ struct QuantizedCollectionTests {
         #expect(!files.isEmpty && files.allSatisfy { $0.hasSuffix(".sq8") }, "\(files)")
         let stats = try db.stats().collections[0].index!
         let hnsw = stats.byKind.first { $0.kind == .hnsw }!
-        // 64 codes + 132 bytes of links + 13 of side arrays, far below the 256 bytes of the float32 vector alone.
-        #expect(hnsw.bytesPerVector < 4 * 64, "\(hnsw.bytesPerVector)")
+        // 64 codes + 66 bytes of 16-bit links (segments under 65,536 vectors) + 13 of side arrays and the
+        // upper layers' share: below the 209 that 32-bit links would take, far below the 256 bytes of
+        // the float32 vector alone.
+        #expect(hnsw.bytesPerVector < 170, "\(hnsw.bytesPerVector)")
+        #expect(try db.stats().collections[0].index!.quantization == .sq8 && hnsw.sq8Segments == hnsw.segments && hnsw.segments > 0)
         #expect(try db.verify().ok)
+        db.close()
+        // `quiver stats` names the quantization of the HNSW segments, and gives it with --json.
+        let cli = CLI(db: dir.path)
+        let table = try cli.run(["stats"])
+        #expect(table.status == 0 && table.stdout.contains("hnsw sq8"), "\(table.stdout)")
+        let json = try cli.run(["stats", "--json"])
+        #expect(json.stdout.contains("\"quantization\" : \"sq8\"") && json.stdout.contains("\"sq8Segments\" : \(hnsw.segments)"), "\(json.stdout)")
     }
 
     /// quantization is refused where it means nothing, and old catalogs decode to none.

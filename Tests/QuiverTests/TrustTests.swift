@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import QuiverCore
+@testable import QuiverIndex
 import QuiverStorage
 import QuiverTestSupport
 @testable import Quiver
@@ -321,9 +322,11 @@ struct TrustTests {
 
     // MARK: - Derived data heals
 
-    static func sealedDatabase(_ dir: TemporaryDirectory, kind: IndexKind = .hnsw, count: Int = 400) throws -> [String: [Float]] {
+    static func sealedDatabase(_ dir: TemporaryDirectory, kind: IndexKind = .hnsw, quantization: Quantization = .none,
+                               count: Int = 400) throws -> [String: [Float]] {
         let db = try Database(path: dir.path + "/db")
-        let c = try db.createCollection("c", dimension: 8, options: CollectionOptions(index: IndexSettings(kind: kind, segmentSize: 100)))
+        let c = try db.createCollection("c", dimension: 8, options: CollectionOptions(index: IndexSettings(kind: kind, segmentSize: 100,
+                                                                                                          quantization: quantization)))
         var rng = SplitMix64(seed: 7)
         var docs: [String: [Float]] = [:]
         var batch: [Document] = []
@@ -405,6 +408,52 @@ struct TrustTests {
         let again = try Database(path: dir.path + "/db")
         #expect(again.openReport.damagedSegments == [])
         try Self.verifyClean(again)
+    }
+
+    /// An sq8 segment file (16-bit links) written wrong, its checksums intact: a layer-0 link set to
+    /// the node count is found by the structural checks (`openReport.damagedSegments`, `verify`), the
+    /// searches stay exact, and `repair` rebuilds the file.
+    @Test func sq8SegmentWithALinkBeyondTheCountHeals() throws {
+        let dir = TemporaryDirectory()
+        let docs = try Self.sealedDatabase(dir, quantization: .sq8)
+        let victim = try #require(try Self.segmentFiles(dir).first { $0.hasSuffix(".sq8") })
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: victim)))
+        let index = try SQ8HNSWCodec.decode(bytes)
+        #expect(bytes[22] == 2 && index.linkWidth == 2)
+        // Node 0's first link (element 0 starts the first section, at 384: count u16, then links).
+        #expect(bytes[384] > 0)
+        bytes[386] = UInt8(index.count & 0xFF)
+        bytes[387] = UInt8(index.count >> 8)
+        let crc0 = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[384 ..< 384 + index.count * index.elementSize])) }
+        withUnsafeBytes(of: crc0.littleEndian) { for i in 0..<4 { bytes[120 + i] = $0[i] } }
+        let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<380])) }
+        withUnsafeBytes(of: crc.littleEndian) { for i in 0..<4 { bytes[380 + i] = $0[i] } }
+        #expect(throws: IndexError(.corrupt, "node 0 links to \(index.count), beyond \(index.count) nodes", offset: 386)) {
+            try SQ8HNSWCodec.decode(bytes)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: victim))
+        // Read-only: the damage is reported, nothing is rebuilt, the answers are exact.
+        do {
+            let ro = try Database(path: dir.path + "/db", options: DatabaseOptions(readOnly: true))
+            #expect(ro.openReport.damagedSegments.count == 1)
+            let c = try ro.collection("c")
+            for q: [Float] in [[Float](repeating: 0.5, count: 8), [1, 0, 0, 0, 0, 0, 0, 1]] {
+                let got = try c.search(vector: q, k: 10, options: SearchOptions(efSearch: 400)).map(\.id)
+                #expect(got == (try c.search(vector: q, k: 10, options: SearchOptions(exact: true)).map(\.id)))
+            }
+            #expect(try !ro.verify().ok)
+            ro.close()
+        }
+        let db = try Database(path: dir.path + "/db")
+        #expect(db.openReport.damagedSegments.count == 1)
+        let c = try db.collection("c")
+        _ = try db.repair()
+        db.waitForMaintenance()
+        #expect(db.segments.damagedSegments() == [])
+        try Self.verifyClean(db)
+        #expect(try c.count() == docs.count)
+        #expect(try Self.segmentFiles(dir).allSatisfy { $0.hasSuffix(".sq8") })
+        db.close()
     }
 
     /// An IVF-PQ segment file damaged: the same healing.

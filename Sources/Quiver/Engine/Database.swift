@@ -498,7 +498,8 @@ extension Database {
                 if let f = segments.segments(info.number)?.figures() {
                     let sealed = f.filter { $0.kind != .flat }
                     let flat = f.first { $0.kind == .flat }
-                    index = IndexStats(configuredKind: info.indexSettings.kind, kinds: f.map(\.kind.rawValue),
+                    index = IndexStats(configuredKind: info.indexSettings.kind, quantization: info.indexSettings.quantization,
+                                       kinds: f.map(\.kind.rawValue),
                                        sealedSegments: sealed.reduce(0) { $0 + $1.segments },
                                        sealedVectors: sealed.reduce(0) { $0 + $1.vectors },
                                        deletedVectors: sealed.reduce(0) { $0 + $1.deletedVectors },

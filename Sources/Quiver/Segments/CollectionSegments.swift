@@ -363,6 +363,7 @@ final class CollectionSegments: @unchecked Sendable {
                 k.vectors += index.count
                 k.deletedVectors += index.deletedCount
                 k.memoryBytes += index.memoryBytes
+                if s.index.isSQ8 { k.sq8Segments += 1 }
                 byKind[s.index.kind] = k
             }
             return IndexKind.allCases.compactMap { byKind[$0]?.withRatio }

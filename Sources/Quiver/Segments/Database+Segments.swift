@@ -32,6 +32,8 @@ extension Database {
 public struct IndexStats: Sendable, Codable, Equatable {
     /// The collection's configured index kind (`hnsw`, `ivfpq`, `flat` or `auto`).
     public var configuredKind: IndexKind
+    /// How the collection's sealed HNSW segments store their vectors (`none`: float32, `sq8`: 8-bit codes).
+    public var quantization: Quantization
     /// The index kinds in use: `flat` (the mutable segment, searched exactly), `hnsw` and `ivfpq`
     /// (sealed segments).
     public var kinds: [String]
@@ -67,9 +69,12 @@ public struct IndexKindStats: Sendable, Codable, Equatable {
     public var memoryBytes: Int
     /// `memoryBytes / vectors` (0 without vectors).
     public var bytesPerVector: Double
+    /// `hnsw`: how many of the segments hold sq8 codes (the others float32 vectors); 0 for other kinds.
+    public var sq8Segments: Int
 
-    public init(kind: IndexKind, segments: Int, vectors: Int, deletedVectors: Int, memoryBytes: Int) {
+    public init(kind: IndexKind, segments: Int, vectors: Int, deletedVectors: Int, memoryBytes: Int, sq8Segments: Int = 0) {
         self.kind = kind
+        self.sq8Segments = sq8Segments
         self.segments = segments
         self.vectors = vectors
         self.deletedVectors = deletedVectors
@@ -79,6 +84,7 @@ public struct IndexKindStats: Sendable, Codable, Equatable {
 
     /// Keeps `bytesPerVector` in step with the counts (figures are summed segment by segment).
     public var withRatio: IndexKindStats {
-        IndexKindStats(kind: kind, segments: segments, vectors: vectors, deletedVectors: deletedVectors, memoryBytes: memoryBytes)
+        IndexKindStats(kind: kind, segments: segments, vectors: vectors, deletedVectors: deletedVectors, memoryBytes: memoryBytes,
+                       sq8Segments: sq8Segments)
     }
 }

@@ -214,8 +214,11 @@ struct StatsCommand: CLICommand {
         if !kinds.isEmpty {
             context.line()
             context.table(["COLLECTION", "KIND", "SEGMENTS", "VECTORS", "DELETED", "MEMORY", "BYTES/VECTOR"], kinds.map { name, k in
-                [name, k.kind.rawValue, String(k.segments), String(k.vectors), String(k.deletedVectors), formatBytes(k.memoryBytes),
-                 String(format: "%.0f", k.bytesPerVector)]
+                // An HNSW kind names its quantization: "hnsw sq8", or how many segments are sq8 while a
+                // compaction has not yet rewritten the others.
+                let sq8 = k.sq8Segments == 0 ? "" : k.sq8Segments == k.segments ? " sq8" : " (\(k.sq8Segments) sq8)"
+                return [name, k.kind.rawValue + sq8, String(k.segments), String(k.vectors), String(k.deletedVectors), formatBytes(k.memoryBytes),
+                        String(format: "%.0f", k.bytesPerVector)]
             })
         }
         if let error = s.collections.compactMap({ $0.index?.lastMaintenanceError }).first {

@@ -55,13 +55,13 @@ struct GraphFields {
         deletedCount = Int(deleted64)
     }
 
-    /// Writes bytes 16..<96 of a graph header (flags 0; `byte21`: reserved 0 for HNSWCodec, the
-    /// training code for SQ8HNSWCodec).
-    static func write(_ h: inout ByteWriter, metric: Metric, byte21: UInt8, dimension: Int, parameters: HNSWParameters,
+    /// Writes bytes 16..<96 of a graph header (flags 0; `byte21` and `byte22`: reserved 0 for
+    /// HNSWCodec, the training code and the link width for SQ8HNSWCodec).
+    static func write(_ h: inout ByteWriter, metric: Metric, byte21: UInt8, byte22: UInt8 = 0, dimension: Int, parameters: HNSWParameters,
                       efSearch: Int, maxLevel: Int, count: Int, entryPoint: UInt32, upperWords: Int, deletedCount: Int, rngState: UInt64) {
         h.write(UInt32(0))
         h.write(HNSWCodec.metricCode(metric))
-        h.write(raw: [byte21, 0, 0])
+        h.write(raw: [byte21, byte22, 0])
         h.write(UInt32(dimension))
         h.write(UInt32(parameters.m))
         h.write(UInt32(parameters.m0))
@@ -79,9 +79,10 @@ struct GraphFields {
 
     /// Checks every structural rule of sections 0...5 (links within bounds and on their layers, levels,
     /// upper offsets, tombstone bits, distinct ids) over `bytes` laid out by `l`, with elements of
-    /// `elementSize` bytes whose first `4 + 4 * M0` are the layer-0 links; returns the owned tombstones,
-    /// the deleted count and the id map (nil when every id equals its slot).
-    func checkGraph(_ bytes: UnsafeRawBufferPointer, _ l: SectionLayout, elementSize: Int) throws
+    /// `elementSize` bytes whose first `w + w * M0` are the layer-0 link count and links, and an upper
+    /// pool of `w`-byte words (`w` = `linkWidth`, 4 or 2); returns the owned tombstones, the deleted
+    /// count and the id map (nil when every id equals its slot).
+    func checkGraph(_ bytes: UnsafeRawBufferPointer, _ l: SectionLayout, elementSize: Int, linkWidth w: Int = 4) throws
         -> (tombstones: UnsafeMutablePointer<UInt64>, tombstoneWords: Int, deleted: Int, slotOf: [Int64: UInt32]?) {
         func corrupt(_ message: String, _ offset: Int) -> IndexError { IndexError(.corrupt, message, offset: offset) }
         let base = bytes.baseAddress!
@@ -91,15 +92,19 @@ struct GraphFields {
         let offsetsBase = base + l.offsets[3]
         let poolBase = base + l.offsets[4]
         func level(_ s: Int) -> Int { Int(levelsBase.load(fromByteOffset: s, as: UInt8.self)) }
+        func word(_ p: UnsafeRawPointer, _ o: Int) -> Int {
+            w == 2 ? Int(p.loadUnaligned(fromByteOffset: o, as: UInt16.self).littleEndian)
+                : Int(p.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian)
+        }
         for s in 0..<count {
             let lv = level(s)
             guard lv <= maxLevel else { throw corrupt("node \(s) has level \(lv) above maxLevel \(maxLevel)", l.offsets[2] + s) }
             let e = s * elementSize
-            let n = Int(l0.loadUnaligned(fromByteOffset: e, as: UInt32.self).littleEndian)
+            let n = word(l0, e)
             guard n <= m0 else { throw corrupt("node \(s) has \(n) layer-0 links, more than M0 \(m0)", l.offsets[0] + e) }
             for j in 0..<n {
-                let link = l0.loadUnaligned(fromByteOffset: e + 4 + 4 * j, as: UInt32.self).littleEndian
-                guard Int(link) < count else { throw corrupt("node \(s) links to \(link), beyond \(count) nodes", l.offsets[0] + e + 4 + 4 * j) }
+                let link = word(l0, e + w + w * j)
+                guard link < count else { throw corrupt("node \(s) links to \(link), beyond \(count) nodes", l.offsets[0] + e + w + w * j) }
             }
             let off = offsetsBase.loadUnaligned(fromByteOffset: 4 * s, as: UInt32.self).littleEndian
             if lv == 0 {
@@ -110,13 +115,13 @@ struct GraphFields {
                 throw corrupt("node \(s)'s upper links overrun the pool", l.offsets[3] + 4 * s)
             }
             for lc in 1...lv {
-                let b = 4 * (Int(off) + (lc - 1) * (m + 1))
-                let n = Int(poolBase.loadUnaligned(fromByteOffset: b, as: UInt32.self).littleEndian)
+                let b = w * (Int(off) + (lc - 1) * (m + 1))
+                let n = word(poolBase, b)
                 guard n <= m else { throw corrupt("node \(s) has \(n) links on layer \(lc), more than M \(m)", l.offsets[4] + b) }
                 for j in 0..<n {
-                    let link = Int(poolBase.loadUnaligned(fromByteOffset: b + 4 + 4 * j, as: UInt32.self).littleEndian)
+                    let link = word(poolBase, b + w + w * j)
                     guard link < count, level(link) >= lc else {
-                        throw corrupt("node \(s) links on layer \(lc) to \(link), which is not on that layer", l.offsets[4] + b + 4 + 4 * j)
+                        throw corrupt("node \(s) links on layer \(lc) to \(link), which is not on that layer", l.offsets[4] + b + w + w * j)
                     }
                 }
             }

@@ -6,11 +6,14 @@ import QuiverCore
 // its `HNSWWalkable`, whose requirements are small inlined functions, so each caller gets a
 // specialized copy with no dynamic dispatch in the loops.
 
-/// A graph with a query bound to it, as the walks need it: where a node's link lists live and how
-/// the distances from the query to a batch of nodes are computed.
+/// A graph with a query bound to it, as the walks need it: where a node's link lists live (in words
+/// of `Link`: 32 bits in float32 graphs, 16 or 32 in sq8 graphs) and how the distances from the query
+/// to a batch of nodes are computed.
 protocol HNSWWalkable {
+    /// A link list's word: the count, and each link (a slot).
+    associatedtype Link: FixedWidthInteger & UnsignedInteger
     /// The link list of `slot` at `level`: word 0 is the count, then the links.
-    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<UInt32>
+    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<Link>
     /// A hint that `slot` will be scored soon (start loading what `distances` reads of it).
     func prefetchNode(_ slot: UInt32)
     /// A hint that the link list of `slot` at `level` will be read soon.
@@ -20,8 +23,22 @@ protocol HNSWWalkable {
 }
 
 extension HNSWWalkable {
+    /// The `n` links at `list` as slots: `list` itself when links are 32-bit, else widened into
+    /// `buffer` (the test is on the type, so a specialized walk keeps one branch).
+    @inline(__always)
+    func slots(_ list: UnsafePointer<Link>, _ n: Int, _ buffer: UnsafeMutablePointer<UInt32>) -> UnsafePointer<UInt32> {
+        if Link.self == UInt32.self { return UnsafeRawPointer(list).assumingMemoryBound(to: UInt32.self) }
+        var j = 0
+        while j < n {
+            buffer[j] = UInt32(truncatingIfNeeded: list[j])
+            j &+= 1
+        }
+        return UnsafePointer(buffer)
+    }
+
     /// Greedy descent (search with ef = 1) from `entry` through levels `top` down to `bottom + 1`;
-    /// returns the closest node found and its distance. Uses `ctx.scores`.
+    /// returns the closest node found and its distance. Uses `ctx.scores` (and `ctx.pending` for
+    /// 16-bit links).
     @inline(__always)
     func greedy(entry: UInt32, entryDistance: Float, top: Int, bottom: Int, context ctx: HNSWSearchContext) -> (UInt32, Float) {
         let out = ctx.scores
@@ -34,18 +51,19 @@ extension HNSWWalkable {
                 changed = false
                 let list = links(cur, level)
                 let n = Int(list[0])
-                var j = 1
-                while j <= n {
-                    prefetchNode(list[j])
+                let neighbours = slots(list + 1, n, ctx.pending)
+                var j = 0
+                while j < n {
+                    prefetchNode(neighbours[j])
                     j &+= 1
                 }
                 // The best strictly closer neighbour becomes `cur`.
-                distances(list + 1, n, out)
+                distances(neighbours, n, out)
                 var i = 0
                 while i < n {
                     if out[i] < curD {
                         curD = out[i]
-                        cur = list[i &+ 1]
+                        cur = neighbours[i]
                         changed = true
                     }
                     i &+= 1
@@ -77,7 +95,7 @@ extension HNSWWalkable {
             if n > 0 { prefetch(visited + Int(list[1])) }
             var j = 1
             while j <= n {
-                let nb = list[j]
+                let nb = UInt32(truncatingIfNeeded: list[j])
                 j &+= 1
                 if j <= n { prefetch(visited + Int(list[j])) }
                 if visited[Int(nb)] == tag { continue }

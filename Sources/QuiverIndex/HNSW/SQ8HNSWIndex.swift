@@ -7,9 +7,12 @@ import QuiverCore
 /// with are re-scored with the full-precision vectors, so returned distances are exact.
 ///
 /// ## Memory
-/// Hot (what every search touches): per node one element of `4 + 4 * M0 + d` bytes (rounded up to 4:
+/// Hot (what every search touches): per node one element of `w * (1 + M0) + d` bytes (rounded up to 4:
 /// link count, layer-0 links, codes), the id, level and upper-link offset, the upper links, the
-/// tombstones and the 2d floats of the ranges. Cold: the float32 vectors (d * 4 bytes per node), read
+/// tombstones and the 2d floats of the ranges. Links (and link counts) are `w` = 2 bytes wide while
+/// every slot fits in 16 bits (fewer than 65,536 nodes), else 4 (`linkWidth`): on 128-d data the
+/// 32-bit layer-0 links would cost more than the codes. The width is chosen from the count each time
+/// the storage is built (quantizing, `add`), so a graph that grows past 65,535 nodes widens. Cold: the float32 vectors (d * 4 bytes per node), read
 /// only to re-score about `ef` candidates per search; in a segment file they are a section of their
 /// own that stays on disk (the page cache holds what re-scoring touches). `memoryBytes` counts the cold
 /// vectors only while they are in this index's own memory (built or copied, not yet written).
@@ -34,20 +37,26 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
 
     let m: Int
     let m0: Int
-    /// Byte offset of the codes in an element, and the element's size (a multiple of 4).
-    let codeOffset: Int
-    let elementSize: Int
 
     var storage: SQ8Storage
+    /// Byte offset of the codes in an element, and the element's size (a multiple of 4).
+    var codeOffset: Int { storage.codeOffset }
+    var elementSize: Int { storage.elementSize }
+    /// The bytes of a link (and of a link count): 2 or 4.
+    public var linkWidth: Int { storage.linkWidth }
     let contexts = ContextPool { SQ8SearchContext() }
 
     /// Quantizes `source` (its graph, ids, tombstones and vectors are copied; `source` is unchanged),
     /// with ranges trained by `training` on its live vectors.
     public convenience init(quantizing source: HNSWIndex, training: SQ8Training = .standard) {
-        let p = source.parameters, d = source.dimension
-        let storage = SQ8Storage(quantizing: source, training: training, elementSize: Self.elementSize(m0: p.m0, dimension: d),
-                                 codeOffset: Self.codeOffset(m0: p.m0))
-        self.init(storage: storage, dimension: d, metric: source.metric, parameters: p, training: training)
+        self.init(quantizing: source, training: training, linkWidth: Self.linkWidth(count: source.count))
+    }
+
+    /// As `init(quantizing:training:)` with links `linkWidth` bytes wide (2 needs fewer than 65,536
+    /// nodes): what tests use to reach the 32-bit layout without 65,536 vectors.
+    convenience init(quantizing source: HNSWIndex, training: SQ8Training, linkWidth: Int) {
+        let storage = SQ8Storage(quantizing: source, training: training, linkWidth: linkWidth)
+        self.init(storage: storage, dimension: source.dimension, metric: source.metric, parameters: source.parameters, training: training)
         efSearch = source.efSearch
     }
 
@@ -60,14 +69,14 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
         self.training = training
         m = parameters.m
         m0 = parameters.m0
-        codeOffset = Self.codeOffset(m0: m0)
-        elementSize = Self.elementSize(m0: m0, dimension: dimension)
         self.storage = storage
     }
 
+    /// The link width of a graph of `count` nodes: 2 bytes while every slot fits (count < 65,536), else 4.
+    public static func linkWidth(count: Int) -> Int { count < 1 << 16 ? 2 : 4 }
     /// The codes follow the link count and the `m0` links.
-    static func codeOffset(m0: Int) -> Int { 4 + 4 * m0 }
-    static func elementSize(m0: Int, dimension: Int) -> Int { codeOffset(m0: m0) + (dimension + 3) / 4 * 4 }
+    static func codeOffset(m0: Int, linkWidth: Int) -> Int { linkWidth * (1 + m0) }
+    static func elementSize(m0: Int, dimension: Int, linkWidth: Int) -> Int { (codeOffset(m0: m0, linkWidth: linkWidth) + dimension + 3) / 4 * 4 }
 
     public var count: Int { storage.count }
     public var deletedCount: Int { storage.deletedCount }
@@ -80,7 +89,7 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
     /// The bytes every search reads: the figure a mapped segment keeps resident.
     public var hotBytes: Int {
         let s = storage
-        return s.count * (elementSize + 8 + 1 + 4) + s.upperWords * 4 + (s.count + 63) / 64 * 8
+        return s.count * (elementSize + 8 + 1 + 4) + s.upperWords * s.linkWidth + (s.count + 63) / 64 * 8
             + 2 * dimension * 4 + (s.slotOf?.capacity ?? 0) * 12
     }
 
@@ -130,11 +139,11 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
     /// The slots (every `step`-th) whose codes are not the quantization of their float32 vector under
     /// the stored ranges: what `verify` reports as damage a checksum cannot see (a file written wrong).
     public func checkCodes(every step: Int = 1) -> [(id: Int64, reason: String)] {
-        let q = quantizer, g = graph
+        let q = quantizer
         var bad: [(id: Int64, reason: String)] = []
         var s = 0
         while s < count {
-            let v = storage.vectors + s * dimension, c = g.code(UInt32(s))
+            let v = storage.vectors + s * dimension, c = storage.code(UInt32(s))
             if let j = (0..<dimension).first(where: { q.code(v[$0], $0) != c[$0] }) {
                 bad.append((storage.labels[s], "component \(j) has code \(c[j]); its value \(v[j]) quantizes to \(q.code(v[j], j))"))
             }
@@ -146,7 +155,7 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
     // MARK: - Copy and add
 
     public func copy() -> SQ8HNSWIndex {
-        let c = SQ8HNSWIndex(storage: storage.copy(elementSize: elementSize, dimension: dimension),
+        let c = SQ8HNSWIndex(storage: storage.copy(m0: m0, dimension: dimension),
                              dimension: dimension, metric: metric, parameters: parameters, training: training)
         c.efSearch = efSearch
         return c
@@ -155,20 +164,20 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
     /// The float32 HNSW index this one was quantized from (same graph, ids, tombstones, random state),
     /// rebuilt from the cold vectors and the links.
     public func floatIndex() -> HNSWIndex {
-        storage.floatIndex(dimension: dimension, metric: metric, parameters: parameters, m0: m0,
-                           elementSize: elementSize, efSearch: efSearch)
+        storage.floatIndex(dimension: dimension, metric: metric, parameters: parameters, efSearch: efSearch)
     }
 
     /// Inserts `vectors` through the float index (see the type's comment), links any node the
     /// insertions left unreachable (`HNSWIndex.linkUnreachableNodes`) and quantizes again with ranges
-    /// retrained on every live vector. Throws as `HNSWIndex.add`, and then changes nothing.
+    /// retrained on every live vector (and the link width chosen again from the new count). Throws as
+    /// `HNSWIndex.add`, and then changes nothing.
     public func add(_ vectors: Matrix, ids: [Int64]) throws {
         guard vectors.rows > 0 || ids.count != 0 else { return }
         let f = floatIndex()
         f.reserveCapacity(count + vectors.rows)
         try f.add(vectors, ids: ids)
         f.linkUnreachableNodes()
-        storage = SQ8Storage(quantizing: f, training: training, elementSize: elementSize, codeOffset: codeOffset)
+        storage = SQ8Storage(quantizing: f, training: training, linkWidth: Self.linkWidth(count: f.count))
     }
 
     /// Links nodes that no search from the entry point can reach (`HNSWIndex.linkUnreachableNodes`),
@@ -177,19 +186,21 @@ public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
     public func linkUnreachableNodes() -> Int {
         let f = floatIndex()
         let linked = f.linkUnreachableNodes()
-        if linked > 0 { storage = SQ8Storage(quantizing: f, training: training, elementSize: elementSize, codeOffset: codeOffset) }
+        if linked > 0 { storage = SQ8Storage(quantizing: f, training: training, linkWidth: linkWidth) }
         return linked
     }
 }
 
-/// The arrays of an `SQ8HNSWIndex` (the layout of `HNSWGraph`, with codes in place of the vectors):
-/// owned, or pointing into a mapped file (`backing`), except the tombstones, which are always owned.
+/// The arrays of an `SQ8HNSWIndex` (the layout of `HNSWGraph`, with codes in place of the vectors and
+/// links `linkWidth` bytes wide): owned, or pointing into a mapped file (`backing`), except the
+/// tombstones, which are always owned.
 struct SQ8Storage {
     var level0: UnsafeMutableRawPointer
     var labels: UnsafeMutablePointer<Int64>
     var levels: UnsafeMutablePointer<UInt8>
     var upperOffsets: UnsafeMutablePointer<UInt32>
-    var upperPool: UnsafeMutablePointer<UInt32>
+    /// `upperWords` words of `linkWidth` bytes (blocks of a link count and M links, as in `HNSWGraph`).
+    var upperPool: UnsafeMutableRawPointer
     var upperWords: Int
     var tombstones: UnsafeMutablePointer<UInt64>
     var scales: UnsafeMutablePointer<Float>
@@ -203,24 +214,32 @@ struct SQ8Storage {
     var rngState: UInt64
     var slotOf: [Int64: UInt32]?
     var idRange: ClosedRange<Int64>?
+    /// The bytes of a link and of a link count (2 or 4), the codes' offset in an element and the
+    /// element's size: `SQ8HNSWIndex.codeOffset` and `elementSize` of `m0`, the dimension and the width.
+    let linkWidth: Int
+    let codeOffset: Int
+    let elementSize: Int
     /// Keeps the mapped bytes alive; nil when every array is owned.
     var backing: AnyObject?
     /// Frees the owned arrays when the last copy of this storage goes.
     var owner: SQ8Owner
 
     init(level0: UnsafeMutableRawPointer, labels: UnsafeMutablePointer<Int64>, levels: UnsafeMutablePointer<UInt8>,
-         upperOffsets: UnsafeMutablePointer<UInt32>, upperPool: UnsafeMutablePointer<UInt32>, upperWords: Int,
+         upperOffsets: UnsafeMutablePointer<UInt32>, upperPool: UnsafeMutableRawPointer, upperWords: Int,
          tombstones: UnsafeMutablePointer<UInt64>, scales: UnsafeMutablePointer<Float>, offsets: UnsafeMutablePointer<Float>,
          vectors: UnsafeMutablePointer<Float>, count: Int, deletedCount: Int, entryPoint: UInt32, maxLevel: Int,
-         rngState: UInt64, slotOf: [Int64: UInt32]?, backing: AnyObject?) {
+         rngState: UInt64, slotOf: [Int64: UInt32]?, linkWidth: Int, m0: Int, dimension: Int, backing: AnyObject?) {
         self.level0 = level0; self.labels = labels; self.levels = levels; self.upperOffsets = upperOffsets
         self.upperPool = upperPool; self.upperWords = upperWords; self.tombstones = tombstones
         self.scales = scales; self.offsets = offsets; self.vectors = vectors
         self.count = count; self.deletedCount = deletedCount; self.entryPoint = entryPoint; self.maxLevel = maxLevel
         self.rngState = rngState; self.slotOf = slotOf; self.backing = backing
+        self.linkWidth = linkWidth
+        codeOffset = SQ8HNSWIndex.codeOffset(m0: m0, linkWidth: linkWidth)
+        elementSize = SQ8HNSWIndex.elementSize(m0: m0, dimension: dimension, linkWidth: linkWidth)
         var mapped: [UnsafeMutableRawPointer] = [UnsafeMutableRawPointer(tombstones)]
         let arrays = [level0, UnsafeMutableRawPointer(labels), UnsafeMutableRawPointer(levels), UnsafeMutableRawPointer(upperOffsets),
-                      UnsafeMutableRawPointer(upperPool), UnsafeMutableRawPointer(scales), UnsafeMutableRawPointer(offsets),
+                      upperPool, UnsafeMutableRawPointer(scales), UnsafeMutableRawPointer(offsets),
                       UnsafeMutableRawPointer(vectors)]
         if backing == nil { mapped += arrays }
         owner = SQ8Owner(mapped)
@@ -242,9 +261,28 @@ struct SQ8Storage {
         return out
     }
 
-    /// The codes and copies of `source`'s arrays; ranges trained on its live vectors.
-    init(quantizing source: HNSWIndex, training: SQ8Training, elementSize: Int, codeOffset: Int) {
-        let n = source.count, d = source.dimension
+    /// Copies `n` words of `fromWidth` bytes at `from` into `to` as words of `toWidth` bytes (2 or 4):
+    /// links between the 32-bit float graph and a 16-bit sq8 graph (every value fits: links are
+    /// slots below a count under 65,536, link counts are at most M0).
+    static func copyWords(_ from: UnsafeRawPointer, width fromWidth: Int, to: UnsafeMutableRawPointer, width toWidth: Int, _ n: Int) {
+        if fromWidth == toWidth {
+            to.copyMemory(from: from, byteCount: n * toWidth)
+        } else if toWidth == 2 {
+            let src = from.assumingMemoryBound(to: UInt32.self), dst = to.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { dst[i] = UInt16(truncatingIfNeeded: src[i]) }
+        } else {
+            let src = from.assumingMemoryBound(to: UInt16.self), dst = to.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n { dst[i] = UInt32(src[i]) }
+        }
+    }
+
+    /// The codes and copies of `source`'s arrays, its links narrowed to `linkWidth` bytes (2 needs
+    /// fewer than 65,536 nodes); ranges trained on its live vectors.
+    init(quantizing source: HNSWIndex, training: SQ8Training, linkWidth: Int) {
+        precondition(linkWidth == 4 || (linkWidth == 2 && source.count < 1 << 16), "16-bit links need fewer than 65,536 nodes")
+        let n = source.count, d = source.dimension, m0 = source.parameters.m0
+        let codeOffset = SQ8HNSWIndex.codeOffset(m0: m0, linkWidth: linkWidth)
+        let elementSize = SQ8HNSWIndex.elementSize(m0: m0, dimension: d, linkWidth: linkWidth)
         let vectors = Self.allocate(n * d, of: Float.self)
         for s in 0..<n {
             (vectors + s * d).update(from: source.graph.vector(UInt32(s)), count: d)
@@ -254,53 +292,67 @@ struct SQ8Storage {
         level0.initializeMemory(as: UInt8.self, repeating: 0, count: n * elementSize)
         for s in 0..<n {
             let e = level0 + s * elementSize
-            e.copyMemory(from: source.level0 + s * source.elementSize, byteCount: codeOffset)
+            Self.copyWords(source.level0 + s * source.elementSize, width: 4, to: e, width: linkWidth, 1 + m0)
             q.encode(vectors + s * d, into: (e + codeOffset).assumingMemoryBound(to: UInt8.self))
         }
+        let pool = UnsafeMutableRawPointer.allocate(byteCount: max(1, source.upperWords * linkWidth), alignment: 64)
+        Self.copyWords(source.upperPool, width: 4, to: pool, width: linkWidth, source.upperWords)
         let scales = Self.allocate(d, of: Float.self), offsets = Self.allocate(d, of: Float.self)
         scales.update(from: q.scales, count: d)
         offsets.update(from: q.offsets, count: d)
         self.init(level0: level0, labels: Self.duplicate(source.labels, n), levels: Self.duplicate(source.levels, n),
-                  upperOffsets: Self.duplicate(source.upperOffsets, n), upperPool: Self.duplicate(source.upperPool, source.upperWords),
+                  upperOffsets: Self.duplicate(source.upperOffsets, n), upperPool: pool,
                   upperWords: source.upperWords, tombstones: Self.duplicate(source.tombstones, (n + 63) / 64),
                   scales: scales, offsets: offsets, vectors: vectors, count: n, deletedCount: source.deletedCount,
                   entryPoint: source.entryPoint, maxLevel: source.maxLevel, rngState: source.rng.state,
-                  slotOf: source.slotOf, backing: nil)
+                  slotOf: source.slotOf, linkWidth: linkWidth, m0: m0, dimension: d, backing: nil)
     }
 
     /// A copy in memory of its own (one bulk copy per array).
-    func copy(elementSize: Int, dimension d: Int) -> SQ8Storage {
+    func copy(m0: Int, dimension d: Int) -> SQ8Storage {
         let n = count
         let l0 = UnsafeMutableRawPointer.allocate(byteCount: max(1, n * elementSize), alignment: 64)
         l0.copyMemory(from: level0, byteCount: n * elementSize)
+        let pool = UnsafeMutableRawPointer.allocate(byteCount: max(1, upperWords * linkWidth), alignment: 64)
+        pool.copyMemory(from: upperPool, byteCount: upperWords * linkWidth)
         return SQ8Storage(level0: l0, labels: Self.duplicate(labels, n), levels: Self.duplicate(levels, n),
-                          upperOffsets: Self.duplicate(upperOffsets, n), upperPool: Self.duplicate(upperPool, upperWords),
+                          upperOffsets: Self.duplicate(upperOffsets, n), upperPool: pool,
                           upperWords: upperWords, tombstones: Self.duplicate(tombstones, (n + 63) / 64),
                           scales: Self.duplicate(scales, d), offsets: Self.duplicate(offsets, d),
                           vectors: Self.duplicate(vectors, n * d), count: n, deletedCount: deletedCount,
-                          entryPoint: entryPoint, maxLevel: maxLevel, rngState: rngState, slotOf: slotOf, backing: nil)
+                          entryPoint: entryPoint, maxLevel: maxLevel, rngState: rngState, slotOf: slotOf,
+                          linkWidth: linkWidth, m0: m0, dimension: d, backing: nil)
     }
 
-    /// The float32 index with this graph: elements rebuilt from the links and the cold vectors.
-    func floatIndex(dimension d: Int, metric: Metric, parameters: HNSWParameters, m0: Int, elementSize: Int, efSearch: Int) -> HNSWIndex {
-        let n = count
+    /// The float32 index with this graph: elements rebuilt from the links (widened to 32 bits) and the
+    /// cold vectors.
+    func floatIndex(dimension d: Int, metric: Metric, parameters: HNSWParameters, efSearch: Int) -> HNSWIndex {
+        let n = count, m0 = parameters.m0
         let linkBytes = 4 + 4 * m0
         let floatElement = linkBytes + 4 * d
         let l0 = UnsafeMutableRawPointer.allocate(byteCount: max(1, n * floatElement), alignment: 64)
         for s in 0..<n {
             let e = l0 + s * floatElement
-            e.copyMemory(from: level0 + s * elementSize, byteCount: linkBytes)
+            Self.copyWords(level0 + s * elementSize, width: linkWidth, to: e, width: 4, 1 + m0)
             (e + linkBytes).copyMemory(from: vectors + s * d, byteCount: 4 * d)
         }
+        let pool = Self.allocate(upperWords, of: UInt32.self)
+        Self.copyWords(upperPool, width: linkWidth, to: UnsafeMutableRawPointer(pool), width: 4, upperWords)
         let words = (n + 63) / 64
         let f = HNSWIndex(decodedDimension: d, metric: metric, parameters: parameters, count: n, level0: l0,
                           labels: Self.duplicate(labels, n), levels: Self.duplicate(levels, n),
-                          upperOffsets: Self.duplicate(upperOffsets, n), upperPool: Self.duplicate(upperPool, upperWords),
+                          upperOffsets: Self.duplicate(upperOffsets, n), upperPool: pool,
                           upperWords: upperWords, tombstones: Self.duplicate(tombstones, words), tombstoneWords: words,
                           deletedCount: deletedCount, entryPoint: n == 0 ? HNSWIndex.noSlot : entryPoint, maxLevel: maxLevel,
                           rngState: rngState, slotOf: slotOf, backing: nil)
         f.efSearch = efSearch
         return f
+    }
+
+    /// The codes of slot `s`.
+    @inline(__always)
+    func code(_ s: UInt32) -> UnsafePointer<UInt8> {
+        UnsafePointer((level0 + (Int(s) &* elementSize &+ codeOffset)).assumingMemoryBound(to: UInt8.self))
     }
 
     func slot(of id: Int64) -> UInt32? {

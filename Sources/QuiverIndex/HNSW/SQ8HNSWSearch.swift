@@ -23,28 +23,45 @@ final class SQ8SearchContext: @unchecked Sendable {
     }
 }
 
-extension HNSWGraph {
-    /// The codes of slot `s` in an sq8 graph (whose elements hold codes where a float32 graph's hold
-    /// the vector: at `vectorOffset`).
-    @inline(__always)
-    func code(_ s: UInt32) -> UnsafePointer<UInt8> {
-        UnsafePointer((level0 + (Int(s) &* elementSize &+ vectorOffset)).assumingMemoryBound(to: UInt8.self))
+/// A view of the code graph of an `SQ8HNSWIndex` with links of type `Link` (UInt16 or UInt32, the
+/// storage's `linkWidth`): `HNSWGraph`'s layout with codes in place of the vectors.
+struct SQ8Graph<Link: FixedWidthInteger & UnsignedInteger> {
+    let level0: UnsafeRawPointer
+    let elementSize: Int
+    let codeOffset: Int
+    let m: Int
+    let upperPool: UnsafePointer<Link>
+    let upperOffsets: UnsafePointer<UInt32>
+
+    init(_ s: SQ8Storage, m: Int) {
+        level0 = UnsafeRawPointer(s.level0)
+        elementSize = s.elementSize
+        codeOffset = s.codeOffset
+        self.m = m
+        upperPool = UnsafePointer(s.upperPool.assumingMemoryBound(to: Link.self))
+        upperOffsets = UnsafePointer(s.upperOffsets)
     }
 
-    /// This sq8 graph with the prepared query `q`.
     @inline(__always)
-    func walk(_ q: UnsafePointer<qk_sq8_query>) -> SQ8Walk { SQ8Walk(graph: self, query: q) }
+    func links(_ s: UInt32, _ level: Int) -> UnsafePointer<Link> {
+        if level == 0 { return (level0 + Int(s) &* elementSize).assumingMemoryBound(to: Link.self) }
+        return upperPool + (Int(upperOffsets[Int(s)]) &+ (level &- 1) &* (m &+ 1))
+    }
+
+    /// This graph with the prepared query `q`.
+    @inline(__always)
+    func walk(_ q: UnsafePointer<qk_sq8_query>) -> SQ8Walk<Link> { SQ8Walk(graph: self, query: q) }
 }
 
 /// The code graph of an `SQ8HNSWIndex` with a prepared query, for the walks of `HNSWWalkable`: the
 /// fresh neighbours of a node are scored in one call of the gathered sq8 kernel (which loads the
 /// codes itself: no prefetch hints).
-struct SQ8Walk: HNSWWalkable {
-    let graph: HNSWGraph
+struct SQ8Walk<Link: FixedWidthInteger & UnsignedInteger>: HNSWWalkable {
+    let graph: SQ8Graph<Link>
     let query: UnsafePointer<qk_sq8_query>
 
     @inline(__always)
-    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<UInt32> { UnsafePointer(graph.links(slot, level)) }
+    func links(_ slot: UInt32, _ level: Int) -> UnsafePointer<Link> { graph.links(slot, level) }
 
     @inline(__always) func prefetchNode(_ slot: UInt32) {}
     @inline(__always) func prefetchLinks(_ slot: UInt32, _ level: Int) {}
@@ -52,7 +69,7 @@ struct SQ8Walk: HNSWWalkable {
     @inline(__always)
     func distances(_ slots: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
         let g = graph
-        qk_sq8_distances(SQ8Kernel.best, query, UnsafePointer(g.level0.assumingMemoryBound(to: UInt8.self)) + g.vectorOffset,
+        qk_sq8_distances(SQ8Kernel.best, query, g.level0.assumingMemoryBound(to: UInt8.self) + g.codeOffset,
                          g.elementSize, slots, Int32(n), out)
     }
 }
@@ -70,10 +87,15 @@ extension SQ8HNSWIndex {
         storage.idRange.map { bits.count(in: Int(clamping: $0.lowerBound)...Int(clamping: $0.upperBound)) } ?? 0
     }
 
-    /// The graph over the codes (`vectorOffset` is the codes' offset; `vector(_:)` does not apply).
-    var graph: HNSWGraph {
-        HNSWGraph(level0: storage.level0, elementSize: elementSize, vectorOffset: codeOffset, dimension: dimension,
-                  m: m, m0: m0, upperPool: storage.upperPool, upperOffsets: storage.upperOffsets, levels: storage.levels)
+    /// The walk of the code graph from the entry point (greedy descent, then layer 0 with `gate`) over
+    /// links of type `Link`; leaves the list in `ctx.graph.results`.
+    private func walk<Link: FixedWidthInteger & UnsignedInteger, G: ResultGate>(_: Link.Type, _ pq: UnsafePointer<qk_sq8_query>,
+                                                                                ef: Int, gate: G, context ctx: SQ8SearchContext) {
+        let s = storage, walk = SQ8Graph<Link>(s, m: m).walk(pq)
+        let ep = s.entryPoint
+        let entryD = qk_sq8_distance(SQ8Kernel.best, pq, s.code(ep))
+        let (cur, curD) = walk.greedy(entry: ep, entryDistance: entryD, top: s.maxLevel, bottom: 0, context: ctx.graph)
+        walk.searchLayer(entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate, context: ctx.graph)
     }
 
     /// Reads `parameters.efSearch` (nil: `efSearch`) and `allow`.
@@ -139,11 +161,11 @@ extension SQ8HNSWIndex {
         if !scan {
             var prepared = SQ8PreparedQuery(q, metric: metric, scales: s.scales, offsets: s.offsets, dimension: d, into: ctx.prepared)
             withUnsafePointer(to: &prepared.raw) { pq in
-                let g = graph, walk = g.walk(pq)
-                let ep = s.entryPoint
-                let entryD = qk_sq8_distance(SQ8Kernel.best, pq, g.code(ep))
-                let (cur, curD) = walk.greedy(entry: ep, entryDistance: entryD, top: s.maxLevel, bottom: 0, context: ctx.graph)
-                walk.searchLayer(entry: cur, entryDistance: curD, ef: ef, level: 0, gate: gate, context: ctx.graph)
+                if s.linkWidth == 2 {
+                    walk(UInt16.self, pq, ef: ef, gate: gate, context: ctx)
+                } else {
+                    walk(UInt32.self, pq, ef: ef, gate: gate, context: ctx)
+                }
             }
             found = ctx.graph.results.count
         }
