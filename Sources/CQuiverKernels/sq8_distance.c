@@ -33,13 +33,17 @@ static inline float sq8_reduce8(const float *t) {
 }
 
 float qk_sq8_distance_reference(const qk_sq8_query *q, const uint8_t *code) {
-    float acc[16] = {0};
-    int body = q->d - q->d % 16;
-    for (int i = 0; i < body; i += 16)
+    float acc[64] = {0};
+    int body64 = q->d - q->d % 64, body16 = q->d - q->d % 16;
+    for (int i = 0; i < body64; i += 64)
+        for (int l = 0; l < 64; l++) acc[l] += sq8_term(q, i + l, code);
+    for (int i = body64; i < body16; i += 16)
         for (int l = 0; l < 16; l++) acc[l] += sq8_term(q, i + l, code);
     float t[8];
+    for (int l = 0; l < 32; l++) acc[l] = acc[l] + acc[l + 32];
+    for (int l = 0; l < 16; l++) acc[l] = acc[l] + acc[l + 16];
     for (int l = 0; l < 8; l++) t[l] = acc[l] + acc[l + 8];
-    return sq8_finish(q, sq8_tail(q, code, body, sq8_reduce8(t)));
+    return sq8_finish(q, sq8_tail(q, code, body16, sq8_reduce8(t)));
 }
 
 #ifdef QK_X86
@@ -53,31 +57,36 @@ static inline __attribute__((always_inline)) AVX2 __m256 sq8_load8(const uint8_t
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
 
+/// The term of the 8 components at i (lanes of one 8-wide accumulator).
+static inline __attribute__((always_inline)) AVX2 __m256 sq8_term8(const qk_sq8_query *q, const uint8_t *code, int i) {
+    __m256 c = sq8_load8(code + i), w = _mm256_loadu_ps(q->w + i);
+    if (q->scale) {
+        __m256 t = _mm256_sub_ps(w, _mm256_mul_ps(_mm256_loadu_ps(q->scale + i), c));
+        return _mm256_mul_ps(t, t);
+    }
+    return _mm256_mul_ps(w, c);
+}
+
 static inline __attribute__((always_inline)) AVX2 float sq8_reduce_avx2(__m256 lo, __m256 hi) {
     float t[8];
     _mm256_storeu_ps(t, _mm256_add_ps(lo, hi));
     return sq8_reduce8(t);
 }
 
+/// Eight accumulators of 8 lanes (a[k] holds lanes 8k...8k+7 of the 64).
 AVX2 static float sq8_distance_avx2(const qk_sq8_query *q, const uint8_t *code) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int body = q->d - q->d % 16;
-    const float *w = q->w;
-    if (q->scale) {
-        const float *s = q->scale;
-        for (int i = 0; i < body; i += 16) {
-            __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(w + i), _mm256_mul_ps(_mm256_loadu_ps(s + i), sq8_load8(code + i)));
-            __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(w + i + 8), _mm256_mul_ps(_mm256_loadu_ps(s + i + 8), sq8_load8(code + i + 8)));
-            a0 = _mm256_add_ps(a0, _mm256_mul_ps(t0, t0));
-            a1 = _mm256_add_ps(a1, _mm256_mul_ps(t1, t1));
-        }
-    } else {
-        for (int i = 0; i < body; i += 16) {
-            a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_loadu_ps(w + i), sq8_load8(code + i)));
-            a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_loadu_ps(w + i + 8), sq8_load8(code + i + 8)));
-        }
+    __m256 a[8];
+    for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+    int body64 = q->d - q->d % 64, body16 = q->d - q->d % 16;
+    for (int i = 0; i < body64; i += 64)
+        for (int k = 0; k < 8; k++) a[k] = _mm256_add_ps(a[k], sq8_term8(q, code, i + 8 * k));
+    for (int i = body64; i < body16; i += 16) {
+        a[0] = _mm256_add_ps(a[0], sq8_term8(q, code, i));
+        a[1] = _mm256_add_ps(a[1], sq8_term8(q, code, i + 8));
     }
-    return sq8_finish(q, sq8_tail(q, code, body, sq8_reduce_avx2(a0, a1)));
+    for (int k = 0; k < 4; k++) a[k] = _mm256_add_ps(a[k], a[k + 4]);
+    for (int k = 0; k < 2; k++) a[k] = _mm256_add_ps(a[k], a[k + 2]);
+    return sq8_finish(q, sq8_tail(q, code, body16, sq8_reduce_avx2(a[0], a[1])));
 }
 
 /// 16 codes at p as floats.
@@ -85,22 +94,28 @@ static inline __attribute__((always_inline)) AVX512 __m512 sq8_load16(const uint
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
 
-AVX512 static float sq8_distance_avx512(const qk_sq8_query *q, const uint8_t *code) {
-    __m512 acc = _mm512_setzero_ps();
-    int body = q->d - q->d % 16;
-    const float *w = q->w;
+/// The term of the 16 components at i (lanes of one 16-wide accumulator).
+static inline __attribute__((always_inline)) AVX512 __m512 sq8_term16(const qk_sq8_query *q, const uint8_t *code, int i) {
+    __m512 c = sq8_load16(code + i), w = _mm512_loadu_ps(q->w + i);
     if (q->scale) {
-        const float *s = q->scale;
-        for (int i = 0; i < body; i += 16) {
-            __m512 t = _mm512_sub_ps(_mm512_loadu_ps(w + i), _mm512_mul_ps(_mm512_loadu_ps(s + i), sq8_load16(code + i)));
-            acc = _mm512_add_ps(acc, _mm512_mul_ps(t, t));
-        }
-    } else {
-        for (int i = 0; i < body; i += 16) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(w + i), sq8_load16(code + i)));
+        __m512 t = _mm512_sub_ps(w, _mm512_mul_ps(_mm512_loadu_ps(q->scale + i), c));
+        return _mm512_mul_ps(t, t);
     }
+    return _mm512_mul_ps(w, c);
+}
+
+/// Four accumulators of 16 lanes (a[k] holds lanes 16k...16k+15 of the 64).
+AVX512 static float sq8_distance_avx512(const qk_sq8_query *q, const uint8_t *code) {
+    __m512 a[4];
+    for (int k = 0; k < 4; k++) a[k] = _mm512_setzero_ps();
+    int body64 = q->d - q->d % 64, body16 = q->d - q->d % 16;
+    for (int i = 0; i < body64; i += 64)
+        for (int k = 0; k < 4; k++) a[k] = _mm512_add_ps(a[k], sq8_term16(q, code, i + 16 * k));
+    for (int i = body64; i < body16; i += 16) a[0] = _mm512_add_ps(a[0], sq8_term16(q, code, i));
+    __m512 acc = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
     __m256 lo = _mm512_castps512_ps256(acc);
     __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-    return sq8_finish(q, sq8_tail(q, code, body, sq8_reduce_avx2(lo, hi)));
+    return sq8_finish(q, sq8_tail(q, code, body16, sq8_reduce_avx2(lo, hi)));
 }
 #endif
 
@@ -115,12 +130,14 @@ static inline __attribute__((always_inline)) sq8_kernel_fn sq8_kernel(int kernel
     return qk_sq8_distance_reference;
 }
 
-/// out[j] = f(q, the codes of slots[j]); the next vector's first line is requested early. Inlined
-/// with a constant f, so each kernel gets its own loop of direct calls.
+/// out[j] = f(q, the codes of slots[j]); every line of the vector two ahead is requested early (the
+/// first two before the loop), so the misses of consecutive neighbours overlap. Inlined with a
+/// constant f, so each kernel gets its own loop of direct calls.
 static inline __attribute__((always_inline)) void sq8_gather(sq8_kernel_fn f, const qk_sq8_query *q, const uint8_t *base,
                                                              size_t stride, const uint32_t *slots, int n, float *out) {
+    for (int j = 0; j < n && j < 2; j++) qk_prefetch(base + (size_t)slots[j] * stride, (size_t)q->d);
     for (int j = 0; j < n; j++) {
-        if (j + 1 < n) __builtin_prefetch(base + (size_t)slots[j + 1] * stride);
+        if (j + 2 < n) qk_prefetch(base + (size_t)slots[j + 2] * stride, (size_t)q->d);
         out[j] = f(q, base + (size_t)slots[j] * stride);
     }
 }

@@ -14,7 +14,7 @@ struct SQ8HNSWIndexTests {
     /// float rounding of the same sum in double.
     @Test func kernelsMatchScalarTwin() {
         var rng = SplitMix64(seed: 17)
-        for d in [1, 7, 15, 16, 17, 31, 48, 100, 128, 384] {
+        for d in [1, 7, 15, 16, 17, 31, 48, 64, 80, 100, 128, 200, 384] {
             let w = (0..<d).map { _ in Float(rng.nextUnitInterval() * 2 - 1) }
             let scale = (0..<d).map { _ in Float(rng.nextUnitInterval() * 0.01) }
             let codes = (0..<(4 * d)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
