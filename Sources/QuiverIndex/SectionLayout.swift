@@ -56,6 +56,16 @@ struct SectionLayout {
     }
 }
 
+extension SectionLayout {
+    /// What a codec's streaming `encode` writes, collected into one array (`size` bytes reserved).
+    static func bytes(reserving size: Int, _ encode: (_ write: (UnsafeRawBufferPointer) -> Void) throws -> Void) rethrows -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(size)
+        try encode { out.append(contentsOf: $0) }
+        return out
+    }
+}
+
 /// The checks both segment codecs make first on a file's fixed-size header, whose first 16 bytes
 /// and last 4 they share: bytes 0..<8 the magic, u32 LE at 8 the format version, u32 LE at 12 the
 /// header size, u32 LE at `size - 4` the CRC32C of the bytes before it. Throws `IndexError` (`.corrupt`,

@@ -174,6 +174,13 @@ struct FilterTests {
         (#"{"a": 1} x"#, "unexpected text after the end", 10, nil),
         ("{\"a\":\n  {\"$gt\": [1]}}", "$gt takes a string, number, boolean or null, not an array", 11, "$.a.$gt"),
         ("", "expected a JSON value, found the end", 1, nil),
+        (#"{"a": [1, 2}"#, "expected ',' or ']' in an array", 12, nil),
+        // The JSON dialect of quoted strings (FilterStringLiteral.swift): no \', surrogates in pairs,
+        // no raw control characters.
+        (#"{"a": "\'"}"#, "unknown escape '\\''", 8, nil),
+        (#"{"a": "\ud800x"}"#, "a \\u high surrogate must be followed by a low surrogate", 8, nil),
+        (#"{"a": "\udc00"}"#, "a \\u low surrogate without a high surrogate", 8, nil),
+        ("{\"a\": \"x\ty\"}", "a control character must be escaped", 9, nil),
     ]
 
     @Test(arguments: 0..<badJSON.count)
@@ -220,6 +227,11 @@ struct FilterTests {
         ("a ! 1", "unexpected character '!'", 3),
         ("", "the filter is empty", 1),
         ("é = 1 and ü ≠ 2", "unexpected character '≠'", 13),
+        ("`open = 1", "this `field name` is not closed", 1),
+        ("`` = 1", "an empty `field name`", 1),
+        // The text dialect of quoted strings: \uXXXX is one scalar by itself.
+        ("a = '\\ud800'", "'\\ud800' is not a Unicode scalar", 6),
+        ("a = '\\u{110000}'", "is not a Unicode scalar", 6),
     ]
 
     @Test(arguments: 0..<badText.count)

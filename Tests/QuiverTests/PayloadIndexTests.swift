@@ -8,6 +8,15 @@ struct PayloadIndexTests {
     /// With payload indexes on every field, the filtered allowed set (index candidates re-checked
     /// against documents) equals the brute-force evaluation, for random documents and filters,
     /// through updates and deletes after the indexes were built.
+    /// Index types take the CLI's one vocabulary of type names (`ImportOptions.ColumnType`'s), but a
+    /// list is not an index type.
+    @Test func typeNamesAreTheColumnTypeVocabulary() {
+        let expected: [String: PayloadIndexType] = ["keyword": .keyword, "STRING": .keyword, "integer": .integer, "int": .integer,
+                                                    "float": .float, "Double": .float, "bool": .bool, "boolean": .bool]
+        for (name, type) in expected { #expect(PayloadIndexType(named: name) == type, "\(name)") }
+        for name in ["list", "text", ""] { #expect(PayloadIndexType(named: name) == nil, "\(name)") }
+    }
+
     @Test func indexedFilteringEqualsBruteForce() throws {
         let dir = TemporaryDirectory()
         let db = try Database(path: dir.path)

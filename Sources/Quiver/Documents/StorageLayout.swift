@@ -146,36 +146,48 @@ enum Keys {
     }
 }
 
-/// Per-collection counters.
-struct Counters: Equatable {
-    var liveDocuments: UInt64 = 0
-    var nextRow: UInt64 = 1
+/// A per-collection value of two u64 LE under the key C, sealed as every stored value (`StoredValue`):
+/// `Counters` (table `counters`) and `SegmentState` (table `segment_state`).
+protocol CollectionValuePair {
+    init(_ first: UInt64, _ second: UInt64)
+    var pair: (UInt64, UInt64) { get }
+}
 
-    /// The stored value of collection `c`'s counters.
+extension CollectionValuePair {
+    /// The stored value of collection `c`.
     func stored(_ c: UInt32) -> [UInt8] {
         var w = ByteWriter(capacity: 20)
-        w.write(liveDocuments)
-        w.write(nextRow)
+        w.write(pair.0)
+        w.write(pair.1)
         return StoredValue.seal(w.bytes, key: Keys.collection(c))
     }
 
-    init() {}
+    /// Decodes collection `c`'s stored value of `table` (`collection` names it in errors).
+    init(stored value: [UInt8], _ c: UInt32, table: LMDBTable, collection: String) throws {
+        var r = ByteReader(try StoredValue.open(value, key: Keys.collection(c), table: table, collection: collection))
+        let first = try r.readUInt64()
+        self.init(first, try r.readUInt64())
+    }
+
+    /// Collection `c`'s value in `table` of `txn`, or nil when it has none.
+    static func read(_ c: UInt32, table: LMDBTable, collection: String, txn: LMDBTransaction) throws -> Self? {
+        try txn.get(table, Keys.collection(c)).map { try Self(stored: $0, c, table: table, collection: collection) }
+    }
+}
+
+/// Per-collection counters.
+struct Counters: Equatable, CollectionValuePair {
+    var liveDocuments: UInt64
+    var nextRow: UInt64
+
+    /// A new collection's counters: no documents, row ids from 1.
+    init(_ liveDocuments: UInt64 = 0, _ nextRow: UInt64 = 1) { (self.liveDocuments, self.nextRow) = (liveDocuments, nextRow) }
+
+    var pair: (UInt64, UInt64) { (liveDocuments, nextRow) }
 
     /// Reads collection `c`'s counters from `txn` (nil when it has none).
     static func read(_ c: UInt32, collection: String, txn: LMDBTransaction, tables: Tables) throws -> Counters? {
-        let key = Keys.collection(c)
-        return try txn.withValue(tables.counters, key) { value in
-            try value.map { v in
-                try key.withUnsafeBytes { k in
-                    let payload = try StoredValue.open(v, key: k, table: tables.counters, collection: collection)
-                    var r = ByteReader(Array(payload))
-                    var out = Counters()
-                    out.liveDocuments = try r.readUInt64()
-                    out.nextRow = try r.readUInt64()
-                    return out
-                }
-            }
-        }
+        try read(c, table: tables.counters, collection: collection, txn: txn)
     }
 }
 

@@ -79,61 +79,52 @@ struct DerivedIndexExpectation {
                  incomplete: Bool = false, problem: (String) -> Void) throws -> (payload: Bool, text: Bool) {
         let c = info.number
         var payloadOK = true, textOK = true
-        var payloadEntries = 0
-        try txn.forEach(tables.payload, prefix: Keys.collection(c)) { k, _ in
-            payloadEntries += 1
+        func payloadProblem(_ s: String) { payloadOK = false; problem(s) }
+        func textProblem(_ s: String) { textOK = false; problem(s) }
+        // Calls `check` on each entry of `table` under collection `c`; returns how many there are.
+        func entries(_ table: LMDBTable, _ check: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws -> Int {
+            var n = 0
+            try txn.forEach(table, prefix: Keys.collection(c)) { k, v in n += 1; check(k, v); return true }
+            return n
+        }
+        let payloadEntries = try entries(tables.payload) { k, _ in
             let row = FilterPlanner.row(k)
             if !payload.contains(Array(k)) && !skipRows.contains(row) {
-                payloadOK = false
-                problem("payload index entry for row \(row) does not match its document")
+                payloadProblem("payload index entry for row \(row) does not match its document")
             }
-            return true
         }
         if payloadEntries < payload.count && !incomplete {
-            payloadOK = false
-            problem("payload indexes lack \(payload.count - payloadEntries) entries of the documents' metadata")
+            payloadProblem("payload indexes lack \(payload.count - payloadEntries) entries of the documents' metadata")
         }
-        var seenPostings = 0
-        try txn.forEach(tables.postings, prefix: Keys.collection(c)) { k, v in
-            seenPostings += 1
+        let seenPostings = try entries(tables.postings) { k, v in
             let row = FilterPlanner.row(k)
-            guard !skipKeys.contains(Array(k)), !skipRows.contains(row) else { return true }
+            guard !skipKeys.contains(Array(k)), !skipRows.contains(row) else { return }
             if postings[Array(k)] != StoredValue.intactPayload(v, key: k).map({ Array($0) }) {
-                textOK = false
-                problem("a BM25 posting of row \(row) does not match its document's text")
+                textProblem("a BM25 posting of row \(row) does not match its document's text")
             }
-            return true
         }
         if seenPostings != postings.count && !incomplete {
-            textOK = false
-            problem("the BM25 index holds \(seenPostings) postings; the documents' text gives \(postings.count)")
+            textProblem("the BM25 index holds \(seenPostings) postings; the documents' text gives \(postings.count)")
         }
-        var terms = 0
-        try txn.forEach(tables.terms, prefix: Keys.collection(c)) { k, v in
-            terms += 1
-            guard !incomplete, !skipKeys.contains(Array(k)) else { return true }
+        let terms = try entries(tables.terms) { k, v in
+            guard !incomplete, !skipKeys.contains(Array(k)) else { return }
             let term = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             let df = StoredValue.intactPayload(v, key: k).flatMap { try? ByteReader(Array($0)).readUInt64Value() } ?? 0
             if documentFrequency[term] != df {
-                textOK = false
-                problem("term '\(term)' has document frequency \(df); the documents give \(documentFrequency[term] ?? 0)")
+                textProblem("term '\(term)' has document frequency \(df); the documents give \(documentFrequency[term] ?? 0)")
             }
-            return true
         }
         if terms != documentFrequency.count && !incomplete {
-            textOK = false
-            problem("the BM25 index knows \(terms) terms; the documents' text has \(documentFrequency.count)")
+            textProblem("the BM25 index knows \(terms) terms; the documents' text has \(documentFrequency.count)")
         }
         if incomplete || skipKeys.contains(Keys.collection(c)) { return (payloadOK, textOK) }
         let stats: (UInt64, UInt64)
         do { stats = try TextIndexStore.stats(c, name: info.name, txn: txn, tables: tables) } catch {
-            textOK = false
-            problem("the BM25 totals cannot be read: \(error)")
+            textProblem("the BM25 totals cannot be read: \(error)")
             return (payloadOK, textOK)
         }
         if stats.0 != textDocuments || stats.1 != textTerms {
-            textOK = false
-            problem("BM25 totals say \(stats.0) documents of \(stats.1) terms; the documents give \(textDocuments) and \(textTerms)")
+            textProblem("BM25 totals say \(stats.0) documents of \(stats.1) terms; the documents give \(textDocuments) and \(textTerms)")
         }
         return (payloadOK, textOK)
     }

@@ -57,6 +57,8 @@ enum JSONLine {
         out += "]"
     }
 
+    /// A JSON string literal: `"` and `\` escaped, \n \r \t and the other control characters as
+    /// escapes (`\u001f`), every other scalar as it is. The filter forms render strings with it too.
     static func string(_ s: String, into out: inout String) {
         out += "\""
         for u in s.unicodeScalars {

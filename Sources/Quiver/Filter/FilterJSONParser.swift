@@ -81,7 +81,7 @@ struct JSONNode {
 }
 
 /// A strict RFC 8259 reader over UTF-8 bytes with a nesting bound checked before each recursion.
-struct JSONReader {
+struct JSONReader: FilterByteReader {
     let bytes: [UInt8]
     let maxDepth: Int
     /// An integer outside the 64-bit range becomes the nearest double (documents) instead of an
@@ -121,57 +121,60 @@ struct JSONReader {
         position += 1
     }
 
+    /// Steps over the `{` or `[` at `position` (refusing nesting deeper than `maxDepth`) and the
+    /// whitespace after it; returns whether members follow: false when `close` does (an empty
+    /// container, whose `close` it also steps over).
+    private mutating func open(depth: Int, closedBy close: UInt8) throws(FilterError) -> Bool {
+        if depth > maxDepth { throw FilterError("the JSON is nested more than \(maxDepth) levels deep", offset: position) }
+        position += 1
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == close else { return true }
+        position += 1
+        return false
+    }
+
+    /// After a member or item: true past a `,` (another follows), false past `close`; else an error
+    /// that expected `what`.
+    private mutating func more(closedBy close: UInt8, _ what: String) throws(FilterError) -> Bool {
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == UInt8(ascii: ",") { position += 1; return true }
+        try expect(close, what)
+        return false
+    }
+
     private mutating func readValue(depth: Int) throws(FilterError) -> JSONNode {
         guard position < bytes.count else { throw FilterError("expected a JSON value, found the end of the input", offset: position) }
         let start = position
         switch bytes[position] {
         case UInt8(ascii: "{"):
-            if depth > maxDepth { throw FilterError("the JSON is nested more than \(maxDepth) levels deep", offset: start) }
-            position += 1
             var members: [(key: String, keyOffset: Int, value: JSONNode)] = []
             var seen = Set<String>()
-            skipWhitespace()
-            if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
-                position += 1
-                return JSONNode(kind: .object(members), offset: start)
-            }
-            while true {
+            guard try open(depth: depth, closedBy: UInt8(ascii: "}")) else { return JSONNode(kind: .object(members), offset: start) }
+            repeat {
                 skipWhitespace()
                 let keyOffset = position
                 guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
                     throw FilterError("expected a string key, found \(describeHere())", offset: position)
                 }
-                let key = try readString()
+                let key = try readQuotedString(.json)
                 if !seen.insert(key).inserted { throw FilterError("the key \"\(key)\" appears twice in this object", offset: keyOffset) }
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "':' after an object key")
                 skipWhitespace()
                 let value = try readValue(depth: depth + 1)
                 members.append((key, keyOffset, value))
-                skipWhitespace()
-                if position < bytes.count, bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-                try expect(UInt8(ascii: "}"), "',' or '}' in an object")
-                return JSONNode(kind: .object(members), offset: start)
-            }
+            } while try more(closedBy: UInt8(ascii: "}"), "',' or '}' in an object")
+            return JSONNode(kind: .object(members), offset: start)
         case UInt8(ascii: "["):
-            if depth > maxDepth { throw FilterError("the JSON is nested more than \(maxDepth) levels deep", offset: start) }
-            position += 1
             var items: [JSONNode] = []
-            skipWhitespace()
-            if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
-                position += 1
-                return JSONNode(kind: .array(items), offset: start)
-            }
-            while true {
+            guard try open(depth: depth, closedBy: UInt8(ascii: "]")) else { return JSONNode(kind: .array(items), offset: start) }
+            repeat {
                 skipWhitespace()
                 items.append(try readValue(depth: depth + 1))
-                skipWhitespace()
-                if position < bytes.count, bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-                try expect(UInt8(ascii: "]"), "',' or ']' in an array")
-                return JSONNode(kind: .array(items), offset: start)
-            }
+            } while try more(closedBy: UInt8(ascii: "]"), "',' or ']' in an array")
+            return JSONNode(kind: .array(items), offset: start)
         case UInt8(ascii: "\""):
-            return JSONNode(kind: .string(try readString()), offset: start)
+            return JSONNode(kind: .string(try readQuotedString(.json)), offset: start)
         case UInt8(ascii: "t"): try readWord("true"); return JSONNode(kind: .bool(true), offset: start)
         case UInt8(ascii: "f"): try readWord("false"); return JSONNode(kind: .bool(false), offset: start)
         case UInt8(ascii: "n"): try readWord("null"); return JSONNode(kind: .null, offset: start)
@@ -223,73 +226,6 @@ struct JSONReader {
         }
         guard let d = Double(text), d.isFinite else { throw FilterError("the number \(text) is outside the double range", offset: start) }
         return JSONNode(kind: .double(d), offset: start)
-    }
-
-    /// A string starting at the opening quote; escapes decoded, UTF-8 validated.
-    private mutating func readString() throws(FilterError) -> String {
-        let start = position
-        position += 1
-        var out: [UInt8] = []
-        while true {
-            guard position < bytes.count else { throw FilterError("this string is not closed", offset: start) }
-            let b = bytes[position]
-            if b == UInt8(ascii: "\"") { position += 1; break }
-            if b < 0x20 { throw FilterError("a control character must be escaped inside a string", offset: position) }
-            if b != UInt8(ascii: "\\") { out.append(b); position += 1; continue }
-            let escapeStart = position
-            position += 1
-            guard position < bytes.count else { throw FilterError("this string is not closed", offset: start) }
-            let e = bytes[position]
-            position += 1
-            switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = try readHex4(escapeStart)
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    // A high surrogate must be followed by an escaped low surrogate.
-                    guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
-                        throw FilterError("a \\u high surrogate must be followed by a low surrogate", offset: escapeStart)
-                    }
-                    position += 2
-                    let low = try readHex4(escapeStart)
-                    guard low >= 0xDC00 && low < 0xE000 else { throw FilterError("a \\u high surrogate must be followed by a low surrogate", offset: escapeStart) }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    throw FilterError("a \\u low surrogate without a high surrogate", offset: escapeStart)
-                }
-                guard let u = Unicode.Scalar(scalar) else { throw FilterError("invalid \\u escape", offset: escapeStart) }
-                out.append(contentsOf: Array(String(Character(u)).utf8))
-            default:
-                throw FilterError("unknown escape '\\\(Character(Unicode.Scalar(e)))' in a string", offset: escapeStart)
-            }
-        }
-        guard let s = String(validating: out, as: UTF8.self) else { throw FilterError("a string is not valid UTF-8", offset: start) }
-        return s
-    }
-
-    private mutating func readHex4(_ escapeStart: Int) throws(FilterError) -> UInt32 {
-        guard position + 4 <= bytes.count else { throw FilterError("a \\u escape needs four hex digits", offset: escapeStart) }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let b = bytes[position]
-            let d: UInt32
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(b - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(b - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(b - UInt8(ascii: "A") + 10)
-            default: throw FilterError("a \\u escape needs four hex digits", offset: escapeStart)
-            }
-            v = v * 16 + d
-            position += 1
-        }
-        return v
     }
 }
 

@@ -87,26 +87,11 @@ enum FilterRendering {
         }
     }
 
-    /// A JSON string literal (also valid in the text form).
+    /// A JSON string literal (also valid in the text form): the documents' JSON writer's.
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONLine.string(s, into: &out)
+        return out
     }
 }
 

@@ -67,7 +67,7 @@ struct FilterTextToken: Equatable {
 }
 
 /// Splits text-form input into tokens.
-struct FilterTextLexer {
+struct FilterTextLexer: FilterByteReader {
     static let keywords: Set<String> = ["and", "or", "not", "in", "exists", "true", "false", "null"]
 
     let bytes: [UInt8]
@@ -98,7 +98,7 @@ struct FilterTextLexer {
                     tokens.append(.init(kind: .symbol(String(Character(Unicode.Scalar(b)))), offset: start))
                 }
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
-                tokens.append(.init(kind: .string(try readString(quote: b)), offset: start))
+                tokens.append(.init(kind: .string(try readQuotedString(.text)), offset: start))
             case UInt8(ascii: "`"):
                 tokens.append(.init(kind: .identifier(try readBackquoted()), offset: start))
             case UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -192,72 +192,24 @@ struct FilterTextLexer {
         return .double(d)
     }
 
+    /// A backquoted field name; a doubled backquote stands for one.
     private mutating func readBackquoted() throws(FilterError) -> String {
         let start = position
-        position += 1
+        let backquote = UInt8(ascii: "`")
         var out: [UInt8] = []
         while true {
-            guard position < bytes.count else { throw FilterError("this `field name` is not closed", offset: start) }
-            let b = bytes[position]
             position += 1
-            if b == UInt8(ascii: "`") {
-                if position < bytes.count, bytes[position] == UInt8(ascii: "`") { out.append(b); position += 1; continue }
-                break
+            guard let close = bytes[position...].firstIndex(of: backquote) else {
+                throw FilterError("this `field name` is not closed", offset: start)
             }
-            out.append(b)
+            out += bytes[position..<close]
+            position = close + 1
+            // A doubled backquote: one in the name, which goes on after the second.
+            guard position < bytes.count, bytes[position] == backquote else { break }
+            out.append(backquote)
         }
         if out.isEmpty { throw FilterError("an empty `field name`", offset: start) }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    private mutating func readString(quote: UInt8) throws(FilterError) -> String {
-        let start = position
-        position += 1
-        var out: [UInt8] = []
-        while true {
-            guard position < bytes.count else { throw FilterError("this string is not closed", offset: start) }
-            let b = bytes[position]
-            if b == quote { position += 1; break }
-            if b != UInt8(ascii: "\\") { out.append(b); position += 1; continue }
-            let escapeStart = position
-            position += 1
-            guard position < bytes.count else { throw FilterError("this string is not closed", offset: start) }
-            let e = bytes[position]
-            position += 1
-            switch e {
-            case UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "u"):
-                var hex = ""
-                if position < bytes.count, bytes[position] == UInt8(ascii: "{") {
-                    position += 1
-                    while position < bytes.count, bytes[position] != UInt8(ascii: "}"), hex.count <= 8 {
-                        hex.append(Character(Unicode.Scalar(bytes[position])))
-                        position += 1
-                    }
-                    guard position < bytes.count, bytes[position] == UInt8(ascii: "}") else {
-                        throw FilterError("a \\u{...} escape is not closed", offset: escapeStart)
-                    }
-                    position += 1
-                } else {
-                    guard position + 4 <= bytes.count else { throw FilterError("a \\u escape needs four hex digits", offset: escapeStart) }
-                    hex = String(decoding: bytes[position..<position + 4], as: UTF8.self)
-                    position += 4
-                }
-                guard let v = UInt32(hex, radix: 16), let u = Unicode.Scalar(v) else {
-                    throw FilterError("'\\u\(hex)' is not a Unicode scalar", offset: escapeStart)
-                }
-                out.append(contentsOf: Array(String(Character(u)).utf8))
-            default:
-                throw FilterError("unknown escape '\\\(Character(Unicode.Scalar(e)))' in a string", offset: escapeStart)
-            }
-        }
-        guard let s = String(validating: out, as: UTF8.self) else { throw FilterError("a string is not valid UTF-8", offset: start) }
-        return s
     }
 }
 

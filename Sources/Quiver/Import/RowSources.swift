@@ -270,25 +270,53 @@ struct IDSource {
     }
 }
 
-struct VecsSource: RowSource {
-    var stream: ByteStream
-    var ids: IDSource
-    let bytes: Bool
-    var index = 0
+/// A file of bare vectors (fvecs, bvecs, npy): its `index`-th vector is row `index`, and takes the id
+/// of line `index` of the ids file (or the id prefix and the index).
+protocol VectorFileSource: RowSource {
+    var stream: ByteStream { get set }
+    var ids: IDSource { get set }
+    /// The vector `next()` reads.
+    var index: Int { get set }
+}
+
+extension VectorFileSource {
     var locationKind: String { "vector" }
     var totalBytes: Int { stream.size }
     var position: SourcePosition { SourcePosition(offset: stream.offset, rows: index, line: index) }
-
-    init(path: String, bytes: Bool, options: ImportOptions) throws {
-        stream = try ByteStream(path: path)
-        self.bytes = bytes
-        ids = try IDSource(path: options.idsFile, prefix: options.idPrefix)
-    }
 
     mutating func seek(to p: SourcePosition) throws {
         stream.seek(to: p.offset)
         index = p.rows
         try ids.skip(p.rows)
+    }
+
+    /// The `count` bytes of vector `index`'s components.
+    mutating func componentBytes(_ count: Int) throws -> [UInt8] {
+        guard let body = try stream.bytes(count) else {
+            throw QuiverError.badInput(file: stream.path, line: index, reason: "the file ends inside vector \(index)")
+        }
+        return body
+    }
+
+    /// Vector `index` as a document, with its id.
+    mutating func document(_ vector: [Float]) throws -> SourceRow {
+        guard let id = try ids.next(index) else {
+            throw QuiverError.badInput(file: ids.path ?? "", line: index + 1, reason: "the ids file has no id for vector \(index)")
+        }
+        return .document(Document(id: id, vector: vector), location: index)
+    }
+}
+
+struct VecsSource: VectorFileSource {
+    var stream: ByteStream
+    var ids: IDSource
+    let bytes: Bool
+    var index = 0
+
+    init(path: String, bytes: Bool, options: ImportOptions) throws {
+        stream = try ByteStream(path: path)
+        self.bytes = bytes
+        ids = try IDSource(path: options.idsFile, prefix: options.idPrefix)
     }
 
     mutating func next() throws -> SourceRow? {
@@ -303,23 +331,16 @@ struct VecsSource: RowSource {
         guard d >= 1 && d <= Limits.maxDimension else {
             throw QuiverError.badInput(file: stream.path, line: index, reason: "vector \(index) at byte \(start) claims dimension \(d); the file is damaged or not \(bytes ? "bvecs" : "fvecs")")
         }
-        let width = bytes ? 1 : 4
-        guard let body = try stream.bytes(d * width) else {
-            throw QuiverError.badInput(file: stream.path, line: index, reason: "the file ends inside vector \(index)")
-        }
-        let vector: [Float] = bytes ? body.map { Float($0) } : float32LE(body, count: d)
+        let body = try componentBytes(d * (bytes ? 1 : 4))
         defer { index += 1 }
-        guard let id = try ids.next(index) else {
-            throw QuiverError.badInput(file: ids.path ?? "", line: index + 1, reason: "the ids file has no id for vector \(index)")
-        }
-        return .document(Document(id: id, vector: vector), location: index)
+        return try document(bytes ? body.map { Float($0) } : float32LE(body, count: d))
     }
 }
 
 /// NumPy `.npy` (format versions 1, 2 and 3): a 2-d C-order array of float32 `<f4`, float16 `<f2`,
 /// float64 `<f8` (numpy's default; a value beyond float32's range is a bad row) or integers (`|u1`,
 /// `|i1`, `<u2`, `<i2`, `<u4`, `<i4`, `<u8`, `<i8`; rounded to the nearest float32).
-struct NPYSource: RowSource {
+struct NPYSource: VectorFileSource {
     var stream: ByteStream
     var ids: IDSource
     let rows: Int
@@ -327,9 +348,6 @@ struct NPYSource: RowSource {
     let type: String
     let dataOffset: Int
     var index = 0
-    var locationKind: String { "vector" }
-    var totalBytes: Int { stream.size }
-    var position: SourcePosition { SourcePosition(offset: stream.offset, rows: index, line: index) }
 
     init(path: String, options: ImportOptions) throws {
         stream = try ByteStream(path: path)
@@ -346,18 +364,10 @@ struct NPYSource: RowSource {
         }
     }
 
-    mutating func seek(to p: SourcePosition) throws {
-        stream.seek(to: p.offset)
-        index = p.rows
-        try ids.skip(p.rows)
-    }
-
     mutating func next() throws -> SourceRow? {
         guard index < rows else { return nil }
         let width = NPYHeader.itemSize(type)
-        guard let body = try stream.bytes(dimension * width) else {
-            throw QuiverError.badInput(file: stream.path, line: index, reason: "the file ends inside vector \(index)")
-        }
+        let body = try componentBytes(dimension * width)
         defer { index += 1 }
         func le(_ i: Int, _ width: Int) -> UInt64 {
             var v: UInt64 = 0
@@ -387,10 +397,7 @@ struct NPYSource: RowSource {
         case "<i8": vector = (0..<dimension).map { Float(Int64(bitPattern: le($0, 8))) }
         default: vector = body.map { Float($0) }
         }
-        guard let id = try ids.next(index) else {
-            throw QuiverError.badInput(file: ids.path ?? "", line: index + 1, reason: "the ids file has no id for vector \(index)")
-        }
-        return .document(Document(id: id, vector: vector), location: index)
+        return try document(vector)
     }
 }
 

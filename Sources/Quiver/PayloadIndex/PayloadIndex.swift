@@ -37,15 +37,16 @@ public enum PayloadIndexType: String, Sendable, Codable, CaseIterable {
     /// Booleans: equality.
     case bool
 
-    /// The type a name of the one vocabulary that the CLI accepts everywhere names: `keyword`
-    /// (or `string`), `integer` (or `int`), `float` (or `double`), `bool` (or `boolean`).
+    /// The type a name of the one vocabulary that the CLI accepts everywhere names
+    /// (`ImportOptions.ColumnType(named:)`): `keyword` (or `string`), `integer` (or `int`), `float`
+    /// (or `double`), `bool` (or `boolean`); a list is not an index type.
     public init?(named name: String) {
-        switch name.lowercased() {
-        case "keyword", "string": self = .keyword
-        case "integer", "int": self = .integer
-        case "float", "double": self = .float
-        case "bool", "boolean": self = .bool
-        default: return nil
+        switch ImportOptions.ColumnType(named: name) {
+        case .string: self = .keyword
+        case .int: self = .integer
+        case .float: self = .float
+        case .bool: self = .bool
+        case .list, nil: return nil
         }
     }
 

@@ -83,26 +83,14 @@ struct SegmentRecord: Equatable, Sendable {
 }
 
 /// Per-collection sealing state.
-struct SegmentState: Equatable, Sendable {
-    var sealedThrough: UInt64 = 0
-    var nextSegment: UInt64 = 1
+struct SegmentState: Equatable, Sendable, CollectionValuePair {
+    var sealedThrough: UInt64
+    var nextSegment: UInt64
 
-    /// The stored value of collection `c`'s state.
-    func stored(_ c: UInt32) -> [UInt8] {
-        var w = ByteWriter(capacity: 20)
-        w.write(sealedThrough)
-        w.write(nextSegment)
-        return StoredValue.seal(w.bytes, key: Keys.collection(c))
-    }
+    /// A new collection's state: nothing sealed, segment ids from 1.
+    init(_ sealedThrough: UInt64 = 0, _ nextSegment: UInt64 = 1) { (self.sealedThrough, self.nextSegment) = (sealedThrough, nextSegment) }
 
-    init() {}
-
-    /// Decodes the stored value of collection `c`'s state (`collection` names it in errors).
-    init(stored value: [UInt8], _ c: UInt32, collection: String) throws {
-        var r = ByteReader(try StoredValue.open(value, key: Keys.collection(c), table: "segment_state", collection: collection))
-        sealedThrough = try r.readUInt64()
-        nextSegment = try r.readUInt64()
-    }
+    var pair: (UInt64, UInt64) { (sealedThrough, nextSegment) }
 }
 
 extension Keys {
@@ -121,6 +109,6 @@ enum Manifest {
     }
 
     static func state(_ c: UInt32, name: String, txn: LMDBTransaction, tables: Tables) throws -> SegmentState {
-        try txn.get(tables.segmentState, Keys.collection(c)).map { try SegmentState(stored: $0, c, collection: name) } ?? SegmentState()
+        try SegmentState.read(c, table: tables.segmentState, collection: name, txn: txn) ?? SegmentState()
     }
 }

@@ -126,10 +126,7 @@ public enum HNSWCodec {
 
     /// The encoding of `index` as one byte array.
     public static func encode(_ index: HNSWIndex) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(encodedSize(index))
-        encode(index) { out.append(contentsOf: $0) }
-        return out
+        SectionLayout.bytes(reserving: encodedSize(index)) { encode(index, to: $0) }
     }
 
     /// Loads an index from `bytes`, copying them (one bulk copy per section).

@@ -24,7 +24,7 @@ import Synchronization
 ///   `add` itself links a batch on several threads (`HNSWParameters.buildThreads`) with per-node locks.
 /// - Search contexts: one per thread (`HNSWSearchContext`); the context-less overloads take one from an
 ///   internal pool.
-public final class HNSWIndex: VectorIndex, @unchecked Sendable {
+public final class HNSWIndex: VectorIndex, HNSWSearchFront, @unchecked Sendable {
     public let dimension: Int
     public let metric: Metric
     /// The parameters the index was built with (`efSearch` there is the initial default).
@@ -420,16 +420,12 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// Safe concurrently with other searches, as long as each uses its own `context`.
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int? = nil, allow: AllowFilter? = nil,
                        context ctx: HNSWSearchContext) throws -> [Neighbor] {
-        guard let (q, ef) = try ctx.begin(query, k: k, ef: ef, efSearch: efSearch, dimension: dimension, metric: metric,
-                                          count: count, m0: m0) else { return [] }
-        switch metric {
-        case .l2: return search(L2Distance.self, q, k: k, ef: ef, allow: allow, context: ctx)
-        case .dot: return search(DotDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
-        case .cosine: return search(CosineDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
-        }
+        try searchChecked(query, k: k, ef: ef, allow: allow, context: ctx)
     }
 
-    private func search<D: HNSWDistance>(_: D.Type, _ q: UnsafePointer<Float>, k: Int, ef: Int, allow: AllowFilter?,
+    func graphScratch(_ context: HNSWSearchContext) -> HNSWSearchContext { context }
+
+    func search<D: HNSWDistance>(_: D.Type, _ q: UnsafePointer<Float>, k: Int, ef: Int, allow: AllowFilter?,
                                          context ctx: HNSWSearchContext) -> [Neighbor] {
         let tomb = UnsafePointer(tombstones)
         let live = count - deletedCount

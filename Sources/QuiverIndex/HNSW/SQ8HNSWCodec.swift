@@ -93,10 +93,7 @@ public enum SQ8HNSWCodec {
 
     /// The encoding of `index` as one byte array.
     public static func encode(_ index: SQ8HNSWIndex) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(encodedSize(index))
-        encode(index) { out.append(contentsOf: $0) }
-        return out
+        SectionLayout.bytes(reserving: encodedSize(index)) { encode(index, to: $0) }
     }
 
     /// Loads an index from `bytes`, copying them.

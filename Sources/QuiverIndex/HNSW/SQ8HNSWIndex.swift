@@ -26,7 +26,7 @@ import QuiverCore
 /// ## Thread-safety
 /// As `HNSWIndex`: searches, `contains`, counts and `memoryBytes` run concurrently; `add`, `markDeleted`
 /// and `efSearch`'s setter are exclusive.
-public final class SQ8HNSWIndex: VectorIndex, @unchecked Sendable {
+public final class SQ8HNSWIndex: VectorIndex, HNSWSearchFront, @unchecked Sendable {
     public let dimension: Int
     public let metric: Metric
     public let parameters: HNSWParameters

@@ -119,18 +119,14 @@ extension SQ8HNSWIndex {
     /// vectors, so a search returns `min(k, allowed live)` results.
     func search(_ query: UnsafeBufferPointer<Float>, k: Int, ef: Int?, allow: AllowFilter?,
                 context ctx: SQ8SearchContext) throws -> [Neighbor] {
-        guard let (q, ef) = try ctx.graph.begin(query, k: k, ef: ef, efSearch: efSearch, dimension: dimension, metric: metric,
-                                                count: count, m0: m0) else { return [] }
-        ctx.reservePrepared(dimension)
-        switch metric {
-        case .l2: return search(L2Distance.self, q, k: k, ef: ef, allow: allow, context: ctx)
-        case .dot: return search(DotDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
-        case .cosine: return search(CosineDistance.self, q, k: k, ef: ef, allow: allow, context: ctx)
-        }
+        try searchChecked(query, k: k, ef: ef, allow: allow, context: ctx)
     }
 
-    private func search<D: HNSWDistance>(_: D.Type, _ q: UnsafePointer<Float>, k: Int, ef: Int, allow: AllowFilter?,
-                                         context ctx: SQ8SearchContext) -> [Neighbor] {
+    func graphScratch(_ context: SQ8SearchContext) -> HNSWSearchContext { context.graph }
+
+    func search<D: HNSWDistance>(_: D.Type, _ q: UnsafePointer<Float>, k: Int, ef: Int, allow: AllowFilter?,
+                                 context ctx: SQ8SearchContext) -> [Neighbor] {
+        ctx.reservePrepared(dimension)
         let s = storage
         let tomb = UnsafePointer(s.tombstones)
         let live = liveCount

@@ -167,9 +167,7 @@ public enum IVFPQCodec {
 
     /// The encoding of `index` as one byte array.
     public static func encode(_ index: IVFPQIndex) throws -> [UInt8] {
-        var out = [UInt8]()
-        try encode(index) { out.append(contentsOf: $0) }
-        return out
+        try SectionLayout.bytes(reserving: 0) { try encode(index, to: $0) }
     }
 
     /// Loads an index from `bytes` (copied).
