@@ -21,7 +21,7 @@ struct TuningCorpus {
             try c.vectorTable.forEach(txn: txn) { row, vector in
                 guard let id = try RowCodec.read(c.info.number, row, collection: c.name, txn: txn, tables: c.database.tables) else { return true }
                 let stored = try vector.get()
-                try v.withUnsafeMutableBufferPointer {
+                v.withUnsafeMutableBufferPointer {
                     $0.baseAddress!.update(from: stored.baseAddress!, count: d)
                     DistanceKernels.normalize($0.baseAddress!, d)
                 }
