@@ -15,9 +15,8 @@ struct MutableSegmentTests {
         let metric = c.info.metric
         var scored: [(id: String, score: Float)] = []
         try c.database.readTransaction { txn in
-            try txn.forEach(c.database.tables.vectors, prefix: Keys.collection(c.info.number)) { key, value in
-                let row = Keys.rowID(of: key)
-                let v = try VectorCodec.decode(value, key: Array(key), collection: c.name, dimension: c.info.dimension)
+            try c.vectorTable.forEach(txn: txn) { row, vector in
+                let v = Array(try vector.get())
                 let id = try RowCodec.read(c.info.number, row, collection: c.name, txn: txn, tables: c.database.tables)!
                 guard allowed(id) else { return true }
                 let score: Float

@@ -227,10 +227,8 @@ public struct Collection: Sendable {
                 let key = Keys.document(info.number, id)
                 guard let bytes = try txn.get(database.tables.documents, key) else { return nil }
                 let record = try DocumentRecord(stored: bytes, key: key, collection: name)
-                let rowKey = Keys.row(info.number, record.row)
-                let vector = try txn.withValue(database.tables.vectors, rowKey) { v -> [Float] in
-                    guard let v = v else { throw StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`") }
-                    return try VectorCodec.decode(v, key: rowKey, collection: name, dimension: info.dimension)
+                guard let vector = try vectorTable.read(record.row, txn: txn) else {
+                    throw StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`")
                 }
                 return Document(id: id, text: record.text, metadata: record.metadata, vector: vector)
             }

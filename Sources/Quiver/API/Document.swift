@@ -89,6 +89,9 @@ public struct CollectionInfo: Sendable, Equatable, Codable {
     public var fullText: FullTextSettings?
     /// What `Collection.tune` stored as defaults: the query adapter and the hybrid fusion (nil: none).
     public var tuning: TuningSettings?
+    /// How many LMDB values hold each stored vector (nil in the catalog means 1), chosen at creation
+    /// from the dimension so that LMDB's pages are full (docs/file-formats.md, the `vectors` table).
+    public var vectorPieces: Int?
 
     /// The index settings in effect.
     public var indexSettings: IndexSettings { index ?? IndexSettings() }

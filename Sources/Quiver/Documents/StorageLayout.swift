@@ -16,7 +16,8 @@ import QuiverStorage
  catalog      collection name (UTF-8)     JSON object of CollectionInfo (see CollectionInfo)
  counters     C                           u64 LE live documents, u64 LE next row id
  documents    C ++ document id (UTF-8)    DocumentRecord (below)
- vectors      C ++ R                      dimension x f32 LE, as written (not normalized)
+ vectors      C ++ R [++ u8 piece]        dimension x f32 LE, as written (not normalized), in
+                                          CollectionInfo.vectorPieces values (VectorTable.swift)
  rows         C ++ R                      document id (UTF-8)
  imports      C ++ input path (UTF-8)     JSON object of ImportCheckpoint: the resume point of an import
               (a path over 400 bytes: its first 400 bytes ++ 0x00 ++ its SHA-256)
@@ -401,7 +402,7 @@ enum StoredValue {
         }
         switch table {
         case "documents": return "document '\(text(from: 4))'"
-        case "vectors": return "vector of row \(row(at: 4))"
+        case "vectors": return key.count == 13 ? "piece \(key[12]) of the vector of row \(row(at: 4))" : "vector of row \(row(at: 4))"
         case "rows": return "document id of row \(row(at: 4))"
         case "catalog": return "catalog entry"
         case "counters": return "document counters"
@@ -471,6 +472,9 @@ extension CollectionInfo {
 
     init(encoded bytes: [UInt8]) throws {
         self = try CollectionInfo.jsonDecoder.decode(CollectionInfo.self, from: Data(bytes))
+        if let p = vectorPieces, !(1...VectorTable.maxPieces).contains(p) || p > dimension {
+            throw CodecError("vectorPieces \(p) is outside 1...\(min(VectorTable.maxPieces, dimension))", offset: 0)
+        }
     }
 
     /// The stored `catalog` value (the key is the name).

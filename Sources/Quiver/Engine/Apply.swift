@@ -108,6 +108,7 @@ extension Database {
         var removedMetadata: [Metadata] = []
         var vectors = [Float]()
         vectors.reserveCapacity(documents.count * info.dimension)
+        let vectorTable = VectorTable(info, tables: tables)
         for d in documents {
             let key = Keys.document(number, d.id)
             if let old = try txn.get(tables.documents, key) {
@@ -127,7 +128,7 @@ extension Database {
             try txn.put(tables.documents, key, try record.stored(key: key, compressionThreshold: info.textCompressionThreshold))
             // Row ids only grow, so a collection's new rows sort last in its range (and in the
             // table, for the newest collection): appended, LMDB's leaf pages stay full.
-            try txn.putAppending(tables.vectors, rowKey, VectorCodec.stored(d.vector ?? [], key: rowKey))
+            try vectorTable.put(d.vector ?? [], row: row, txn: txn)
             try txn.putAppending(tables.rows, rowKey, RowCodec.stored(d.id, key: rowKey))
             try PayloadIndexing.update(info.payloadIndexes ?? [], number: number, row: row, metadata: d.metadata, remove: false, txn: txn, tables: tables)
             if let ft = info.fullText, let text = d.text {
@@ -183,7 +184,7 @@ extension Database {
     /// Removes what a stored document's row adds besides the document: its vector, its row map
     /// entry, its payload entries and its BM25 postings.
     private static func unindex(_ record: DocumentRecord, of info: CollectionInfo, txn: LMDBTransaction, tables: Tables) throws {
-        try txn.delete(tables.vectors, Keys.row(info.number, record.row))
+        try VectorTable(info, tables: tables).delete(record.row, txn: txn)
         try txn.delete(tables.rows, Keys.row(info.number, record.row))
         try PayloadIndexing.update(info.payloadIndexes ?? [], number: info.number, row: record.row, metadata: record.metadata, remove: true, txn: txn, tables: tables)
         if let ft = info.fullText, let text = record.text {

@@ -172,10 +172,12 @@ public final class Database: @unchecked Sendable {
         let info: CollectionInfo = try write { txn in
             if try txn.contains(tables.catalog, Array(name.utf8)) { throw QuiverError.collectionExists(name) }
             let next = try Meta.nextCollection(txn: txn, tables: tables)
-            let info = CollectionInfo(name: name, dimension: d, metric: metric, encoder: binding,
+            var info = CollectionInfo(name: name, dimension: d, metric: metric, encoder: binding,
                                       textCompressionThreshold: options.textCompressionThreshold,
                                       createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), number: next,
                                       index: options.index, fullText: options.fullText)
+            let pieces = VectorTable.pieces(forDimension: d)
+            info.vectorPieces = pieces == 1 ? nil : pieces
             return (.createCollection(info), info)
         }
         return Collection(database: self, info: info)

@@ -138,6 +138,7 @@ extension Database {
     private func verify(_ info: CollectionInfo, txn: LMDBTransaction, quick: Bool, report: inout VerifyReport, moved: inout [String]) throws {
         let c = info.number
         let name = info.name
+        let vectorTable = VectorTable(info, tables: tables)
         func problem(_ s: String) { if report.problems.count < 1_000 { report.problems.append("'\(name)': " + s) } }
         // The segment files this snapshot names, mapped first: a mapping stays valid when a writer
         // beside us merges the file away and removes it.
@@ -191,11 +192,9 @@ extension Database {
                 if !damagedRows.contains(record.row) {
                     let rowID = try RowCodec.read(c, record.row, collection: name, txn: txn, tables: tables)
                     if rowID != id { problem("document '\(id)' has row \(record.row), which names \(rowID.map { "'\($0)'" } ?? "nothing")") }
-                    let rowKey = Keys.row(c, record.row)
-                    try txn.withValue(tables.vectors, rowKey) { vector in
-                        guard let vector else { problem("document '\(id)' has no vector"); return }
-                        if vector.count != info.dimension * 4 + 4 { problem("document '\(id)' has a vector of \(vector.count - 4) bytes, not \(info.dimension * 4)") }
-                    }
+                    let (present, damage) = try vectorTable.check(record.row, txn: txn)
+                    if !present { problem("document '\(id)' has no vector") }
+                    if let damage { problem("document '\(id)' has \(damage)") }
                 }
             } catch {
                 problem("the stored document '\(id)' does not decode: \(error)")
@@ -204,6 +203,10 @@ extension Database {
         }
         for table in [tables.rows, tables.vectors] {
             try txn.forEach(table, prefix: Keys.collection(c)) { k, _ in
+                if table == tables.vectors && vectorTable.piece(ofKey: k) == nil {
+                    problem("a key of \(k.count) bytes in table 'vectors' is not of the collection's layout (\(vectorTable.pieces) piece\(vectorTable.pieces == 1 ? "" : "s") a vector)")
+                    return true
+                }
                 let row = Keys.rowID(of: k)
                 if live[row] == nil && !rowsOfDamaged.contains(row) { problem("row \(row) in table '\(table.name)' belongs to no document") }
                 return true
@@ -224,8 +227,7 @@ extension Database {
         // Each sealed segment's vectors against LMDB's (all of them, or a sample when quick).
         func stored(_ row: UInt64) -> [Float]? {
             guard live[row] != nil, !damagedRows.contains(row) else { return nil }
-            let key = Keys.row(c, row)
-            return try? txn.withValue(tables.vectors, key) { v in try v.map { try VectorCodec.decode($0, key: key, collection: name, dimension: info.dimension) } }
+            return (try? vectorTable.read(row, txn: txn)) ?? nil
         }
         func compareWithLMDB(_ indexes: [(UInt64, SegmentIndex)]) {
             for (segmentID, index) in indexes {

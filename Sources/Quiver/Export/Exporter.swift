@@ -115,10 +115,8 @@ extension Collection {
         try txn.forEach(database.tables.documents, prefix: Keys.collection(info.number)) { k, v in
             let id = String(decoding: UnsafeRawBufferPointer(rebasing: k[4...]), as: UTF8.self)
             let record = try DocumentRecord(stored: v, key: k, collection: name, withText: withText)
-            let rowKey = Keys.row(info.number, record.row)
-            let vector = try txn.withValue(database.tables.vectors, rowKey) { bytes -> [Float] in
-                guard let b = bytes else { throw QuiverError.storage(StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`")) }
-                return try VectorCodec.decode(b, key: rowKey, collection: name, dimension: info.dimension)
+            guard let vector = try vectorTable.read(record.row, txn: txn) else {
+                throw QuiverError.storage(StorageError(.corrupt, "collection '\(name)': document '\(id)' has no stored vector; run `quiver verify`"))
             }
             try body(id, record, vector)
             return true

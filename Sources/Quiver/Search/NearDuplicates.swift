@@ -113,28 +113,23 @@ extension Collection {
     /// batches of up to 4,096 rows in row order, each batch read in a read transaction of its own.
     func forEachVectorBatch(allowed: Bitset?, _ body: (_ rows: [UInt64], _ vectors: Matrix) throws -> Void) throws {
         let dimension = info.dimension
-        let prefix = Keys.collection(info.number)
-        var from: [UInt8]? = nil
+        let vectorTable = self.vectorTable
+        var from: UInt64 = 0
         while true {
             var rows: [UInt64] = []
             var storage: [Float] = []
-            var resume: [UInt8]? = nil
+            var resume: UInt64? = nil
             try database.readTransaction { txn in
                 try checkExists(txn)
-                var row = [Float](repeating: 0, count: dimension)
-                try row.withUnsafeMutableBufferPointer { buf in
-                    try txn.forEach(database.tables.vectors, prefix: prefix, from: from) { key, value in
-                        if rows.count == 4_096 {
-                            resume = Array(key)
-                            return false
-                        }
-                        let r = Keys.rowID(of: key)
-                        if let a = allowed, !a.contains(Int(r)) { return true }
-                        try VectorCodec.decode(value, key: key, collection: name, dimension: dimension, into: buf.baseAddress!)
-                        rows.append(r)
-                        storage.append(contentsOf: buf)
-                        return true
+                try vectorTable.forEach(txn: txn, from: from) { r, vector in
+                    if rows.count == 4_096 {
+                        resume = r
+                        return false
                     }
+                    if let a = allowed, !a.contains(Int(r)) { return true }
+                    storage.append(contentsOf: try vector.get())
+                    rows.append(r)
+                    return true
                 }
             }
             if !rows.isEmpty { try body(rows, Matrix(dimension: dimension, storage: storage)) }

@@ -398,14 +398,9 @@ extension Collection {
                 try query.withUnsafeBufferPointer { q in
                     try row.withUnsafeMutableBufferPointer { buf in
                         let r = buf.baseAddress!
+                        let vectorTable = self.vectorTable
                         for id in cold {
-                            let key = Keys.row(info.number, UInt64(id))
-                            let found = try txn.withValue(database.tables.vectors, key) { value -> Bool in
-                                guard let value else { return false }
-                                try VectorCodec.decode(value, key: key, collection: name, dimension: dimension, into: r)
-                                return true
-                            }
-                            guard found else { continue }
+                            guard try vectorTable.read(UInt64(id), txn: txn, into: r) else { continue }
                             if metric.normalizes { DistanceKernels.normalize(r, dimension) }
                             top.push(id: id, distance: metric.distance(q.baseAddress!, r, dimension: dimension))
                         }
@@ -435,7 +430,6 @@ extension Collection {
     /// The search result of `row` with `score`; nil for a row no longer stored when `skipMissing`.
     func result(row: UInt64, score: Float, txn: LMDBTransaction, options: SearchOptions, skipMissing: Bool) throws -> SearchResult? {
         let hit = (id: Int64(row), score: score)
-        let rowKey = Keys.row(info.number, row)
         guard let id = try RowCodec.read(info.number, row, collection: name, txn: txn, tables: database.tables) else {
             if skipMissing { return nil }
             throw QuiverError.storage(StorageError(.corrupt, "row \(hit.id) of '\(name)' has a vector but no document; run `quiver verify`"))
@@ -447,7 +441,7 @@ extension Collection {
         let record = try DocumentRecord(stored: docBytes, key: documentKey, collection: name, withText: options.includeText)
         var vectorOut: [Float]?
         if options.includeVector {
-            vectorOut = try txn.withValue(database.tables.vectors, rowKey) { try $0.map { try VectorCodec.decode($0, key: rowKey, collection: name, dimension: info.dimension) } }
+            vectorOut = try vectorTable.read(row, txn: txn)
         }
         return SearchResult(id: id, score: hit.score, metadata: record.metadata,
                             text: options.includeText ? record.text : nil, vector: vectorOut)

@@ -53,6 +53,8 @@ final class CollectionSegments: @unchecked Sendable {
     let number: UInt32
     let name: String
     let dimension: Int
+    /// How many `vectors` values hold each stored vector (`VectorTable`).
+    let vectorPieces: Int
     let metric: Metric
     let settings: IndexSettings
     let directory: String
@@ -75,6 +77,7 @@ final class CollectionSegments: @unchecked Sendable {
         number = info.number
         name = info.name
         dimension = info.dimension
+        vectorPieces = info.pieces
         metric = info.metric
         settings = info.indexSettings
         self.directory = directory

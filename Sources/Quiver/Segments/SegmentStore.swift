@@ -46,43 +46,47 @@ struct SegmentStore: Sendable {
     func readRows(_ segs: CollectionSegments, _ selection: RowSelection, txn: LMDBTransaction? = nil,
                   skipDamaged: Bool = false) throws -> (rows: [UInt64], vectors: Matrix?) {
         guard let txn else { return try env.read { try readRows(segs, selection, txn: $0, skipDamaged: skipDamaged) } }
-        let c = segs.number, d = segs.dimension
+        let d = segs.dimension
+        let vectorTable = VectorTable(segs, tables: tables)
         var rows: [UInt64] = []
         var storage: [Float] = []
-        /// Appends the row of key `k` with stored value `v`; false once a sample is complete.
-        func append(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer, row: UInt64) throws {
-            let start = storage.count
-            storage.append(contentsOf: repeatElement(0, count: d))
+        /// Appends `row` with its vector (or the error reading it raised).
+        func append(_ row: UInt64, _ vector: Result<UnsafeBufferPointer<Float>, Error>) throws {
             do {
-                try storage.withUnsafeMutableBufferPointer { try VectorCodec.decode(v, key: k, collection: segs.name, dimension: d, into: $0.baseAddress! + start) }
+                storage.append(contentsOf: try vector.get())
             } catch let e as StorageError where skipDamaged && e.kind == .corrupt {
-                storage.removeLast(d)
                 return
             }
             rows.append(row)
         }
         switch selection {
         case .range(let after, let through):
-            try txn.forEach(tables.vectors, prefix: Keys.collection(c), from: Keys.row(c, after &+ 1)) { k, v in
-                let row = Keys.rowID(of: k)
+            try vectorTable.forEach(txn: txn, from: after &+ 1) { row, vector in
                 if row > through { return false }
-                try append(k, v, row: row)
+                try append(row, vector)
                 return true
             }
         case .rows(let ids):
-            for row in ids {
-                let key = Keys.row(c, row)
-                try key.withUnsafeBytes { k in
-                    try txn.withValue(tables.vectors, key) { v in if let v { try append(k, v, row: row) } }
+            var buffer = [Float](repeating: 0, count: d)
+            try buffer.withUnsafeMutableBufferPointer { buf in
+                for row in ids {
+                    let vector: Result<UnsafeBufferPointer<Float>, Error>
+                    do {
+                        guard try vectorTable.read(row, txn: txn, into: buf.baseAddress!) else { continue }
+                        vector = .success(UnsafeBufferPointer(buf))
+                    } catch {
+                        vector = .failure(error)
+                    }
+                    try append(row, vector)
                 }
             }
         case .sample(let step, let cap):
             storage.reserveCapacity(cap * d)
             var i = 0
-            try txn.forEach(tables.vectors, prefix: Keys.collection(c)) { k, v in
+            try vectorTable.forEach(txn: txn) { row, vector in
                 defer { i += 1 }
                 guard i % max(step, 1) == 0 else { return true }
-                try append(k, v, row: Keys.rowID(of: k))
+                try append(row, vector)
                 return rows.count < cap
             }
         }
@@ -187,7 +191,7 @@ struct SegmentStore: Sendable {
         case .sq8(let h):
             h.efSearch = settings.efSearch
         case .ivfpq(let v):
-            v.vectorSource = LMDBVectorSource(env: env, vectors: tables.vectors, collection: segs.number, name: segs.name)
+            v.vectorSource = LMDBVectorSource(env: env, vectors: VectorTable(segs, tables: tables))
             v.nprobe = min(settings.nprobe, v.nlist)
             v.rerank = settings.rerank
         case .exact:
@@ -281,23 +285,16 @@ struct SegmentStore: Sendable {
 /// and its candidate is dropped).
 struct LMDBVectorSource: IVFPQVectorSource {
     let env: LMDBEnvironment
-    let vectors: LMDBTable
-    let collection: UInt32
-    /// The collection's name, for errors.
-    let name: String
+    let vectors: VectorTable
 
     func readVectors(_ ids: UnsafeBufferPointer<Int64>, dimension: Int, into destination: UnsafeMutablePointer<Float>,
                      found: UnsafeMutablePointer<Bool>) throws {
+        guard dimension == vectors.dimension else {
+            throw StorageError(.invalidArgument, "collection '\(vectors.name)': \(dimension)-d vectors asked of a \(vectors.dimension)-d collection")
+        }
         try env.read { txn in
             for (i, id) in ids.enumerated() {
-                found[i] = false
-                guard id >= 0 else { continue }
-                let key = Keys.row(collection, UInt64(id))
-                try txn.withValue(vectors, key) { value in
-                    guard let v = value else { return }
-                    try VectorCodec.decode(v, key: key, collection: name, dimension: dimension, into: destination + i * dimension)
-                    found[i] = true
-                }
+                found[i] = id >= 0 ? try vectors.read(UInt64(id), txn: txn, into: destination + i * dimension) : false
             }
         }
     }

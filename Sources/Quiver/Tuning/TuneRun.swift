@@ -18,11 +18,11 @@ struct TuningCorpus {
         try c.database.readTransaction { txn in
             try c.checkExists(txn)
             var v = [Float](repeating: 0, count: d)
-            try txn.forEach(c.database.tables.vectors, prefix: Keys.collection(c.info.number)) { key, value in
-                let row = Keys.rowID(of: key)
+            try c.vectorTable.forEach(txn: txn) { row, vector in
                 guard let id = try RowCodec.read(c.info.number, row, collection: c.name, txn: txn, tables: c.database.tables) else { return true }
-                try v.withUnsafeMutableBufferPointer {
-                    try VectorCodec.decode(value, key: key, collection: c.name, dimension: d, into: $0.baseAddress!)
+                let stored = try vector.get()
+                v.withUnsafeMutableBufferPointer {
+                    $0.baseAddress!.update(from: stored.baseAddress!, count: d)
                     DistanceKernels.normalize($0.baseAddress!, d)
                 }
                 storage.append(contentsOf: v)
