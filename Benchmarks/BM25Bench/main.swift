@@ -3,6 +3,7 @@
 //   swift run -c release BM25Bench [--data DIR] [--k1 1.5] [--b 0.75]
 //       [--stopwords english|none] [--stem|--no-stem] [--min-length N] [--fold]
 //       [--matrix] [--dump-tokens FILE] [--results FILE] [--json]
+//       [--engine --vectors FILE.fvecs [--db DIR] [--encoder-queries 200] [--rounds 3]]
 //
 // Indexes `title + " " + text` of every corpus.jsonl document, runs the queries of queries.jsonl
 // that have judgments in qrels_test.tsv (a header line, then query-id, corpus-id, score), and prints
@@ -12,6 +13,7 @@
 // there is no nDCG. Throughput is by the thread's CPU time: queries/s from query text to ranked ids
 // (analysis included), and on terms already analyzed (the part bm25s times, tools/bm25).
 // --results writes each query's top 10 corpus ids as JSON, for the agreement check of tools/bm25.
+// --engine adds the figures through the engine (EngineRun.swift).
 // --matrix evaluates every combination of stop words x stemming x minimum length 1/2.
 // --dump-tokens writes the analyzed corpus and queries as JSON, so that tools/bm25 can score exactly
 // these terms with bm25s and check the ranking arithmetic apart from the tokenizers.
@@ -27,6 +29,11 @@ struct Options {
     var dumpTokens: String?
     var results: String?
     var json = false
+    var engine = false
+    var vectors: String?
+    var database = NSTemporaryDirectory() + "/quiver-bm25bench"
+    var encoderQueries = 200
+    var rounds = 3
 }
 
 enum BenchError: Error, CustomStringConvertible {
@@ -74,13 +81,20 @@ func parseOptions() throws -> Options {
         case "--matrix": o.matrix = true
         case "--dump-tokens": o.dumpTokens = try value(a)
         case "--results": o.results = try value(a)
+        case "--engine": o.engine = true
+        case "--vectors": o.vectors = try value(a)
+        case "--db": o.database = try value(a)
+        case "--encoder-queries": o.encoderQueries = Int(try number(a))
+        case "--rounds": o.rounds = Int(try number(a))
         case "--json": o.json = true
         case "-h", "--help":
-            print("swift run -c release BM25Bench [--data DIR] [--k1 X] [--b X] [--stopwords english|none] [--stem|--no-stem] [--min-length N] [--fold] [--matrix] [--dump-tokens FILE] [--results FILE] [--json]")
+            print("swift run -c release BM25Bench [--data DIR] [--k1 X] [--b X] [--stopwords english|none] [--stem|--no-stem] [--min-length N] [--fold] [--matrix] [--dump-tokens FILE] [--results FILE] [--json] [--engine --vectors FILE.fvecs [--db DIR] [--encoder-queries N] [--rounds N]]")
             exit(0)
         default: throw BenchError.usage("unknown option \(a)")
         }
     }
+    if o.engine && o.vectors == nil { throw BenchError.usage("--engine needs --vectors FILE.fvecs (row i: corpus document i)") }
+    if o.encoderQueries < 1 || o.rounds < 1 { throw BenchError.usage("--encoder-queries and --rounds take a positive number") }
     o.analyzer = Analyzer(stopWords: stop, stemsEnglish: stem, minimumLength: minLength, foldsDiacritics: fold)
     return o
 }
@@ -232,6 +246,10 @@ do {
                          r.ndcg10.map { String(format: "%.5f", $0) } ?? "-", r.documentsPerSecond, r.queriesPerSecond,
                          r.termQueriesPerSecond, r.terms, a.identity))
         }
+    }
+    if o.engine, let vectors = o.vectors {
+        printEngine(try engineRun(data, vectors: vectors, database: o.database, queries: o.encoderQueries, rounds: o.rounds,
+                                  bm25: o.bm25, analyzer: o.analyzer), json: o.json)
     }
 } catch {
     FileHandle.standardError.write(Data("BM25Bench: \(error)\n".utf8))

@@ -127,5 +127,34 @@ struct BM25Tests {
         }
         #expect(index.documentCount == scan.documentCount && index.totalTermCount == scan.totalTermCount)
     }
-}
 
+    /// The score table starts at the size the document frequencies promise and grows when a source
+    /// understates them: the scores stay those of a plain sum per document, in query-term order.
+    @Test func scoresSurviveAnUnderstatedDocumentFrequency() {
+        struct Understated: BM25Statistics {
+            var documentCount: Int { 5000 }
+            var totalTermCount: Int { 5000 * 7 }
+            func documentFrequency(of term: String) -> Int { 1 }
+            func forEachPosting(of term: String, _ body: (Int64, Int, Int) -> Void) {
+                let step = Int64(term.count)
+                for i in 0..<Int64(3000) { body(i * step - 4000, Int(i % 5) + 1, Int(i % 13) + 1) }
+            }
+        }
+        let bm25 = BM25(k1: 1.2, b: 0.7)
+        let terms = ["ab", "abc", "ab", "abcde"]
+        var expected: [Int64: Double] = [:]
+        let idf = bm25.inverseDocumentFrequency(documentFrequency: 1, documentCount: 5000)
+        for term in terms {
+            Understated().forEachPosting(of: term) { id, tf, length in
+                let f = Double(tf)
+                expected[id, default: 0] += idf * f / (f + 1.2 * (1 - 0.7) + 1.2 * 0.7 / 7 * Double(length))
+            }
+        }
+        #expect(bm25.scores(for: terms, in: Understated()) == expected)
+        let top = bm25.search(terms, in: Understated(), k: 25)
+        #expect(top == BM25.best(expected, k: 25))
+        #expect(top.count == 25 && zip(top, top.dropFirst()).allSatisfy { $0.score > $1.score || ($0.score == $1.score && $0.documentID < $1.documentID) })
+        let odd = bm25.search(terms, in: Understated(), k: 25, where: { $0 % 2 != 0 })
+        #expect(odd == BM25.best(expected.filter { $0.key % 2 != 0 }, k: 25))
+    }
+}

@@ -56,10 +56,7 @@ public struct BM25: Sendable, Hashable {
                        where isAllowed: (Int64) -> Bool = { _ in true }) -> [Hit] {
         withScoreTable(for: queryTerms, in: statistics) { table in
             var top = TopHits(k: k)
-            for i in 0..<table.capacity where table.isFilled(i) {
-                let id = table.id(i)
-                if isAllowed(id) { top.offer(id, table.sum(i)) }
-            }
+            table.forEach { id, score in if isAllowed(id) { top.offer(id, score) } }
             return top.best()
         } ?? []
     }

@@ -14,8 +14,10 @@ struct ScoreTable {
     private var ids: UnsafeMutablePointer<Int64>
     private var sums: UnsafeMutablePointer<Double>
     private var filled: UnsafeMutablePointer<Bool>
-    /// The slots (a power of two).
-    private(set) var capacity: Int
+    /// The filled slots in the order they were filled (`count` of them), so that reading the sums
+    /// visits no empty slot.
+    private var order: UnsafeMutablePointer<Int32>
+    private var capacity: Int
     private var shift: UInt64
     /// The documents with a sum.
     private(set) var count = 0
@@ -33,12 +35,14 @@ struct ScoreTable {
         sums = .allocate(capacity: capacity)
         filled = .allocate(capacity: capacity)
         filled.initialize(repeating: false, count: capacity)
+        order = .allocate(capacity: capacity / 2)
     }
 
     func deallocate() {
         ids.deallocate()
         sums.deallocate()
         filled.deallocate()
+        order.deallocate()
     }
 
     @inline(__always)
@@ -66,38 +70,41 @@ struct ScoreTable {
         filled[i] = true
         ids[i] = id
         sums[i] = 0 + x
+        order[count] = Int32(truncatingIfNeeded: i)
         count += 1
     }
 
     /// Calls `body` with every document and its sum, in no particular order.
     @inline(__always)
     func forEach(_ body: (Int64, Double) -> Void) {
-        for i in 0..<capacity where filled[i] { body(ids[i], sums[i]) }
+        for j in 0..<count {
+            let i = Int(order[j])
+            body(ids[i], sums[i])
+        }
     }
 
-    /// Slot `i` (0..<capacity) holds a document, `id(i)`, with sum `sum(i)`.
-    @inline(__always) func isFilled(_ i: Int) -> Bool { filled[i] }
-    @inline(__always) func id(_ i: Int) -> Int64 { ids[i] }
-    @inline(__always) func sum(_ i: Int) -> Double { sums[i] }
-
     private mutating func grow() {
-        let (oldIDs, oldSums, oldFilled, oldCapacity) = (ids, sums, filled, capacity)
+        let (oldIDs, oldSums, oldFilled, oldOrder) = (ids, sums, filled, order)
         capacity *= 2
         shift -= 1
         ids = .allocate(capacity: capacity)
         sums = .allocate(capacity: capacity)
         filled = .allocate(capacity: capacity)
         filled.initialize(repeating: false, count: capacity)
+        order = .allocate(capacity: capacity / 2)
         let mask = capacity - 1
-        for j in 0..<oldCapacity where oldFilled[j] {
+        for n in 0..<count {
+            let j = Int(oldOrder[n])
             var i = slot(oldIDs[j])
             while filled[i] { i = (i + 1) & mask }
             filled[i] = true
             ids[i] = oldIDs[j]
             sums[i] = oldSums[j]
+            order[n] = Int32(truncatingIfNeeded: i)
         }
         oldIDs.deallocate()
         oldSums.deallocate()
         oldFilled.deallocate()
+        oldOrder.deallocate()
     }
 }
