@@ -134,6 +134,12 @@ final class CachedTextStatistics: BM25Statistics {
         }
     }
 
+    /// The rows are in LMDB's key order: ascending.
+    func documentIDBounds(of term: String) -> ClosedRange<Int64>? {
+        guard let p = terms[term], let first = p.rows.first, let last = p.rows.last else { return nil }
+        return first...last
+    }
+
     func forEachPosting(of term: String, _ body: (Int64, Int, Int) -> Void) {
         guard let p = terms[term] else { return }
         for i in p.rows.indices { body(p.rows[i], Int(p.termFrequencies[i]), Int(p.lengths[i])) }

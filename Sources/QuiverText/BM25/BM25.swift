@@ -73,7 +73,9 @@ public struct BM25: Sendable, Hashable {
             if df > 0 { terms.append((term, df)) }
         }
         guard !terms.isEmpty else { return nil }
-        var table = ScoreTable(expected: terms.reduce(0) { $0 + $1.df })
+        let postings = terms.reduce(0) { $0 + $1.df }
+        let span = Self.directSpan(terms.map { statistics.documentIDBounds(of: $0.term) }, postings: postings)
+        var table = span.map { ScoreTable(first: $0.first, span: $0.count) } ?? ScoreTable(expected: postings)
         defer { table.deallocate() }
         let lengthWeight = k1 * b / avgdl
         let baseWeight = k1 * (1 - b)
@@ -85,6 +87,20 @@ public struct BM25: Sendable, Hashable {
             }
         }
         return body(table)
+    }
+
+    /// The ids a direct score table covers for terms with these bounds: all of them, when known and
+    /// no wider than twice the postings summed (nor than 2^26 ids); else nil (a hashed table).
+    static func directSpan(_ bounds: [ClosedRange<Int64>?], postings: Int) -> (first: Int64, count: Int)? {
+        var lo = Int64.max, hi = Int64.min
+        for b in bounds {
+            guard let b else { return nil }
+            lo = min(lo, b.lowerBound)
+            hi = max(hi, b.upperBound)
+        }
+        let (width, overflow) = hi.subtractingReportingOverflow(lo)
+        guard lo <= hi, !overflow, width < min(2 * Int64(postings), 1 << 26) else { return nil }
+        return (lo, Int(width) + 1)
     }
 
     /// The `k` highest of `scores`, best first, ties to the smaller id.

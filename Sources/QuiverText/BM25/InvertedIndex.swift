@@ -73,6 +73,11 @@ public struct InvertedIndex: BM25Statistics, Sendable {
 
     public func documentFrequency(of term: String) -> Int { postings[term]?.count ?? 0 }
 
+    public func documentIDBounds(of term: String) -> ClosedRange<Int64>? {
+        guard let list = postings[term], let first = list.first, let last = list.last else { return nil }
+        return first.documentID...last.documentID
+    }
+
     public func forEachPosting(of term: String, _ body: (Int64, Int, Int) -> Void) {
         guard let list = postings[term] else { return }
         for p in list { body(p.documentID, Int(p.termFrequency), Int(p.documentLength)) }
