@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(name: "ImportBench", dependencies: ["Quiver"], path: "Benchmarks/ImportBench"),
         .executableTarget(name: "EncoderBench", dependencies: ["QuiverEncoder"], path: "Benchmarks/EncoderBench"),
         .executableTarget(name: "HNSWBench", dependencies: ["QuiverIndex", "BenchmarkSupport"], path: "Benchmarks/HNSWBench"),
-        .executableTarget(name: "BM25Bench", dependencies: ["QuiverText"], path: "Benchmarks/BM25Bench"),
+        .executableTarget(name: "BM25Bench", dependencies: ["Quiver", "QuiverText", "BenchmarkSupport"], path: "Benchmarks/BM25Bench"),
         .executableTarget(name: "IVFPQBench", dependencies: ["QuiverIndex", "BenchmarkSupport"], path: "Benchmarks/IVFPQBench"),
         // Search through the engine: merged vs fresh vs a full mutable segment, exact, defaults (tools/bench-engine).
         .executableTarget(name: "EngineBench", dependencies: ["Quiver", "BenchmarkSupport"], path: "Benchmarks/EngineBench"),

@@ -1,16 +1,23 @@
-// BM25Bench: BM25 quality and speed on SciFact (BEIR), in memory.
+// BM25Bench: BM25 quality and speed on SciFact (BEIR) or a set in its layout, in memory.
 //
 //   swift run -c release BM25Bench [--data DIR] [--k1 1.5] [--b 0.75]
 //       [--stopwords english|none] [--stem|--no-stem] [--min-length N] [--fold]
-//       [--matrix] [--dump-tokens FILE] [--json]
+//       [--matrix] [--dump-tokens FILE] [--results FILE] [--json]
+//       [--engine --vectors FILE.fvecs [--db DIR] [--encoder-queries 200] [--rounds 3]]
 //
 // Indexes `title + " " + text` of every corpus.jsonl document, runs the queries of queries.jsonl
 // that have judgments in qrels_test.tsv (a header line, then query-id, corpus-id, score), and prints
 // nDCG@10 (linear gain, log2 discount, ideal from the judgments, as pytrec_eval computes it; no
-// result is dropped for having the query's id) with indexing and query throughput.
+// result is dropped for having the query's id) with indexing and query throughput. Without a
+// qrels_test.tsv (the WordNet glosses of tools/bm25/build_wordnet_glosses.py) every query runs and
+// there is no nDCG. Throughput is by the thread's CPU time: queries/s from query text to ranked ids
+// (analysis included), and on terms already analyzed (the part bm25s times, tools/bm25).
+// --results writes each query's top 10 corpus ids as JSON, for the agreement check of tools/bm25.
+// --engine adds the figures through the engine (EngineRun.swift).
 // --matrix evaluates every combination of stop words x stemming x minimum length 1/2.
 // --dump-tokens writes the analyzed corpus and queries as JSON, so that tools/bm25 can score exactly
 // these terms with bm25s and check the ranking arithmetic apart from the tokenizers.
+import BenchmarkSupport
 import Foundation
 import QuiverText
 
@@ -20,7 +27,13 @@ struct Options {
     var analyzer = Analyzer.default
     var matrix = false
     var dumpTokens: String?
+    var results: String?
     var json = false
+    var engine = false
+    var vectors: String?
+    var database = NSTemporaryDirectory() + "/quiver-bm25bench"
+    var encoderQueries = 200
+    var rounds = 3
 }
 
 enum BenchError: Error, CustomStringConvertible {
@@ -67,13 +80,21 @@ func parseOptions() throws -> Options {
         case "--fold": fold = true
         case "--matrix": o.matrix = true
         case "--dump-tokens": o.dumpTokens = try value(a)
+        case "--results": o.results = try value(a)
+        case "--engine": o.engine = true
+        case "--vectors": o.vectors = try value(a)
+        case "--db": o.database = try value(a)
+        case "--encoder-queries": o.encoderQueries = Int(try number(a))
+        case "--rounds": o.rounds = Int(try number(a))
         case "--json": o.json = true
         case "-h", "--help":
-            print("swift run -c release BM25Bench [--data DIR] [--k1 X] [--b X] [--stopwords english|none] [--stem|--no-stem] [--min-length N] [--fold] [--matrix] [--dump-tokens FILE] [--json]")
+            print("swift run -c release BM25Bench [--data DIR] [--k1 X] [--b X] [--stopwords english|none] [--stem|--no-stem] [--min-length N] [--fold] [--matrix] [--dump-tokens FILE] [--results FILE] [--json] [--engine --vectors FILE.fvecs [--db DIR] [--encoder-queries N] [--rounds N]]")
             exit(0)
         default: throw BenchError.usage("unknown option \(a)")
         }
     }
+    if o.engine && o.vectors == nil { throw BenchError.usage("--engine needs --vectors FILE.fvecs (row i: corpus document i)") }
+    if o.encoderQueries < 1 || o.rounds < 1 { throw BenchError.usage("--encoder-queries and --rounds take a positive number") }
     o.analyzer = Analyzer(stopWords: stop, stemsEnglish: stem, minimumLength: minLength, foldsDiacritics: fold)
     return o
 }
@@ -92,8 +113,8 @@ struct Query: Decodable {
 struct SciFact {
     var documents: [CorpusDocument]
     var queries: [Query]
-    /// query id -> corpus id -> relevance
-    var judgments: [String: [String: Int]]
+    /// query id -> corpus id -> relevance; nil for a set without judgments (every query runs)
+    var judgments: [String: [String: Int]]?
 
     static func load(_ dir: String) throws -> SciFact {
         func lines(_ name: String) throws -> [Substring] {
@@ -109,6 +130,9 @@ struct SciFact {
         }
         let documents: [CorpusDocument] = try lines("corpus.jsonl").enumerated().map { try decode($1, "corpus.jsonl", $0) }
         let allQueries: [Query] = try lines("queries.jsonl").enumerated().map { try decode($1, "queries.jsonl", $0) }
+        guard FileManager.default.fileExists(atPath: dir + "/qrels_test.tsv") else {
+            return SciFact(documents: documents, queries: allQueries, judgments: nil)
+        }
         var judgments: [String: [String: Int]] = [:]
         for (n, line) in try lines("qrels_test.tsv").enumerated().dropFirst() {
             let f = line.split(separator: "\t")
@@ -130,39 +154,51 @@ func ndcg(ranked: [String], judged: [String: Int], k: Int) -> Double {
 
 struct Result {
     var analyzer: Analyzer
-    var ndcg10: Double
+    /// nil without judgments
+    var ndcg10: Double?
     var documentsPerSecond: Double
+    /// From query text (analysis included) and from analyzed terms, by CPU time.
     var queriesPerSecond: Double
+    var termQueriesPerSecond: Double
     var terms: Int
+    /// Each query's top 10, as corpus ids.
+    var ranked: [[String]]
 }
 
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+/// Queries per CPU second of `pass` (one pass over `count` queries), repeated until a second of
+/// CPU time has been measured.
+func queriesPerCPUSecond(_ count: Int, _ pass: () -> Void) -> Double {
+    var rounds = 0
+    var seconds = 0.0
+    repeat {
+        let t = threadCPUSeconds()
+        pass()
+        seconds += threadCPUSeconds() - t
+        rounds += 1
+    } while seconds < 1 && rounds < 1000
+    return Double(count * rounds) / seconds
+}
 
 func evaluate(_ data: SciFact, analyzer: Analyzer, bm25: BM25) -> Result {
     let texts = data.documents.map { $0.title + " " + $0.text }
-    let t0 = now()
+    let t0 = threadCPUSeconds()
     var index = TextIndex(analyzer: analyzer, bm25: bm25)
     for (i, text) in texts.enumerated() { index.add(Int64(i), text: text) }
-    let indexSeconds = now() - t0
+    let indexSeconds = threadCPUSeconds() - t0
 
-    var total = 0.0
-    var rounds = 0
-    var querySeconds = 0.0
-    var ranked: [[BM25.Hit]] = []
-    // Repeat the 300 queries until at least half a second has been measured.
-    repeat {
-        let t1 = now()
-        ranked = data.queries.map { index.search($0.text, k: 10) }
-        querySeconds += now() - t1
-        rounds += 1
-    } while querySeconds < 0.5 && rounds < 50
-    for (q, hits) in zip(data.queries, ranked) {
-        total += ndcg(ranked: hits.map { data.documents[Int($0.documentID)]._id }, judged: data.judgments[q._id]!, k: 10)
+    var hits: [[BM25.Hit]] = []
+    let qps = queriesPerCPUSecond(data.queries.count) { hits = data.queries.map { index.search($0.text, k: 10) } }
+    let queryTerms = data.queries.map { analyzer.terms($0.text) }
+    var termHits: [[BM25.Hit]] = []
+    let termQPS = queriesPerCPUSecond(data.queries.count) { termHits = queryTerms.map { bm25.search($0, in: index.index, k: 10) } }
+    precondition(termHits == hits, "searching analyzed terms ranked differently from searching the text")
+    let ranked = hits.map { $0.map { data.documents[Int($0.documentID)]._id } }
+    var ndcg10: Double?
+    if let judgments = data.judgments {
+        ndcg10 = zip(data.queries, ranked).reduce(0.0) { $0 + ndcg(ranked: $1.1, judged: judgments[$1.0._id]!, k: 10) } / Double(data.queries.count)
     }
-    return Result(analyzer: analyzer, ndcg10: total / Double(data.queries.count),
-                  documentsPerSecond: Double(texts.count) / indexSeconds,
-                  queriesPerSecond: Double(data.queries.count * rounds) / querySeconds,
-                  terms: index.index.termCount)
+    return Result(analyzer: analyzer, ndcg10: ndcg10, documentsPerSecond: Double(texts.count) / indexSeconds,
+                  queriesPerSecond: qps, termQueriesPerSecond: termQPS, terms: index.index.termCount, ranked: ranked)
 }
 
 func dumpTokens(_ data: SciFact, analyzer: Analyzer, to path: String) throws {
@@ -195,16 +231,25 @@ do {
         }
     }
     if !o.json {
-        print("SciFact: \(data.documents.count) documents, \(data.queries.count) queries; BM25 k1 \(o.bm25.k1), b \(o.bm25.b)")
+        print("\(o.data): \(data.documents.count) documents, \(data.queries.count) queries; BM25 k1 \(o.bm25.k1), b \(o.bm25.b); CPU time")
     }
     for a in analyzers {
         let r = evaluate(data, analyzer: a, bm25: o.bm25)
-        if o.json {
-            print("{\"analyzer\":\"\(a.identity)\",\"ndcg10\":\(r.ndcg10),\"docs_per_s\":\(Int(r.documentsPerSecond)),\"queries_per_s\":\(Int(r.queriesPerSecond))}")
-        } else {
-            print(String(format: "nDCG@10 %.5f  index %6.0f docs/s  search %6.0f queries/s  %6d terms  %@",
-                         r.ndcg10, r.documentsPerSecond, r.queriesPerSecond, r.terms, a.identity))
+        if let path = o.results {
+            let ids = data.queries.map(\._id)
+            try JSONSerialization.data(withJSONObject: ["queryIDs": ids, "results": r.ranked]).write(to: URL(fileURLWithPath: path))
         }
+        if o.json {
+            print("{\"analyzer\":\"\(a.identity)\",\"ndcg10\":\(r.ndcg10.map { "\($0)" } ?? "null"),\"docs_per_s\":\(Int(r.documentsPerSecond)),\"queries_per_s\":\(Int(r.queriesPerSecond)),\"term_queries_per_s\":\(Int(r.termQueriesPerSecond))}")
+        } else {
+            print(String(format: "nDCG@10 %@  index %6.0f docs/s  search %6.0f queries/s (%6.0f from terms)  %6d terms  %@",
+                         r.ndcg10.map { String(format: "%.5f", $0) } ?? "-", r.documentsPerSecond, r.queriesPerSecond,
+                         r.termQueriesPerSecond, r.terms, a.identity))
+        }
+    }
+    if o.engine, let vectors = o.vectors {
+        printEngine(try engineRun(data, vectors: vectors, database: o.database, queries: o.encoderQueries, rounds: o.rounds,
+                                  bm25: o.bm25, analyzer: o.analyzer), json: o.json)
     }
 } catch {
     FileHandle.standardError.write(Data("BM25Bench: \(error)\n".utf8))

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import QuiverCore
-import QuiverText
+@testable import QuiverText
 
 /// BM25 scores on a corpus small enough to compute by hand, removal, and the statistics seam.
 struct BM25Tests {
@@ -127,5 +127,72 @@ struct BM25Tests {
         }
         #expect(index.documentCount == scan.documentCount && index.totalTermCount == scan.totalTermCount)
     }
-}
 
+    /// The score table starts at the size the document frequencies promise and grows when a source
+    /// understates them: the scores stay those of a plain sum per document, in query-term order.
+    @Test func scoresSurviveAnUnderstatedDocumentFrequency() {
+        struct Understated: BM25Statistics {
+            var documentCount: Int { 5000 }
+            var totalTermCount: Int { 5000 * 7 }
+            func documentFrequency(of term: String) -> Int { 1 }
+            func forEachPosting(of term: String, _ body: (Int64, Int, Int) -> Void) {
+                let step = Int64(term.count)
+                for i in 0..<Int64(3000) { body(i * step - 4000, Int(i % 5) + 1, Int(i % 13) + 1) }
+            }
+        }
+        let bm25 = BM25(k1: 1.2, b: 0.7)
+        let terms = ["ab", "abc", "ab", "abcde"]
+        var expected: [Int64: Double] = [:]
+        let idf = bm25.inverseDocumentFrequency(documentFrequency: 1, documentCount: 5000)
+        for term in terms {
+            Understated().forEachPosting(of: term) { id, tf, length in
+                let f = Double(tf)
+                expected[id, default: 0] += idf * f / (f + 1.2 * (1 - 0.7) + 1.2 * 0.7 / 7 * Double(length))
+            }
+        }
+        #expect(bm25.scores(for: terms, in: Understated()) == expected)
+        let top = bm25.search(terms, in: Understated(), k: 25)
+        #expect(top == BM25.best(expected, k: 25))
+        #expect(top.count == 25 && zip(top, top.dropFirst()).allSatisfy { $0.score > $1.score || ($0.score == $1.score && $0.documentID < $1.documentID) })
+        let odd = bm25.search(terms, in: Understated(), k: 25, where: { $0 % 2 != 0 })
+        #expect(odd == BM25.best(expected.filter { $0.key % 2 != 0 }, k: 25))
+    }
+
+    /// Scoring sums into an array over the query's id range when the source gives bounds and the
+    /// range is narrow, else into a hash table: both give the same scores and hits, and bounds that
+    /// a source states wrongly (ids outside them) still give them.
+    @Test func directAndHashedScoreTablesAgree() {
+        struct Bounded: BM25Statistics {
+            var index: InvertedIndex
+            /// Added to each term's true lower bound (a positive shift states it wrongly).
+            var shift: Int64 = 0
+            var bounds = true
+            var documentCount: Int { index.documentCount }
+            var totalTermCount: Int { index.totalTermCount }
+            func documentFrequency(of term: String) -> Int { index.documentFrequency(of: term) }
+            func forEachPosting(of term: String, _ body: (Int64, Int, Int) -> Void) { index.forEachPosting(of: term, body) }
+            func documentIDBounds(of term: String) -> ClosedRange<Int64>? {
+                guard bounds, let b = index.documentIDBounds(of: term) else { return nil }
+                return min(b.lowerBound + shift, b.upperBound)...b.upperBound
+            }
+        }
+        var rng = SplitMix64(seed: 7)
+        let vocabulary = (0..<12).map { "w\($0)" }
+        var index = InvertedIndex()
+        for id in Int64(1000)..<1600 where rng.next() % 3 != 0 {
+            index.add(id, terms: (0..<Int(rng.next() % 9 + 1)).map { _ in vocabulary[Int(rng.next() % 12)] })
+        }
+        let query = ["w1", "w2", "w3", "w1", "w7", "w11", "absent"]
+        #expect(BM25.directSpan([index.documentIDBounds(of: "w1"), index.documentIDBounds(of: "w2")], postings: 400) != nil)
+        let hashed = Bounded(index: index, bounds: false)
+        let expected = BM25().scores(for: query, in: hashed)
+        for source in [Bounded(index: index), Bounded(index: index, shift: 300)] {
+            #expect(BM25().scores(for: query, in: source) == expected)
+            #expect(BM25().search(query, in: source, k: 30) == BM25().search(query, in: hashed, k: 30))
+            #expect(BM25().search(query, in: source, k: 30) == BM25.best(expected, k: 30))
+        }
+        #expect(BM25.directSpan([1...10, nil], postings: 100) == nil)
+        #expect(BM25.directSpan([1...1000], postings: 100) == nil)
+        #expect(BM25.directSpan([Int64.min...Int64.max], postings: 100) == nil)
+    }
+}

@@ -43,6 +43,16 @@ def read_synsets(wordnet_dir):
     return rows
 
 
+def held_out_split(n, queries=1000, seed=20240):
+    """(base indexes, query indexes) of `n` synsets, each ascending: `queries` held out at random
+    (fixed seed), so that every tool that uses the glosses splits them alike."""
+    rng = np.random.default_rng(seed)
+    query_idx = np.sort(rng.choice(n, size=queries, replace=False))
+    is_query = np.zeros(n, dtype=bool)
+    is_query[query_idx] = True
+    return np.nonzero(~is_query)[0], query_idx
+
+
 def write_fvecs(path, x):
     x = np.ascontiguousarray(x, dtype="<f4")
     n, d = x.shape
@@ -92,11 +102,7 @@ def main():
     emb[order] = emb_sorted
     print(f"embedded {len(texts)} glosses in {time.time() - t0:.0f} s", file=sys.stderr)
 
-    rng = np.random.default_rng(args.seed)
-    query_idx = np.sort(rng.choice(len(rows), size=args.queries, replace=False))
-    is_query = np.zeros(len(rows), dtype=bool)
-    is_query[query_idx] = True
-    base_idx = np.nonzero(~is_query)[0]
+    base_idx, query_idx = held_out_split(len(rows), args.queries, args.seed)
     base, queries = emb[base_idx], emb[query_idx]
 
     # Exact cosine ground truth (vectors are unit-norm, so cosine = dot), top 100, ties by row.

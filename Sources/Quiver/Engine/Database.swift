@@ -33,6 +33,8 @@ public final class Database: @unchecked Sendable {
     let segments: SegmentManager
     let timingsRecorder: TimingsRecorder
     let filterCache = FilterCache()
+    /// Decoded BM25 postings of recent lexical queries, per LMDB snapshot.
+    let textPostingsCache = TextPostingsCache()
     private let lockFile: File?
     /// Read-only: the LMDB transaction id the in-memory segments were loaded at.
     private var segmentsLoadedAt = 0

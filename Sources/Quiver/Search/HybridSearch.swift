@@ -91,14 +91,34 @@ extension Collection {
 
     /// Hybrid search with the query's dense vector already made (`adapter`: the adapter it went
     /// through, for the report): both lists over the rows of one run of the filter (the dense
-    /// plan's), fused with `given` or, when nil, the collection's tuned fusion.
+    /// plan's), fused with `given` or, when nil, the collection's tuned fusion. The lexical list
+    /// is fused by document id (read from the row map) and only its documents that make the fused
+    /// top k and are not in the dense list are read: `depth` documents are not read to keep k.
     func hybrid(vector: [Float], adapter: String?, text: String, k: Int, fusion given: Fusion?, depth: Int,
                 options: SearchOptions) throws -> (results: [SearchResult], report: () throws -> SearchPlan) {
         let (fusion, fusionSource) = resolvedFusion(given)
         let densePlan = try plan(vector: vector, k: max(depth, k), options: options)
         let dense = try run(densePlan, vector, options: options)
-        let lexicalResults = try resolve(try lexical(text, k: densePlan.k, allowed: densePlan.allowed?.set), options: options)
-        let fused = Array(Self.fuse(dense: dense, lexical: lexicalResults, fusion: fusion, metric: info.metric).prefix(k))
+        let lexicalHits = try lexical(text, k: densePlan.k, allowed: densePlan.allowed?.set)
+        let fused = try database.readTransaction { txn -> [SearchResult] in
+            var lexicalRows: [String: UInt64] = [:]
+            var lexicalList: [SearchResult] = []
+            for hit in lexicalHits {
+                guard let id = try RowCodec.read(info.number, hit.row, collection: name, txn: txn, tables: database.tables) else { continue }
+                lexicalRows[id] = hit.row
+                lexicalList.append(SearchResult(id: id, score: hit.score, metadata: [:], text: nil, vector: nil))
+            }
+            let inDense = Set(dense.map(\.id))
+            var out: [SearchResult] = []
+            for r in Self.fuse(dense: dense, lexical: lexicalList, fusion: fusion, metric: info.metric) where out.count < k {
+                if inDense.contains(r.id) {
+                    out.append(r)
+                } else if let full = try result(row: lexicalRows[r.id]!, score: r.score, txn: txn, options: options, skipMissing: true) {
+                    out.append(full)
+                }
+            }
+            return out
+        }
         return (fused, {
             var plan = report(densePlan, returned: dense.count)
             plan.strategy = "hybrid: \(plan.strategy) + bm25, \(fusion)"
@@ -117,11 +137,11 @@ extension Collection {
         let terms = settings.analyzerValue.terms(text)
         return try database.readTransaction { txn in
             try checkExists(txn)
-            let stats = try LMDBTextStatistics(number: info.number, name: info.name, txn: txn, tables: database.tables)
-            var scores = BM25(k1: settings.k1, b: settings.b).scores(for: terms, in: stats)
+            let stats = try CachedTextStatistics(number: info.number, name: info.name, txn: txn, tables: database.tables,
+                                                 cache: database.textPostingsCache)
+            let hits = BM25(k1: settings.k1, b: settings.b).search(terms, in: stats, k: k, where: { allowed?.contains(Int($0)) ?? true })
             if let f = stats.failure { throw f }
-            if let a = allowed { scores = scores.filter { a.contains(Int($0.key)) } }
-            return BM25.best(scores, k: k).map { (UInt64($0.documentID), Float($0.score)) }
+            return hits.map { (UInt64($0.documentID), Float($0.score)) }
         }
     }
 

@@ -7,6 +7,10 @@ public struct LMDBTransaction {
     let txn: OpaquePointer
     unowned let environment: LMDBEnvironment
 
+    /// The transaction's id: for a read transaction, that of the snapshot it reads (the last
+    /// write committed when it began), so that equal ids mean identical contents.
+    public var id: Int { Int(mdb_txn_id(txn)) }
+
     /// A copy of the value stored under `key`, or nil.
     public func get(_ table: LMDBTable, _ key: [UInt8]) throws -> [UInt8]? {
         try withValue(table, key) { $0.map { Array($0) } }

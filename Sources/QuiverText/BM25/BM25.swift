@@ -41,66 +41,120 @@ public struct BM25: Sendable, Hashable {
 
     /// The scores of every document that contains at least one query term, by document id.
     public func scores(for queryTerms: [String], in statistics: some BM25Statistics) -> [Int64: Double] {
-        let n = statistics.documentCount
-        let avgdl = statistics.averageDocumentLength
-        var scores: [Int64: Double] = [:]
-        guard n > 0, avgdl > 0 else { return scores }
-        for term in queryTerms {
-            let df = statistics.documentFrequency(of: term)
-            if df == 0 { continue }
-            let idf = inverseDocumentFrequency(documentFrequency: df, documentCount: n)
-            let lengthWeight = k1 * b / avgdl
-            let baseWeight = k1 * (1 - b)
-            statistics.forEachPosting(of: term) { id, tf, length in
-                let f = Double(tf)
-                scores[id, default: 0] += idf * f / (f + baseWeight + lengthWeight * Double(length))
-            }
-        }
-        return scores
+        withScoreTable(for: queryTerms, in: statistics) { table in
+            var scores: [Int64: Double] = [:]
+            scores.reserveCapacity(table.count)
+            table.forEach { id, score in scores[id] = score }
+            return scores
+        } ?? [:]
     }
 
     /// The `k` best documents for the query terms, best first; ties go to the smaller id so that
-    /// results are deterministic. Documents with no query term are never returned.
-    public func search(_ queryTerms: [String], in statistics: some BM25Statistics, k: Int) -> [Hit] {
-        Self.best(scores(for: queryTerms, in: statistics), k: k)
+    /// results are deterministic. Documents with no query term are never returned, nor those that
+    /// `isAllowed` rejects (asked once per document that scores).
+    public func search(_ queryTerms: [String], in statistics: some BM25Statistics, k: Int,
+                       where isAllowed: (Int64) -> Bool = { _ in true }) -> [Hit] {
+        withScoreTable(for: queryTerms, in: statistics) { table in
+            var top = TopHits(k: k)
+            table.forEach { id, score in if isAllowed(id) { top.offer(id, score) } }
+            return top.best()
+        } ?? []
     }
 
-    /// The `k` highest of `scores`, best first, ties to the smaller id: a bounded heap whose root is
-    /// the worst hit kept, so that m candidates cost O(m log k).
+    /// `body` applied to the sums of the query's terms by document (nil when nothing can score),
+    /// each sum added in query-term order, so that the figures do not depend on the table.
+    func withScoreTable<R>(for queryTerms: [String], in statistics: some BM25Statistics, _ body: (ScoreTable) -> R) -> R? {
+        let n = statistics.documentCount
+        let avgdl = statistics.averageDocumentLength
+        guard n > 0, avgdl > 0 else { return nil }
+        var terms: [(term: String, df: Int)] = []
+        for term in queryTerms {
+            let df = statistics.documentFrequency(of: term)
+            if df > 0 { terms.append((term, df)) }
+        }
+        guard !terms.isEmpty else { return nil }
+        let postings = terms.reduce(0) { $0 + $1.df }
+        let span = Self.directSpan(terms.map { statistics.documentIDBounds(of: $0.term) }, postings: postings)
+        var table = span.map { ScoreTable(first: $0.first, span: $0.count) } ?? ScoreTable(expected: postings)
+        defer { table.deallocate() }
+        let lengthWeight = k1 * b / avgdl
+        let baseWeight = k1 * (1 - b)
+        for (term, df) in terms {
+            let idf = inverseDocumentFrequency(documentFrequency: df, documentCount: n)
+            statistics.forEachPosting(of: term) { id, tf, length in
+                let f = Double(tf)
+                table.add(id, idf * f / (f + baseWeight + lengthWeight * Double(length)))
+            }
+        }
+        return body(table)
+    }
+
+    /// The ids a direct score table covers for terms with these bounds: all of them, when known and
+    /// no wider than twice the postings summed (nor than 2^26 ids); else nil (a hashed table).
+    static func directSpan(_ bounds: [ClosedRange<Int64>?], postings: Int) -> (first: Int64, count: Int)? {
+        var lo = Int64.max, hi = Int64.min
+        for b in bounds {
+            guard let b else { return nil }
+            lo = min(lo, b.lowerBound)
+            hi = max(hi, b.upperBound)
+        }
+        let (width, overflow) = hi.subtractingReportingOverflow(lo)
+        guard lo <= hi, !overflow, width < min(2 * Int64(postings), 1 << 26) else { return nil }
+        return (lo, Int(width) + 1)
+    }
+
+    /// The `k` highest of `scores`, best first, ties to the smaller id.
     public static func best(_ scores: [Int64: Double], k: Int) -> [Hit] {
-        guard k > 0 else { return [] }
-        // `worse(a, b)`: a ranks below b.
-        func worse(_ a: Hit, _ b: Hit) -> Bool { a.score < b.score || (a.score == b.score && a.documentID > b.documentID) }
-        var heap: [Hit] = []
-        heap.reserveCapacity(min(k, scores.count))
-        func siftDown(_ start: Int) {
-            var i = start
+        var top = TopHits(k: k)
+        for (id, score) in scores { top.offer(id, score) }
+        return top.best()
+    }
+}
+
+/// The `k` best hits offered so far: a bounded heap whose root is the worst hit kept, so that m
+/// candidates cost O(m log k), and most cost one comparison with the root.
+struct TopHits {
+    let k: Int
+    private var heap: [BM25.Hit] = []
+
+    init(k: Int) {
+        self.k = max(k, 0)
+        heap.reserveCapacity(min(self.k, 1024))
+    }
+
+    /// `a` ranks below `b`: a lower score, or the same score and a greater id.
+    @inline(__always)
+    private static func worse(_ a: BM25.Hit, _ b: BM25.Hit) -> Bool {
+        a.score < b.score || (a.score == b.score && a.documentID > b.documentID)
+    }
+
+    @inline(__always)
+    mutating func offer(_ id: Int64, _ score: Double) {
+        let hit = BM25.Hit(documentID: id, score: score)
+        if heap.count < k {
+            heap.append(hit)
+            var i = heap.count - 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                if !Self.worse(heap[i], heap[parent]) { break }
+                heap.swapAt(i, parent)
+                i = parent
+            }
+        } else if k > 0 && Self.worse(heap[0], hit) {
+            heap[0] = hit
+            var i = 0
             while true {
                 let l = 2 * i + 1, r = l + 1
                 var m = i
-                if l < heap.count && worse(heap[l], heap[m]) { m = l }
-                if r < heap.count && worse(heap[r], heap[m]) { m = r }
-                if m == i { return }
+                if l < heap.count && Self.worse(heap[l], heap[m]) { m = l }
+                if r < heap.count && Self.worse(heap[r], heap[m]) { m = r }
+                if m == i { break }
                 heap.swapAt(i, m)
                 i = m
             }
         }
-        for (id, score) in scores {
-            let hit = Hit(documentID: id, score: score)
-            if heap.count < k {
-                heap.append(hit)
-                var i = heap.count - 1
-                while i > 0 {
-                    let parent = (i - 1) / 2
-                    if !worse(heap[i], heap[parent]) { break }
-                    heap.swapAt(i, parent)
-                    i = parent
-                }
-            } else if worse(heap[0], hit) {
-                heap[0] = hit
-                siftDown(0)
-            }
-        }
-        return heap.sorted { worse($1, $0) }
     }
+
+    /// The hits kept, best first.
+    func best() -> [BM25.Hit] { heap.sorted { Self.worse($1, $0) } }
 }

@@ -17,9 +17,16 @@ public protocol BM25Statistics {
     /// Calls `body` once per document that contains `term`: its id, how often the term occurs in it
     /// (>= 1) and the document's length in terms. Order is unspecified.
     func forEachPosting(of term: String, _ body: (_ documentID: Int64, _ termFrequency: Int, _ documentLength: Int) -> Void)
+    /// The least and the greatest id among `term`'s postings, when the source knows them without
+    /// visiting them (nil: unknown, the default). With every query term's bounds, scoring sums into
+    /// an array over the ids between them when that is narrow enough. Call after
+    /// `documentFrequency(of:)` for the same term.
+    func documentIDBounds(of term: String) -> ClosedRange<Int64>?
 }
 
 extension BM25Statistics {
+    public func documentIDBounds(of term: String) -> ClosedRange<Int64>? { nil }
+
     /// avgdl: the mean document length in terms (0 for an empty collection).
     public var averageDocumentLength: Double {
         documentCount == 0 ? 0 : Double(totalTermCount) / Double(documentCount)

@@ -3,7 +3,8 @@
 /// for the pairing with an `Analyzer`).
 ///
 /// Data model (the one a persistent store mirrors; see `BM25Statistics`):
-/// - `postings[term]`: `(documentID, termFrequency)` pairs sorted by document id, no duplicates;
+/// - `postings[term]`: `(documentID, termFrequency, documentLength)` sorted by document id, no
+///   duplicates (a document's length is the same in each of its postings);
 /// - `documentLengths[id]`: the number of terms the document was added with (repeats counted);
 /// - `totalTermCount`: the sum of those lengths.
 /// A document with no terms is still counted (N includes it, with length 0), as in bm25s.
@@ -17,6 +18,8 @@ public struct InvertedIndex: BM25Statistics, Sendable {
         public var documentID: Int64
         /// How many times the term occurs in the document (>= 1).
         public var termFrequency: UInt32
+        /// The document's length in terms (kept here so that scoring reads no other table).
+        public var documentLength: UInt32
     }
 
     /// Posting lists by term, each sorted by document id.
@@ -44,7 +47,7 @@ public struct InvertedIndex: BM25Statistics, Sendable {
         var counts: [String: UInt32] = [:]
         for t in terms { counts[t, default: 0] += 1 }
         for (term, tf) in counts {
-            let posting = Posting(documentID: id, termFrequency: tf)
+            let posting = Posting(documentID: id, termFrequency: tf, documentLength: UInt32(terms.count))
             postings[term, default: []].insertSorted(posting)
         }
         documentLengths[id] = UInt32(terms.count)
@@ -70,9 +73,14 @@ public struct InvertedIndex: BM25Statistics, Sendable {
 
     public func documentFrequency(of term: String) -> Int { postings[term]?.count ?? 0 }
 
+    public func documentIDBounds(of term: String) -> ClosedRange<Int64>? {
+        guard let list = postings[term], let first = list.first, let last = list.last else { return nil }
+        return first.documentID...last.documentID
+    }
+
     public func forEachPosting(of term: String, _ body: (Int64, Int, Int) -> Void) {
         guard let list = postings[term] else { return }
-        for p in list { body(p.documentID, Int(p.termFrequency), Int(documentLengths[p.documentID] ?? 0)) }
+        for p in list { body(p.documentID, Int(p.termFrequency), Int(p.documentLength)) }
     }
 }
 
