@@ -156,4 +156,33 @@ struct MutableSegmentTests {
         #expect(truthInMutable > 0 && Double(foundInMutable) / Double(truthInMutable) >= 0.9,
                 "the mutable segment's rows: \(foundInMutable) of \(truthInMutable) found")
     }
+
+    /// Rows written together on one topic and searched at once: the answers all lie in the small
+    /// mutable segment, so its shortened walk is done again with the full list, and the collection
+    /// answers as the mutable segment's own walk at the full efSearch does.
+    @Test func aSmallSegmentHoldingTheAnswersWalksTheFullList() throws {
+        let dir = TemporaryDirectory()
+        var rng = SplitMix64(state: 2_024)
+        let d = 24
+        let db = try Database(path: dir.path)
+        let c = try db.createCollection("t", dimension: d, metric: .cosine, options: CollectionOptions(index: IndexSettings(segmentSize: 4_096)))
+        for start in stride(from: 0, to: 16_000, by: 2_000) {
+            try c.upsert((start..<start + 2_000).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
+        }
+        try db.compact("t")
+        // The topic: 1,500 rows around one direction, written after the compaction.
+        let center = randomVector(d, &rng)
+        func nearCenter() -> [Float] { zip(center, randomVector(d, &rng)).map { $0 + 0.15 * $1 } }
+        try c.upsert((0..<1_500).map { Document(id: "t\($0)", vector: nearCenter()) })
+        let segments = db.segments.segments(c.info.number)!
+        #expect(segments.sealedSnapshot.map { $0.index.any.liveCount }.max() ?? 0 >= 16_000)
+        #expect(CollectionSegments.segmentEf(32, k: 10, rows: 1_500, largest: 16_000) < 32)
+        let parameters = SearchParameters(efSearch: 32)
+        for _ in 0..<40 {
+            let q = nearCenter()
+            let got = try segments.search(q, k: 10, parameters: parameters)
+            let own = try q.withUnsafeBufferPointer { try segments.mutable.search($0, k: 10, parameters: parameters) }
+            #expect(got.map(\.id) == own.map(\.id), "the topic's rows were walked with the shortened list")
+        }
+    }
 }

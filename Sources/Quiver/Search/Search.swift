@@ -18,7 +18,8 @@ public struct SearchOptions: Sendable {
     public var exact = false
     /// HNSW candidate list size for this search (default: the collection's `efSearch`; at least k).
     /// Without a filter a segment much smaller than the largest walks `efSearch * sqrt(its rows /
-    /// the largest's)`, at least k (docs/architecture.md, "Search").
+    /// the largest's)`, at least k, and again with the full list when it supplies a quarter or more
+    /// of the k results (docs/architecture.md, "Search").
     public var efSearch: Int?
     /// IVF-PQ lists probed by this search (default: the collection's `nprobe`); a filter widens it.
     public var nprobe: Int?

@@ -242,28 +242,47 @@ final class CollectionSegments: @unchecked Sendable {
     /// whatever its kind, is searched the same way with the same parameters (each kind reads its
     /// own fields: HNSW `efSearch`, IVF-PQ `nprobe` / `allowedShare` / `rerank`, flat none); the
     /// list size and the re-ranking depth are raised to k. Without a filter, a segment much smaller
-    /// than the largest one walks a shorter list (`segmentEf`).
+    /// than the largest one walks a shorter list (`segmentEf`), and again with the full list when it
+    /// turns out to supply a quarter or more of the k results.
     func search(_ query: [Float], k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         var p = parameters
         p.efSearch = parameters.efSearch.map { max($0, k) }
         p.rerank = parameters.rerank.map { max($0, k) }
         return try lock.read {
-            var top = TopK(k: k)
             try query.withUnsafeBufferPointer { q in
                 var indexes: [any VectorIndex] = [mutable]
                 if let f = frozen { indexes.append(f) }
                 for s in sealed { indexes.append(s.index.any) }
                 let largest = indexes.reduce(0) { max($0, $1.liveCount) }
-                for index in indexes {
+                var lists: [[Neighbor]] = [], shortened: [Int] = []
+                for (i, index) in indexes.enumerated() {
                     var own = p
                     if p.allow == nil, let ef = p.efSearch {
                         own.efSearch = Self.segmentEf(ef, k: k, rows: index.liveCount, largest: largest)
+                        if own.efSearch! < ef { shortened.append(i) }
                     }
-                    for n in try index.search(q, k: k, parameters: own) { top.push(id: n.id, distance: n.distance) }
+                    lists.append(try index.search(q, k: k, parameters: own))
                 }
+                let top = Self.merge(lists, k: k)
+                // The shorter list assumes the segment holds few of the answers. One that supplies a
+                // quarter or more of them (rows written together on one topic, searched at once) is
+                // walked again with the full list.
+                let crowded = shortened.filter { i in
+                    let own = Set(lists[i].map(\.id))
+                    return top.count { own.contains($0.id) } * 4 >= k
+                }
+                guard !crowded.isEmpty else { return top }
+                for i in crowded { lists[i] = try indexes[i].search(q, k: k, parameters: p) }
+                return Self.merge(lists, k: k)
             }
-            return top.sorted()
         }
+    }
+
+    /// The `k` closest of the segments' lists (a row lives in one segment, so no id repeats).
+    private static func merge(_ lists: [[Neighbor]], k: Int) -> [Neighbor] {
+        var top = TopK(k: k)
+        for list in lists { for n in list { top.push(id: n.id, distance: n.distance) } }
+        return top.sorted()
     }
 
     /// The list size for an unfiltered walk of a segment of `rows` live rows beside a largest
