@@ -176,6 +176,13 @@ class MilvusLite(Peer):
 
     def finish(self):
         self.client.flush("wordnet")
+        # At full size Milvus Lite has already indexed the vector field by itself (an interim index of
+        # its sealed segments): it refuses a second index on the field until that one is dropped.
+        existing = self.client.list_indexes("wordnet")
+        if existing:
+            self.client.release_collection("wordnet")
+            for name in existing:
+                self.client.drop_index("wordnet", name)
         params = self.client.prepare_index_params()
         params.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
         self.client.create_index("wordnet", params)
