@@ -1,18 +1,21 @@
 // sq8 distances (qk_sq8.h): the scalar twin, the AVX2 and AVX-512 kernels, and their dispatch. Every
-// kernel follows the summation order of qk_sq8.h (16 lanes, multiply then add, a fixed pairwise
-// reduction, the tail last), so all three return the same float bit for bit. This file is compiled
-// with -ffp-contract=off: no multiply-add is fused behind the order's back.
+// kernel follows the summation order of qk_sq8.h (64 lanes, a fixed pairwise
+// reduction, the tail last; each step an explicit fused multiply-add), so all three return the same
+// float bit for bit. This file is compiled with -ffp-contract=off: no other multiply-add is fused
+// behind the order's back.
 #include "CQuiverKernels.h"
 #include "cpu_features.h"
+#include <math.h>
 
-/// One component's term: w·c (dot / cosine) or (w - s·c)² (l2).
-static inline float sq8_term(const qk_sq8_query *q, int i, const uint8_t *code) {
+/// A lane's sum after component i: acc + w·c (dot / cosine) or acc + (w - s·c)² (l2), each step one
+/// fused multiply-add (fmaf rounds once, as the vector FMA instructions do).
+static inline float sq8_step(const qk_sq8_query *q, int i, const uint8_t *code, float acc) {
     float c = (float)code[i];
     if (q->scale) {
-        float t = q->w[i] - q->scale[i] * c;
-        return t * t;
+        float t = fmaf(-q->scale[i], c, q->w[i]);
+        return fmaf(t, t, acc);
     }
-    return q->w[i] * c;
+    return fmaf(q->w[i], c, acc);
 }
 
 /// The metric's distance from the reduced sum of terms.
@@ -20,7 +23,7 @@ static inline float sq8_finish(const qk_sq8_query *q, float sum) { return q->sca
 
 /// Adds the tail (components past the last full block of 16) to the reduced sum, one by one.
 static inline float sq8_tail(const qk_sq8_query *q, const uint8_t *code, int from, float sum) {
-    for (int i = from; i < q->d; i++) sum += sq8_term(q, i, code);
+    for (int i = from; i < q->d; i++) sum = sq8_step(q, i, code, sum);
     return sum;
 }
 
@@ -36,9 +39,9 @@ float qk_sq8_distance_reference(const qk_sq8_query *q, const uint8_t *code) {
     float acc[64] = {0};
     int body64 = q->d - q->d % 64, body16 = q->d - q->d % 16;
     for (int i = 0; i < body64; i += 64)
-        for (int l = 0; l < 64; l++) acc[l] += sq8_term(q, i + l, code);
+        for (int l = 0; l < 64; l++) acc[l] = sq8_step(q, i + l, code, acc[l]);
     for (int i = body64; i < body16; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] += sq8_term(q, i + l, code);
+        for (int l = 0; l < 16; l++) acc[l] = sq8_step(q, i + l, code, acc[l]);
     float t[8];
     for (int l = 0; l < 32; l++) acc[l] = acc[l] + acc[l + 32];
     for (int l = 0; l < 16; l++) acc[l] = acc[l] + acc[l + 16];
@@ -49,22 +52,22 @@ float qk_sq8_distance_reference(const qk_sq8_query *q, const uint8_t *code) {
 #ifdef QK_X86
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2")))
-#define AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl")))
 
 /// 8 codes at p as floats.
 static inline __attribute__((always_inline)) AVX2 __m256 sq8_load8(const uint8_t *p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
 
-/// The term of the 8 components at i (lanes of one 8-wide accumulator).
-static inline __attribute__((always_inline)) AVX2 __m256 sq8_term8(const qk_sq8_query *q, const uint8_t *code, int i) {
+/// One 8-wide accumulator after the 8 components at i (sq8_step in each lane).
+static inline __attribute__((always_inline)) AVX2 __m256 sq8_step8(const qk_sq8_query *q, const uint8_t *code, int i, __m256 acc) {
     __m256 c = sq8_load8(code + i), w = _mm256_loadu_ps(q->w + i);
     if (q->scale) {
-        __m256 t = _mm256_sub_ps(w, _mm256_mul_ps(_mm256_loadu_ps(q->scale + i), c));
-        return _mm256_mul_ps(t, t);
+        __m256 t = _mm256_fnmadd_ps(_mm256_loadu_ps(q->scale + i), c, w);
+        return _mm256_fmadd_ps(t, t, acc);
     }
-    return _mm256_mul_ps(w, c);
+    return _mm256_fmadd_ps(w, c, acc);
 }
 
 static inline __attribute__((always_inline)) AVX2 float sq8_reduce_avx2(__m256 lo, __m256 hi) {
@@ -79,10 +82,10 @@ AVX2 static float sq8_distance_avx2(const qk_sq8_query *q, const uint8_t *code) 
     for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
     int body64 = q->d - q->d % 64, body16 = q->d - q->d % 16;
     for (int i = 0; i < body64; i += 64)
-        for (int k = 0; k < 8; k++) a[k] = _mm256_add_ps(a[k], sq8_term8(q, code, i + 8 * k));
+        for (int k = 0; k < 8; k++) a[k] = sq8_step8(q, code, i + 8 * k, a[k]);
     for (int i = body64; i < body16; i += 16) {
-        a[0] = _mm256_add_ps(a[0], sq8_term8(q, code, i));
-        a[1] = _mm256_add_ps(a[1], sq8_term8(q, code, i + 8));
+        a[0] = sq8_step8(q, code, i, a[0]);
+        a[1] = sq8_step8(q, code, i + 8, a[1]);
     }
     for (int k = 0; k < 4; k++) a[k] = _mm256_add_ps(a[k], a[k + 4]);
     for (int k = 0; k < 2; k++) a[k] = _mm256_add_ps(a[k], a[k + 2]);
@@ -94,14 +97,14 @@ static inline __attribute__((always_inline)) AVX512 __m512 sq8_load16(const uint
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
 
-/// The term of the 16 components at i (lanes of one 16-wide accumulator).
-static inline __attribute__((always_inline)) AVX512 __m512 sq8_term16(const qk_sq8_query *q, const uint8_t *code, int i) {
+/// One 16-wide accumulator after the 16 components at i (sq8_step in each lane).
+static inline __attribute__((always_inline)) AVX512 __m512 sq8_step16(const qk_sq8_query *q, const uint8_t *code, int i, __m512 acc) {
     __m512 c = sq8_load16(code + i), w = _mm512_loadu_ps(q->w + i);
     if (q->scale) {
-        __m512 t = _mm512_sub_ps(w, _mm512_mul_ps(_mm512_loadu_ps(q->scale + i), c));
-        return _mm512_mul_ps(t, t);
+        __m512 t = _mm512_fnmadd_ps(_mm512_loadu_ps(q->scale + i), c, w);
+        return _mm512_fmadd_ps(t, t, acc);
     }
-    return _mm512_mul_ps(w, c);
+    return _mm512_fmadd_ps(w, c, acc);
 }
 
 /// Four accumulators of 16 lanes (a[k] holds lanes 16k...16k+15 of the 64).
@@ -110,8 +113,8 @@ AVX512 static float sq8_distance_avx512(const qk_sq8_query *q, const uint8_t *co
     for (int k = 0; k < 4; k++) a[k] = _mm512_setzero_ps();
     int body64 = q->d - q->d % 64, body16 = q->d - q->d % 16;
     for (int i = 0; i < body64; i += 64)
-        for (int k = 0; k < 4; k++) a[k] = _mm512_add_ps(a[k], sq8_term16(q, code, i + 16 * k));
-    for (int i = body64; i < body16; i += 16) a[0] = _mm512_add_ps(a[0], sq8_term16(q, code, i));
+        for (int k = 0; k < 4; k++) a[k] = sq8_step16(q, code, i + 16 * k, a[k]);
+    for (int i = body64; i < body16; i += 16) a[0] = sq8_step16(q, code, i, a[0]);
     __m512 acc = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
     __m256 lo = _mm512_castps512_ps256(acc);
     __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));

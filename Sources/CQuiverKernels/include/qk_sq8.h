@@ -9,8 +9,8 @@
 //
 // Summation order is part of the contract, so that the AVX2 and AVX-512 kernels and their scalar twin
 // return the same float bit for bit: components i < d - d % 64 accumulate in 64 lanes (lane i % 64, in
-// order of i, multiply then add, never fused: four independent chains of 16 lanes keep the vector
-// units busy), the next full blocks of 16 (i < d - d % 16) in lanes i % 16, the 64 lanes are reduced
+// order of i, each step fused: dot / cosine acc = fma(w, c, acc); l2 t = fma(-s, c, w), acc = fma(t, t,
+// acc); four independent chains of 16 lanes keep the vector units busy), the next full blocks of 16 (i < d - d % 16) in lanes i % 16, the 64 lanes are reduced
 // pairwise (l + l+32, l + l+16, l + l+8, l + l+4, l + l+2, l + l+1), and the last d % 16 components
 // are added to that sum one by one.
 //
