@@ -122,6 +122,18 @@ struct MutableSegmentTests {
         }
     }
 
+    /// A cosine collection of `rows` random vectors (ids d0, d1, ...) upserted in batches of `batch`,
+    /// then compacted into one HNSW segment.
+    static func compactedRandomCollection(_ db: Database, _ name: String, dimension d: Int, rows: Int, batch: Int,
+                                          segmentSize: Int, _ rng: inout SplitMix64) throws -> Collection {
+        let c = try db.createCollection(name, dimension: d, metric: .cosine, options: CollectionOptions(index: IndexSettings(segmentSize: segmentSize)))
+        for start in stride(from: 0, to: rows, by: batch) {
+            try c.upsert((start..<start + batch).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
+        }
+        try db.compact(name)
+        return c
+    }
+
     /// A full mutable segment beside a sealed segment five times its size (so its walk takes the
     /// shorter list): the default search stays close to the exact one, and an efSearch as large as
     /// the collection still answers exactly.
@@ -130,11 +142,7 @@ struct MutableSegmentTests {
         var rng = SplitMix64(state: 1_516)
         let d = 24
         let db = try Database(path: dir.path)
-        let c = try db.createCollection("s", dimension: d, metric: .cosine, options: CollectionOptions(index: IndexSettings(segmentSize: 2_048)))
-        for start in stride(from: 0, to: 6_000, by: 1_000) {
-            try c.upsert((start..<start + 1_000).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
-        }
-        try db.compact("s")
+        let c = try Self.compactedRandomCollection(db, "s", dimension: d, rows: 6_000, batch: 1_000, segmentSize: 2_048, &rng)
         try c.upsert((6_000..<7_200).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
         let segments = db.segments.segments(c.info.number)!
         #expect(segments.mutable.graph != nil)
@@ -165,11 +173,7 @@ struct MutableSegmentTests {
         var rng = SplitMix64(state: 2_024)
         let d = 24
         let db = try Database(path: dir.path)
-        let c = try db.createCollection("t", dimension: d, metric: .cosine, options: CollectionOptions(index: IndexSettings(segmentSize: 4_096)))
-        for start in stride(from: 0, to: 16_000, by: 2_000) {
-            try c.upsert((start..<start + 2_000).map { Document(id: "d\($0)", vector: randomVector(d, &rng)) })
-        }
-        try db.compact("t")
+        let c = try Self.compactedRandomCollection(db, "t", dimension: d, rows: 16_000, batch: 2_000, segmentSize: 4_096, &rng)
         // The topic: 1,500 rows around one direction, written after the compaction.
         let center = randomVector(d, &rng)
         func nearCenter() -> [Float] { zip(center, randomVector(d, &rng)).map { $0 + 0.15 * $1 } }
